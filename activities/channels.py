@@ -1,0 +1,129 @@
+"""Channel activities: calls and messages, through a provider interface.
+
+The provider is what really dials or sends (a dialer, an SMS gateway, or the simulator). The
+activity around it makes each attempt happen once: an attempt already in the ledger under its
+idempotency key returns its recorded outcome without reaching the provider again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from string import Template
+from typing import Protocol
+
+import asyncpg
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.ledger import append_audit
+from workflows.commands import ContactRequest, ContactResult
+from workflows.types import Target
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What a provider needs to reach someone. The phone number never enters workflow history."""
+
+    request: ContactRequest
+    phone: str
+    text: str
+
+
+class ChannelProvider(Protocol):
+    """Reaches people. Implementations must pass ``request.idempotency_key`` on to their vendor."""
+
+    async def call(self, delivery: Delivery) -> str:
+        """Place a call and return its outcome (see ``workflows.types.Outcome``)."""
+        ...
+
+    async def send_sms(self, delivery: Delivery) -> str:
+        """Send a text message and return its outcome."""
+        ...
+
+
+class ChannelActivities:
+    """Call and SMS activities. Holds the pool and the provider."""
+
+    def __init__(self, pool: asyncpg.Pool, provider: ChannelProvider) -> None:
+        self._pool = pool
+        self._provider = provider
+
+    @activity.defn(name="place_call")
+    async def place_call(self, request: ContactRequest) -> ContactResult:
+        return await self._attempt(request, self._provider.call)
+
+    @activity.defn(name="send_sms")
+    async def send_sms(self, request: ContactRequest) -> ContactResult:
+        return await self._attempt(request, self._provider.send_sms)
+
+    async def _attempt(self, request: ContactRequest, reach: ProviderCall) -> ContactResult:
+        recorded = await self._pool.fetchval(
+            "SELECT outcome FROM contact_attempts WHERE idempotency_key = $1", request.idempotency_key
+        )
+        if recorded is not None:
+            return ContactResult(request.idempotency_key, recorded)
+        phone, first_name = await self._recipient(request)
+        text = Template(request.message).safe_substitute(first_name=first_name, loan_id=request.loan_id)
+        outcome = await reach(Delivery(request=request, phone=phone, text=text))
+        async with self._pool.acquire() as conn, conn.transaction():
+            stored = await conn.fetchval(
+                "INSERT INTO contact_attempts (idempotency_key, loan_id, attempt_no, channel, target,"
+                " target_id, slot, purpose, stage, at_utc, at_local, outcome, message)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+                " ON CONFLICT (idempotency_key) DO UPDATE SET idempotency_key = EXCLUDED.idempotency_key"
+                " RETURNING outcome",
+                request.idempotency_key,
+                request.loan_id,
+                request.attempt_no,
+                request.channel,
+                request.target,
+                request.target_id,
+                request.slot,
+                request.purpose,
+                request.stage,
+                request.at,
+                request.at_local,
+                outcome,
+                text if request.channel == "sms" else None,
+            )
+            await append_audit(
+                conn,
+                event_key=f"{request.loan_id}:attempt:{request.attempt_no}",
+                loan_id=request.loan_id,
+                at=request.at,
+                action="contact_attempt",
+                details={
+                    "channel": request.channel,
+                    "target": request.target,
+                    "target_id": request.target_id,
+                    "purpose": request.purpose,
+                    "slot": request.slot,
+                    "outcome": stored,
+                },
+            )
+        return ContactResult(request.idempotency_key, stored)
+
+    async def _recipient(self, request: ContactRequest) -> tuple[str, str]:
+        if request.target == Target.CONTACT:
+            row = await self._pool.fetchrow(
+                "SELECT c.phone, b.name FROM contacts c JOIN loans l USING (loan_id)"
+                " JOIN borrowers b ON b.borrower_id = l.borrower_id"
+                " WHERE c.loan_id = $1 AND c.contact_id = $2",
+                request.loan_id,
+                request.target_id,
+            )
+        else:
+            row = await self._pool.fetchrow(
+                "SELECT phone, name FROM borrowers WHERE borrower_id = $1", request.target_id
+            )
+        if row is None:
+            raise ApplicationError(
+                f"no {request.target} {request.target_id} on loan {request.loan_id}",
+                type="UnknownRecipient",
+                non_retryable=True,
+            )
+        return row["phone"], row["name"].split()[0]
+
+
+class ProviderCall(Protocol):
+    async def __call__(self, delivery: Delivery) -> str: ...

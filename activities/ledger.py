@@ -1,0 +1,207 @@
+"""Ledger activities: loans, payments and stage changes, with an audit entry for each.
+
+Each write runs in one transaction with its audit entry, and each is keyed: a retried activity
+finds its row already there and changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from typing import Any
+
+import asyncpg
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from workflows.commands import OpenLoan, PaymentEntry, RejectedPayment, StageChange
+
+
+async def append_audit(
+    conn: asyncpg.Connection,
+    *,
+    event_key: str,
+    loan_id: str,
+    at: Any,
+    action: str,
+    details: dict[str, Any],
+    actor: str = "workflow",
+) -> None:
+    """Append one audit entry; the same ``event_key`` twice is one entry."""
+    await conn.execute(
+        "INSERT INTO audit_log (event_key, loan_id, at, actor, action, details)"
+        " VALUES ($1, $2, $3, $4, $5, $6::jsonb) ON CONFLICT (event_key) DO NOTHING",
+        event_key,
+        loan_id,
+        at,
+        actor,
+        action,
+        json.dumps(details, default=str),
+    )
+
+
+class LedgerActivities:
+    """Activities that write the ledger. Holds the connection pool."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    @activity.defn(name="open_loan")
+    async def open_loan(self, request: OpenLoan) -> None:
+        """Register the loan, its borrower and references. Re-opening the same loan is a no-op."""
+        loan, borrower = request.loan, request.loan.borrower
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "INSERT INTO borrowers (borrower_id, name, phone, timezone) VALUES ($1, $2, $3, $4)"
+                " ON CONFLICT (borrower_id) DO NOTHING",
+                borrower.borrower_id,
+                borrower.name,
+                borrower.phone,
+                borrower.timezone,
+            )
+            inserted = await conn.fetchval(
+                "INSERT INTO loans (loan_id, borrower_id, product, principal_minor, outstanding_minor,"
+                " currency, due_date, jurisdiction, opened_at)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+                " ON CONFLICT (loan_id) DO NOTHING RETURNING loan_id",
+                loan.loan_id,
+                borrower.borrower_id,
+                loan.product,
+                loan.principal_minor,
+                loan.outstanding_minor,
+                loan.currency,
+                date.fromisoformat(loan.due_date),
+                loan.jurisdiction,
+                request.opened_at,
+            )
+            for contact in loan.contacts:
+                await conn.execute(
+                    "INSERT INTO contacts (loan_id, contact_id, name, phone, relation)"
+                    " VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                    loan.loan_id,
+                    contact.contact_id,
+                    contact.name,
+                    contact.phone,
+                    contact.relation,
+                )
+            await append_audit(
+                conn,
+                event_key=f"{loan.loan_id}:opened",
+                loan_id=loan.loan_id,
+                at=request.opened_at,
+                action="loan_opened",
+                details={
+                    "outstanding_minor": loan.outstanding_minor,
+                    "currency": loan.currency,
+                    "jurisdiction": loan.jurisdiction,
+                    "new": inserted is not None,
+                },
+            )
+
+    @activity.defn(name="record_payment")
+    async def record_payment(self, entry: PaymentEntry) -> None:
+        """Write a payment once, keyed by its payment id, and lower the loan's balance.
+
+        A payment id already recorded with the same amount is a retry and changes nothing; the
+        same id with another amount is a conflict that no retry can fix.
+        """
+        payment = entry.payment
+        async with self._pool.acquire() as conn, conn.transaction():
+            inserted = await conn.fetchval(
+                "INSERT INTO payments (payment_id, loan_id, amount_minor, currency, paid_at, source,"
+                " outstanding_before, outstanding_after, overpaid_minor, stage)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+                " ON CONFLICT (payment_id) DO NOTHING RETURNING payment_id",
+                payment.payment_id,
+                entry.loan_id,
+                payment.amount_minor,
+                payment.currency,
+                payment.paid_at,
+                payment.source,
+                entry.outstanding_before,
+                entry.outstanding_after,
+                entry.overpaid_minor,
+                entry.stage,
+            )
+            if inserted is None:
+                existing = await conn.fetchrow(
+                    "SELECT loan_id, amount_minor, currency FROM payments WHERE payment_id = $1",
+                    payment.payment_id,
+                )
+                if existing is not None and (
+                    existing["loan_id"] != entry.loan_id
+                    or existing["amount_minor"] != payment.amount_minor
+                    or existing["currency"].strip() != payment.currency
+                ):
+                    raise ApplicationError(
+                        f"payment_id {payment.payment_id} is already recorded with other details",
+                        type="PaymentConflict",
+                        non_retryable=True,
+                    )
+                return
+            await conn.execute(
+                "UPDATE loans SET outstanding_minor = $2 WHERE loan_id = $1",
+                entry.loan_id,
+                entry.outstanding_after,
+            )
+            await append_audit(
+                conn,
+                event_key=f"{entry.loan_id}:payment:{payment.payment_id}",
+                loan_id=entry.loan_id,
+                at=payment.paid_at,
+                action="payment_applied",
+                actor=f"payment:{payment.source}",
+                details={
+                    "payment_id": payment.payment_id,
+                    "amount_minor": payment.amount_minor,
+                    "currency": payment.currency,
+                    "outstanding_after": entry.outstanding_after,
+                    "overpaid_minor": entry.overpaid_minor,
+                },
+            )
+
+    @activity.defn(name="record_rejected_payment")
+    async def record_rejected_payment(self, rejected: RejectedPayment) -> None:
+        """A payment signal the workflow could not apply is kept in the audit log, never lost."""
+        payment = rejected.payment
+        async with self._pool.acquire() as conn:
+            await append_audit(
+                conn,
+                event_key=f"{rejected.loan_id}:payment_rejected:{payment.payment_id}",
+                loan_id=rejected.loan_id,
+                at=payment.paid_at,
+                action="payment_rejected",
+                actor=f"payment:{payment.source}",
+                details={
+                    "payment_id": payment.payment_id,
+                    "amount_minor": payment.amount_minor,
+                    "currency": payment.currency,
+                    "reason": rejected.reason,
+                },
+            )
+
+    @activity.defn(name="record_stage_change")
+    async def record_stage_change(self, change: StageChange) -> None:
+        closing = change.to_stage in ("cured", "referred")
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "UPDATE loans SET stage = $2, closed_at = CASE WHEN $3 THEN $4 ELSE closed_at END"
+                " WHERE loan_id = $1",
+                change.loan_id,
+                change.to_stage,
+                closing,
+                change.at,
+            )
+            await append_audit(
+                conn,
+                event_key=f"{change.loan_id}:stage:{change.sequence}",
+                loan_id=change.loan_id,
+                at=change.at,
+                action="stage_changed",
+                details={
+                    "from": change.from_stage,
+                    "to": change.to_stage,
+                    "days_past_due": change.days_past_due,
+                    "outstanding_minor": change.outstanding_minor,
+                },
+            )

@@ -1,0 +1,88 @@
+"""Notices: letters rendered from templates, stored as files and recorded in the ledger."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import asyncpg
+import jinja2
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.ledger import append_audit
+from workflows.commands import NoticeRequest, NoticeRecord
+
+
+def format_minor(amount_minor: int, exponent: int = 2) -> str:
+    """Minor units as a decimal string, without floats: 123456 -> '1234.56'."""
+    sign = "-" if amount_minor < 0 else ""
+    whole, fraction = divmod(abs(amount_minor), 10**exponent)
+    return f"{sign}{whole}.{fraction:0{exponent}d}" if exponent else f"{sign}{whole}"
+
+
+class NoticeActivities:
+    """Renders and files notices. Holds the pool, the template folder and the output folder."""
+
+    def __init__(self, pool: asyncpg.Pool, templates: Path, output: Path) -> None:
+        self._pool = pool
+        self._templates = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(templates), undefined=jinja2.StrictUndefined, autoescape=False
+        )
+        self._output = output
+
+    @activity.defn(name="serve_notice")
+    async def serve_notice(self, request: NoticeRequest) -> NoticeRecord:
+        """Render, store and record a notice once; a retry returns the notice already filed."""
+        existing = await self._pool.fetchrow(
+            "SELECT path, sha256 FROM notices WHERE notice_key = $1", request.notice_key
+        )
+        if existing is not None:
+            return NoticeRecord(request.notice_key, existing["path"], existing["sha256"])
+        loan = await self._pool.fetchrow(
+            "SELECT l.product, b.name FROM loans l JOIN borrowers b USING (borrower_id) WHERE l.loan_id = $1",
+            request.loan_id,
+        )
+        if loan is None:
+            raise ApplicationError(f"unknown loan {request.loan_id}", type="UnknownLoan", non_retryable=True)
+        text = self._templates.get_template(f"{request.kind}.txt.j2").render(
+            notice_key=request.notice_key,
+            issued_on=request.issued_at.date().isoformat(),
+            borrower_name=loan["name"],
+            loan_id=request.loan_id,
+            product=loan["product"],
+            outstanding=format_minor(request.outstanding_minor),
+            currency=request.currency,
+            days_past_due=request.days_past_due,
+            **request.facts,
+        )
+        path = self._output / request.loan_id / f"{request.kind}.txt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Write then rename, so a crash never leaves a half-written letter behind.
+        partial = path.with_suffix(".partial")
+        partial.write_text(text)
+        os.replace(partial, path)
+        digest = hashlib.sha256(text.encode()).hexdigest()
+        async with self._pool.acquire() as conn, conn.transaction():
+            stored = await conn.fetchrow(
+                "INSERT INTO notices (notice_key, loan_id, kind, path, sha256, issued_at)"
+                " VALUES ($1, $2, $3, $4, $5, $6)"
+                " ON CONFLICT (notice_key) DO UPDATE SET notice_key = EXCLUDED.notice_key"
+                " RETURNING path, sha256",
+                request.notice_key,
+                request.loan_id,
+                request.kind,
+                str(path),
+                digest,
+                request.issued_at,
+            )
+            await append_audit(
+                conn,
+                event_key=f"{request.notice_key}:served",
+                loan_id=request.loan_id,
+                at=request.issued_at,
+                action="notice_served",
+                details={"kind": request.kind, "sha256": stored["sha256"]},
+            )
+        return NoticeRecord(request.notice_key, stored["path"], stored["sha256"])

@@ -1,0 +1,1 @@
+"""overdue: the CLI, configuration, embedded stack, database and simulator around the workflows."""

@@ -1,0 +1,62 @@
+"""Configuration from the environment, in one place.
+
+``TEMPORAL_ADDRESS``, ``TEMPORAL_NAMESPACE``, ``DATABASE_URL`` and ``OVERDUE_HOME`` are the
+contract. When ``TEMPORAL_ADDRESS`` or ``DATABASE_URL`` is set, that component is external and
+nothing embedded starts for it. When neither is set, commands use the embedded stack that
+``overdue up`` (or ``overdue demo``) runs from the data dir, as recorded in ``stack.json`` there.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+DEFAULT_HOME = Path(".overdue")
+DEFAULT_TEMPORAL_PORT = 7233
+DEFAULT_UI_PORT = 8233
+
+
+@dataclass(frozen=True)
+class Config:
+    home: Path
+    namespace: str = "default"
+    temporal_address: str | None = None
+    database_url: str | None = None
+    simulation_seed: int = 0
+
+    @classmethod
+    def from_env(cls, home: Path | None = None) -> Config:
+        env = os.environ
+        return cls(
+            home=(home or Path(env.get("OVERDUE_HOME") or DEFAULT_HOME)).absolute(),
+            namespace=env.get("TEMPORAL_NAMESPACE") or "default",
+            temporal_address=env.get("TEMPORAL_ADDRESS") or None,
+            database_url=env.get("DATABASE_URL") or None,
+            simulation_seed=int(env.get("OVERDUE_SIM_SEED") or 0),
+        )
+
+    @property
+    def stack_file(self) -> Path:
+        return self.home / "stack.json"
+
+    @property
+    def notices_dir(self) -> Path:
+        return self.home / "notices"
+
+    def with_running_stack(self) -> Config:
+        """Fill in what the environment left open from a running embedded stack, if any."""
+        if self.temporal_address and self.database_url:
+            return self
+        try:
+            recorded = json.loads(self.stack_file.read_text())
+        except (OSError, ValueError):
+            recorded = {}
+        return replace(
+            self,
+            temporal_address=self.temporal_address
+            or recorded.get("temporal_address")
+            or f"localhost:{DEFAULT_TEMPORAL_PORT}",
+            database_url=self.database_url or recorded.get("database_url"),
+        )

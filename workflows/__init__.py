@@ -1,0 +1,1 @@
+"""Deterministic collection logic: the workflow, the state machine and the contact planner."""

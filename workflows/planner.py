@@ -1,0 +1,420 @@
+"""The contact planner: the single gate for every outreach.
+
+Given a loan's contact history and its jurisdiction profile, the planner answers two questions:
+``check`` ("is this contact allowed at that moment, and if not, by which rule and until when?")
+and the ``plan_*`` functions ("when is the next allowed moment for this kind of contact?").
+
+The profiles are law, not tuning, so they live here in code and not in the strategy file. The
+strategy may only be stricter than the law (fewer calls a day, longer gaps); it can never loosen a
+profile. Everything is pure and deterministic: randomness comes in as an argument, which in
+workflow code is ``workflow.random()``.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from workflows.types import AttemptRecord, Channel, ContactHistory, Outcome, Strategy, Target
+
+WEEK = timedelta(days=7)
+HORIZON_DAYS = 21  # how far ahead the planner looks before it gives up on a contact
+KEEP_ATTEMPTS_FOR = timedelta(days=8)  # the longest rule looks back seven days
+
+
+@dataclass(frozen=True)
+class JurisdictionProfile:
+    """Contact rules of one jurisdiction.
+
+    Attributes:
+        code: Profile id, as written on the loan.
+        window_start: Earliest borrower-local time of any call or message.
+        window_end: Borrower-local time at which the window closes (exclusive).
+        max_unanswered_per_number_per_day: Unanswered attempts allowed to one number a local day.
+        max_conversations_per_day: Right-party conversations allowed a local day.
+        max_calls_per_week: Calls to the borrower in any 7 consecutive days.
+        quiet_after_conversation: No call to the borrower for this long after a conversation.
+        third_party_needs_unreachable: References may be contacted only when the borrower is
+            unreachable (``unreachable_after_unanswered`` calls in a row, no conversation since).
+        unreachable_after_unanswered: Unanswered calls in a row that make a borrower unreachable.
+    """
+
+    code: str
+    window_start: time
+    window_end: time
+    max_unanswered_per_number_per_day: int | None = None
+    max_conversations_per_day: int | None = None
+    max_calls_per_week: int | None = None
+    quiet_after_conversation: timedelta | None = None
+    third_party_needs_unreachable: bool = False
+    unreachable_after_unanswered: int = 0
+
+
+PROFILES: dict[str, JurisdictionProfile] = {
+    # China: CBA guideline (2026) and GB/T 45251-2025.
+    "cn": JurisdictionProfile(
+        code="cn",
+        window_start=time(8, 0),
+        window_end=time(22, 0),
+        max_unanswered_per_number_per_day=6,
+        max_conversations_per_day=3,
+        third_party_needs_unreachable=True,
+        unreachable_after_unanswered=3,
+    ),
+    # United States: Regulation F (12 CFR 1006).
+    "us": JurisdictionProfile(
+        code="us",
+        window_start=time(8, 0),
+        window_end=time(21, 0),
+        max_calls_per_week=7,
+        quiet_after_conversation=timedelta(days=7),
+    ),
+}
+
+
+class Rule:
+    """Names of the rules a denial cites; they are written to the audit log."""
+
+    WINDOW = "window"
+    UNANSWERED_PER_NUMBER_PER_DAY = "unanswered_per_number_per_day"
+    CONVERSATIONS_PER_DAY = "conversations_per_day"
+    CALLS_PER_WEEK = "calls_per_week"
+    QUIET_AFTER_CONVERSATION = "quiet_after_conversation"
+    THIRD_PARTY_OBJECTED = "third_party_objected"
+    THIRD_PARTY_ONCE = "third_party_once"
+    THIRD_PARTY_BORROWER_REACHABLE = "third_party_borrower_reachable"
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """A contact the workflow would like to make."""
+
+    at: datetime
+    channel: str
+    target: str
+    target_id: str
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The planner's answer. ``not_before`` is None when the rule never lifts by itself."""
+
+    allowed: bool
+    rule: str | None = None
+    not_before: datetime | None = None
+
+
+ALLOWED = Decision(allowed=True)
+
+
+@dataclass(frozen=True)
+class PlannedContact:
+    at: datetime
+    slot: str
+
+
+def profile_for(code: str) -> JurisdictionProfile:
+    """The profile for a jurisdiction code; unknown codes are an error, never a default."""
+    try:
+        return PROFILES[code]
+    except KeyError:
+        raise ValueError(f"unknown jurisdiction {code!r}; known: {', '.join(PROFILES)}") from None
+
+
+def _local_day(at: datetime, zone: ZoneInfo) -> date:
+    return at.astimezone(zone).date()
+
+
+def _window_opens(day: date, profile: JurisdictionProfile, zone: ZoneInfo) -> datetime:
+    return datetime.combine(day, profile.window_start, tzinfo=zone).astimezone(UTC)
+
+
+def _in_window(at: datetime, profile: JurisdictionProfile, zone: ZoneInfo) -> bool:
+    local_time = at.astimezone(zone).time()
+    return profile.window_start <= local_time < profile.window_end
+
+
+def _next_window_opening(at: datetime, profile: JurisdictionProfile, zone: ZoneInfo) -> datetime:
+    day = _local_day(at, zone)
+    opening = _window_opens(day, profile, zone)
+    if opening > at:
+        return opening
+    return _window_opens(day + timedelta(days=1), profile, zone)
+
+
+def _next_day_opening(at: datetime, profile: JurisdictionProfile, zone: ZoneInfo) -> datetime:
+    return _window_opens(_local_day(at, zone) + timedelta(days=1), profile, zone)
+
+
+def is_conversation(attempt: AttemptRecord) -> bool:
+    """A right-party conversation: a call the borrower answered."""
+    return (
+        attempt.channel == Channel.CALL
+        and attempt.target == Target.BORROWER
+        and attempt.outcome == Outcome.ANSWERED
+    )
+
+
+def _borrower_calls(attempts: Iterable[AttemptRecord]) -> list[AttemptRecord]:
+    return [a for a in attempts if a.channel == Channel.CALL and a.target == Target.BORROWER]
+
+
+def borrower_unreachable(profile: JurisdictionProfile, history: ContactHistory) -> bool:
+    return history.unanswered_streak >= profile.unreachable_after_unanswered
+
+
+def check(
+    profile: JurisdictionProfile, history: ContactHistory, proposal: Proposal, zone: ZoneInfo
+) -> Decision:
+    """Whether ``proposal`` may happen at ``proposal.at``.
+
+    Letters are not bound to the time of day. Calls and messages must fall in the window; calls
+    also count against the profile's caps.
+    """
+    at = proposal.at
+    if proposal.target == Target.CONTACT:
+        third_party = check_third_party(profile, history, proposal.target_id)
+        if not third_party.allowed:
+            return third_party
+    if proposal.channel == Channel.LETTER:
+        return ALLOWED
+    if not _in_window(at, profile, zone):
+        return Decision(False, Rule.WINDOW, _next_window_opening(at, profile, zone))
+    if proposal.channel != Channel.CALL:
+        return ALLOWED
+
+    today = _local_day(at, zone)
+    todays = [a for a in history.attempts if a.at <= at and _local_day(a.at, zone) == today]
+    if profile.max_unanswered_per_number_per_day is not None:
+        unanswered = [
+            a
+            for a in todays
+            if a.channel == Channel.CALL
+            and a.target_id == proposal.target_id
+            and a.outcome in Outcome.UNANSWERED
+        ]
+        if len(unanswered) >= profile.max_unanswered_per_number_per_day:
+            return Decision(
+                False, Rule.UNANSWERED_PER_NUMBER_PER_DAY, _next_day_opening(at, profile, zone)
+            )
+    if profile.max_conversations_per_day is not None:
+        conversations = [a for a in todays if is_conversation(a)]
+        if len(conversations) >= profile.max_conversations_per_day:
+            return Decision(False, Rule.CONVERSATIONS_PER_DAY, _next_day_opening(at, profile, zone))
+    if proposal.target != Target.BORROWER:
+        return ALLOWED
+    if profile.quiet_after_conversation is not None:
+        last = _last_conversation(history, at)
+        if last is not None and at < last + profile.quiet_after_conversation:
+            return Decision(
+                False, Rule.QUIET_AFTER_CONVERSATION, last + profile.quiet_after_conversation
+            )
+    if profile.max_calls_per_week is not None:
+        week = sorted(a.at for a in _borrower_calls(history.attempts) if at - WEEK < a.at <= at)
+        if len(week) >= profile.max_calls_per_week:
+            # The window frees up when enough of the oldest calls in it fall out.
+            excess = len(week) - profile.max_calls_per_week
+            return Decision(False, Rule.CALLS_PER_WEEK, week[excess] + WEEK + timedelta(seconds=1))
+    return ALLOWED
+
+
+def _last_conversation(history: ContactHistory, at: datetime) -> datetime | None:
+    moments = [a.at for a in history.attempts if is_conversation(a) and a.at <= at]
+    if history.last_conversation_at is not None and history.last_conversation_at <= at:
+        moments.append(history.last_conversation_at)
+    return max(moments, default=None)
+
+
+def check_third_party(
+    profile: JurisdictionProfile, history: ContactHistory, contact_id: str
+) -> Decision:
+    if contact_id in history.objected_third_parties:
+        return Decision(False, Rule.THIRD_PARTY_OBJECTED)
+    if contact_id in history.contacted_third_parties:
+        # Both profiles: a reference is asked once (Regulation F: location information once).
+        return Decision(False, Rule.THIRD_PARTY_ONCE)
+    if profile.third_party_needs_unreachable and not borrower_unreachable(profile, history):
+        return Decision(False, Rule.THIRD_PARTY_BORROWER_REACHABLE)
+    return ALLOWED
+
+
+def next_allowed(
+    profile: JurisdictionProfile,
+    history: ContactHistory,
+    proposal: Proposal,
+    zone: ZoneInfo,
+    *,
+    limit: datetime | None = None,
+) -> datetime | None:
+    """The first moment at or after ``proposal.at`` when the proposal is allowed.
+
+    Returns None when a rule never lifts by itself, or when nothing is allowed before ``limit``.
+    """
+    limit = limit or proposal.at + timedelta(days=HORIZON_DAYS)
+    at = proposal.at
+    while at <= limit:
+        decision = check(profile, history, _at(proposal, at), zone)
+        if decision.allowed:
+            return at
+        if decision.not_before is None:
+            return None
+        at = max(decision.not_before, at + timedelta(minutes=1))
+    return None
+
+
+def _at(proposal: Proposal, at: datetime) -> Proposal:
+    return Proposal(at=at, channel=proposal.channel, target=proposal.target, target_id=proposal.target_id)
+
+
+def earliest_next_attempt(history: ContactHistory, now: datetime, strategy: Strategy) -> datetime:
+    """No two attempts closer than the strategy's gap."""
+    if not history.attempts:
+        return now
+    last = max(a.at for a in history.attempts)
+    return max(now, last + timedelta(minutes=strategy.min_gap_minutes))
+
+
+def slots_to_avoid(history: ContactHistory, strategy: Strategy) -> set[str]:
+    """Slots tried without an answer in the current rotation (none once all have been tried)."""
+    tried = set(history.tried_slots)
+    if tried >= {s.name for s in strategy.slots}:
+        return set()
+    return tried
+
+
+def plan_borrower_call(
+    profile: JurisdictionProfile,
+    strategy: Strategy,
+    history: ContactHistory,
+    borrower_id: str,
+    now: datetime,
+    zone: ZoneInfo,
+    rng: random.Random,
+) -> PlannedContact | None:
+    """The next call to the borrower: a slot not yet tried in this rotation, minute jittered.
+
+    Slots are tried earliest first. A candidate must fit the slot, the window, the strategy's
+    gap and daily limit, and pass ``check``; otherwise the next candidate is tried.
+    """
+    avoid = slots_to_avoid(history, strategy)
+    earliest = earliest_next_attempt(history, now, strategy)
+    first_day = _local_day(earliest, zone)
+    for offset in range(HORIZON_DAYS):
+        day = first_day + timedelta(days=offset)
+        calls_that_day = [a for a in _borrower_calls(history.attempts) if _local_day(a.at, zone) == day]
+        if len(calls_that_day) >= strategy.max_calls_per_day:
+            continue
+        for slot in sorted(strategy.slots, key=lambda s: s.start_minute):
+            if slot.name in avoid:
+                continue
+            candidate = _jittered_moment(day, slot.start_minute, slot.end_minute, profile, zone, earliest, rng)
+            if candidate is None:
+                continue
+            proposal = Proposal(candidate, Channel.CALL, Target.BORROWER, borrower_id)
+            decision = check(profile, history, proposal, zone)
+            if decision.allowed:
+                return PlannedContact(at=candidate, slot=slot.name)
+            if decision.not_before is None:
+                return None
+            earliest = max(earliest, decision.not_before)
+    return None
+
+
+def _jittered_moment(
+    day: date,
+    start_minute: int,
+    end_minute: int,
+    profile: JurisdictionProfile,
+    zone: ZoneInfo,
+    earliest: datetime,
+    rng: random.Random,
+) -> datetime | None:
+    """A random whole minute of ``day`` in [start, end) that is also in the window and not early.
+
+    The pick is checked against the window in local time, so a daylight-saving change inside the
+    slot cannot push a call outside it; if the pick fails, the first good minute is taken.
+    """
+    lo = max(start_minute, _minute_of_day(profile.window_start))
+    hi = min(end_minute, _minute_of_day(profile.window_end))
+    if _local_day(earliest, zone) == day:
+        local_earliest = earliest.astimezone(zone)
+        lo = max(lo, _minute_of_day(local_earliest.time()) + (1 if local_earliest.second else 0))
+    elif _local_day(earliest, zone) > day:
+        return None
+    if lo >= hi:
+        return None
+
+    def usable(minute: int) -> datetime | None:
+        moment = datetime.combine(day, time(minute // 60, minute % 60), tzinfo=zone).astimezone(UTC)
+        ok = moment >= earliest and _in_window(moment, profile, zone) and _local_day(moment, zone) == day
+        return moment if ok else None
+
+    picked = usable(rng.randint(lo, hi - 1))
+    if picked is not None:
+        return picked
+    return next((m for m in map(usable, range(lo, hi)) if m is not None), None)
+
+
+def _minute_of_day(t: time) -> int:
+    return t.hour * 60 + t.minute
+
+
+def slot_of(at: datetime, strategy: Strategy, zone: ZoneInfo) -> str:
+    local_time = at.astimezone(zone)
+    minute = local_time.hour * 60 + local_time.minute
+    for slot in strategy.slots:
+        if slot.start_minute <= minute < slot.end_minute:
+            return slot.name
+    return "off_slot"
+
+
+def plan_message(
+    profile: JurisdictionProfile,
+    strategy: Strategy,
+    history: ContactHistory,
+    proposal: Proposal,
+    zone: ZoneInfo,
+    rng: random.Random,
+) -> PlannedContact | None:
+    """The next allowed moment for a message or a reference call, jittered by up to 20 minutes.
+
+    Jitter spreads a portfolio's messages instead of sending them all as the window opens; the
+    jittered moment is checked again, and the unjittered one is used if the jitter left the window.
+    """
+    earliest = earliest_next_attempt(history, proposal.at, strategy)
+    at = next_allowed(profile, history, _at(proposal, earliest), zone)
+    if at is None:
+        return None
+    jittered = at + timedelta(minutes=rng.randint(0, 20))
+    if check(profile, history, _at(proposal, jittered), zone).allowed:
+        at = jittered
+    return PlannedContact(at=at, slot=slot_of(at, strategy, zone))
+
+
+def record_attempt(history: ContactHistory, attempt: AttemptRecord, slot_names: list[str]) -> None:
+    """Fold one attempt's outcome into the history, forgetting what no rule looks at any more."""
+    history.attempts.append(attempt)
+    cutoff = attempt.at - KEEP_ATTEMPTS_FOR
+    history.attempts = [a for a in history.attempts if a.at >= cutoff]
+    if attempt.target == Target.CONTACT:
+        if attempt.target_id not in history.contacted_third_parties:
+            history.contacted_third_parties.append(attempt.target_id)
+        if attempt.outcome == Outcome.OBJECTED:
+            history.objected_third_parties.append(attempt.target_id)
+        return
+    if attempt.channel != Channel.CALL:
+        return
+    if is_conversation(attempt):
+        history.unanswered_streak = 0
+        history.nudges_in_streak = 0
+        history.tried_slots = []
+        history.last_conversation_at = attempt.at
+    elif attempt.outcome in Outcome.UNANSWERED:
+        history.unanswered_streak += 1
+        if attempt.slot not in history.tried_slots:
+            history.tried_slots.append(attempt.slot)
+        if set(history.tried_slots) >= set(slot_names):
+            history.tried_slots = []

@@ -1,0 +1,261 @@
+"""Messages and state of a loan collection.
+
+Every type here crosses the Temporal boundary (workflow input, signal, query, activity argument or
+result), so each is a plain dataclass the default JSON converter can carry. Dates are ISO strings
+(``YYYY-MM-DD``) because the converter carries ``datetime`` but not ``date``. Money is always integer
+minor units next to an ISO 4217 currency code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+WORKFLOW_TYPE = "LoanCollection"
+TASK_QUEUE = "collections"
+
+
+def workflow_id_for(loan_id: str) -> str:
+    """The workflow id of a loan's collection: the contract others build on."""
+    return f"collection-{loan_id}"
+
+
+class Stage:
+    """Collection stages, the state ids of the collection machine."""
+
+    EARLY = "early"
+    MIDDLE = "middle"
+    LATE = "late"
+    LEGAL = "legal"
+    CURED = "cured"
+    REFERRED = "referred"
+
+    OPEN = (EARLY, MIDDLE, LATE, LEGAL)
+
+
+class Channel:
+    CALL = "call"
+    SMS = "sms"
+    LETTER = "letter"
+
+
+class Target:
+    BORROWER = "borrower"
+    CONTACT = "contact"
+
+
+class Outcome:
+    """What one contact attempt produced."""
+
+    NO_ANSWER = "no_answer"
+    BUSY = "busy"
+    ANSWERED = "answered"  # a right-party conversation with the borrower
+    RELAYED = "relayed"  # a third party agreed to pass a message on
+    OBJECTED = "objected"  # a third party asked not to be contacted again
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    SENT = "sent"
+
+    UNANSWERED = (NO_ANSWER, BUSY)
+
+
+@dataclass
+class Contact:
+    """A reference the borrower named: a relative, a friend or a workplace."""
+
+    contact_id: str
+    name: str
+    phone: str
+    relation: str
+
+
+@dataclass
+class Borrower:
+    borrower_id: str
+    name: str
+    phone: str
+    timezone: str  # IANA zone: every time of day is borrower-local
+
+
+@dataclass
+class Loan:
+    loan_id: str
+    borrower: Borrower
+    product: str
+    principal_minor: int
+    outstanding_minor: int
+    currency: str
+    due_date: str  # ISO date of the missed instalment; DPD counts from it
+    jurisdiction: str  # contact-rule profile: "cn" or "us"
+    contacts: list[Contact] = field(default_factory=list)
+
+
+@dataclass
+class PaymentReceived:
+    """Signal ``payment_received``: idempotent by ``payment_id``."""
+
+    payment_id: str
+    amount_minor: int
+    currency: str
+    paid_at: datetime
+    source: str
+
+
+@dataclass
+class AttemptRecord:
+    """One contact attempt as the contact planner sees it (no PII: ids only)."""
+
+    at: datetime  # UTC, collection time
+    channel: str
+    target: str
+    target_id: str
+    slot: str
+    outcome: str
+
+
+@dataclass
+class ContactHistory:
+    """What the planner needs to know of past outreach.
+
+    ``attempts`` keeps only the recent past (the longest rule looks back seven days), so the
+    history carried across continue-as-new stays small; the lasting facts are kept apart.
+    """
+
+    attempts: list[AttemptRecord] = field(default_factory=list)
+    tried_slots: list[str] = field(default_factory=list)  # unanswered slots in this rotation
+    unanswered_streak: int = 0
+    nudges_in_streak: int = 0
+    last_conversation_at: datetime | None = None
+    contacted_third_parties: list[str] = field(default_factory=list)
+    objected_third_parties: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ClockAnchor:
+    """Maps workflow time to collection time.
+
+    In production a collection day lasts a day (``day_seconds`` is None). A demo compresses time:
+    a day lasts ``day_seconds`` real seconds. The anchor is workflow input, so replay is exact.
+    """
+
+    real_origin: datetime
+    collection_origin: datetime
+    day_seconds: float | None = None
+
+
+@dataclass
+class StageBands:
+    """First day past due of each stage after early (early starts at DPD 1)."""
+
+    middle: int = 6
+    late: int = 19
+    legal: int = 29
+
+
+@dataclass
+class Slot:
+    name: str
+    start_minute: int  # minutes after local midnight
+    end_minute: int
+
+
+@dataclass
+class Strategy:
+    """Collection strategy: tuning that lives in a file, not in code.
+
+    It is loaded by an activity, so its values are recorded in history and replay exactly.
+    """
+
+    name: str
+    version: str
+    stages: StageBands
+    slots: list[Slot]
+    min_gap_minutes: int  # least time between two attempts of any kind
+    max_calls_per_day: int  # the strategy's own limit, always under the law's caps
+    sms_after_unanswered: int  # unanswered calls in a row before an SMS nudge
+    contacts_after_unanswered: int  # unanswered calls in a row before asking references
+    referral_after_days: int  # days in legal before referral to counsel
+    messages: dict[str, str]
+
+
+@dataclass
+class PendingPayment:
+    payment: PaymentReceived
+    rejection: str | None = None  # why the signal cannot be applied, if it cannot
+
+
+@dataclass
+class CollectionState:
+    """Everything the workflow carries across continue-as-new."""
+
+    strategy: Strategy
+    clock: ClockAnchor
+    stage: str
+    outstanding_minor: int
+    history: ContactHistory
+    applied_payment_ids: list[str] = field(default_factory=list)
+    pending_payments: list[PendingPayment] = field(default_factory=list)
+    recovered_minor: int = 0
+    attempt_count: int = 0
+    situation: str = "none"
+    last_outcome: str | None = None
+    stage_entered_at: datetime | None = None
+    entered_stages: list[str] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)
+    queued_messages: list[str] = field(default_factory=list)
+
+
+@dataclass
+class CollectionInput:
+    """Workflow input. ``state`` is None on the first run and set on continue-as-new."""
+
+    loan: Loan
+    day_seconds: float | None = None
+    state: CollectionState | None = None
+
+
+@dataclass
+class NextAction:
+    kind: str  # "call", "sms", "contact", "stage_review", "referral", "none"
+    at_utc: datetime | None
+    at_local: str | None
+    detail: str = ""
+
+
+@dataclass
+class CollectionStatus:
+    """Query ``status``: where the loan stands, without PII."""
+
+    loan_id: str
+    stage: str
+    days_past_due: int
+    outstanding_minor: int
+    recovered_minor: int
+    currency: str
+    situation: str
+    jurisdiction: str
+    timezone: str
+    attempt_count: int
+    last_outcome: str | None
+    next_action: NextAction
+    collection_time: datetime
+    recent_attempts: list[AttemptRecord]
+    applied_payment_ids: list[str]
+    notices: list[str]
+
+
+@dataclass
+class CollectionSummary:
+    """The workflow result when the collection ends."""
+
+    loan_id: str
+    final_stage: str
+    resolved_in: str  # the open stage the loan was in when it ended
+    days_past_due: int
+    outstanding_minor: int
+    recovered_minor: int
+    currency: str
+    attempt_count: int
+    payments: int
+    notices: list[str]
+    ended_at: datetime
