@@ -4,7 +4,10 @@ Reads TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, DATABASE_URL and OVERDUE_HOME from t
 without them it joins the embedded stack that ``overdue up`` runs.
 """
 
-from overdue.cli import run_worker_command
+import sys
+
+from overdue.cli import main
 
 if __name__ == "__main__":
-    run_worker_command()
+    sys.argv[1:1] = ["worker"]
+    main()

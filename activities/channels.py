@@ -58,12 +58,15 @@ class ChannelActivities:
 
     async def _attempt(self, request: ContactRequest, reach: ProviderCall) -> ContactResult:
         recorded = await self._pool.fetchval(
-            "SELECT outcome FROM contact_attempts WHERE idempotency_key = $1", request.idempotency_key
+            "SELECT outcome FROM contact_attempts WHERE idempotency_key = $1",
+            request.idempotency_key,
         )
         if recorded is not None:
             return ContactResult(request.idempotency_key, recorded)
         phone, first_name = await self._recipient(request)
-        text = Template(request.message).safe_substitute(first_name=first_name, loan_id=request.loan_id)
+        text = Template(request.message).safe_substitute(
+            first_name=first_name, loan_id=request.loan_id
+        )
         outcome = await reach(Delivery(request=request, phone=phone, text=text))
         async with self._pool.acquire() as conn, conn.transaction():
             stored = await conn.fetchval(

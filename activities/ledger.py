@@ -11,14 +11,17 @@ from datetime import date
 from typing import Any
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from workflows.commands import OpenLoan, PaymentEntry, RejectedPayment, StageChange
 
+Executor = asyncpg.Connection | PoolConnectionProxy
+
 
 async def append_audit(
-    conn: asyncpg.Connection,
+    conn: Executor,
     *,
     event_key: str,
     loan_id: str,

@@ -12,14 +12,8 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.ledger import append_audit
-from workflows.commands import NoticeRequest, NoticeRecord
-
-
-def format_minor(amount_minor: int, exponent: int = 2) -> str:
-    """Minor units as a decimal string, without floats: 123456 -> '1234.56'."""
-    sign = "-" if amount_minor < 0 else ""
-    whole, fraction = divmod(abs(amount_minor), 10**exponent)
-    return f"{sign}{whole}.{fraction:0{exponent}d}" if exponent else f"{sign}{whole}"
+from workflows.commands import NoticeRecord, NoticeRequest
+from workflows.money import format_minor
 
 
 class NoticeActivities:
@@ -28,7 +22,9 @@ class NoticeActivities:
     def __init__(self, pool: asyncpg.Pool, templates: Path, output: Path) -> None:
         self._pool = pool
         self._templates = jinja2.Environment(
-            loader=jinja2.FileSystemLoader(templates), undefined=jinja2.StrictUndefined, autoescape=False
+            loader=jinja2.FileSystemLoader(templates),
+            undefined=jinja2.StrictUndefined,
+            autoescape=False,
         )
         self._output = output
 
@@ -45,14 +41,16 @@ class NoticeActivities:
             request.loan_id,
         )
         if loan is None:
-            raise ApplicationError(f"unknown loan {request.loan_id}", type="UnknownLoan", non_retryable=True)
+            raise ApplicationError(
+                f"unknown loan {request.loan_id}", type="UnknownLoan", non_retryable=True
+            )
         text = self._templates.get_template(f"{request.kind}.txt.j2").render(
             notice_key=request.notice_key,
             issued_on=request.issued_at.date().isoformat(),
             borrower_name=loan["name"],
             loan_id=request.loan_id,
             product=loan["product"],
-            outstanding=format_minor(request.outstanding_minor),
+            outstanding=format_minor(request.outstanding_minor, request.currency),
             currency=request.currency,
             days_past_due=request.days_past_due,
             **request.facts,
@@ -83,6 +81,7 @@ class NoticeActivities:
                 loan_id=request.loan_id,
                 at=request.issued_at,
                 action="notice_served",
-                details={"kind": request.kind, "sha256": stored["sha256"]},
+                details={"kind": request.kind, "sha256": digest},
             )
+        assert stored is not None  # RETURNING always yields the row
         return NoticeRecord(request.notice_key, stored["path"], stored["sha256"])

@@ -77,8 +77,12 @@ class StrategyActivities:
     async def load_strategy(self, request: LoadStrategy) -> Strategy:
         path = self._folder / f"{request.name}.toml"
         if not path.is_file():
-            raise ApplicationError(f"no strategy named {request.name!r} in {self._folder}", non_retryable=True)
+            raise ApplicationError(
+                f"no strategy named {request.name!r} in {self._folder}", non_retryable=True
+            )
         try:
             return read_strategy(path)
         except (ValueError, tomllib.TOMLDecodeError) as problem:
-            raise ApplicationError(f"{path.name}: {problem}", type="BadStrategy", non_retryable=True) from None
+            raise ApplicationError(
+                f"{path.name}: {problem}", type="BadStrategy", non_retryable=True
+            ) from None

@@ -38,7 +38,9 @@ async def migrate(pool: asyncpg.Pool) -> list[str]:
                     continue
                 async with conn.transaction():
                     await conn.execute(sql)
-                    await conn.execute("INSERT INTO schema_migrations (version) VALUES ($1)", version)
+                    await conn.execute(
+                        "INSERT INTO schema_migrations (version) VALUES ($1)", version
+                    )
                 applied.append(version)
         finally:
             await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATIONS_LOCK)

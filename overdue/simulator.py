@@ -25,7 +25,8 @@ class Persona:
         answer_by_slot: Likelihood of answering a call, per borrower-local time slot.
         pay_after_call: Likelihood that a conversation ends in a payment.
         pay_after_sms: Likelihood that a message prompts a payment.
-        pay_share: Share of the outstanding balance paid each time (1.0 clears it).
+        pay_share: Share of the outstanding balance paid when paying in part (1.0: always in
+            full). Such a borrower clears the rest in full one time in three.
         reference_relays: Likelihood that a reference agrees to relay a message.
     """
 
@@ -113,7 +114,8 @@ class BorrowerSimulator:
         if self.draw("pays", request.borrower_id, request.idempotency_key) >= likelihood:
             return None
         amount = request.outstanding_minor
-        if persona.pay_share < 1.0:
+        clears = self.draw("clears", request.borrower_id, request.idempotency_key) < 1 / 3
+        if persona.pay_share < 1.0 and not clears:
             amount = max(1, int(amount * persona.pay_share))
         return PaymentReceived(
             payment_id=f"sim:{request.idempotency_key}",
@@ -127,7 +129,9 @@ class BorrowerSimulator:
 class SimulatedProvider:
     """A ``ChannelProvider`` backed by the simulator; payments go to ``payment_sink``."""
 
-    def __init__(self, simulator: BorrowerSimulator, payment_sink: PaymentSink | None = None) -> None:
+    def __init__(
+        self, simulator: BorrowerSimulator, payment_sink: PaymentSink | None = None
+    ) -> None:
         self.simulator = simulator
         self._payment_sink = payment_sink
 

@@ -9,11 +9,12 @@ stage change, carrying its whole state.
 
 from __future__ import annotations
 
-import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import RetryPolicy, SearchAttributeUpdate
 
 from workflows import clock, outreach, planner
 from workflows import search_attributes as sa
@@ -27,6 +28,7 @@ from workflows.commands import (
     StageChange,
 )
 from workflows.machine import Action, CollectionMachine, LoanFacts
+from workflows.money import format_minor
 from workflows.types import (
     AttemptRecord,
     Channel,
@@ -52,6 +54,8 @@ with workflow.unsafe.imports_passed_through():
     from activities.notices import NoticeActivities
     from activities.strategy import StrategyActivities
 
+ArgT = TypeVar("ArgT")
+ResultT = TypeVar("ResultT")
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
 ACTIVITY_RETRY = RetryPolicy(maximum_interval=timedelta(minutes=1))
 STAGE_MESSAGES = {Action.REMINDER_SMS: "early_reminder", Action.FIRM_SMS: "late_firm"}
@@ -67,7 +71,9 @@ class LoanCollection:
         self._zone = ZoneInfo(input.loan.borrower.timezone)
         self._profile = planner.profile_for(input.loan.jurisdiction)
         self._state: CollectionState | None = input.state
-        self._inbox: list[PendingPayment] = list(input.state.pending_payments) if input.state else []
+        self._inbox: list[PendingPayment] = (
+            list(input.state.pending_payments) if input.state else []
+        )
         self._machine: CollectionMachine | None = None
         self._next: tuple[outreach.Intent, planner.PlannedContact] | None = None
 
@@ -165,7 +171,9 @@ class LoanCollection:
         )
         return CollectionState(
             strategy=strategy,
-            clock=ClockAnchor(real_origin=now, collection_origin=now, day_seconds=input.day_seconds),
+            clock=ClockAnchor(
+                real_origin=now, collection_origin=now, day_seconds=input.day_seconds
+            ),
             stage=Stage.EARLY,
             outstanding_minor=input.loan.outstanding_minor,
             history=ContactHistory(),
@@ -197,7 +205,7 @@ class LoanCollection:
 
     async def _observe_days(self) -> None:
         """Let the machine see the calendar; a loan may cross more than one boundary at once."""
-        machine, state = self._require_machine(), self._require_state()
+        machine = self._require_machine()
         while not machine.is_closed:
             machine.facts.days_past_due = self._dpd(self._now())
             machine.facts.days_in_stage = self._days_in_stage()
@@ -210,7 +218,10 @@ class LoanCollection:
     async def _apply_payments(self) -> None:
         machine, state = self._require_machine(), self._require_state()
         while self._inbox:
-            pending = self._inbox.pop(0)
+            # Peek, and pop only once the ledger write is done: a duplicate signal that arrives
+            # while it is in flight must still find this payment id in the inbox (the signal
+            # handler's de-duplication looks there), or it would be applied a second time.
+            pending = self._inbox[0]
             payment = pending.payment
             if pending.rejection is not None:
                 await self._activity(
@@ -218,6 +229,7 @@ class LoanCollection:
                     RejectedPayment(self._loan.loan_id, payment, pending.rejection),
                     f"reject payment {payment.payment_id}",
                 )
+                self._inbox.pop(0)
                 continue
             before = state.outstanding_minor
             after = max(0, before - payment.amount_minor)
@@ -233,6 +245,7 @@ class LoanCollection:
                 ),
                 f"record payment {payment.payment_id}",
             )
+            self._inbox.pop(0)
             state.applied_payment_ids.append(payment.payment_id)
             state.outstanding_minor = after
             state.recovered_minor += before - after
@@ -299,7 +312,14 @@ class LoanCollection:
         state.attempt_count += 1
         planner.record_attempt(
             state.history,
-            AttemptRecord(now, Channel.LETTER, Target.BORROWER, self._loan.borrower.borrower_id, "letter", Outcome.SENT),
+            AttemptRecord(
+                now,
+                Channel.LETTER,
+                Target.BORROWER,
+                self._loan.borrower.borrower_id,
+                "letter",
+                Outcome.SENT,
+            ),
             self._slot_names(),
         )
 
@@ -333,7 +353,13 @@ class LoanCollection:
         state = self._require_state()
         if intent.channel == Channel.CALL and intent.target == Target.BORROWER:
             return planner.plan_borrower_call(
-                self._profile, state.strategy, state.history, intent.target_id, now, self._zone, workflow.random()
+                self._profile,
+                state.strategy,
+                state.history,
+                intent.target_id,
+                now,
+                self._zone,
+                workflow.random(),
             )
         proposal = planner.Proposal(now, intent.channel, intent.target, intent.target_id)
         return planner.plan_message(
@@ -369,12 +395,16 @@ class LoanCollection:
             currency=self._loan.currency,
         )
         method = (
-            ChannelActivities.place_call if intent.channel == Channel.CALL else ChannelActivities.send_sms
+            ChannelActivities.place_call
+            if intent.channel == Channel.CALL
+            else ChannelActivities.send_sms
         )
         result = await self._activity(method, request, _attempt_summary(request))
         planner.record_attempt(
             state.history,
-            AttemptRecord(now, intent.channel, intent.target, intent.target_id, slot, result.outcome),
+            AttemptRecord(
+                now, intent.channel, intent.target, intent.target_id, slot, result.outcome
+            ),
             self._slot_names(),
         )
         if intent.template in state.queued_messages:
@@ -391,12 +421,12 @@ class LoanCollection:
         if delay <= timedelta(0) or self._inbox:
             return
         local_wake = clock.format_local(wake_at, self._zone)
-        try:
+        with contextlib.suppress(TimeoutError):
             await workflow.wait_condition(
-                lambda: bool(self._inbox), timeout=delay, timeout_summary=f"wait for {local_wake} borrower-local"
+                lambda: bool(self._inbox),
+                timeout=delay,
+                timeout_summary=f"wait for {local_wake} borrower-local",
             )
-        except asyncio.TimeoutError:
-            pass
 
     # --- reading the state ----------------------------------------------------------------
 
@@ -449,7 +479,9 @@ class LoanCollection:
         state = self._require_state()
         now = self._now()
         next_action = self._next_action()
-        updates = [
+        outstanding = format_minor(state.outstanding_minor, self._loan.currency)
+        last_outcome = state.last_outcome or "-"
+        updates: list[SearchAttributeUpdate[Any]] = [
             sa.LOAN_ID.value_set(self._loan.loan_id),
             sa.COLLECTION_STAGE.value_set(state.stage),
             sa.DAYS_PAST_DUE.value_set(self._dpd(now)),
@@ -465,8 +497,8 @@ class LoanCollection:
             "\n".join(
                 [
                     f"**Stage** {state.stage} · **DPD** {self._dpd(now)}",
-                    f"**Outstanding** {state.outstanding_minor} {self._loan.currency} (minor units)",
-                    f"**Situation** {state.situation} · **Last outcome** {state.last_outcome or '-'}",
+                    f"**Outstanding** {outstanding} {self._loan.currency}",
+                    f"**Situation** {state.situation} · **Last outcome** {last_outcome}",
                     f"**Next** {next_action.kind} {next_action.detail}".rstrip()
                     + (
                         f" at {next_action.at_local} (UTC {next_action.at_utc:%Y-%m-%d %H:%M})"
@@ -494,9 +526,15 @@ class LoanCollection:
             ended_at=self._now(),
         )
 
-    async def _activity(self, method, arg, summary: str):  # type: ignore[no-untyped-def]
+    async def _activity(
+        self, method: Callable[[Any, ArgT], Awaitable[ResultT]], arg: ArgT, summary: str
+    ) -> ResultT:
         return await workflow.execute_activity_method(
-            method, arg, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY, summary=summary
+            method,
+            arg,
+            start_to_close_timeout=ACTIVITY_TIMEOUT,
+            retry_policy=ACTIVITY_RETRY,
+            summary=summary,
         )
 
     def _require_state(self) -> CollectionState:

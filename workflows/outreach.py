@@ -56,7 +56,10 @@ def next_intent(
                 return Intent(
                     Channel.CALL, Target.CONTACT, contact_id, "relay_or_locate", REFERENCE_TEMPLATE
                 )
-    if streak >= strategy.sms_after_unanswered and streak // strategy.sms_after_unanswered > nudges_in_streak:
+    if (
+        streak >= strategy.sms_after_unanswered
+        and streak // strategy.sms_after_unanswered > nudges_in_streak
+    ):
         return Intent(Channel.SMS, Target.BORROWER, borrower_id, "no_answer_nudge", NUDGE_TEMPLATE)
     purpose = CALL_PURPOSE[stage]
     return Intent(Channel.CALL, Target.BORROWER, borrower_id, purpose, f"call_{purpose}")

@@ -266,7 +266,9 @@ def next_allowed(
 
 
 def _at(proposal: Proposal, at: datetime) -> Proposal:
-    return Proposal(at=at, channel=proposal.channel, target=proposal.target, target_id=proposal.target_id)
+    return Proposal(
+        at=at, channel=proposal.channel, target=proposal.target, target_id=proposal.target_id
+    )
 
 
 def earliest_next_attempt(history: ContactHistory, now: datetime, strategy: Strategy) -> datetime:
@@ -304,13 +306,17 @@ def plan_borrower_call(
     first_day = _local_day(earliest, zone)
     for offset in range(HORIZON_DAYS):
         day = first_day + timedelta(days=offset)
-        calls_that_day = [a for a in _borrower_calls(history.attempts) if _local_day(a.at, zone) == day]
+        calls_that_day = [
+            a for a in _borrower_calls(history.attempts) if _local_day(a.at, zone) == day
+        ]
         if len(calls_that_day) >= strategy.max_calls_per_day:
             continue
         for slot in sorted(strategy.slots, key=lambda s: s.start_minute):
             if slot.name in avoid:
                 continue
-            candidate = _jittered_moment(day, slot.start_minute, slot.end_minute, profile, zone, earliest, rng)
+            candidate = _jittered_moment(
+                day, slot.start_minute, slot.end_minute, profile, zone, earliest, rng
+            )
             if candidate is None:
                 continue
             proposal = Proposal(candidate, Channel.CALL, Target.BORROWER, borrower_id)
@@ -349,7 +355,11 @@ def _jittered_moment(
 
     def usable(minute: int) -> datetime | None:
         moment = datetime.combine(day, time(minute // 60, minute % 60), tzinfo=zone).astimezone(UTC)
-        ok = moment >= earliest and _in_window(moment, profile, zone) and _local_day(moment, zone) == day
+        ok = (
+            moment >= earliest
+            and _in_window(moment, profile, zone)
+            and _local_day(moment, zone) == day
+        )
         return moment if ok else None
 
     picked = usable(rng.randint(lo, hi - 1))

@@ -1,9 +1,9 @@
 """Messages and state of a loan collection.
 
 Every type here crosses the Temporal boundary (workflow input, signal, query, activity argument or
-result), so each is a plain dataclass the default JSON converter can carry. Dates are ISO strings
-(``YYYY-MM-DD``) because the converter carries ``datetime`` but not ``date``. Money is always integer
-minor units next to an ISO 4217 currency code.
+result), so each is a plain dataclass the default JSON converter can carry. Dates are ISO
+strings (``YYYY-MM-DD``) because the converter carries ``datetime`` but not ``date``. Money is
+always integer minor units next to an ISO 4217 currency code.
 """
 
 from __future__ import annotations

@@ -1,0 +1,544 @@
+"""The ``overdue`` command line. Every command can print JSON on stdout with ``--json``.
+
+Errors are reported in one line that names the field at fault, never as a traceback (set
+``OVERDUE_DEBUG=1`` to see one). Every command leaves through ``os._exit`` after flushing its
+output: the Temporal SDK can abort at interpreter exit (sdk-python#300).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+import traceback
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import asyncpg
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from temporalio.client import Client
+
+from overdue import client as ops
+from overdue import db
+from overdue.config import Config
+from overdue.demo import portfolio, run_portfolio, summarise
+from overdue.loans import LoanInvalid, loan_from_fields, read_loan_book
+from overdue.stack import EmbeddedStack, StackError, register_search_attributes
+from overdue.worker import build_worker, connect, run_worker
+
+app = typer.Typer(
+    help="Collections orchestrator for overdue loans, on Temporal and PostgreSQL.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+out = Console()
+err = Console(stderr=True, soft_wrap=True)
+T = TypeVar("T")
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
+DataDirOption = Annotated[
+    Path | None, typer.Option("--data-dir", help="Data dir (default: $OVERDUE_HOME or ./.overdue).")
+]
+
+
+class UserError(Exception):
+    """A problem the user can fix; printed as one line, exit code 2."""
+
+
+def _config(data_dir: Path | None = None) -> Config:
+    return Config.from_env(home=data_dir)
+
+
+def _run(coro: Awaitable[T]) -> T:
+    return asyncio.run(coro)  # type: ignore[arg-type]
+
+
+def _emit_json(data: Any) -> None:
+    out.file.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+@dataclass
+class Services:
+    client: Client
+    pool: asyncpg.Pool | None
+
+
+@asynccontextmanager
+async def services(config: Config, *, need_db: bool = False) -> AsyncIterator[Services]:
+    """Connect to Temporal (and the ledger) as configured, or to the running embedded stack."""
+    config = config.with_running_stack()
+    try:
+        client = await connect(config)
+    except RuntimeError as problem:
+        raise UserError(
+            f"cannot reach Temporal at {config.temporal_address} ({problem}); "
+            "start the stack with `overdue up` or set TEMPORAL_ADDRESS"
+        ) from None
+    pool = None
+    if config.database_url:
+        try:
+            pool = await db.create_pool(config.database_url, max_size=4)
+        except (OSError, asyncpg.PostgresError) as problem:
+            if need_db:
+                raise UserError(f"cannot reach the ledger database ({problem})") from None
+    elif need_db:
+        raise UserError("DATABASE_URL is not set and no embedded stack is running (`overdue up`)")
+    try:
+        yield Services(client, pool)
+    finally:
+        if pool is not None:
+            await pool.close()
+
+
+# --- the stack ------------------------------------------------------------------------------
+
+
+@app.command()
+def up(data_dir: DataDirOption = None) -> None:
+    """Start the embedded stack (Temporal + UI, PostgreSQL) and a worker, until Ctrl-C."""
+    _run(_up(_config(data_dir)))
+
+
+async def _up(config: Config) -> None:
+    stack = EmbeddedStack(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stack.start()
+        out.print(f"[bold]overdue[/] data dir   {config.home}")
+        out.print(f"Temporal         {stack.temporal_address} (namespace {config.namespace})")
+        if stack.ui_url:
+            out.print(f"Temporal Web UI  {stack.ui_url}")
+        out.print(f"PostgreSQL       {stack.database_url}")
+        out.print("Worker           task queue 'collections' — press Ctrl-C to stop")
+        await run_worker(
+            Config(
+                home=config.home,
+                namespace=config.namespace,
+                temporal_address=stack.temporal_address,
+                database_url=stack.database_url,
+                simulation_seed=config.simulation_seed,
+            ),
+            stop,
+        )
+    finally:
+        out.print("stopping…")
+        await stack.stop()
+
+
+@app.command()
+def worker(data_dir: DataDirOption = None) -> None:
+    """Run a worker alone against the configured services."""
+    run_worker_command(data_dir)
+
+
+def run_worker_command(data_dir: Path | None = None) -> None:
+    config = _config(data_dir).with_running_stack()
+    if not config.database_url:
+        raise UserError("DATABASE_URL is not set and no embedded stack is running (`overdue up`)")
+
+    async def serve() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        err.print(f"worker: Temporal {config.temporal_address}, task queue 'collections'")
+        await run_worker(config, stop)
+
+    _run(serve())
+
+
+# --- collections ----------------------------------------------------------------------------
+
+
+@app.command()
+def start(
+    loan_id: Annotated[str, typer.Option(help="Loan id.")],
+    borrower_id: Annotated[str, typer.Option(help="Borrower id.")],
+    name: Annotated[str, typer.Option(help="Borrower's name.")],
+    phone: Annotated[str, typer.Option(help="Borrower's phone number.")],
+    timezone: Annotated[str, typer.Option(help="Borrower's IANA time zone.")],
+    outstanding: Annotated[str, typer.Option(help="Overdue balance, in major units (12.50).")],
+    currency: Annotated[str, typer.Option(help="ISO 4217 currency code.")],
+    due_date: Annotated[str, typer.Option(help="Missed due date, YYYY-MM-DD.")],
+    jurisdiction: Annotated[str, typer.Option(help="Contact rules: cn or us.")],
+    principal: Annotated[str | None, typer.Option(help="Principal (default: outstanding).")] = None,
+    product: Annotated[str, typer.Option(help="Product name.")] = "personal",
+    contact: Annotated[
+        list[str] | None, typer.Option(help="Reference as id|name|phone|relation; repeatable.")
+    ] = None,
+    day_seconds: Annotated[
+        float | None, typer.Option(help="Compress time: a collection day lasts this many seconds.")
+    ] = None,
+    data_dir: DataDirOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Begin the collection of one loan."""
+    fields = {
+        "loan_id": loan_id,
+        "borrower_id": borrower_id,
+        "borrower_name": name,
+        "phone": phone,
+        "timezone": timezone,
+        "product": product,
+        "principal": principal or outstanding,
+        "outstanding": outstanding,
+        "currency": currency,
+        "due_date": due_date,
+        "jurisdiction": jurisdiction,
+        "contacts": ";".join(contact or []),
+    }
+    try:
+        loan = loan_from_fields(fields)
+    except LoanInvalid as invalid:
+        raise UserError(str(invalid)) from None
+    _check_day_seconds(day_seconds)
+
+    async def go() -> bool:
+        async with services(_config(data_dir)) as s:
+            return await ops.start_collection(s.client, loan, day_seconds=day_seconds)
+
+    started = _run(go())
+    result = {"loan_id": loan.loan_id, "started": started, "already_running": not started}
+    if as_json:
+        _emit_json(result)
+    elif started:
+        out.print(f"started collection-{loan.loan_id}")
+    else:
+        out.print(f"collection-{loan.loan_id} is already running; nothing started")
+
+
+def _check_day_seconds(day_seconds: float | None) -> None:
+    if day_seconds is not None and not 0.05 <= day_seconds <= 86400:
+        raise UserError("day_seconds: must be between 0.05 and 86400")
+
+
+@app.command("import")
+def import_loans(
+    path: Annotated[Path, typer.Argument(help="Loan-book CSV file.")],
+    day_seconds: Annotated[float | None, typer.Option(help="Compress time (see `start`).")] = None,
+    data_dir: DataDirOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Begin collections for a loan book. Bad rows are reported by line and field, and skipped."""
+    _check_day_seconds(day_seconds)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as problem:
+        raise UserError(f"path: cannot read {path}: {problem}") from None
+    book = read_loan_book(text)
+
+    async def go() -> tuple[list[str], list[str]]:
+        started, running = [], []
+        if not book.loans:
+            return started, running
+        async with services(_config(data_dir)) as s:
+            for loan in book.loans:
+                ok = await ops.start_collection(s.client, loan, day_seconds=day_seconds)
+                (started if ok else running).append(loan.loan_id)
+        return started, running
+
+    started, running = _run(go())
+    rejected = [{"line": e.line, "field": e.field, "error": e.message} for e in book.errors]
+    if as_json:
+        _emit_json({"started": started, "already_running": running, "rejected": rejected})
+    else:
+        out.print(
+            f"started {len(started)}, already running {len(running)}, rejected rows {len(rejected)}"
+        )
+        for e in book.errors:
+            err.print(f"  {path}:{e}")
+    if book.errors:
+        raise typer.Exit(1)
+
+
+@app.command()
+def pay(
+    loan_id: Annotated[str, typer.Argument(help="Loan id.")],
+    amount: Annotated[str, typer.Argument(help="Amount in major units, e.g. 125.00.")],
+    payment_id: Annotated[str, typer.Option(help="The payment's unique id (idempotency key).")],
+    currency: Annotated[str | None, typer.Option(help="Currency (default: the loan's).")] = None,
+    source: Annotated[str, typer.Option(help="Who reports the payment.")] = "cli",
+    data_dir: DataDirOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Report a payment received: signals `payment_received`, idempotent by payment id."""
+
+    async def go() -> dict[str, Any]:
+        async with services(_config(data_dir)) as s:
+            payment = await ops.send_payment(
+                s.client, loan_id, amount, payment_id=payment_id, currency=currency, source=source
+            )
+        return {
+            "loan_id": loan_id,
+            "payment_id": payment.payment_id,
+            "amount_minor": payment.amount_minor,
+            "currency": payment.currency,
+            "signalled": True,
+        }
+
+    result = _run(go())
+    if as_json:
+        _emit_json(result)
+    else:
+        out.print(f"payment {result['payment_id']} sent to collection-{loan_id}")
+
+
+@app.command()
+def status(
+    loan_id: Annotated[str, typer.Argument(help="Loan id.")],
+    data_dir: DataDirOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show where a loan stands, and every attempt, payment, promise and notice."""
+
+    async def go() -> dict[str, Any]:
+        async with services(_config(data_dir), need_db=True) as s:
+            return await ops.loan_status(s.client, s.pool, loan_id)
+
+    view = _run(go())
+    if as_json:
+        _emit_json(view)
+    else:
+        _print_status(view)
+
+
+def _print_status(view: dict[str, Any]) -> None:
+    nxt = view.get("next_action") or {}
+    out.print(
+        f"[bold]{view['loan_id']}[/]  stage [bold]{view.get('stage')}[/]  DPD {view.get('days_past_due', '-')}"
+    )
+    out.print(
+        f"outstanding {view.get('outstanding')} {view.get('currency')}  situation {view.get('situation', '-')}"
+    )
+    if nxt.get("at_utc"):
+        out.print(
+            f"next: {nxt['kind']} {nxt.get('detail', '')} at {nxt['at_local']} (UTC {nxt['at_utc']})"
+        )
+    else:
+        out.print(f"next: {nxt.get('kind', 'none')}")
+    table = Table(
+        "#",
+        "UTC",
+        "borrower-local",
+        "channel",
+        "target",
+        "slot",
+        "outcome",
+        title="Contact attempts",
+    )
+    for a in view.get("attempts", []):
+        table.add_row(
+            str(a["attempt_no"]),
+            a["at_utc"][:16],
+            a["at_local"],
+            a["channel"],
+            a["target"],
+            a["slot"],
+            a["outcome"],
+        )
+    out.print(table)
+    for title, key in (("Payments", "payments"), ("Promises", "promises"), ("Notices", "notices")):
+        rows = view.get(key, [])
+        out.print(f"[bold]{title}[/]: {len(rows)}")
+        for row in rows:
+            out.print("  " + ", ".join(f"{k}={v}" for k, v in row.items()))
+
+
+# --- the demo -------------------------------------------------------------------------------
+
+
+@app.command()
+def demo(
+    loans: Annotated[int, typer.Option(help="How many loans.", min=1, max=2000)] = 30,
+    seed: Annotated[int, typer.Option(help="Portfolio and simulation seed.")] = 7,
+    day_seconds: Annotated[float, typer.Option(help="Real seconds per collection day.")] = 2.0,
+    details: Annotated[bool, typer.Option(help="Add every loan's status to the JSON.")] = False,
+    data_dir: DataDirOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Collect a simulated portfolio end to end in compressed time, on the embedded stack."""
+    _check_day_seconds(day_seconds)
+    config = _config(data_dir)
+    report = _run(_demo(config, loans, seed, day_seconds, details, quiet=as_json))
+    if as_json:
+        _emit_json(report)
+    else:
+        _print_report(report)
+
+
+async def _demo(
+    config: Config, count: int, seed: int, day_seconds: float, details: bool, *, quiet: bool
+) -> dict[str, Any]:
+    running = config.with_running_stack()
+    stack = None
+    if not running.database_url or not await _reachable(running):
+        stack = EmbeddedStack(config)
+        await stack.start()
+        running = Config(
+            home=config.home,
+            namespace=config.namespace,
+            temporal_address=stack.temporal_address,
+            database_url=stack.database_url,
+            simulation_seed=seed,
+        )
+        if stack.ui_url:
+            err.print(
+                f"Temporal Web UI: {stack.ui_url}  (the loans are visible there while the demo runs)"
+            )
+    else:
+        running = Config(**{**running.__dict__, "simulation_seed": seed})
+    try:
+        client = await connect(running)
+        await register_search_attributes(client, running.namespace)
+        assert running.database_url is not None
+        pool = await db.create_pool(running.database_url, max_size=10)
+        try:
+            async with build_worker(client, pool, running, max_concurrent_activities=50):
+                run_tag = f"{datetime.now(UTC):%H%M%S}{uuid.uuid4().hex[:4]}"
+                book = portfolio(count, seed, run_tag, datetime.now(UTC))
+                with Progress(
+                    TextColumn("collecting"),
+                    BarColumn(),
+                    MofNCompleteColumn(),
+                    TextColumn("{task.fields[finals]}"),
+                    TimeElapsedColumn(),
+                    console=err,
+                    disable=quiet and not sys.stderr.isatty(),
+                ) as progress:
+                    task = progress.add_task("loans", total=len(book), finals="")
+
+                    def show(done: int, finals: Any) -> None:
+                        text = " ".join(f"{k}:{v}" for k, v in sorted(finals.items()))
+                        progress.update(task, completed=done, finals=text)
+
+                    result = await run_portfolio(
+                        client, book, day_seconds=day_seconds, seed=seed, on_progress=show
+                    )
+                    progress.update(task, completed=len(book))
+                report = await summarise(pool, result, client=client, details=details)
+        finally:
+            await pool.close()
+    finally:
+        if stack is not None:
+            await stack.stop()
+    report.update(seed=seed, day_seconds=day_seconds)
+    return report
+
+
+async def _reachable(config: Config) -> bool:
+    try:
+        await asyncio.wait_for(connect(config), timeout=3)
+    except (RuntimeError, TimeoutError):
+        return False
+    return True
+
+
+def _print_report(report: dict[str, Any]) -> None:
+    out.print(
+        f"[bold]Demo[/]: {report['loans']} loans in {report['elapsed_seconds']} s "
+        f"(seed {report['seed']}, {report['day_seconds']} s per collection day)"
+    )
+    table = Table("final state", "loans", title="Outcomes")
+    for state, n in report["final_states"].items():
+        table.add_row(state, str(n))
+    out.print(table)
+    out.print("recovered: " + ", ".join(f"{v} {c}" for c, v in report["recovered"].items()))
+    attempts = Table("channel", "outcome", "attempts", title="Attempts")
+    for channel, outcomes in report["attempts"].items():
+        for outcome, n in outcomes.items():
+            attempts.add_row(channel, outcome, str(n))
+    out.print(attempts)
+    out.print("escalations: " + ", ".join(f"{k} {v}" for k, v in report["escalations"].items()))
+    personas = Table("persona", "final states", title="By persona")
+    for persona, finals in report["by_persona"].items():
+        personas.add_row(persona, ", ".join(f"{k} {v}" for k, v in finals.items()))
+    out.print(personas)
+
+
+# --- engineers ------------------------------------------------------------------------------
+
+
+@app.command()
+def replay(
+    files: Annotated[list[Path] | None, typer.Argument(help="History JSON files.")] = None,
+    workflow_id: Annotated[str | None, typer.Option(help="Replay this workflow's history.")] = None,
+    data_dir: DataDirOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Replay workflow histories with the current code; exits 1 on any non-determinism."""
+    from overdue.replay import replay_files, replay_workflow
+
+    if not files and not workflow_id:
+        raise UserError("give history files or --workflow-id")
+
+    async def go() -> list[dict[str, Any]]:
+        results = await replay_files(files or [])
+        if workflow_id:
+            async with services(_config(data_dir)) as s:
+                results.append(await replay_workflow(s.client, workflow_id))
+        return results
+
+    results = _run(go())
+    failed = [r for r in results if not r["ok"]]
+    if as_json:
+        _emit_json({"replayed": len(results), "failed": len(failed), "results": results})
+    else:
+        for r in results:
+            mark = "ok  " if r["ok"] else "FAIL"
+            out.print(
+                f"{mark} {r['workflow_id']} ({r['source']}){': ' + r['error'] if r['error'] else ''}"
+            )
+        out.print(f"{len(results)} replayed, {len(failed)} failed")
+    if failed:
+        raise typer.Exit(1)
+
+
+# --- entry point ----------------------------------------------------------------------------
+
+
+def _guarded(fn: Callable[[], Any]) -> int:
+    """Run a command and turn every failure into one clear line and an exit code."""
+    try:
+        fn()
+        return 0
+    except SystemExit as done:  # usage errors and typer.Exit, already reported
+        return done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+    except typer.Exit as done:
+        return int(done.exit_code)
+    except (UserError, LoanInvalid, ops.PaymentInvalid, ops.UnknownLoan, StackError) as problem:
+        message = problem.args[0] if isinstance(problem, ops.UnknownLoan) else str(problem)
+        err.print(f"[red]error:[/] {message}", highlight=False)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except Exception as problem:
+        if os.environ.get("OVERDUE_DEBUG"):
+            traceback.print_exc()
+        err.print(f"[red]error:[/] {type(problem).__name__}: {problem}", highlight=False)
+        return 1
+
+
+def main() -> None:
+    """Console entry point: run, flush, and leave without interpreter teardown."""
+    code = _guarded(app)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+if __name__ == "__main__":
+    main()

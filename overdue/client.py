@@ -1,0 +1,225 @@
+"""Operations on collections, for the CLI and for services: start, pay, status.
+
+These talk to Temporal (the workflow is the source of truth while a collection runs) and read the
+ledger for the full record.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from workflows import search_attributes as sa
+from workflows.loan_collection import LoanCollection
+from workflows.money import AmountError, amount_band, check_currency, format_minor, to_minor
+from workflows.types import (
+    TASK_QUEUE,
+    CollectionInput,
+    CollectionStatus,
+    Loan,
+    PaymentReceived,
+    Stage,
+    workflow_id_for,
+)
+
+
+class UnknownLoan(LookupError):
+    def __init__(self, loan_id: str) -> None:
+        super().__init__(f"loan_id: no collection for loan {loan_id!r}")
+
+
+class PaymentInvalid(ValueError):
+    """A payment that cannot be sent; the message names the field."""
+
+
+def static_summary(loan: Loan) -> str:
+    """What the Web UI shows for a collection at a glance: no PII, no exact balance."""
+    band = amount_band(loan.outstanding_minor, loan.currency)
+    return f"Loan {loan.loan_id} · {loan.product} · {band} · {loan.jurisdiction}"
+
+
+async def start_collection(client: Client, loan: Loan, *, day_seconds: float | None = None) -> bool:
+    """Start a loan's collection. Returns False if one is already running for the loan.
+
+    The workflow id is the loan's, and a running collection is never duplicated; a loan whose
+    earlier collection failed or was terminated may be started again.
+    """
+    try:
+        await client.start_workflow(
+            LoanCollection.run,
+            CollectionInput(loan=loan, day_seconds=day_seconds),
+            id=workflow_id_for(loan.loan_id),
+            task_queue=TASK_QUEUE,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+            static_summary=static_summary(loan),
+            search_attributes=TypedSearchAttributes(
+                [
+                    SearchAttributePair(sa.LOAN_ID, loan.loan_id),
+                    SearchAttributePair(sa.COLLECTION_STAGE, Stage.EARLY),
+                    SearchAttributePair(sa.OUTSTANDING_MINOR, loan.outstanding_minor),
+                ]
+            ),
+        )
+    except WorkflowAlreadyStartedError:
+        return False
+    return True
+
+
+async def _describe(handle: WorkflowHandle[Any, Any]) -> WorkflowExecutionStatus | None:
+    try:
+        return (await handle.describe()).status
+    except RPCError as error:
+        if error.status == RPCStatusCode.NOT_FOUND:
+            return None
+        raise
+
+
+async def send_payment(
+    client: Client,
+    loan_id: str,
+    amount: str,
+    *,
+    payment_id: str,
+    currency: str | None = None,
+    source: str = "cli",
+    paid_at: datetime | None = None,
+) -> PaymentReceived:
+    """Validate a payment against the running collection and signal ``payment_received``."""
+    if not payment_id.strip():
+        raise PaymentInvalid("payment_id: is required")
+    handle = client.get_workflow_handle(workflow_id_for(loan_id))
+    status = await _describe(handle)
+    if status is None:
+        raise UnknownLoan(loan_id)
+    if status != WorkflowExecutionStatus.RUNNING:
+        raise PaymentInvalid(
+            f"loan_id: the collection of {loan_id} has ended ({status.name.lower()}); "
+            "record the payment in the ledger instead"
+        )
+    loan_currency = (await handle.query(LoanCollection.status)).currency
+    if currency is not None:
+        try:
+            currency = check_currency(currency)
+        except AmountError as problem:
+            raise PaymentInvalid(f"currency: {problem}") from None
+        if currency != loan_currency:
+            raise PaymentInvalid(f"currency: {currency} does not match the loan's {loan_currency}")
+    try:
+        amount_minor = to_minor(amount, loan_currency)
+    except AmountError as problem:
+        raise PaymentInvalid(f"amount: {problem}") from None
+    payment = PaymentReceived(
+        payment_id=payment_id.strip(),
+        amount_minor=amount_minor,
+        currency=loan_currency,
+        paid_at=paid_at or datetime.now(UTC),
+        source=source,
+    )
+    await handle.signal(LoanCollection.payment_received, payment)
+    return payment
+
+
+async def loan_status(client: Client, pool: asyncpg.Pool | None, loan_id: str) -> dict[str, Any]:
+    """The loan's state (live from the workflow when it runs) and its full record from the ledger."""
+    handle = client.get_workflow_handle_for(LoanCollection.run, workflow_id_for(loan_id))
+    status = await _describe(handle)
+    record = await ledger_record(pool, loan_id) if pool is not None else None
+    if status is None and record is None:
+        raise UnknownLoan(loan_id)
+    view: dict[str, Any] = {"loan_id": loan_id, "workflow_id": workflow_id_for(loan_id)}
+    if status is not None:
+        view["workflow_status"] = status.name.lower()
+        if status == WorkflowExecutionStatus.RUNNING:
+            view.update(status_view(await handle.query(LoanCollection.status)))
+        elif status == WorkflowExecutionStatus.COMPLETED:
+            summary = await handle.result()
+            view.update(
+                stage=summary.final_stage,
+                resolved_in=summary.resolved_in,
+                days_past_due=summary.days_past_due,
+                outstanding_minor=summary.outstanding_minor,
+                recovered_minor=summary.recovered_minor,
+                currency=summary.currency,
+                next_action={"kind": "none", "at_utc": None, "at_local": None, "detail": ""},
+            )
+    if record is not None:
+        loan = record.pop("loan")
+        view.setdefault("stage", loan["stage"])
+        view.setdefault("outstanding_minor", loan["outstanding_minor"])
+        view.setdefault("currency", loan["currency"])
+        view.update(record)
+    if "currency" in view and "outstanding_minor" in view:
+        view["outstanding"] = format_minor(view["outstanding_minor"], view["currency"])
+    return view
+
+
+def status_view(status: CollectionStatus) -> dict[str, Any]:
+    data = json.loads(json.dumps(asdict(status), default=_iso))
+    data.pop("recent_attempts", None)  # the ledger has every attempt
+    return data
+
+
+def _iso(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat()
+    raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
+async def ledger_record(pool: asyncpg.Pool, loan_id: str) -> dict[str, Any] | None:
+    """Everything the ledger holds on a loan: attempts, payments, promises and notices."""
+    async with pool.acquire() as conn:
+        loan = await conn.fetchrow(
+            "SELECT stage, outstanding_minor, trim(currency) AS currency, jurisdiction,"
+            " due_date, opened_at, closed_at FROM loans WHERE loan_id = $1",
+            loan_id,
+        )
+        if loan is None:
+            return None
+        attempts = await conn.fetch(
+            "SELECT attempt_no, at_utc, at_local, channel, target, target_id, slot, purpose,"
+            " stage, outcome FROM contact_attempts WHERE loan_id = $1 ORDER BY attempt_no",
+            loan_id,
+        )
+        payments = await conn.fetch(
+            "SELECT payment_id, amount_minor, trim(currency) AS currency, paid_at, source,"
+            " outstanding_after, overpaid_minor, stage FROM payments WHERE loan_id = $1"
+            " ORDER BY paid_at, recorded_at",
+            loan_id,
+        )
+        promises = await conn.fetch(
+            "SELECT promise_id, amount_minor, trim(currency) AS currency, due_date, status"
+            " FROM promises WHERE loan_id = $1 ORDER BY made_at",
+            loan_id,
+        )
+        notices = await conn.fetch(
+            "SELECT notice_key, kind, path, sha256, issued_at FROM notices WHERE loan_id = $1"
+            " ORDER BY issued_at",
+            loan_id,
+        )
+    return _jsonable(
+        {
+            "loan": dict(loan),
+            "attempts": [dict(r) for r in attempts],
+            "payments": [dict(r) for r in payments],
+            "promises": [dict(r) for r in promises],
+            "notices": [dict(r) for r in notices],
+        }
+    )
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=lambda v: v.isoformat()))

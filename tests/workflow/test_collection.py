@@ -1,0 +1,466 @@
+"""``LoanCollection`` end to end: the real worker on the time-skipping server, a real PostgreSQL.
+
+Borrowers are simulated (``never_answers-`` borrowers never answer and never pay), so every payment
+here is one the test signals itself. Tests move the shared clock forward only by sleeping in the
+environment, from a due date relative to the environment's current time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import uuid
+from collections.abc import Callable
+from datetime import datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import asyncpg
+import pytest
+from temporalio.api.common.v1 import SearchAttributes, WorkflowExecution
+from temporalio.api.enums.v1 import EventType
+from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionRequest
+from temporalio.common import TypedSearchAttributes
+from temporalio.converter import decode_typed_search_attributes
+from temporalio.client import WorkflowExecutionStatus, WorkflowHandle, WorkflowQueryFailedError
+from temporalio.service import RPCError
+from temporalio.testing import WorkflowEnvironment
+
+from tests.workflow.conftest import Loans
+from workflows import clock
+from workflows import search_attributes as sa
+from workflows.loan_collection import LoanCollection
+from workflows.types import (
+    CollectionStatus,
+    CollectionSummary,
+    Loan,
+    PaymentReceived,
+    Stage,
+    workflow_id_for,
+)
+
+pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.timeout(60)]
+
+Handle = WorkflowHandle[LoanCollection, CollectionSummary]
+
+BANDS = {Stage.MIDDLE: 6, Stage.LATE: 19, Stage.LEGAL: 29}
+REFERRAL_AFTER_DAYS = 10
+WINDOWS = {"us": (time(8, 0), time(21, 0)), "cn": (time(8, 0), time(22, 0))}
+JURISDICTIONS = [
+    pytest.param("America/New_York", "us", "USD", id="us"),
+    pytest.param("Asia/Shanghai", "cn", "CNY", id="cn"),
+]
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+
+def follow(env: WorkflowEnvironment, loan: Loan) -> Handle:
+    """A handle without a run id: it follows the continue-as-new chain to the current run."""
+    return env.client.get_workflow_handle_for(LoanCollection.run, workflow_id_for(loan.loan_id))
+
+
+async def status_of(handle: Handle) -> CollectionStatus:
+    """The status query, retried while a fresh run has not finished its first task."""
+    for _ in range(100):
+        try:
+            return await handle.query(LoanCollection.status)
+        except (WorkflowQueryFailedError, RPCError):
+            await asyncio.sleep(0.05)
+    return await handle.query(LoanCollection.status)
+
+
+async def poll_status(
+    handle: Handle, predicate: Callable[[CollectionStatus], bool], *, seconds: float = 10
+) -> CollectionStatus:
+    """Wait in real time (the workflow clock stands still) until the status satisfies ``predicate``."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    status = await status_of(handle)
+    while not predicate(status):
+        assert loop.time() < deadline, f"status never matched: {status}"
+        await asyncio.sleep(0.05)
+        status = await status_of(handle)
+    return status
+
+
+async def advance_to_dpd(env: WorkflowEnvironment, loan: Loan, dpd: int) -> None:
+    """Skip time to one hour after the borrower-local midnight at which the loan is ``dpd`` DPD."""
+    target = clock.day_starts(loan.due_date, dpd, ZoneInfo(loan.borrower.timezone)) + timedelta(hours=1)
+    now = await env.get_current_time()
+    if target > now:
+        await env.sleep(target - now)
+
+
+async def reach_stage(env: WorkflowEnvironment, loan: Loan, stage: str) -> CollectionStatus:
+    """Run the loan's collection until it stands in ``stage`` and return its status there."""
+    if stage in BANDS:
+        await advance_to_dpd(env, loan, BANDS[stage])
+    return await poll_status(follow(env, loan), lambda s: s.stage == stage)
+
+
+def payment(amount_minor: int, at: datetime, *, currency: str = "USD", payment_id: str | None = None) -> PaymentReceived:
+    return PaymentReceived(
+        payment_id=payment_id or f"P-{uuid.uuid4().hex}",
+        amount_minor=amount_minor,
+        currency=currency,
+        paid_at=at,
+        source="test",
+    )
+
+
+async def pay(env: WorkflowEnvironment, handle: Handle, amount_minor: int, **options: Any) -> PaymentReceived:
+    received = payment(amount_minor, await env.get_current_time(), **options)
+    await handle.signal(LoanCollection.payment_received, received)
+    return received
+
+
+async def wait_for_audit(pool: asyncpg.Pool, loan_id: str, action: str, count: int) -> list[dict[str, Any]]:
+    """The loan's audit details for ``action``, once at least ``count`` entries are there."""
+    for _ in range(200):
+        rows = await audit(pool, loan_id, action)
+        if len(rows) >= count:
+            return rows
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"expected {count} {action} entries for {loan_id}, got {rows}")
+
+
+async def audit(pool: asyncpg.Pool, loan_id: str, action: str) -> list[dict[str, Any]]:
+    rows = await pool.fetch(
+        "SELECT details FROM audit_log WHERE loan_id = $1 AND action = $2 ORDER BY seq", loan_id, action
+    )
+    return [json.loads(r["details"]) for r in rows]
+
+
+async def loan_row(pool: asyncpg.Pool, loan_id: str) -> asyncpg.Record:
+    row = await pool.fetchrow("SELECT * FROM loans WHERE loan_id = $1", loan_id)
+    assert row is not None
+    return row
+
+
+async def payment_rows(pool: asyncpg.Pool, loan_id: str) -> list[asyncpg.Record]:
+    return await pool.fetch("SELECT * FROM payments WHERE loan_id = $1 ORDER BY recorded_at", loan_id)
+
+
+async def run_ids(env: WorkflowEnvironment, loan: Loan, first_run_id: str) -> list[str]:
+    """Every run of the chain, first to current, read from each run's last history event."""
+    ids = [first_run_id]
+    while True:
+        history = await env.client.get_workflow_handle(workflow_id_for(loan.loan_id), run_id=ids[-1]).fetch_history()
+        last = history.events[-1]
+        if last.event_type != EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW:
+            return ids
+        ids.append(last.workflow_execution_continued_as_new_event_attributes.new_execution_run_id)
+
+
+async def stored_search_attributes(env: WorkflowEnvironment, loan: Loan) -> TypedSearchAttributes:
+    """The current run's search attributes, read without ``describe()``'s decoding.
+
+    The Java time-skipping server keeps an unset attribute as a null payload (``binary/null``)
+    instead of removing it. The SDK's ``describe()`` then fails on an unset Datetime
+    (``NextContactAt`` once nothing is planned). A real server removes the key; drop it here too.
+    """
+    raw = await env.client.workflow_service.describe_workflow_execution(
+        DescribeWorkflowExecutionRequest(
+            namespace=env.client.namespace, execution=WorkflowExecution(workflow_id=workflow_id_for(loan.loan_id))
+        )
+    )
+    kept = SearchAttributes()
+    for name, value in raw.workflow_execution_info.search_attributes.indexed_fields.items():
+        if value.metadata.get("encoding") != b"binary/null":
+            kept.indexed_fields[name].CopyFrom(value)
+    return decode_typed_search_attributes(kept)
+
+
+# --- stages --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("timezone", "jurisdiction", "currency"), JURISDICTIONS)
+async def test_stages_advance_with_days_past_due_until_referral(
+    time_env: WorkflowEnvironment, pool: asyncpg.Pool, loans: Loans, timezone: str, jurisdiction: str, currency: str
+) -> None:
+    loan, handle = await loans.start_new(timezone=timezone, jurisdiction=jurisdiction, currency=currency)
+    status = await poll_status(follow(time_env, loan), lambda s: s.stage == Stage.EARLY)
+    assert status.outstanding_minor == 50_000
+    assert (await loan_row(pool, loan.loan_id))["stage"] == Stage.EARLY
+
+    previous = Stage.EARLY
+    for number, (stage, dpd) in enumerate(BANDS.items(), start=1):
+        status = await reach_stage(time_env, loan, stage)
+        assert status.days_past_due == dpd
+        assert (await loan_row(pool, loan.loan_id))["stage"] == stage
+        changes = await wait_for_audit(pool, loan.loan_id, "stage_changed", number)
+        assert len(changes) == number
+        assert changes[-1] == {
+            "from": previous,
+            "to": stage,
+            "days_past_due": dpd,  # the workflow wakes at the borrower-local midnight of the boundary
+            "outstanding_minor": 50_000,
+        }
+        previous = stage
+
+    summary = await handle.result()
+    assert summary.final_stage == Stage.REFERRED
+    assert summary.resolved_in == Stage.LEGAL
+    assert summary.outstanding_minor == 50_000
+    assert summary.payments == 0
+    assert summary.notices == [f"{loan.loan_id}:legal_notice"]
+
+    row = await loan_row(pool, loan.loan_id)
+    assert row["stage"] == Stage.REFERRED
+    assert row["closed_at"] is not None
+    changes = await audit(pool, loan.loan_id, "stage_changed")
+    assert [(c["from"], c["to"]) for c in changes] == [
+        ("early", "middle"),
+        ("middle", "late"),
+        ("late", "legal"),
+        ("legal", "referred"),
+    ]
+    legal_at = await pool.fetchval(
+        "SELECT at FROM audit_log WHERE loan_id = $1 AND action = 'stage_changed' AND details->>'to' = 'legal'",
+        loan.loan_id,
+    )
+    referred_at = legal_at + timedelta(days=REFERRAL_AFTER_DAYS)
+    assert changes[-1]["days_past_due"] == clock.days_past_due(loan.due_date, referred_at, ZoneInfo(timezone))
+
+    # Each stage asked for its own outreach: the early reminder, then the firm message in late.
+    messages = await pool.fetch(
+        "SELECT purpose, stage FROM contact_attempts WHERE loan_id = $1 AND channel = 'sms'"
+        " AND purpose IN ('early_reminder', 'late_firm') ORDER BY attempt_no",
+        loan.loan_id,
+    )
+    assert [(m["purpose"], m["stage"]) for m in messages] == [("early_reminder", "early"), ("late_firm", "late")]
+
+
+# --- payments ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stage", [Stage.EARLY, Stage.MIDDLE, Stage.LATE, Stage.LEGAL])
+async def test_payment_in_full_cures_the_loan(
+    time_env: WorkflowEnvironment, pool: asyncpg.Pool, loans: Loans, stage: str
+) -> None:
+    loan, handle = await loans.start_new()
+    status = await reach_stage(time_env, loan, stage)
+
+    paid = await pay(time_env, handle, status.outstanding_minor)
+    summary = await handle.result()
+
+    assert summary.final_stage == Stage.CURED
+    assert summary.resolved_in == stage
+    assert summary.outstanding_minor == 0
+    assert summary.recovered_minor == 50_000
+    assert summary.payments == 1
+    rows = await payment_rows(pool, loan.loan_id)
+    assert [(r["payment_id"], r["amount_minor"], r["stage"]) for r in rows] == [(paid.payment_id, 50_000, stage)]
+    row = await loan_row(pool, loan.loan_id)
+    assert (row["stage"], row["outstanding_minor"]) == (Stage.CURED, 0)
+    assert row["closed_at"] is not None
+    changes = await audit(pool, loan.loan_id, "stage_changed")
+    assert (changes[-1]["from"], changes[-1]["to"]) == (stage, Stage.CURED)
+    assert len(await audit(pool, loan.loan_id, "payment_applied")) == 1
+
+
+async def test_partial_payment_lowers_the_balance_without_curing(
+    time_env: WorkflowEnvironment, pool: asyncpg.Pool, loans: Loans
+) -> None:
+    loan, handle = await loans.start_new()
+    await poll_status(handle, lambda s: s.stage == Stage.EARLY)
+
+    first = await pay(time_env, handle, 20_000)
+    status = await poll_status(handle, lambda s: s.outstanding_minor != 50_000)
+    assert status.outstanding_minor == 30_000
+    assert status.recovered_minor == 20_000
+    assert status.stage == Stage.EARLY
+    assert status.applied_payment_ids == [first.payment_id]
+    row = await loan_row(pool, loan.loan_id)
+    assert (row["stage"], row["outstanding_minor"]) == (Stage.EARLY, 30_000)
+    assert (await handle.describe()).status == WorkflowExecutionStatus.RUNNING
+
+    # The rest of the balance cures it.
+    await pay(time_env, handle, 30_000)
+    summary = await handle.result()
+    assert (summary.final_stage, summary.resolved_in) == (Stage.CURED, Stage.EARLY)
+    assert (summary.payments, summary.recovered_minor) == (2, 50_000)
+    assert len(await payment_rows(pool, loan.loan_id)) == 2
+
+
+async def test_duplicate_payment_is_applied_once(
+    time_env: WorkflowEnvironment, pool: asyncpg.Pool, loans: Loans
+) -> None:
+    loan, handle = await loans.start_new()
+    await poll_status(handle, lambda s: s.stage == Stage.EARLY)
+
+    now = await time_env.get_current_time()
+    twice = payment(20_000, now)
+    # Back to back: the second signal may land while the first one's ledger write is in flight.
+    await handle.signal(LoanCollection.payment_received, twice)
+    await handle.signal(LoanCollection.payment_received, twice)
+    # Signals are handled in order: once this probe is rejected, both copies have been seen.
+    await handle.signal(LoanCollection.payment_received, payment(0, now, payment_id="probe-1"))
+    await wait_for_audit(pool, loan.loan_id, "payment_rejected", 1)
+    status = await poll_status(handle, lambda s: s.outstanding_minor != 50_000)
+
+    assert status.outstanding_minor == 30_000
+    assert status.recovered_minor == 20_000
+    assert status.applied_payment_ids == [twice.payment_id]
+    assert len(await payment_rows(pool, loan.loan_id)) == 1
+    assert (await loan_row(pool, loan.loan_id))["outstanding_minor"] == 30_000
+
+    # Once more, well after it was applied: still ignored.
+    await handle.signal(LoanCollection.payment_received, twice)
+    await handle.signal(LoanCollection.payment_received, payment(0, now, payment_id="probe-2"))
+    await wait_for_audit(pool, loan.loan_id, "payment_rejected", 2)
+    status = await status_of(handle)
+    assert (status.outstanding_minor, status.applied_payment_ids) == (30_000, [twice.payment_id])
+
+    await pay(time_env, handle, 30_000)
+    summary = await handle.result()
+    assert (summary.final_stage, summary.payments, summary.recovered_minor) == (Stage.CURED, 2, 50_000)
+    rows = await payment_rows(pool, loan.loan_id)
+    assert sorted(r["amount_minor"] for r in rows) == [20_000, 30_000]
+    assert len(await audit(pool, loan.loan_id, "payment_applied")) == 2
+
+
+async def test_continue_as_new_at_stage_boundary_keeps_applied_payments(
+    time_env: WorkflowEnvironment, pool: asyncpg.Pool, loans: Loans
+) -> None:
+    loan, handle = await loans.start_new()
+    await poll_status(handle, lambda s: s.stage == Stage.EARLY)
+    first_run = (await handle.describe()).run_id
+    assert first_run == handle.first_execution_run_id
+
+    early = await pay(time_env, handle, 10_000)
+    await poll_status(handle, lambda s: s.applied_payment_ids == [early.payment_id])
+
+    status = await reach_stage(time_env, loan, Stage.MIDDLE)
+    assert status.outstanding_minor == 40_000
+    assert status.applied_payment_ids == [early.payment_id]  # carried into the new run
+    current = await follow(time_env, loan).describe()
+    assert current.run_id != first_run
+    assert await run_ids(time_env, loan, first_run) == [first_run, current.run_id]
+    assert current.status == WorkflowExecutionStatus.RUNNING
+
+    # The payment service re-sends the early payment after the boundary: the new run ignores it.
+    now = await time_env.get_current_time()
+    await handle.signal(LoanCollection.payment_received, payment(10_000, now, payment_id=early.payment_id))
+    await handle.signal(LoanCollection.payment_received, payment(0, now, payment_id="probe"))
+    await wait_for_audit(pool, loan.loan_id, "payment_rejected", 1)
+    status = await status_of(handle)
+    assert (status.outstanding_minor, status.applied_payment_ids) == (40_000, [early.payment_id])
+    assert len(await payment_rows(pool, loan.loan_id)) == 1
+
+    await pay(time_env, handle, 40_000)
+    summary = await handle.result()
+    assert (summary.final_stage, summary.resolved_in) == (Stage.CURED, Stage.MIDDLE)
+    assert (summary.payments, summary.recovered_minor) == (2, 50_000)
+    assert [(r["stage"], r["amount_minor"]) for r in await payment_rows(pool, loan.loan_id)] == [
+        (Stage.EARLY, 10_000),
+        (Stage.MIDDLE, 40_000),
+    ]
+
+
+async def test_invalid_payments_are_rejected_and_audited(
+    time_env: WorkflowEnvironment, pool: asyncpg.Pool, loans: Loans
+) -> None:
+    loan, handle = await loans.start_new()
+    await poll_status(handle, lambda s: s.stage == Stage.EARLY)
+
+    wrong_currency = await pay(time_env, handle, 50_000, currency="EUR")
+    zero = await pay(time_env, handle, 0)
+    negative = await pay(time_env, handle, -500)
+    rejected = await wait_for_audit(pool, loan.loan_id, "payment_rejected", 3)
+
+    assert [(r["payment_id"], r["amount_minor"], r["currency"]) for r in rejected] == [
+        (wrong_currency.payment_id, 50_000, "EUR"),
+        (zero.payment_id, 0, "USD"),
+        (negative.payment_id, -500, "USD"),
+    ]
+    assert "currency" in rejected[0]["reason"]
+    assert all("amount" in r["reason"] for r in rejected[1:])
+    status = await status_of(handle)
+    assert (status.outstanding_minor, status.recovered_minor, status.applied_payment_ids) == (50_000, 0, [])
+    assert status.stage == Stage.EARLY
+    assert await payment_rows(pool, loan.loan_id) == []
+    assert (await loan_row(pool, loan.loan_id))["outstanding_minor"] == 50_000
+    assert await audit(pool, loan.loan_id, "payment_applied") == []
+
+    # The collection goes on: a valid payment still cures it.
+    await pay(time_env, handle, 50_000)
+    summary = await handle.result()
+    assert (summary.final_stage, summary.payments) == (Stage.CURED, 1)
+
+
+# --- legal notice and contact rules --------------------------------------------------------
+
+
+@pytest.mark.parametrize(("timezone", "jurisdiction", "currency"), JURISDICTIONS)
+async def test_legal_notice_is_filed_and_contacts_respect_the_window(
+    time_env: WorkflowEnvironment, pool: asyncpg.Pool, loans: Loans, timezone: str, jurisdiction: str, currency: str
+) -> None:
+    loan, handle = await loans.start_new(timezone=timezone, jurisdiction=jurisdiction, currency=currency)
+    summary = await handle.result()
+    assert summary.final_stage == Stage.REFERRED
+
+    notices = await pool.fetch("SELECT * FROM notices WHERE loan_id = $1", loan.loan_id)
+    assert len(notices) == 1
+    notice = notices[0]
+    assert notice["notice_key"] == f"{loan.loan_id}:legal_notice"
+    assert notice["kind"] == "legal_notice"
+    letter = Path(notice["path"])
+    assert letter.is_file()
+    assert hashlib.sha256(letter.read_bytes()).hexdigest() == notice["sha256"]
+    text = letter.read_text()
+    assert loan.loan_id in text
+    assert f"500.00 {currency}" in text
+    assert "Days past due:    29" in text
+    served = await audit(pool, loan.loan_id, "notice_served")
+    assert served == [{"kind": "legal_notice", "sha256": notice["sha256"]}]
+
+    attempts = await pool.fetch(
+        "SELECT channel, target, at_utc, at_local, stage FROM contact_attempts WHERE loan_id = $1", loan.loan_id
+    )
+    calls = [a for a in attempts if a["channel"] == "call"]
+    assert calls, "a borrower who never answers is called"
+    zone = ZoneInfo(timezone)
+    opens, closes = WINDOWS[jurisdiction]
+    for attempt in attempts:
+        local = attempt["at_utc"].astimezone(zone)
+        assert attempt["at_local"] == clock.format_local(attempt["at_utc"], zone)
+        hour, minute = map(int, attempt["at_local"].split()[1].split(":"))
+        assert opens <= time(hour, minute) < closes, f"{attempt['channel']} at {attempt['at_local']}"
+        assert opens <= local.time() < closes
+        assert attempt["stage"] in (Stage.EARLY, Stage.MIDDLE, Stage.LATE)
+    # References are asked once each, and only after the borrower could not be reached.
+    references = [a["target"] for a in attempts if a["target"] == "contact"]
+    assert len(references) <= len(loan.contacts)
+
+
+# --- search attributes ---------------------------------------------------------------------
+
+
+async def test_search_attributes_follow_the_stage(time_env: WorkflowEnvironment, loans: Loans) -> None:
+    loan, handle = await loans.start_new()
+    await poll_status(handle, lambda s: s.stage == Stage.EARLY)
+
+    attributes = (await handle.describe()).typed_search_attributes
+    assert attributes.get(sa.LOAN_ID) == loan.loan_id
+    assert attributes.get(sa.COLLECTION_STAGE) == Stage.EARLY
+    assert attributes.get(sa.OUTSTANDING_MINOR) == 50_000
+
+    await reach_stage(time_env, loan, Stage.MIDDLE)
+    attributes = (await follow(time_env, loan).describe()).typed_search_attributes
+    assert attributes.get(sa.LOAN_ID) == loan.loan_id
+    assert attributes.get(sa.COLLECTION_STAGE) == Stage.MIDDLE
+    assert attributes.get(sa.DAYS_PAST_DUE) == BANDS[Stage.MIDDLE]
+    assert attributes.get(sa.NEXT_CONTACT_AT) is not None  # a call is planned
+
+    # Closed: the stage says so, and no contact is planned any more.
+    await pay(time_env, handle, 50_000)
+    assert (await handle.result()).final_stage == Stage.CURED
+    attributes = await stored_search_attributes(time_env, loan)
+    assert attributes.get(sa.LOAN_ID) == loan.loan_id
+    assert attributes.get(sa.COLLECTION_STAGE) == Stage.CURED
+    assert attributes.get(sa.OUTSTANDING_MINOR) == 0
+    assert attributes.get(sa.NEXT_CONTACT_AT) is None
