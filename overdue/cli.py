@@ -265,7 +265,9 @@ def import_loans(
         raise typer.Exit(1)
 
 
-@app.command()
+# A negative amount (`pay L -5`) must reach the amount check and be reported as one line naming
+# `amount`; without this the parser takes "-5" for an unknown option and prints a usage box.
+@app.command(context_settings={"ignore_unknown_options": True})
 def pay(
     loan_id: Annotated[str, typer.Argument(help="Loan id.")],
     amount: Annotated[str, typer.Argument(help="Amount in major units, e.g. 125.00.")],

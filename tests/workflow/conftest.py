@@ -8,6 +8,7 @@ test depends on another one's timing.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -40,7 +41,9 @@ EXECUTION_TIMEOUT = timedelta(days=60)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def worker(time_env: WorkflowEnvironment, pool: asyncpg.Pool, config: Config) -> AsyncIterator[Worker]:
+async def worker(
+    time_env: WorkflowEnvironment, pool: asyncpg.Pool, config: Config
+) -> AsyncIterator[Worker]:
     """The production worker (real activities, simulated borrowers) for the module's tests."""
     async with build_worker(time_env.client, pool, config) as running:
         yield running
@@ -91,16 +94,18 @@ class Loans:
         self.started.append(handle.id)
         return handle
 
-    async def start_new(self, **options: Any) -> tuple[Loan, WorkflowHandle[LoanCollection, CollectionSummary]]:
+    async def start_new(
+        self, **options: Any
+    ) -> tuple[Loan, WorkflowHandle[LoanCollection, CollectionSummary]]:
         loan = await self.build(**options)
         return loan, await self.start(loan)
 
     async def cleanup(self) -> None:
         for workflow_id in self.started:
-            try:
-                await self.env.client.get_workflow_handle(workflow_id).terminate(reason="test finished")
-            except RPCError:
-                pass  # already closed
+            with contextlib.suppress(RPCError):  # already closed
+                await self.env.client.get_workflow_handle(workflow_id).terminate(
+                    reason="test finished"
+                )
 
 
 @pytest_asyncio.fixture(loop_scope="session")
@@ -108,4 +113,3 @@ async def loans(time_env: WorkflowEnvironment, worker: Worker) -> AsyncIterator[
     factory = Loans(time_env)
     yield factory
     await factory.cleanup()
-

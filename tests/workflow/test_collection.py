@@ -22,9 +22,9 @@ import pytest
 from temporalio.api.common.v1 import SearchAttributes, WorkflowExecution
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionRequest
+from temporalio.client import WorkflowExecutionStatus, WorkflowHandle, WorkflowQueryFailedError
 from temporalio.common import TypedSearchAttributes
 from temporalio.converter import decode_typed_search_attributes
-from temporalio.client import WorkflowExecutionStatus, WorkflowHandle, WorkflowQueryFailedError
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
@@ -88,7 +88,9 @@ async def poll_status(
 
 async def advance_to_dpd(env: WorkflowEnvironment, loan: Loan, dpd: int) -> None:
     """Skip time to one hour after the borrower-local midnight at which the loan is ``dpd`` DPD."""
-    target = clock.day_starts(loan.due_date, dpd, ZoneInfo(loan.borrower.timezone)) + timedelta(hours=1)
+    target = clock.day_starts(loan.due_date, dpd, ZoneInfo(loan.borrower.timezone)) + timedelta(
+        hours=1
+    )
     now = await env.get_current_time()
     if target > now:
         await env.sleep(target - now)
@@ -101,7 +103,9 @@ async def reach_stage(env: WorkflowEnvironment, loan: Loan, stage: str) -> Colle
     return await poll_status(follow(env, loan), lambda s: s.stage == stage)
 
 
-def payment(amount_minor: int, at: datetime, *, currency: str = "USD", payment_id: str | None = None) -> PaymentReceived:
+def payment(
+    amount_minor: int, at: datetime, *, currency: str = "USD", payment_id: str | None = None
+) -> PaymentReceived:
     return PaymentReceived(
         payment_id=payment_id or f"P-{uuid.uuid4().hex}",
         amount_minor=amount_minor,
@@ -111,13 +115,17 @@ def payment(amount_minor: int, at: datetime, *, currency: str = "USD", payment_i
     )
 
 
-async def pay(env: WorkflowEnvironment, handle: Handle, amount_minor: int, **options: Any) -> PaymentReceived:
+async def pay(
+    env: WorkflowEnvironment, handle: Handle, amount_minor: int, **options: Any
+) -> PaymentReceived:
     received = payment(amount_minor, await env.get_current_time(), **options)
     await handle.signal(LoanCollection.payment_received, received)
     return received
 
 
-async def wait_for_audit(pool: asyncpg.Pool, loan_id: str, action: str, count: int) -> list[dict[str, Any]]:
+async def wait_for_audit(
+    pool: asyncpg.Pool, loan_id: str, action: str, count: int
+) -> list[dict[str, Any]]:
     """The loan's audit details for ``action``, once at least ``count`` entries are there."""
     for _ in range(200):
         rows = await audit(pool, loan_id, action)
@@ -129,7 +137,9 @@ async def wait_for_audit(pool: asyncpg.Pool, loan_id: str, action: str, count: i
 
 async def audit(pool: asyncpg.Pool, loan_id: str, action: str) -> list[dict[str, Any]]:
     rows = await pool.fetch(
-        "SELECT details FROM audit_log WHERE loan_id = $1 AND action = $2 ORDER BY seq", loan_id, action
+        "SELECT details FROM audit_log WHERE loan_id = $1 AND action = $2 ORDER BY seq",
+        loan_id,
+        action,
     )
     return [json.loads(r["details"]) for r in rows]
 
@@ -141,14 +151,18 @@ async def loan_row(pool: asyncpg.Pool, loan_id: str) -> asyncpg.Record:
 
 
 async def payment_rows(pool: asyncpg.Pool, loan_id: str) -> list[asyncpg.Record]:
-    return await pool.fetch("SELECT * FROM payments WHERE loan_id = $1 ORDER BY recorded_at", loan_id)
+    return await pool.fetch(
+        "SELECT * FROM payments WHERE loan_id = $1 ORDER BY recorded_at", loan_id
+    )
 
 
 async def run_ids(env: WorkflowEnvironment, loan: Loan, first_run_id: str) -> list[str]:
     """Every run of the chain, first to current, read from each run's last history event."""
     ids = [first_run_id]
     while True:
-        history = await env.client.get_workflow_handle(workflow_id_for(loan.loan_id), run_id=ids[-1]).fetch_history()
+        history = await env.client.get_workflow_handle(
+            workflow_id_for(loan.loan_id), run_id=ids[-1]
+        ).fetch_history()
         last = history.events[-1]
         if last.event_type != EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW:
             return ids
@@ -164,7 +178,8 @@ async def stored_search_attributes(env: WorkflowEnvironment, loan: Loan) -> Type
     """
     raw = await env.client.workflow_service.describe_workflow_execution(
         DescribeWorkflowExecutionRequest(
-            namespace=env.client.namespace, execution=WorkflowExecution(workflow_id=workflow_id_for(loan.loan_id))
+            namespace=env.client.namespace,
+            execution=WorkflowExecution(workflow_id=workflow_id_for(loan.loan_id)),
         )
     )
     kept = SearchAttributes()
@@ -179,9 +194,16 @@ async def stored_search_attributes(env: WorkflowEnvironment, loan: Loan) -> Type
 
 @pytest.mark.parametrize(("timezone", "jurisdiction", "currency"), JURISDICTIONS)
 async def test_stages_advance_with_days_past_due_until_referral(
-    time_env: WorkflowEnvironment, pool: asyncpg.Pool, loans: Loans, timezone: str, jurisdiction: str, currency: str
+    time_env: WorkflowEnvironment,
+    pool: asyncpg.Pool,
+    loans: Loans,
+    timezone: str,
+    jurisdiction: str,
+    currency: str,
 ) -> None:
-    loan, handle = await loans.start_new(timezone=timezone, jurisdiction=jurisdiction, currency=currency)
+    loan, handle = await loans.start_new(
+        timezone=timezone, jurisdiction=jurisdiction, currency=currency
+    )
     status = await poll_status(follow(time_env, loan), lambda s: s.stage == Stage.EARLY)
     assert status.outstanding_minor == 50_000
     assert (await loan_row(pool, loan.loan_id))["stage"] == Stage.EARLY
@@ -193,12 +215,15 @@ async def test_stages_advance_with_days_past_due_until_referral(
         assert (await loan_row(pool, loan.loan_id))["stage"] == stage
         changes = await wait_for_audit(pool, loan.loan_id, "stage_changed", number)
         assert len(changes) == number
-        assert changes[-1] == {
-            "from": previous,
-            "to": stage,
-            "days_past_due": dpd,  # the workflow wakes at the borrower-local midnight of the boundary
-            "outstanding_minor": 50_000,
-        }
+        assert (
+            changes[-1]
+            == {
+                "from": previous,
+                "to": stage,
+                "days_past_due": dpd,  # the workflow wakes at the borrower-local midnight of the boundary
+                "outstanding_minor": 50_000,
+            }
+        )
         previous = stage
 
     summary = await handle.result()
@@ -223,7 +248,9 @@ async def test_stages_advance_with_days_past_due_until_referral(
         loan.loan_id,
     )
     referred_at = legal_at + timedelta(days=REFERRAL_AFTER_DAYS)
-    assert changes[-1]["days_past_due"] == clock.days_past_due(loan.due_date, referred_at, ZoneInfo(timezone))
+    assert changes[-1]["days_past_due"] == clock.days_past_due(
+        loan.due_date, referred_at, ZoneInfo(timezone)
+    )
 
     # Each stage asked for its own outreach: the early reminder, then the firm message in late.
     messages = await pool.fetch(
@@ -231,7 +258,10 @@ async def test_stages_advance_with_days_past_due_until_referral(
         " AND purpose IN ('early_reminder', 'late_firm') ORDER BY attempt_no",
         loan.loan_id,
     )
-    assert [(m["purpose"], m["stage"]) for m in messages] == [("early_reminder", "early"), ("late_firm", "late")]
+    assert [(m["purpose"], m["stage"]) for m in messages] == [
+        ("early_reminder", "early"),
+        ("late_firm", "late"),
+    ]
 
 
 # --- payments ------------------------------------------------------------------------------
@@ -253,7 +283,9 @@ async def test_payment_in_full_cures_the_loan(
     assert summary.recovered_minor == 50_000
     assert summary.payments == 1
     rows = await payment_rows(pool, loan.loan_id)
-    assert [(r["payment_id"], r["amount_minor"], r["stage"]) for r in rows] == [(paid.payment_id, 50_000, stage)]
+    assert [(r["payment_id"], r["amount_minor"], r["stage"]) for r in rows] == [
+        (paid.payment_id, 50_000, stage)
+    ]
     row = await loan_row(pool, loan.loan_id)
     assert (row["stage"], row["outstanding_minor"]) == (Stage.CURED, 0)
     assert row["closed_at"] is not None
@@ -317,7 +349,11 @@ async def test_duplicate_payment_is_applied_once(
 
     await pay(time_env, handle, 30_000)
     summary = await handle.result()
-    assert (summary.final_stage, summary.payments, summary.recovered_minor) == (Stage.CURED, 2, 50_000)
+    assert (summary.final_stage, summary.payments, summary.recovered_minor) == (
+        Stage.CURED,
+        2,
+        50_000,
+    )
     rows = await payment_rows(pool, loan.loan_id)
     assert sorted(r["amount_minor"] for r in rows) == [20_000, 30_000]
     assert len(await audit(pool, loan.loan_id, "payment_applied")) == 2
@@ -344,7 +380,9 @@ async def test_continue_as_new_at_stage_boundary_keeps_applied_payments(
 
     # The payment service re-sends the early payment after the boundary: the new run ignores it.
     now = await time_env.get_current_time()
-    await handle.signal(LoanCollection.payment_received, payment(10_000, now, payment_id=early.payment_id))
+    await handle.signal(
+        LoanCollection.payment_received, payment(10_000, now, payment_id=early.payment_id)
+    )
     await handle.signal(LoanCollection.payment_received, payment(0, now, payment_id="probe"))
     await wait_for_audit(pool, loan.loan_id, "payment_rejected", 1)
     status = await status_of(handle)
@@ -380,7 +418,11 @@ async def test_invalid_payments_are_rejected_and_audited(
     assert "currency" in rejected[0]["reason"]
     assert all("amount" in r["reason"] for r in rejected[1:])
     status = await status_of(handle)
-    assert (status.outstanding_minor, status.recovered_minor, status.applied_payment_ids) == (50_000, 0, [])
+    assert (status.outstanding_minor, status.recovered_minor, status.applied_payment_ids) == (
+        50_000,
+        0,
+        [],
+    )
     assert status.stage == Stage.EARLY
     assert await payment_rows(pool, loan.loan_id) == []
     assert (await loan_row(pool, loan.loan_id))["outstanding_minor"] == 50_000
@@ -397,9 +439,16 @@ async def test_invalid_payments_are_rejected_and_audited(
 
 @pytest.mark.parametrize(("timezone", "jurisdiction", "currency"), JURISDICTIONS)
 async def test_legal_notice_is_filed_and_contacts_respect_the_window(
-    time_env: WorkflowEnvironment, pool: asyncpg.Pool, loans: Loans, timezone: str, jurisdiction: str, currency: str
+    time_env: WorkflowEnvironment,
+    pool: asyncpg.Pool,
+    loans: Loans,
+    timezone: str,
+    jurisdiction: str,
+    currency: str,
 ) -> None:
-    loan, handle = await loans.start_new(timezone=timezone, jurisdiction=jurisdiction, currency=currency)
+    loan, handle = await loans.start_new(
+        timezone=timezone, jurisdiction=jurisdiction, currency=currency
+    )
     summary = await handle.result()
     assert summary.final_stage == Stage.REFERRED
 
@@ -419,7 +468,8 @@ async def test_legal_notice_is_filed_and_contacts_respect_the_window(
     assert served == [{"kind": "legal_notice", "sha256": notice["sha256"]}]
 
     attempts = await pool.fetch(
-        "SELECT channel, target, at_utc, at_local, stage FROM contact_attempts WHERE loan_id = $1", loan.loan_id
+        "SELECT channel, target, at_utc, at_local, stage FROM contact_attempts WHERE loan_id = $1",
+        loan.loan_id,
     )
     calls = [a for a in attempts if a["channel"] == "call"]
     assert calls, "a borrower who never answers is called"
@@ -429,7 +479,9 @@ async def test_legal_notice_is_filed_and_contacts_respect_the_window(
         local = attempt["at_utc"].astimezone(zone)
         assert attempt["at_local"] == clock.format_local(attempt["at_utc"], zone)
         hour, minute = map(int, attempt["at_local"].split()[1].split(":"))
-        assert opens <= time(hour, minute) < closes, f"{attempt['channel']} at {attempt['at_local']}"
+        assert opens <= time(hour, minute) < closes, (
+            f"{attempt['channel']} at {attempt['at_local']}"
+        )
         assert opens <= local.time() < closes
         assert attempt["stage"] in (Stage.EARLY, Stage.MIDDLE, Stage.LATE)
     # References are asked once each, and only after the borrower could not be reached.
@@ -440,7 +492,9 @@ async def test_legal_notice_is_filed_and_contacts_respect_the_window(
 # --- search attributes ---------------------------------------------------------------------
 
 
-async def test_search_attributes_follow_the_stage(time_env: WorkflowEnvironment, loans: Loans) -> None:
+async def test_search_attributes_follow_the_stage(
+    time_env: WorkflowEnvironment, loans: Loans
+) -> None:
     loan, handle = await loans.start_new()
     await poll_status(handle, lambda s: s.stage == Stage.EARLY)
 

@@ -1,0 +1,210 @@
+"""Record the committed workflow histories that ``test_replay.py`` replays.
+
+Run from the project root::
+
+    python -m tests.replay.record_histories
+
+It starts a throwaway embedded PostgreSQL (in a temporary data dir) and the Java time-skipping
+server, runs two representative loans with the production worker, and writes every run of each
+continue-as-new chain to ``tests/replay/histories/<story>-run<N>.json``:
+
+- ``cured``: never answers; a partial and then a full payment in the middle stage;
+- ``referred``: never answers and never pays; early, middle, late, legal, then referral.
+
+Re-record only when a workflow change is *meant* to be incompatible with the old histories (and
+version the workflow, so that running loans keep replaying). Otherwise the old files are the proof
+that a change is safe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import tempfile
+import traceback
+from datetime import timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
+
+from overdue import db
+from overdue.config import Config
+from overdue.stack import EmbeddedStack, installed_binary, register_search_attributes
+from overdue.worker import build_worker
+from workflows import clock
+from workflows.loan_collection import LoanCollection
+from workflows.types import (
+    TASK_QUEUE,
+    Borrower,
+    CollectionInput,
+    CollectionStatus,
+    Contact,
+    Loan,
+    PaymentReceived,
+    Stage,
+    workflow_id_for,
+)
+
+HISTORIES = Path(__file__).parent / "histories"
+
+
+def loan(loan_id: str, due_date: str) -> Loan:
+    return Loan(
+        loan_id=loan_id,
+        # ``never_answers-`` picks the simulated persona that neither answers nor pays, so the
+        # only payments are the ones signalled here.
+        borrower=Borrower(
+            f"never_answers-{loan_id}", "Ann Lee", "+15550001000", "America/New_York"
+        ),
+        product="personal",
+        principal_minor=100_000,
+        outstanding_minor=50_000,
+        currency="USD",
+        due_date=due_date,
+        jurisdiction="us",
+        contacts=[
+            Contact(f"{loan_id}-c1", "Bo Chen", "+15550002000", "sibling"),
+            Contact(f"{loan_id}-c2", "Cy Diaz", "+15550003000", "workplace"),
+        ],
+    )
+
+
+async def start(env: WorkflowEnvironment, subject: Loan) -> WorkflowHandle[LoanCollection, object]:
+    return await env.client.start_workflow(
+        LoanCollection.run,
+        CollectionInput(loan=subject),
+        id=workflow_id_for(subject.loan_id),
+        task_queue=TASK_QUEUE,
+        execution_timeout=timedelta(days=60),
+    )
+
+
+async def status_when(
+    handle: WorkflowHandle[LoanCollection, object], wanted: str
+) -> CollectionStatus:
+    """Poll (in real time; the workflow clock stands still) until the loan is in ``wanted``."""
+    for _ in range(400):
+        try:
+            status = await handle.query(LoanCollection.status)
+            if status.stage == wanted:
+                return status
+        except Exception:  # a fresh run answers queries once its first task is done
+            pass
+        await asyncio.sleep(0.05)
+    raise RuntimeError(f"{handle.id} never reached {wanted}")
+
+
+async def wait_applied(handle: WorkflowHandle[LoanCollection, object], payment_id: str) -> None:
+    for _ in range(400):
+        if payment_id in (await handle.query(LoanCollection.status)).applied_payment_ids:
+            return
+        await asyncio.sleep(0.05)
+    raise RuntimeError(f"payment {payment_id} was never applied")
+
+
+async def due_yesterday(env: WorkflowEnvironment) -> str:
+    return ((await env.get_current_time()) - timedelta(days=1)).date().isoformat()
+
+
+async def cured(env: WorkflowEnvironment) -> WorkflowHandle[LoanCollection, object]:
+    due_date = await due_yesterday(env)
+    subject = loan("L-replay-cured", due_date)
+    handle = await start(env, subject)
+    await status_when(handle, Stage.EARLY)
+    middle = clock.day_starts(due_date, 6, ZoneInfo(subject.borrower.timezone)) + timedelta(
+        hours=10
+    )
+    await env.sleep(middle - await env.get_current_time())
+    follow = env.client.get_workflow_handle_for(LoanCollection.run, handle.id)
+    await status_when(follow, Stage.MIDDLE)
+    for payment_id, amount in (("pay-partial", 20_000), ("pay-full", 30_000)):
+        paid_at = await env.get_current_time()
+        await follow.signal(
+            LoanCollection.payment_received,
+            PaymentReceived(payment_id, amount, "USD", paid_at, source="replay-recording"),
+        )
+        await wait_applied(follow, payment_id)
+    await handle.result()
+    return handle
+
+
+async def referred(env: WorkflowEnvironment) -> WorkflowHandle[LoanCollection, object]:
+    handle = await start(env, loan("L-replay-referred", await due_yesterday(env)))
+    await handle.result()
+    return handle
+
+
+async def save_chain(
+    client: Client, name: str, handle: WorkflowHandle[LoanCollection, object]
+) -> list[Path]:
+    """Write every run of the continue-as-new chain, first to last, one file per run."""
+    assert handle.first_execution_run_id is not None
+    run_id: str | None = handle.first_execution_run_id
+    written = []
+    while run_id:
+        history = await client.get_workflow_handle(handle.id, run_id=run_id).fetch_history()
+        path = HISTORIES / f"{name}-run{len(written) + 1}.json"
+        path.write_text(history.to_json() + "\n")
+        written.append(path)
+        last = history.events[-1]
+        run_id = None
+        if last.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW:
+            run_id = last.workflow_execution_continued_as_new_event_attributes.new_execution_run_id
+    return written
+
+
+async def record() -> list[Path]:
+    HISTORIES.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="overdue-replay-") as home:
+        # Only PostgreSQL is embedded: a Temporal address is given, so no dev server starts.
+        stack = EmbeddedStack(config=Config(home=Path(home), temporal_address="time-skipping"))
+        await stack.start()
+        try:
+            env = await WorkflowEnvironment.start_time_skipping(
+                test_server_existing_path=installed_binary("temporal-test-server")
+            )
+            try:
+                await register_search_attributes(env.client, "default")
+                pool = await db.create_pool(stack.database_url)
+                try:
+                    config = Config(home=Path(home), database_url=stack.database_url)
+                    async with build_worker(env.client, pool, config):
+                        stories = {"cured": await cured(env), "referred": await referred(env)}
+                        for old in HISTORIES.glob("*.json"):
+                            old.unlink()
+                        return [
+                            path
+                            for name, handle in stories.items()
+                            for path in await save_chain(env.client, name, handle)
+                        ]
+                finally:
+                    await pool.close()
+            finally:
+                await env.shutdown()
+        finally:
+            await stack.stop()
+
+
+def main() -> None:
+    code = 0
+    try:
+        for path in asyncio.run(record()):
+            print(
+                f"{path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path}"
+                f"  {path.stat().st_size // 1024} KiB"
+            )
+    except Exception:  # report, then leave without the SDK's exit-time crash
+        traceback.print_exc()
+        code = 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # The Temporal SDK can abort at interpreter exit (sdk-python#300): leave without it.
+    os._exit(code)
+
+
+if __name__ == "__main__":
+    main()
