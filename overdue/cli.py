@@ -8,6 +8,7 @@ output: the Temporal SDK can abort at interpreter exit (sdk-python#300).
 from __future__ import annotations
 
 import asyncio
+import csv
 import json
 import os
 import signal
@@ -42,7 +43,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-out = Console()
+out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 T = TypeVar("T")
 
@@ -239,7 +240,12 @@ def import_loans(
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as problem:
         raise UserError(f"path: cannot read {path}: {problem}") from None
-    book = read_loan_book(text)
+    try:
+        book = read_loan_book(text)
+    except csv.Error as problem:
+        # The csv module refuses some garbage outright (a field over its size limit): that is a
+        # file that is no loan book, not a crash ("error: Error: ..." with exit code 1).
+        raise UserError(f"path: {path} is not a CSV loan book ({problem})") from None
 
     async def go() -> tuple[list[str], list[str]]:
         started, running = [], []

@@ -131,6 +131,11 @@ class LoanCollection:
 
     @workflow.query
     def status(self) -> CollectionStatus:
+        if self._state is None:
+            # The state exists only once the loan is opened (after two activities), and a query
+            # can come before that (`overdue pay`/`status` right after `start`); it failed with
+            # "state is set before the first await". Answer from the input instead.
+            return self._opening_status()
         state = self._require_state()
         now = self._now()
         return CollectionStatus(
@@ -150,6 +155,27 @@ class LoanCollection:
             recent_attempts=list(state.history.attempts),
             applied_payment_ids=list(state.applied_payment_ids),
             notices=list(state.notices),
+        )
+
+    def _opening_status(self) -> CollectionStatus:
+        now = workflow.now()
+        return CollectionStatus(
+            loan_id=self._loan.loan_id,
+            stage=Stage.EARLY,
+            days_past_due=self._dpd(now),
+            outstanding_minor=self._loan.outstanding_minor,
+            recovered_minor=0,
+            currency=self._loan.currency,
+            situation="none",
+            jurisdiction=self._loan.jurisdiction,
+            timezone=self._loan.borrower.timezone,
+            attempt_count=0,
+            last_outcome=None,
+            next_action=NextAction(kind="stage_review", at_utc=None, at_local=None),
+            collection_time=now,
+            recent_attempts=[],
+            applied_payment_ids=[],
+            notices=[],
         )
 
     # --- opening and restoring -------------------------------------------------------------

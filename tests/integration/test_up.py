@@ -1,0 +1,99 @@
+"""`overdue up`: the embedded stack in the foreground, stopped by Ctrl-C, found again on restart."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import psutil
+import pytest
+
+pytestmark = pytest.mark.integration
+OVERDUE = str(Path(sys.executable).parent / "overdue")
+
+
+def _env(home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("TEMPORAL_ADDRESS", "DATABASE_URL")}
+    env["OVERDUE_HOME"] = str(home)
+    return env
+
+
+@asynccontextmanager
+async def running_up(home: Path) -> AsyncIterator[list[str]]:
+    """Run `overdue up` until it reports its worker; stop it with SIGINT on exit."""
+    process = await asyncio.create_subprocess_exec(
+        OVERDUE,
+        "up",
+        env=_env(home),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    assert process.stdout is not None
+    lines: list[str] = []
+    async with asyncio.timeout(60):
+        while not lines or not lines[-1].startswith("Worker"):
+            line = (await process.stdout.readline()).decode()
+            assert line, f"`overdue up` ended early: {lines}"
+            lines.append(line.strip())
+    try:
+        yield lines
+    finally:
+        process.send_signal(signal.SIGINT)
+        async with asyncio.timeout(30):
+            await process.communicate()
+        assert process.returncode == 0
+
+
+async def _cli(home: Path, *args: str) -> tuple[int, dict]:
+    process = await asyncio.create_subprocess_exec(
+        OVERDUE,
+        *args,
+        "--json",
+        env=_env(home),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await process.communicate()
+    assert b"Traceback" not in stderr
+    return process.returncode or 0, json.loads(stdout) if stdout.strip() else {}
+
+
+def _servers_of(home: Path) -> list[psutil.Process]:
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        cmdline = " ".join(process.info["cmdline"] or [])
+        if str(home) in cmdline and ("postgres" in cmdline or "start-dev" in cmdline):
+            found.append(process)
+    return found
+
+
+async def test_up_starts_stops_and_resumes(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    due = (datetime.now(UTC) - timedelta(days=2)).date().isoformat()
+    async with running_up(home) as lines:
+        printed = "\n".join(lines)
+        assert "Temporal Web UI  http://127.0.0.1:" in printed
+        assert "PostgreSQL       postgresql://" in printed
+        code, started = await _cli(
+            home, "start", "--loan-id", "UP-1", "--borrower-id", "never_answers-UP-1", "--name", "Ann Lee",
+            "--phone", "+15550100", "--timezone", "America/New_York", "--outstanding", "80.00",
+            "--currency", "USD", "--due-date", due, "--jurisdiction", "us", "--day-seconds", "3600",
+        )  # fmt: skip
+        assert (code, started["started"]) == (0, True)
+    assert not _servers_of(home), "Ctrl-C must stop the Temporal server and PostgreSQL"
+    assert (home / "temporal.db").exists() and (home / "postgres" / "PG_VERSION").exists()
+
+    async with running_up(home):
+        code, status = await _cli(home, "status", "UP-1")
+        assert code == 0
+        assert status["workflow_status"] == "running"
+        assert status["stage"] == "early"
+        assert status["outstanding_minor"] == 8000
+    assert not _servers_of(home)
