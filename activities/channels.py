@@ -22,7 +22,11 @@ from workflows.types import Target
 
 @dataclass(frozen=True)
 class Delivery:
-    """What a provider needs to reach someone. The phone number never enters workflow history."""
+    """What a provider needs to reach someone.
+
+    The activity reads the phone number from the ledger, so it never travels in an activity's
+    arguments or results.
+    """
 
     request: ContactRequest
     phone: str

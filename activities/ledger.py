@@ -15,7 +15,13 @@ from asyncpg.pool import PoolConnectionProxy
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from workflows.commands import OpenLoan, PaymentEntry, RejectedPayment, StageChange
+from workflows.commands import (
+    PAYMENT_CONFLICT,
+    OpenLoan,
+    PaymentEntry,
+    RejectedPayment,
+    StageChange,
+)
 
 Executor = asyncpg.Connection | PoolConnectionProxy
 
@@ -138,7 +144,7 @@ class LedgerActivities:
                 ):
                     raise ApplicationError(
                         f"payment_id {payment.payment_id} is already recorded with other details",
-                        type="PaymentConflict",
+                        type=PAYMENT_CONFLICT,
                         non_retryable=True,
                     )
                 return

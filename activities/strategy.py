@@ -17,17 +17,28 @@ def _minutes(value: str, field: str) -> int:
     try:
         hours, minutes = value.split(":")
         total = int(hours) * 60 + int(minutes)
-    except ValueError:
+        # Fix (tests/unit/test_strategy.py): "08:75" or "08:-5" were taken as 09:15 and 07:55.
+        if not 0 <= int(minutes) < 60:
+            raise ValueError(value)
+    except (ValueError, AttributeError):  # AttributeError: not a string (fix, as above)
         raise ValueError(f"{field}: expected HH:MM, got {value!r}") from None
     if not 0 <= total <= 24 * 60:
         raise ValueError(f"{field}: {value!r} is not a time of day")
     return total
 
 
+def _int(value: Any, field: str) -> int:
+    # Fix (tests/unit/test_strategy.py): a bare int() error did not name the field.
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{field}: expected a whole number, got {value!r}") from None
+
+
 def parse_strategy(data: dict[str, Any]) -> Strategy:
     """Build and check a strategy from its TOML data. Errors name the offending field."""
     try:
-        stages = StageBands(**{k: int(v) for k, v in data["stages"].items()})
+        stages = StageBands(**{k: _int(v, f"stages.{k}") for k, v in data["stages"].items()})
         cadence = data["cadence"]
         slots = [
             Slot(
@@ -42,15 +53,24 @@ def parse_strategy(data: dict[str, Any]) -> Strategy:
             version=str(data["version"]),
             stages=stages,
             slots=slots,
-            min_gap_minutes=int(cadence["min_gap_minutes"]),
-            max_calls_per_day=int(cadence["max_calls_per_day"]),
-            sms_after_unanswered=int(cadence["sms_after_unanswered"]),
-            contacts_after_unanswered=int(cadence["contacts_after_unanswered"]),
-            referral_after_days=int(cadence["referral_after_days"]),
+            min_gap_minutes=_int(cadence["min_gap_minutes"], "cadence.min_gap_minutes"),
+            max_calls_per_day=_int(cadence["max_calls_per_day"], "cadence.max_calls_per_day"),
+            sms_after_unanswered=_int(
+                cadence["sms_after_unanswered"], "cadence.sms_after_unanswered"
+            ),
+            contacts_after_unanswered=_int(
+                cadence["contacts_after_unanswered"], "cadence.contacts_after_unanswered"
+            ),
+            referral_after_days=_int(cadence["referral_after_days"], "cadence.referral_after_days"),
             messages={str(k): str(v) for k, v in data["messages"].items()},
         )
     except KeyError as missing:
         raise ValueError(f"strategy is missing {missing.args[0]!r}") from None
+    except (TypeError, AttributeError) as problem:
+        # Fix (tests/unit/test_strategy.py): a misshapen file (an unknown stage name, a table
+        # that is not a table) raised TypeError/AttributeError, which the activity does not turn
+        # into a non-retryable BadStrategy, so the load was retried forever.
+        raise ValueError(f"strategy is malformed: {problem}") from None
     if not 1 < stages.middle < stages.late < stages.legal:
         raise ValueError("stages: expected 1 < middle < late < legal")
     for i, slot in enumerate(slots):

@@ -208,18 +208,25 @@ def start(
         raise UserError(str(invalid)) from None
     _check_day_seconds(day_seconds)
 
-    async def go() -> bool:
+    async def go() -> str:
         async with services(_config(data_dir)) as s:
             return await ops.start_collection(s.client, loan, day_seconds=day_seconds)
 
-    started = _run(go())
-    result = {"loan_id": loan.loan_id, "started": started, "already_running": not started}
+    outcome = _run(go())
+    result = {
+        "loan_id": loan.loan_id,
+        "outcome": outcome,
+        "started": outcome == ops.StartOutcome.STARTED,
+        "already_running": outcome == ops.StartOutcome.ALREADY_RUNNING,
+    }
     if as_json:
         _emit_json(result)
-    elif started:
+    elif outcome == ops.StartOutcome.STARTED:
         out.print(f"started collection-{loan.loan_id}")
-    else:
+    elif outcome == ops.StartOutcome.ALREADY_RUNNING:
         out.print(f"collection-{loan.loan_id} is already running; nothing started")
+    else:
+        out.print(f"collection-{loan.loan_id} has already ended; nothing started")
 
 
 def _check_day_seconds(day_seconds: float | None) -> None:
@@ -247,20 +254,28 @@ def import_loans(
         # file that is no loan book, not a crash ("error: Error: ..." with exit code 1).
         raise UserError(f"path: {path} is not a CSV loan book ({problem})") from None
 
-    async def go() -> tuple[list[str], list[str]]:
-        started, running = [], []
+    async def go() -> dict[str, list[str]]:
+        outcomes: dict[str, list[str]] = {
+            ops.StartOutcome.STARTED: [],
+            ops.StartOutcome.ALREADY_RUNNING: [],
+            ops.StartOutcome.ALREADY_ENDED: [],
+        }
         if not book.loans:
-            return started, running
+            return outcomes
         async with services(_config(data_dir)) as s:
             for loan in book.loans:
-                ok = await ops.start_collection(s.client, loan, day_seconds=day_seconds)
-                (started if ok else running).append(loan.loan_id)
-        return started, running
+                outcome = await ops.start_collection(s.client, loan, day_seconds=day_seconds)
+                outcomes[outcome].append(loan.loan_id)
+        return outcomes
 
-    started, running = _run(go())
+    outcomes = _run(go())
+    started, running = (
+        outcomes[ops.StartOutcome.STARTED],
+        outcomes[ops.StartOutcome.ALREADY_RUNNING],
+    )
     rejected = [{"line": e.line, "field": e.field, "error": e.message} for e in book.errors]
     if as_json:
-        _emit_json({"started": started, "already_running": running, "rejected": rejected})
+        _emit_json({**outcomes, "rejected": rejected})
     else:
         out.print(
             f"started {len(started)}, already running {len(running)}, rejected rows {len(rejected)}"

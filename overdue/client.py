@@ -51,11 +51,17 @@ def static_summary(loan: Loan) -> str:
     return f"Loan {loan.loan_id} · {loan.product} · {band} · {loan.jurisdiction}"
 
 
-async def start_collection(client: Client, loan: Loan, *, day_seconds: float | None = None) -> bool:
-    """Start a loan's collection. Returns False if one is already running for the loan.
+class StartOutcome:
+    STARTED = "started"
+    ALREADY_RUNNING = "already_running"
+    ALREADY_ENDED = "already_ended"  # completed (cured or referred): not collected again
+
+
+async def start_collection(client: Client, loan: Loan, *, day_seconds: float | None = None) -> str:
+    """Start a loan's collection; returns a ``StartOutcome``.
 
     The workflow id is the loan's, and a running collection is never duplicated; a loan whose
-    earlier collection failed or was terminated may be started again.
+    earlier collection failed or was terminated may be started again, one that completed may not.
     """
     try:
         await client.start_workflow(
@@ -75,8 +81,11 @@ async def start_collection(client: Client, loan: Loan, *, day_seconds: float | N
             ),
         )
     except WorkflowAlreadyStartedError:
-        return False
-    return True
+        status = await _describe(client.get_workflow_handle(workflow_id_for(loan.loan_id)))
+        if status == WorkflowExecutionStatus.RUNNING:
+            return StartOutcome.ALREADY_RUNNING
+        return StartOutcome.ALREADY_ENDED
+    return StartOutcome.STARTED
 
 
 async def _describe(handle: WorkflowHandle[Any, Any]) -> WorkflowExecutionStatus | None:
@@ -169,7 +178,9 @@ async def loan_status(client: Client, pool: asyncpg.Pool | None, loan_id: str) -
 
 def status_view(status: CollectionStatus) -> dict[str, Any]:
     data = json.loads(json.dumps(asdict(status), default=_iso))
-    data.pop("recent_attempts", None)  # the ledger has every attempt
+    # The ledger has every attempt and notice, with more detail.
+    data.pop("recent_attempts", None)
+    data.pop("notices", None)
     return data
 
 

@@ -90,4 +90,3 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     session.config._overdue_exitstatus = int(exitstatus)  # type: ignore[attr-defined]
-

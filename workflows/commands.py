@@ -52,6 +52,9 @@ class ContactResult:
     outcome: str
 
 
+PAYMENT_CONFLICT = "PaymentConflict"  # error type: a payment id already recorded otherwise
+
+
 @dataclass
 class PaymentEntry:
     loan_id: str

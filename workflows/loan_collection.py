@@ -16,10 +16,12 @@ from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeUpdate
+from temporalio.exceptions import ActivityError, ApplicationError
 
 from workflows import clock, outreach, planner
 from workflows import search_attributes as sa
 from workflows.commands import (
+    PAYMENT_CONFLICT,
     ContactRequest,
     LoadStrategy,
     NoticeRequest,
@@ -250,28 +252,28 @@ class LoanCollection:
             # handler's de-duplication looks there), or it would be applied a second time.
             pending = self._inbox[0]
             payment = pending.payment
-            if pending.rejection is not None:
+            rejection = pending.rejection
+            before = state.outstanding_minor
+            after = max(0, before - payment.amount_minor)
+            if rejection is None:
+                rejection = await self._record_payment(
+                    PaymentEntry(
+                        loan_id=self._loan.loan_id,
+                        payment=payment,
+                        outstanding_before=before,
+                        outstanding_after=after,
+                        overpaid_minor=max(0, payment.amount_minor - before),
+                        stage=state.stage,
+                    )
+                )
+            if rejection is not None:
                 await self._activity(
                     LedgerActivities.record_rejected_payment,
-                    RejectedPayment(self._loan.loan_id, payment, pending.rejection),
+                    RejectedPayment(self._loan.loan_id, payment, rejection),
                     f"reject payment {payment.payment_id}",
                 )
                 self._inbox.pop(0)
                 continue
-            before = state.outstanding_minor
-            after = max(0, before - payment.amount_minor)
-            await self._activity(
-                LedgerActivities.record_payment,
-                PaymentEntry(
-                    loan_id=self._loan.loan_id,
-                    payment=payment,
-                    outstanding_before=before,
-                    outstanding_after=after,
-                    overpaid_minor=max(0, payment.amount_minor - before),
-                    stage=state.stage,
-                ),
-                f"record payment {payment.payment_id}",
-            )
             self._inbox.pop(0)
             state.applied_payment_ids.append(payment.payment_id)
             state.outstanding_minor = after
@@ -284,6 +286,23 @@ class LoanCollection:
             if machine.stage != stage:
                 await self._stage_changed(stage)
             self._publish()
+
+    async def _record_payment(self, entry: PaymentEntry) -> str | None:
+        """Write the payment to the ledger; returns why it was refused, if it was.
+
+        The ledger refuses a payment id it already holds with other details (another amount or
+        another loan). That is a fact about the payment, not a failure of the collection.
+        """
+        try:
+            await self._activity(
+                LedgerActivities.record_payment, entry, f"record payment {entry.payment.payment_id}"
+            )
+        except ActivityError as failure:
+            cause = failure.cause
+            if isinstance(cause, ApplicationError) and cause.type == PAYMENT_CONFLICT:
+                return cause.message
+            raise
+        return None
 
     async def _stage_changed(self, from_stage: str) -> None:
         machine, state = self._require_machine(), self._require_state()

@@ -23,8 +23,6 @@ class Action:
     REMINDER_SMS = "reminder_sms"
     FIRM_SMS = "firm_sms"
     LEGAL_NOTICE = "legal_notice"
-    REFERRAL = "referral"
-    CLOSE = "close"
 
 
 @dataclass
@@ -43,8 +41,8 @@ class CollectionMachine(StateMachine):
     middle = State()
     late = State(enter="send_firm_message")
     legal = State(enter="serve_legal_notice")
-    cured = State(final=True, enter="close_as_cured")
-    referred = State(final=True, enter="refer_to_counsel")
+    cured = State(final=True)
+    referred = State(final=True)
 
     day_passed = (
         early.to(middle, cond="middle_reached")
@@ -118,12 +116,6 @@ class CollectionMachine(StateMachine):
 
     def serve_legal_notice(self) -> None:
         self.actions.append(Action.LEGAL_NOTICE)
-
-    def refer_to_counsel(self) -> None:
-        self.actions.append(Action.REFERRAL)
-
-    def close_as_cured(self) -> None:
-        self.actions.append(Action.CLOSE)
 
     def next_boundary_dpd(self) -> int | None:
         """The DPD at which the current stage ends by itself, if it does."""

@@ -10,6 +10,7 @@ Borrowers are ``never_answers-*``: the simulator never pays for them, so every p
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import io
 import json
@@ -36,6 +37,7 @@ from overdue.loans import CSV_COLUMNS
 from overdue.stack import EmbeddedStack
 from overdue.worker import build_worker
 from workflows.loan_collection import LoanCollection
+from workflows.money import format_minor
 from workflows.types import Borrower, Contact, Loan, workflow_id_for
 
 pytestmark = pytest.mark.integration
@@ -106,7 +108,9 @@ class Cli:
         except TimeoutError:
             process.kill()
             await process.wait()
-            raise AssertionError(f"overdue {' '.join(args)} did not finish in {timeout} s") from None
+            raise AssertionError(
+                f"overdue {' '.join(args)} did not finish in {timeout} s"
+            ) from None
         assert process.returncode is not None
         return CliResult(args, process.returncode, out.decode(), err.decode())
 
@@ -232,12 +236,10 @@ async def worker(
     async with build_worker(client, pool, config) as running:
         yield running
         for loan_id in loans.ids:
-            try:
+            with contextlib.suppress(RPCError):  # never started, or already closed
                 await client.get_workflow_handle(workflow_id_for(loan_id)).terminate(
                     reason="integration tests finished"
                 )
-            except RPCError:
-                pass  # never started, or already closed
 
 
 @pytest.fixture(scope="module")
@@ -330,7 +332,9 @@ async def test_payments_from_the_cli_until_cured(
     again = await cli("pay", loan_id, "120.50", "--payment-id", first_id, "--json")
     assert again.code == 0, again
     history = await handle.fetch_history()
-    signals = [e for e in history.events if e.HasField("workflow_execution_signaled_event_attributes")]
+    signals = [
+        e for e in history.events if e.HasField("workflow_execution_signaled_event_attributes")
+    ]
     assert len(signals) == 2, "the duplicate was delivered to the workflow"
     shown = await cli("status", loan_id, "--json")  # a query sees every signal delivered before it
     assert shown.code == 0, shown
@@ -487,7 +491,9 @@ async def test_import_starts_good_rows_and_rejects_bad_ones(
         assert await workflow_exists(client, loan_id)
     for loan_id in (bad_amount, bad_jurisdiction, no_borrower):
         assert not await workflow_exists(client, loan_id)
-        listed = [e async for e in client.list_workflows(f'WorkflowId="{workflow_id_for(loan_id)}"')]
+        listed = [
+            e async for e in client.list_workflows(f'WorkflowId="{workflow_id_for(loan_id)}"')
+        ]
         assert listed == []
 
     again = await cli("import", str(book), "--day-seconds", QUIET_DAY_SECONDS, "--json")
@@ -505,7 +511,8 @@ async def test_import_of_garbage_is_a_clear_error(cli: Cli, tmp_path: Path) -> N
     prose = tmp_path / "prose.csv"
     prose.write_text("Dear collector,\nplease find attached nothing at all.\n")
     huge = tmp_path / "huge.csv"
-    huge.write_text("loan_id\n" + "x" * 200_000 + "\n")  # over the csv module's field limit
+    # A right header, then a field over the csv module's size limit.
+    huge.write_text(",".join(CSV_COLUMNS) + "\n" + "x" * 200_000 + "\n")
     missing = tmp_path / "missing.csv"
 
     unreadable = await asyncio.gather(
@@ -607,7 +614,9 @@ async def test_audit_log_is_append_only(busy_loan: tuple[str, str], pool: asyncp
     loan_id, _ = busy_loan
 
     async def entries() -> int:
-        return int(await pool.fetchval("SELECT count(*) FROM audit_log WHERE loan_id = $1", loan_id))
+        return int(
+            await pool.fetchval("SELECT count(*) FROM audit_log WHERE loan_id = $1", loan_id)
+        )
 
     await eventually(entries, what="audit entries")
     async with pool.acquire() as conn:
@@ -636,7 +645,11 @@ async def test_replay_histories_and_a_workflow_from_this_module(
     status = await handle.query(LoanCollection.status)
     assert status.stage == "early"
     paid = await cli(
-        "pay", loan_id, f"{status.outstanding_minor / 100:.2f}", "--payment-id", f"{loan_id}-all"
+        "pay",
+        loan_id,
+        format_minor(status.outstanding_minor, status.currency),
+        "--payment-id",
+        f"{loan_id}-all",
     )
     assert paid.code == 0, paid
     summary = await asyncio.wait_for(handle.result(), 15)

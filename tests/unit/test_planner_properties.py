@@ -102,12 +102,15 @@ LAST_CONVERSATION = st.none() | st.integers(60, 10 * DAY_SECONDS)
 TRIED_SLOTS = st.lists(st.sampled_from(SLOT_NAMES), unique=True)
 THIRD_PARTIES = st.lists(st.sampled_from(CONTACT_IDS), unique=True)
 SEEDS = st.integers(0, 2**32 - 1)
+STRATEGIES = st.sampled_from([STRATEGY, LAX_STRATEGY])
+STREAKS = st.integers(0, 12)
+NUDGES = st.integers(0, 3)
 
 
 @st.composite
 def scenarios(draw: st.DrawFn) -> Scenario:
     profile = planner.PROFILES[draw(PROFILE_CODES)]
-    strategy = draw(st.sampled_from([STRATEGY, LAX_STRATEGY]))
+    strategy = draw(STRATEGIES)
     zone = ZoneInfo(draw(ZONE_NAMES))
     now = draw(NOWS)
     attempts = [
@@ -129,8 +132,8 @@ def scenarios(draw: st.DrawFn) -> Scenario:
     history = ContactHistory(
         attempts=attempts,
         tried_slots=draw(TRIED_SLOTS),
-        unanswered_streak=draw(st.integers(0, 12)),
-        nudges_in_streak=draw(st.integers(0, 3)),
+        unanswered_streak=draw(STREAKS),
+        nudges_in_streak=draw(NUDGES),
         last_conversation_at=last_conversation,
         contacted_third_parties=draw(THIRD_PARTIES),
         objected_third_parties=draw(THIRD_PARTIES),

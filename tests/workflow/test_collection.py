@@ -86,6 +86,14 @@ async def poll_status(
     return status
 
 
+async def collecting(handle: Handle) -> CollectionStatus:
+    """Wait until the loan is opened in the ledger and its (first) outreach is planned.
+
+    Before that the status query answers from the workflow input (stage early, nothing planned).
+    """
+    return await poll_status(handle, lambda s: s.next_action.at_utc is not None)
+
+
 async def advance_to_dpd(env: WorkflowEnvironment, loan: Loan, dpd: int) -> None:
     """Skip time to one hour after the borrower-local midnight at which the loan is ``dpd`` DPD."""
     target = clock.day_starts(loan.due_date, dpd, ZoneInfo(loan.borrower.timezone)) + timedelta(
@@ -98,9 +106,12 @@ async def advance_to_dpd(env: WorkflowEnvironment, loan: Loan, dpd: int) -> None
 
 async def reach_stage(env: WorkflowEnvironment, loan: Loan, stage: str) -> CollectionStatus:
     """Run the loan's collection until it stands in ``stage`` and return its status there."""
+    handle = follow(env, loan)
+    status = await collecting(handle)
     if stage in BANDS:
         await advance_to_dpd(env, loan, BANDS[stage])
-    return await poll_status(follow(env, loan), lambda s: s.stage == stage)
+        status = await poll_status(handle, lambda s: s.stage == stage)
+    return status
 
 
 def payment(
@@ -204,8 +215,8 @@ async def test_stages_advance_with_days_past_due_until_referral(
     loan, handle = await loans.start_new(
         timezone=timezone, jurisdiction=jurisdiction, currency=currency
     )
-    status = await poll_status(follow(time_env, loan), lambda s: s.stage == Stage.EARLY)
-    assert status.outstanding_minor == 50_000
+    status = await collecting(handle)
+    assert (status.stage, status.outstanding_minor) == (Stage.EARLY, 50_000)
     assert (await loan_row(pool, loan.loan_id))["stage"] == Stage.EARLY
 
     previous = Stage.EARLY
@@ -298,7 +309,7 @@ async def test_partial_payment_lowers_the_balance_without_curing(
     time_env: WorkflowEnvironment, pool: asyncpg.Pool, loans: Loans
 ) -> None:
     loan, handle = await loans.start_new()
-    await poll_status(handle, lambda s: s.stage == Stage.EARLY)
+    await collecting(handle)
 
     first = await pay(time_env, handle, 20_000)
     status = await poll_status(handle, lambda s: s.outstanding_minor != 50_000)
@@ -322,7 +333,7 @@ async def test_duplicate_payment_is_applied_once(
     time_env: WorkflowEnvironment, pool: asyncpg.Pool, loans: Loans
 ) -> None:
     loan, handle = await loans.start_new()
-    await poll_status(handle, lambda s: s.stage == Stage.EARLY)
+    await collecting(handle)
 
     now = await time_env.get_current_time()
     twice = payment(20_000, now)
@@ -359,11 +370,33 @@ async def test_duplicate_payment_is_applied_once(
     assert len(await audit(pool, loan.loan_id, "payment_applied")) == 2
 
 
+async def test_payment_id_recorded_on_another_loan_is_rejected_not_fatal(
+    time_env: WorkflowEnvironment, pool: asyncpg.Pool, loans: Loans
+) -> None:
+    _first, first_handle = await loans.start_new()
+    second, second_handle = await loans.start_new()
+    await collecting(first_handle)
+    await collecting(second_handle)
+    now = await time_env.get_current_time()
+    shared = payment(10_000, now, payment_id=f"shared-{uuid.uuid4().hex}")
+
+    await first_handle.signal(LoanCollection.payment_received, shared)
+    await poll_status(first_handle, lambda s: s.outstanding_minor == 40_000)
+    # The ledger holds the id for the first loan: the second refuses it and keeps collecting.
+    await second_handle.signal(LoanCollection.payment_received, shared)
+    rejected = await wait_for_audit(pool, second.loan_id, "payment_rejected", 1)
+    assert "already recorded" in json.dumps(rejected)
+    status = await status_of(second_handle)
+    assert (status.outstanding_minor, status.applied_payment_ids) == (50_000, [])
+    assert (await second_handle.describe()).status == WorkflowExecutionStatus.RUNNING
+    assert len(await payment_rows(pool, second.loan_id)) == 0
+
+
 async def test_continue_as_new_at_stage_boundary_keeps_applied_payments(
     time_env: WorkflowEnvironment, pool: asyncpg.Pool, loans: Loans
 ) -> None:
     loan, handle = await loans.start_new()
-    await poll_status(handle, lambda s: s.stage == Stage.EARLY)
+    await collecting(handle)
     first_run = (await handle.describe()).run_id
     assert first_run == handle.first_execution_run_id
 
@@ -403,7 +436,7 @@ async def test_invalid_payments_are_rejected_and_audited(
     time_env: WorkflowEnvironment, pool: asyncpg.Pool, loans: Loans
 ) -> None:
     loan, handle = await loans.start_new()
-    await poll_status(handle, lambda s: s.stage == Stage.EARLY)
+    await collecting(handle)
 
     wrong_currency = await pay(time_env, handle, 50_000, currency="EUR")
     zero = await pay(time_env, handle, 0)
@@ -496,7 +529,7 @@ async def test_search_attributes_follow_the_stage(
     time_env: WorkflowEnvironment, loans: Loans
 ) -> None:
     loan, handle = await loans.start_new()
-    await poll_status(handle, lambda s: s.stage == Stage.EARLY)
+    await collecting(handle)
 
     attributes = (await handle.describe()).typed_search_attributes
     assert attributes.get(sa.LOAN_ID) == loan.loan_id

@@ -1,0 +1,141 @@
+"""What outreach comes next: stage messages, calls, SMS nudges and references."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from workflows import outreach
+from workflows.outreach import Intent, next_intent
+from workflows.planner import PROFILES, JurisdictionProfile
+from workflows.types import Channel, ContactHistory, Stage, Strategy, Target
+
+from .support import BORROWER_ID, CONTACT_IDS, default_strategy
+
+STRATEGY = default_strategy()
+US = PROFILES["us"]
+CN = PROFILES["cn"]
+SMS_AFTER = STRATEGY.sms_after_unanswered  # 4
+CONTACTS_AFTER = STRATEGY.contacts_after_unanswered  # 8
+
+
+def intent(
+    stage: str = Stage.EARLY,
+    *,
+    streak: int = 0,
+    nudges: int = 0,
+    queued: list[str] | None = None,
+    contacts: list[str] | None = None,
+    contacted: list[str] | None = None,
+    objected: list[str] | None = None,
+    profile: JurisdictionProfile = CN,
+    strategy: Strategy = STRATEGY,
+) -> Intent | None:
+    history = ContactHistory(
+        unanswered_streak=streak,
+        nudges_in_streak=nudges,
+        contacted_third_parties=list(contacted or []),
+        objected_third_parties=list(objected or []),
+    )
+    return next_intent(
+        stage=stage,
+        strategy=strategy,
+        profile=profile,
+        history=history,
+        queued_messages=list(queued or []),
+        nudges_in_streak=nudges,
+        borrower_id=BORROWER_ID,
+        contact_ids=list(CONTACT_IDS if contacts is None else contacts),
+    )
+
+
+def borrower_call(purpose: str) -> Intent:
+    return Intent(Channel.CALL, Target.BORROWER, BORROWER_ID, purpose, f"call_{purpose}")
+
+
+NUDGE = Intent(
+    Channel.SMS, Target.BORROWER, BORROWER_ID, "no_answer_nudge", outreach.NUDGE_TEMPLATE
+)
+
+
+def reference(contact_id: str) -> Intent:
+    return Intent(
+        Channel.CALL, Target.CONTACT, contact_id, "relay_or_locate", outreach.REFERENCE_TEMPLATE
+    )
+
+
+@pytest.mark.parametrize(
+    ("stage", "purpose"),
+    [(Stage.EARLY, "reminder"), (Stage.MIDDLE, "learn_reason"), (Stage.LATE, "firm_reason")],
+)
+def test_each_open_stage_calls_the_borrower_with_its_purpose(stage: str, purpose: str) -> None:
+    assert intent(stage) == borrower_call(purpose)
+    assert f"call_{purpose}" in STRATEGY.messages, "every call purpose has a script"
+
+
+@pytest.mark.parametrize("stage", [Stage.EARLY, Stage.MIDDLE, Stage.LATE])
+def test_queued_stage_messages_come_first(stage: str) -> None:
+    found = intent(
+        stage, streak=CONTACTS_AFTER + 1, queued=["late_firm", "early_reminder"], profile=US
+    )
+    assert found == Intent(Channel.SMS, Target.BORROWER, BORROWER_ID, "late_firm", "late_firm")
+
+
+@pytest.mark.parametrize("stage", [Stage.LEGAL, Stage.CURED, Stage.REFERRED])
+def test_no_outreach_in_legal_or_closed_stages(stage: str) -> None:
+    assert intent(stage) is None
+    assert intent(stage, queued=["early_reminder"], streak=20) is None
+
+
+@pytest.mark.parametrize("streak", range(SMS_AFTER))
+def test_no_nudge_before_sms_after_unanswered(streak: int) -> None:
+    assert intent(streak=streak) == borrower_call("reminder")
+
+
+def test_nudge_after_sms_after_unanswered_calls() -> None:
+    assert intent(streak=SMS_AFTER) == NUDGE
+    assert intent(streak=SMS_AFTER, nudges=1) == borrower_call("reminder"), "once per run"
+    assert intent(streak=SMS_AFTER + 1, nudges=1) == borrower_call("reminder")
+
+
+def test_nudge_again_after_each_further_run() -> None:
+    # No references to ask, so the nudge schedule shows on its own.
+    for streak in range(0, 4 * SMS_AFTER):
+        nudges_due = streak // SMS_AFTER
+        for nudges in range(nudges_due + 1):
+            found = intent(streak=streak, nudges=nudges, contacts=[])
+            expected = NUDGE if nudges < nudges_due else borrower_call("reminder")
+            assert found == expected, (streak, nudges)
+
+
+def test_references_after_contacts_after_unanswered() -> None:
+    assert intent(streak=CONTACTS_AFTER - 1, nudges=1) == borrower_call("reminder")
+    assert intent(streak=CONTACTS_AFTER, nudges=2) == reference(CONTACT_IDS[0])
+    # References come before a due nudge.
+    assert intent(streak=CONTACTS_AFTER, nudges=1) == reference(CONTACT_IDS[0])
+
+
+@pytest.mark.parametrize("profile", [US, CN], ids=["us", "cn"])
+def test_only_allowed_references_are_asked(profile: JurisdictionProfile) -> None:
+    a, b, c = CONTACT_IDS
+    assert intent(streak=CONTACTS_AFTER, nudges=2, contacted=[a], profile=profile) == reference(b)
+    assert intent(
+        streak=CONTACTS_AFTER, nudges=2, contacted=[a, b], objected=[b], profile=profile
+    ) == reference(c)
+
+
+def test_when_no_reference_is_allowed_the_cadence_goes_on() -> None:
+    everyone = list(CONTACT_IDS)
+    assert intent(streak=CONTACTS_AFTER, nudges=1, contacted=everyone) == NUDGE
+    assert intent(streak=CONTACTS_AFTER, nudges=2, contacted=everyone) == borrower_call("reminder")
+    assert intent(streak=CONTACTS_AFTER, nudges=2, contacts=[]) == borrower_call("reminder")
+
+
+def test_cn_law_holds_even_if_the_strategy_asks_references_early() -> None:
+    # A strategy that asks references after 2 unanswered calls: cn still needs the borrower
+    # unreachable (3 in a row), us does not.
+    eager = dataclasses.replace(STRATEGY, contacts_after_unanswered=2)
+    assert intent(streak=2, strategy=eager, profile=CN) == borrower_call("reminder")
+    assert intent(streak=3, strategy=eager, profile=CN) == reference(CONTACT_IDS[0])
+    assert intent(streak=2, strategy=eager, profile=US) == reference(CONTACT_IDS[0])
