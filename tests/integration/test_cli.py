@@ -273,11 +273,21 @@ async def test_start_twice_runs_one_collection(cli: Cli, client: Client, loans: 
 
     first = await cli(*args)
     assert first.code == 0, first
-    assert first.json() == {"loan_id": loan_id, "started": True, "already_running": False}
+    assert first.json() == {
+        "loan_id": loan_id,
+        "outcome": "started",
+        "started": True,
+        "already_running": False,
+    }
 
     second = await cli(*args)
     assert second.code == 0, second
-    assert second.json() == {"loan_id": loan_id, "started": False, "already_running": True}
+    assert second.json() == {
+        "loan_id": loan_id,
+        "outcome": "already_running",
+        "started": False,
+        "already_running": True,
+    }
 
     async def executions() -> list[Any]:
         query = f'WorkflowId="{workflow_id_for(loan_id)}"'
@@ -383,6 +393,11 @@ async def test_payments_from_the_cli_until_cured(
     assert [p["payment_id"] for p in final["payments"]] == [first_id, rest_id]
     late = await cli("pay", loan_id, "1", "--payment-id", f"{loan_id}-p3")
     assert "has ended" in late.assert_user_error("loan_id")
+
+    # A cured loan is not collected again.
+    again = await cli(*start_args(loan_id))
+    assert again.code == 0, again
+    assert again.json()["outcome"] == "already_ended"
 
 
 # --- 3. bad input ---------------------------------------------------------------------------
