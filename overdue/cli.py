@@ -115,7 +115,7 @@ async def _up(config: Config) -> None:
     stack = EmbeddedStack(config)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         loop.add_signal_handler(sig, stop.set)
     try:
         await stack.start()
@@ -154,7 +154,7 @@ def run_worker_command(data_dir: Path | None = None) -> None:
     async def serve() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.add_signal_handler(sig, stop.set)
         err.print(f"worker: Temporal {config.temporal_address}, task queue 'collections'")
         await run_worker(config, stop)

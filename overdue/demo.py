@@ -165,9 +165,8 @@ async def summarise(
         " WHERE loan_id = ANY($1) AND action = 'stage_changed' GROUP BY 1",
         loan_ids,
     )
-    escalations = {
-        row["stage"]: row["n"] for row in reached if row["stage"] in ("middle", "late", "legal")
-    }
+    reached_by_stage = {row["stage"]: row["n"] for row in reached}
+    escalations = {stage: reached_by_stage.get(stage, 0) for stage in ("middle", "late", "legal")}
     escalations["references_contacted"] = sum(
         n for channel, by in attempts.items() if channel.endswith("_reference") for n in by.values()
     )
