@@ -49,6 +49,68 @@ async def append_audit(
     )
 
 
+class PaymentConflict(ValueError):
+    """A payment id already recorded with other details (another amount, currency or loan)."""
+
+
+async def write_payment(conn: Executor, entry: PaymentEntry, *, action: str) -> bool:
+    """Insert a payment keyed by its id, lower the loan's balance, and audit it, in ``conn``'s
+    transaction. Returns False when the same payment was already recorded.
+    """
+    payment = entry.payment
+    inserted = await conn.fetchval(
+        "INSERT INTO payments (payment_id, loan_id, amount_minor, currency, paid_at, source,"
+        " outstanding_before, outstanding_after, overpaid_minor, stage)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+        " ON CONFLICT (payment_id) DO NOTHING RETURNING payment_id",
+        payment.payment_id,
+        entry.loan_id,
+        payment.amount_minor,
+        payment.currency,
+        payment.paid_at,
+        payment.source,
+        entry.outstanding_before,
+        entry.outstanding_after,
+        entry.overpaid_minor,
+        entry.stage,
+    )
+    if inserted is None:
+        existing = await conn.fetchrow(
+            "SELECT loan_id, amount_minor, currency FROM payments WHERE payment_id = $1",
+            payment.payment_id,
+        )
+        if existing is not None and (
+            existing["loan_id"] != entry.loan_id
+            or existing["amount_minor"] != payment.amount_minor
+            or existing["currency"].strip() != payment.currency
+        ):
+            raise PaymentConflict(
+                f"payment_id {payment.payment_id} is already recorded with other details"
+            )
+        return False
+    await conn.execute(
+        "UPDATE loans SET outstanding_minor = $2 WHERE loan_id = $1",
+        entry.loan_id,
+        entry.outstanding_after,
+    )
+    await append_audit(
+        conn,
+        event_key=f"{entry.loan_id}:payment:{payment.payment_id}",
+        loan_id=entry.loan_id,
+        at=payment.paid_at,
+        action=action,
+        actor=f"payment:{payment.source}",
+        details={
+            "payment_id": payment.payment_id,
+            "amount_minor": payment.amount_minor,
+            "currency": payment.currency,
+            "outstanding_after": entry.outstanding_after,
+            "overpaid_minor": entry.overpaid_minor,
+        },
+    )
+    return True
+
+
 class LedgerActivities:
     """Activities that write the ledger. Holds the connection pool."""
 
@@ -111,63 +173,16 @@ class LedgerActivities:
     async def record_payment(self, entry: PaymentEntry) -> None:
         """Write a payment once, keyed by its payment id, and lower the loan's balance.
 
-        A payment id already recorded with the same amount is a retry and changes nothing; the
-        same id with another amount is a conflict that no retry can fix.
+        A payment id already recorded with the same details is a retry and changes nothing; the
+        same id with other details is a conflict that no retry can fix.
         """
-        payment = entry.payment
         async with self._pool.acquire() as conn, conn.transaction():
-            inserted = await conn.fetchval(
-                "INSERT INTO payments (payment_id, loan_id, amount_minor, currency, paid_at, source,"
-                " outstanding_before, outstanding_after, overpaid_minor, stage)"
-                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
-                " ON CONFLICT (payment_id) DO NOTHING RETURNING payment_id",
-                payment.payment_id,
-                entry.loan_id,
-                payment.amount_minor,
-                payment.currency,
-                payment.paid_at,
-                payment.source,
-                entry.outstanding_before,
-                entry.outstanding_after,
-                entry.overpaid_minor,
-                entry.stage,
-            )
-            if inserted is None:
-                existing = await conn.fetchrow(
-                    "SELECT loan_id, amount_minor, currency FROM payments WHERE payment_id = $1",
-                    payment.payment_id,
-                )
-                if existing is not None and (
-                    existing["loan_id"] != entry.loan_id
-                    or existing["amount_minor"] != payment.amount_minor
-                    or existing["currency"].strip() != payment.currency
-                ):
-                    raise ApplicationError(
-                        f"payment_id {payment.payment_id} is already recorded with other details",
-                        type=PAYMENT_CONFLICT,
-                        non_retryable=True,
-                    )
-                return
-            await conn.execute(
-                "UPDATE loans SET outstanding_minor = $2 WHERE loan_id = $1",
-                entry.loan_id,
-                entry.outstanding_after,
-            )
-            await append_audit(
-                conn,
-                event_key=f"{entry.loan_id}:payment:{payment.payment_id}",
-                loan_id=entry.loan_id,
-                at=payment.paid_at,
-                action="payment_applied",
-                actor=f"payment:{payment.source}",
-                details={
-                    "payment_id": payment.payment_id,
-                    "amount_minor": payment.amount_minor,
-                    "currency": payment.currency,
-                    "outstanding_after": entry.outstanding_after,
-                    "overpaid_minor": entry.overpaid_minor,
-                },
-            )
+            try:
+                await write_payment(conn, entry, action="payment_applied")
+            except PaymentConflict as conflict:
+                raise ApplicationError(
+                    str(conflict), type=PAYMENT_CONFLICT, non_retryable=True
+                ) from None
 
     @activity.defn(name="record_rejected_payment")
     async def record_rejected_payment(self, rejected: RejectedPayment) -> None:

@@ -12,17 +12,24 @@ from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+)
 from temporalio.common import (
     SearchAttributePair,
     TypedSearchAttributes,
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
 )
-from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities.ledger import PaymentConflict, write_payment
 from workflows import search_attributes as sa
+from workflows.commands import PaymentEntry
 from workflows.loan_collection import LoanCollection
 from workflows.money import AmountError, amount_band, check_currency, format_minor, to_minor
 from workflows.types import (
@@ -31,6 +38,7 @@ from workflows.types import (
     CollectionStatus,
     Loan,
     PaymentReceived,
+    PaymentResult,
     Stage,
     workflow_id_for,
 )
@@ -140,6 +148,80 @@ async def send_payment(
     )
     await handle.signal(LoanCollection.payment_received, payment)
     return payment
+
+
+async def record_payment(
+    client: Client, pool: asyncpg.Pool | None, loan_id: str, payment: PaymentReceived
+) -> PaymentResult:
+    """For payment services: apply a payment and answer with the balance after it.
+
+    While the collection runs, the ``apply_payment`` update applies it; its validator refuses a
+    malformed payment before anything is written. A payment id applied before answers
+    ``duplicate=True`` and changes nothing. Once the collection has ended, the payment is
+    recorded in the ledger directly, and what exceeds the balance is kept as ``overpaid_minor``,
+    a credit to refund.
+
+    Raises:
+        UnknownLoan: no collection and no ledger record for the loan.
+        PaymentInvalid: the payment cannot be applied; the message names the field.
+    """
+    handle = client.get_workflow_handle_for(LoanCollection.run, workflow_id_for(loan_id))
+    if await _describe(handle) == WorkflowExecutionStatus.RUNNING:
+        try:
+            return await handle.execute_update(LoanCollection.apply_payment, payment)
+        except WorkflowUpdateFailedError as failure:
+            cause = failure.cause
+            message = cause.message if isinstance(cause, ApplicationError) else str(cause)
+            raise PaymentInvalid(message) from None
+        except RPCError as error:
+            if error.status != RPCStatusCode.NOT_FOUND:
+                raise
+            # The collection ended between the two calls: the ledger takes the payment.
+    if pool is None:
+        raise PaymentInvalid(f"loan_id: the collection of {loan_id} is not running")
+    return await _record_after_collection(pool, loan_id, payment)
+
+
+async def _record_after_collection(
+    pool: asyncpg.Pool, loan_id: str, payment: PaymentReceived
+) -> PaymentResult:
+    async with pool.acquire() as conn, conn.transaction():
+        loan = await conn.fetchrow(
+            "SELECT outstanding_minor, trim(currency) AS currency, stage FROM loans"
+            " WHERE loan_id = $1 FOR UPDATE",
+            loan_id,
+        )
+        if loan is None:
+            raise UnknownLoan(loan_id)
+        if payment.amount_minor <= 0:
+            raise PaymentInvalid(f"amount_minor: must be positive, got {payment.amount_minor}")
+        if payment.currency != loan["currency"]:
+            raise PaymentInvalid(
+                f"currency: {payment.currency} does not match the loan's {loan['currency']}"
+            )
+        before = loan["outstanding_minor"]
+        after = max(0, before - payment.amount_minor)
+        entry = PaymentEntry(
+            loan_id=loan_id,
+            payment=payment,
+            outstanding_before=before,
+            outstanding_after=after,
+            overpaid_minor=max(0, payment.amount_minor - before),
+            stage=loan["stage"],
+        )
+        try:
+            applied = await write_payment(conn, entry, action="payment_recorded_after_collection")
+        except PaymentConflict as conflict:
+            raise PaymentInvalid(f"payment_id: {conflict}") from None
+    return PaymentResult(
+        payment_id=payment.payment_id,
+        applied=applied,
+        duplicate=not applied,
+        rejection=None,
+        outstanding_minor=after if applied else before,
+        currency=loan["currency"],
+        stage=loan["stage"],
+    )
 
 
 async def loan_status(client: Client, pool: asyncpg.Pool | None, loan_id: str) -> dict[str, Any]:

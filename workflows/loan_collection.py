@@ -44,6 +44,7 @@ from workflows.types import (
     NextAction,
     Outcome,
     PaymentReceived,
+    PaymentResult,
     PendingPayment,
     Stage,
     Target,
@@ -57,6 +58,8 @@ with workflow.unsafe.imports_passed_through():
     from activities.notices import NoticeActivities
     from activities.strategy import StrategyActivities
 
+# Patch ids: each gates a change of the command sequence that running histories must not see.
+APPLY_PAYMENTS_BEFORE_CONTINUE_AS_NEW = "apply-payments-before-continue-as-new"
 ArgT = TypeVar("ArgT")
 ResultT = TypeVar("ResultT")
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
@@ -79,6 +82,7 @@ class LoanCollection:
         )
         self._machine: CollectionMachine | None = None
         self._next: tuple[outreach.Intent, planner.PlannedContact] | None = None
+        self._rejections: dict[str, str] = {}  # payment id -> why it was not applied
 
     @workflow.run
     async def run(self, input: CollectionInput) -> CollectionSummary:
@@ -103,7 +107,7 @@ class LoanCollection:
             if machine.is_closed:
                 break
             if machine.stage != stage_at_start:
-                self._continue_as_new(input)
+                await self._continue_as_new(input)
             wake_at = await self._plan()
             self._publish()
             await self._sleep_until(wake_at)
@@ -112,11 +116,15 @@ class LoanCollection:
             if self._next is not None and self._now() >= self._next[1].at:
                 await self._reach_out(*self._next)
             if workflow.info().is_continue_as_new_suggested():
-                self._continue_as_new(input)
+                await self._continue_as_new(input)
 
-        # Payments signalled while the loan was closing are still recorded (as overpayments).
-        await workflow.wait_condition(workflow.all_handlers_finished)
-        await self._apply_payments()
+        # Payments that arrive while the loan closes are still recorded (as overpayments), and
+        # every update waiting on one gets its answer before the workflow completes.
+        while self._inbox or not workflow.all_handlers_finished():
+            await self._apply_payments()
+            await workflow.wait_condition(
+                lambda: bool(self._inbox) or workflow.all_handlers_finished()
+            )
         self._next = None
         self._publish()
         return self._summary()
@@ -130,6 +138,38 @@ class LoanCollection:
             workflow.logger.info("payment %s already applied; ignored", payment.payment_id)
             return
         self._inbox.append(PendingPayment(payment, self._payment_problem(payment)))
+
+    @workflow.update
+    async def apply_payment(self, payment: PaymentReceived) -> PaymentResult:
+        """Apply a payment and answer with the new balance. Idempotent by ``payment_id``.
+
+        The validator refuses a malformed payment before anything is written to history; a
+        duplicate is not an error, it answers with ``applied=False, duplicate=True``.
+        """
+        await workflow.wait_condition(lambda: self._state is not None)
+        state = self._require_state()
+        payment_id = payment.payment_id
+        duplicate = payment_id in state.applied_payment_ids
+        if not duplicate and payment_id not in {p.payment.payment_id for p in self._inbox}:
+            self._inbox.append(PendingPayment(payment))
+        await workflow.wait_condition(
+            lambda: payment_id in state.applied_payment_ids or payment_id in self._rejections
+        )
+        return PaymentResult(
+            payment_id=payment_id,
+            applied=not duplicate and payment_id in state.applied_payment_ids,
+            duplicate=duplicate,
+            rejection=self._rejections.get(payment_id),
+            outstanding_minor=state.outstanding_minor,
+            currency=self._loan.currency,
+            stage=state.stage,
+        )
+
+    @apply_payment.validator
+    def _validate_payment(self, payment: PaymentReceived) -> None:
+        problem = self._payment_problem(payment)
+        if problem is not None:
+            raise ValueError(problem)
 
     @workflow.query
     def status(self) -> CollectionStatus:
@@ -223,8 +263,16 @@ class LoanCollection:
             stage=stage,
         )
 
-    def _continue_as_new(self, input: CollectionInput) -> None:
+    async def _continue_as_new(self, input: CollectionInput) -> None:
         state = self._require_state()
+        if workflow.patched(APPLY_PAYMENTS_BEFORE_CONTINUE_AS_NEW):
+            # An update waiting on a payment must be answered by this run: apply what is in
+            # the inbox and let every handler finish before handing over to the next run.
+            while self._inbox or not workflow.all_handlers_finished():
+                await self._apply_payments()
+                await workflow.wait_condition(
+                    lambda: bool(self._inbox) or workflow.all_handlers_finished()
+                )
         state.pending_payments = list(self._inbox)
         workflow.continue_as_new(
             CollectionInput(loan=input.loan, day_seconds=input.day_seconds, state=state)
@@ -272,6 +320,7 @@ class LoanCollection:
                     RejectedPayment(self._loan.loan_id, payment, rejection),
                     f"reject payment {payment.payment_id}",
                 )
+                self._rejections[payment.payment_id] = rejection
                 self._inbox.pop(0)
                 continue
             self._inbox.pop(0)

@@ -102,6 +102,19 @@ class PaymentReceived:
 
 
 @dataclass
+class PaymentResult:
+    """Update ``apply_payment``'s answer: what became of the payment, and the balance after it."""
+
+    payment_id: str
+    applied: bool
+    duplicate: bool  # the payment id was applied before; nothing changed
+    rejection: str | None  # why the ledger refused it, if it did
+    outstanding_minor: int
+    currency: str
+    stage: str
+
+
+@dataclass
 class AttemptRecord:
     """One contact attempt as the contact planner sees it (no PII: ids only)."""
 

@@ -1,0 +1,134 @@
+"""The payment services' API, ``record_payment``, against the dev server and PostgreSQL.
+
+Updates cannot run on the time-skipping server (sdk-java#1903), so these run on the dev server.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import pytest
+import pytest_asyncio
+from temporalio.client import Client, WorkflowHistoryEventFilterType
+from temporalio.worker import Worker
+
+from overdue.client import PaymentInvalid, UnknownLoan, record_payment, start_collection
+from overdue.config import Config
+from overdue.stack import EmbeddedStack
+from overdue.worker import build_worker
+from workflows.loan_collection import LoanCollection
+from workflows.types import Borrower, Loan, PaymentReceived, workflow_id_for
+
+pytestmark = pytest.mark.integration
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def client(stack: EmbeddedStack) -> Client:
+    return await Client.connect(stack.temporal_address)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def worker(client: Client, pool: asyncpg.Pool, config: Config) -> AsyncIterator[Worker]:
+    async with build_worker(client, pool, config) as running:
+        yield running
+
+
+async def _start_loan(client: Client) -> Loan:
+    loan_id = f"API-{uuid.uuid4().hex[:10]}"
+    due = (datetime.now(UTC) - timedelta(days=1)).date().isoformat()
+    loan = Loan(
+        loan_id=loan_id,
+        borrower=Borrower(f"never_answers-{loan_id}", "Ann Lee", "+15550100", "America/New_York"),
+        product="personal",
+        principal_minor=100_000,
+        outstanding_minor=50_000,
+        currency="USD",
+        due_date=due,
+        jurisdiction="us",
+    )
+    # A collection day of 10 minutes: nothing moves on its own during the test.
+    assert await start_collection(client, loan, day_seconds=600) == "started"
+    return loan
+
+
+def _payment(
+    amount_minor: int, payment_id: str | None = None, currency: str = "USD"
+) -> PaymentReceived:
+    return PaymentReceived(
+        payment_id=payment_id or f"PAY-{uuid.uuid4().hex[:10]}",
+        amount_minor=amount_minor,
+        currency=currency,
+        paid_at=datetime.now(UTC),
+        source="bank",
+    )
+
+
+async def test_running_collection_answers_with_the_new_balance(
+    client: Client, pool: asyncpg.Pool, worker: Worker
+) -> None:
+    loan = await _start_loan(client)
+    part = _payment(20_000)
+
+    applied = await record_payment(client, pool, loan.loan_id, part)
+    assert (applied.applied, applied.duplicate, applied.outstanding_minor) == (True, False, 30_000)
+    again = await record_payment(client, pool, loan.loan_id, part)
+    assert (again.applied, again.duplicate, again.outstanding_minor) == (False, True, 30_000)
+
+    with pytest.raises(PaymentInvalid, match="currency"):
+        await record_payment(client, pool, loan.loan_id, _payment(1_000, currency="EUR"))
+    with pytest.raises(PaymentInvalid, match="amount_minor"):
+        await record_payment(client, pool, loan.loan_id, _payment(-5))
+    # The validator refused both before anything reached the history.
+    handle = client.get_workflow_handle(workflow_id_for(loan.loan_id))
+    accepted = [
+        event
+        async for event in handle.fetch_history_events(
+            event_filter_type=WorkflowHistoryEventFilterType.ALL_EVENT
+        )
+        if event.HasField("workflow_execution_update_accepted_event_attributes")
+    ]
+    assert len(accepted) == 2
+
+    cured = await record_payment(client, pool, loan.loan_id, _payment(30_000))
+    assert (cured.applied, cured.outstanding_minor, cured.stage) == (True, 0, "cured")
+    summary = await client.get_workflow_handle_for(
+        LoanCollection.run, workflow_id_for(loan.loan_id)
+    ).result()
+    assert summary.final_stage == "cured"
+    rows = await pool.fetch("SELECT amount_minor FROM payments WHERE loan_id = $1", loan.loan_id)
+    assert sorted(r["amount_minor"] for r in rows) == [20_000, 30_000]
+
+
+async def test_after_the_collection_the_ledger_keeps_an_overpayment_as_credit(
+    client: Client, pool: asyncpg.Pool, worker: Worker
+) -> None:
+    loan = await _start_loan(client)
+    await record_payment(client, pool, loan.loan_id, _payment(50_000))
+    await client.get_workflow_handle(workflow_id_for(loan.loan_id)).result()
+
+    late = _payment(7_500)
+    result = await record_payment(client, pool, loan.loan_id, late)
+    assert (result.applied, result.outstanding_minor, result.stage) == (True, 0, "cured")
+    row = await pool.fetchrow("SELECT * FROM payments WHERE payment_id = $1", late.payment_id)
+    assert (row["overpaid_minor"], row["outstanding_after"]) == (7_500, 0)
+    audit = await pool.fetchval(
+        "SELECT count(*) FROM audit_log WHERE loan_id = $1 AND action = $2",
+        loan.loan_id,
+        "payment_recorded_after_collection",
+    )
+    assert audit == 1
+
+    again = await record_payment(client, pool, loan.loan_id, late)
+    assert (again.applied, again.duplicate) == (False, True)
+    with pytest.raises(PaymentInvalid, match="payment_id"):
+        await record_payment(client, pool, loan.loan_id, _payment(1, payment_id=late.payment_id))
+    with pytest.raises(PaymentInvalid, match="currency"):
+        await record_payment(client, pool, loan.loan_id, _payment(100, currency="CNY"))
+
+
+async def test_unknown_loan(client: Client, pool: asyncpg.Pool, worker: Worker) -> None:
+    with pytest.raises(UnknownLoan):
+        await record_payment(client, pool, "NO-SUCH-LOAN", _payment(100))
