@@ -108,6 +108,7 @@ class LoanCollection:
                 break
             if machine.stage != stage_at_start:
                 await self._continue_as_new(input)
+                continue  # only reached when a waiting payment closed the loan instead
             wake_at = await self._plan()
             self._publish()
             await self._sleep_until(wake_at)
@@ -117,6 +118,7 @@ class LoanCollection:
                 await self._reach_out(*self._next)
             if workflow.info().is_continue_as_new_suggested():
                 await self._continue_as_new(input)
+                continue
 
         # Payments that arrive while the loan closes are still recorded (as overpayments), and
         # every update waiting on one gets its answer before the workflow completes.
@@ -264,6 +266,7 @@ class LoanCollection:
         )
 
     async def _continue_as_new(self, input: CollectionInput) -> None:
+        """Hand the whole state to a new run. Returns only if the loan closed meanwhile."""
         state = self._require_state()
         if workflow.patched(APPLY_PAYMENTS_BEFORE_CONTINUE_AS_NEW):
             # An update waiting on a payment must be answered by this run: apply what is in
@@ -273,6 +276,8 @@ class LoanCollection:
                 await workflow.wait_condition(
                     lambda: bool(self._inbox) or workflow.all_handlers_finished()
                 )
+            if self._require_machine().is_closed:
+                return  # a waiting payment cured the loan: it ends in this run
         state.pending_payments = list(self._inbox)
         workflow.continue_as_new(
             CollectionInput(loan=input.loan, day_seconds=input.day_seconds, state=state)
