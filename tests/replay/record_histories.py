@@ -174,8 +174,11 @@ async def record() -> list[Path]:
                     config = Config(home=Path(home), database_url=stack.database_url)
                     async with build_worker(env.client, pool, config):
                         stories = {"cured": await cured(env), "referred": await referred(env)}
-                        for old in HISTORIES.glob("*.json"):
-                            old.unlink()
+                        # Replace this script's own stories; histories kept from earlier
+                        # versions of the workflow (other names) stay, and keep being replayed.
+                        for name in stories:
+                            for old in HISTORIES.glob(f"{name}-run*.json"):
+                                old.unlink()
                         return [
                             path
                             for name, handle in stories.items()
