@@ -63,6 +63,13 @@ def parse_strategy(data: dict[str, Any]) -> Strategy:
             ),
             referral_after_days=_int(cadence["referral_after_days"], "cadence.referral_after_days"),
             messages={str(k): str(v) for k, v in data["messages"].items()},
+            promise_grace_days=_int(data["promises"]["grace_days"], "promises.grace_days"),
+            broken_promise_limit=_int(data["promises"]["broken_limit"], "promises.broken_limit"),
+            failed_debit_fee_minor={
+                str(currency): _int(amount, f"fees.failed_debit.{currency}")
+                for currency, amount in data["fees"]["failed_debit"].items()
+            },
+            complaint_routes={str(k): str(v) for k, v in data["complaints"]["routes"].items()},
         )
     except KeyError as missing:
         raise ValueError(f"strategy is missing {missing.args[0]!r}") from None

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from workflows.types import Loan, PaymentReceived
+from workflows.types import ContactOutcome, Loan, PaymentReceived
 
 
 @dataclass
@@ -100,3 +100,80 @@ class NoticeRecord:
     notice_key: str
     path: str
     sha256: str
+
+
+@dataclass
+class OutcomeRecord:
+    """A reported contact outcome, to keep in the ledger as reported."""
+
+    loan_id: str
+    outcome: ContactOutcome
+    stage: str
+
+
+@dataclass
+class ComplaintCase:
+    """A complaint opened as a case of its own, routed by category."""
+
+    case_id: str
+    loan_id: str
+    category: str
+    route: str
+    opened_at: datetime
+    note: str | None = None
+
+
+@dataclass
+class PromiseRecord:
+    promise_id: str
+    loan_id: str
+    amount_minor: int
+    currency: str
+    due_date: str
+    made_at: datetime
+    source: str
+
+
+@dataclass
+class PromiseSettlement:
+    """How a promise ended: ``kept``, ``broken`` or ``partially_kept`` (broken, part paid)."""
+
+    promise_id: str
+    loan_id: str
+    status: str
+    paid_minor: int
+    at: datetime
+
+
+@dataclass
+class BrokenPromise:
+    """A broken promise's consequences: a negative credit record and a failed-debit fee."""
+
+    promise_id: str
+    loan_id: str
+    borrower_id: str
+    amount_minor: int
+    paid_minor: int
+    currency: str
+    fee_minor: int
+    broken_count: int
+    at: datetime
+
+
+@dataclass
+class CreditReport:
+    """What the credit bureau adapter answered."""
+
+    record_key: str
+    bureau_reference: str
+
+
+@dataclass
+class SituationEvent:
+    """A change of situation to keep in the audit log (dispute opened, cease requested, …)."""
+
+    loan_id: str
+    event_key: str
+    action: str
+    at: datetime
+    details: dict[str, str] = field(default_factory=dict)

@@ -59,6 +59,74 @@ class Outcome:
     UNANSWERED = (NO_ANSWER, BUSY)
 
 
+class Situation:
+    """Why the loan is overdue, as far as the collection knows (the ``Situation`` attribute)."""
+
+    NONE = "none"
+    NO_ANSWER = "no_answer"
+    CONTACTED = "contacted"
+    PROMISE = "promise"
+    DISPUTE = "dispute"
+    CEASED = "ceased"
+    REFUSAL = "refusal"
+
+
+class ComplaintCategory:
+    SALE = "sale"
+    APPROVED_AMOUNT = "approved_amount"
+    COMPANY = "company"
+    COLLECTOR_CONDUCT = "collector_conduct"
+
+    ALL = (SALE, APPROVED_AMOUNT, COMPANY, COLLECTOR_CONDUCT)
+
+
+@dataclass
+class Promise:
+    """A promise to pay ``amount_minor`` by ``due_date`` (ISO date, borrower-local)."""
+
+    amount_minor: int
+    due_date: str
+
+
+@dataclass
+class Hardship:
+    term: str  # "short" or "long"
+    reason: str
+
+
+@dataclass
+class ContactOutcome:
+    """Signal ``contact_outcome``: what a conversation revealed. Idempotent by ``outcome_id``.
+
+    Every source reports the same way: a human collector (``overdue outcome``), a dialer, an
+    agent desk, or the simulator. ``source`` names it, e.g. ``collector:ann``.
+    """
+
+    outcome_id: str
+    source: str
+    at: datetime
+    right_party: bool = True
+    situation: str | None = None
+    promise: Promise | None = None
+    complaint: str | None = None  # a ComplaintCategory
+    dispute: bool = False
+    hardship: Hardship | None = None
+    death_reported_by: str | None = None
+    cease: bool = False
+    refusal: bool = False
+    note: str | None = None
+
+
+@dataclass
+class DisputeResolution:
+    """Signal ``dispute_resolved``: the outcome of a dispute of the debt."""
+
+    resolution_id: str
+    upheld: bool
+    at: datetime
+    note: str | None = None
+
+
 @dataclass
 class Contact:
     """A reference the borrower named: a relative, a friend or a workplace."""
@@ -189,6 +257,10 @@ class Strategy:
     contacts_after_unanswered: int  # unanswered calls in a row before asking references
     referral_after_days: int  # days in legal before referral to counsel
     messages: dict[str, str]
+    promise_grace_days: int = 2  # a promise is broken when unpaid this long after its date
+    broken_promise_limit: int = 2  # broken promises that escalate the loan to the next stage
+    failed_debit_fee_minor: dict[str, int] = field(default_factory=dict)  # by currency
+    complaint_routes: dict[str, str] = field(default_factory=dict)  # category -> team
 
 
 @dataclass
