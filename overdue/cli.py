@@ -29,13 +29,23 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from temporalio.client import Client
 
+from activities.situations import outcome_facts
 from overdue import client as ops
 from overdue import db
 from overdue.config import Config
 from overdue.demo import portfolio, run_portfolio, summarise
 from overdue.loans import LoanInvalid, loan_from_fields, read_loan_book
+from overdue.outcomes import (
+    DEFAULT_SOURCE,
+    HARDSHIP_TERMS,
+    SITUATION_CODES,
+    OutcomeInvalid,
+    outcome_from_fields,
+    resolution_from_fields,
+)
 from overdue.stack import EmbeddedStack, StackError, register_search_attributes
 from overdue.worker import build_worker, connect, run_worker
+from workflows.types import ComplaintCategory
 
 app = typer.Typer(
     help="Collections orchestrator for overdue loans, on Temporal and PostgreSQL.",
@@ -321,6 +331,138 @@ def pay(
 
 
 @app.command()
+def outcome(
+    loan_id: Annotated[str, typer.Argument(help="Loan id.")],
+    outcome_id: Annotated[str, typer.Option(help="The outcome's unique id (idempotency key).")],
+    source: Annotated[str, typer.Option(help="Who reports, as kind:name.")] = DEFAULT_SOURCE,
+    no_answer: Annotated[
+        bool,
+        typer.Option("--no-answer", help="Not a right-party conversation: not the borrower."),
+    ] = False,
+    situation: Annotated[
+        str | None, typer.Option(help=f"Situation code: {', '.join(SITUATION_CODES)}.")
+    ] = None,
+    promise_amount: Annotated[
+        str | None, typer.Option(help="Amount promised, in major units (12.50).")
+    ] = None,
+    promise_date: Annotated[
+        str | None, typer.Option(help="Date promised, YYYY-MM-DD, borrower-local.")
+    ] = None,
+    complaint: Annotated[
+        str | None, typer.Option(help=f"Complaint category: {', '.join(ComplaintCategory.ALL)}.")
+    ] = None,
+    dispute: Annotated[
+        bool, typer.Option("--dispute", help="The borrower disputes the debt itself.")
+    ] = False,
+    hardship: Annotated[
+        str | None, typer.Option(help=f"Hardship term: {' or '.join(HARDSHIP_TERMS)}.")
+    ] = None,
+    hardship_reason: Annotated[
+        str | None, typer.Option(help="Why the borrower cannot pay.")
+    ] = None,
+    deceased_reported_by: Annotated[
+        str | None, typer.Option(help="The borrower is reported dead, by this person.")
+    ] = None,
+    cease: Annotated[
+        bool, typer.Option("--cease", help="The borrower asks that collection contact stop.")
+    ] = False,
+    refusal: Annotated[
+        bool, typer.Option("--refusal", help="The borrower wilfully refuses to pay.")
+    ] = False,
+    note: Annotated[str | None, typer.Option(help="Free text.")] = None,
+    data_dir: DataDirOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Report what a conversation revealed: signals `contact_outcome`, idempotent by outcome id."""
+    # The signal cannot refuse anything, so the outcome is checked against the running
+    # collection first: the promise in the loan's currency, dated no earlier than the borrower's
+    # today in collection time. The outcome takes the collection time as its own, so that
+    # rules counted from a conversation (the us quiet period) hold under a compressed clock too.
+
+    async def go() -> dict[str, Any]:
+        async with services(_config(data_dir)) as s:
+            loan = await ops.loan_view(s.client, loan_id)
+            reported = outcome_from_fields(
+                loan,
+                outcome_id=outcome_id,
+                source=source,
+                right_party=not no_answer,
+                situation=situation,
+                promise_amount=promise_amount,
+                promise_date=promise_date,
+                complaint=complaint,
+                dispute=dispute,
+                hardship=hardship,
+                hardship_reason=hardship_reason,
+                deceased_reported_by=deceased_reported_by,
+                cease=cease,
+                refusal=refusal,
+                note=note,
+            )
+            await ops.send_outcome(s.client, loan_id, reported, pool=s.pool)
+        return {
+            "loan_id": loan_id,
+            "outcome_id": reported.outcome_id,
+            "source": reported.source,
+            "at": reported.at.astimezone(UTC).isoformat(),
+            "right_party": reported.right_party,
+            "facts": outcome_facts(reported),
+            "signalled": True,
+        }
+
+    result = _run(go())
+    if as_json:
+        _emit_json(result)
+    else:
+        out.print(f"outcome {result['outcome_id']} sent to collection-{loan_id}")
+
+
+@app.command("dispute-resolved")
+def dispute_resolved(
+    loan_id: Annotated[str, typer.Argument(help="Loan id.")],
+    resolution_id: Annotated[
+        str, typer.Option(help="The resolution's unique id (idempotency key).")
+    ],
+    upheld: Annotated[
+        bool, typer.Option("--upheld", help="The dispute is upheld: the loan closes.")
+    ] = False,
+    rejected: Annotated[
+        bool, typer.Option("--rejected", help="The dispute is rejected: collection resumes.")
+    ] = False,
+    note: Annotated[str | None, typer.Option(help="Free text.")] = None,
+    data_dir: DataDirOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Report the outcome of a dispute of the debt: signals `dispute_resolved`."""
+
+    async def go() -> dict[str, Any]:
+        async with services(_config(data_dir)) as s:
+            loan = await ops.loan_view(s.client, loan_id)
+            resolution = resolution_from_fields(
+                resolution_id=resolution_id,
+                upheld=upheld,
+                rejected=rejected,
+                at=loan.collection_time,
+                note=note,
+            )
+            await ops.resolve_dispute(s.client, loan_id, resolution)
+        return {
+            "loan_id": loan_id,
+            "resolution_id": resolution.resolution_id,
+            "upheld": resolution.upheld,
+            "at": resolution.at.astimezone(UTC).isoformat(),
+            "signalled": True,
+        }
+
+    result = _run(go())
+    if as_json:
+        _emit_json(result)
+    else:
+        verdict = "upheld" if result["upheld"] else "rejected"
+        out.print(f"dispute {verdict} ({result['resolution_id']}) sent to collection-{loan_id}")
+
+
+@app.command()
 def status(
     loan_id: Annotated[str, typer.Argument(help="Loan id.")],
     data_dir: DataDirOption = None,
@@ -542,7 +684,14 @@ def _guarded(fn: Callable[[], Any]) -> int:
         return done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
     except typer.Exit as done:
         return int(done.exit_code)
-    except (UserError, LoanInvalid, ops.PaymentInvalid, ops.UnknownLoan, StackError) as problem:
+    except (
+        UserError,
+        LoanInvalid,
+        ops.PaymentInvalid,
+        OutcomeInvalid,
+        ops.UnknownLoan,
+        StackError,
+    ) as problem:
         message = problem.args[0] if isinstance(problem, ops.UnknownLoan) else str(problem)
         err.print(f"[red]error:[/] {message}", highlight=False)
         return 2

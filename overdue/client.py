@@ -1,4 +1,4 @@
-"""Operations on collections, for the CLI and for services: start, pay, status.
+"""Operations on collections, for the CLI and for services: start, pay, report outcomes, status.
 
 These talk to Temporal (the workflow is the source of truth while a collection runs) and read the
 ledger for the full record.
@@ -28,6 +28,7 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.ledger import PaymentConflict, write_payment
+from overdue.outcomes import LoanView, OutcomeInvalid, check_outcome, check_resolution
 from workflows import search_attributes as sa
 from workflows.commands import PaymentEntry
 from workflows.loan_collection import LoanCollection
@@ -36,6 +37,8 @@ from workflows.types import (
     TASK_QUEUE,
     CollectionInput,
     CollectionStatus,
+    ContactOutcome,
+    DisputeResolution,
     Loan,
     PaymentReceived,
     PaymentResult,
@@ -148,6 +151,89 @@ async def send_payment(
     )
     await handle.signal(LoanCollection.payment_received, payment)
     return payment
+
+
+async def _running_collection(client: Client, loan_id: str) -> WorkflowHandle[Any, Any]:
+    """The handle of the loan's running collection; outcomes go to no other.
+
+    Raises:
+        UnknownLoan: no collection for the loan.
+        OutcomeInvalid: the collection has ended.
+    """
+    handle = client.get_workflow_handle(workflow_id_for(loan_id))
+    status = await _describe(handle)
+    if status is None:
+        raise UnknownLoan(loan_id)
+    if status != WorkflowExecutionStatus.RUNNING:
+        raise OutcomeInvalid(
+            f"loan_id: the collection of {loan_id} has ended ({status.name.lower()}); "
+            "outcomes are taken only while it runs"
+        )
+    return handle
+
+
+async def _view(handle: WorkflowHandle[Any, Any]) -> LoanView:
+    # By name, like the signals below: the query is the workflow's contract, not its class.
+    status: CollectionStatus = await handle.query("status", result_type=CollectionStatus)
+    return LoanView.from_status(status)
+
+
+async def loan_view(client: Client, loan_id: str) -> LoanView:
+    """The running loan as outcomes are checked against it: currency, balance, collection time.
+
+    Raises:
+        UnknownLoan: no collection for the loan.
+        OutcomeInvalid: the collection has ended.
+    """
+    return await _view(await _running_collection(client, loan_id))
+
+
+async def send_outcome(
+    client: Client,
+    loan_id: str,
+    outcome: ContactOutcome,
+    *,
+    pool: asyncpg.Pool | None = None,
+) -> ContactOutcome:
+    """Check a contact outcome against the running collection and signal ``contact_outcome``.
+
+    The signal is idempotent by ``outcome_id``. With ``pool``, an outcome id the ledger already
+    holds for another loan is refused too (the ledger would refuse it without retry).
+
+    Raises:
+        UnknownLoan: no collection for the loan.
+        OutcomeInvalid: the collection has ended, or the outcome is malformed; the message names
+            the field.
+    """
+    handle = await _running_collection(client, loan_id)
+    check_outcome(outcome, await _view(handle))
+    if pool is not None:
+        owner = await pool.fetchval(
+            "SELECT loan_id FROM contact_outcomes WHERE outcome_id = $1", outcome.outcome_id
+        )
+        if owner is not None and owner != loan_id:
+            raise OutcomeInvalid(
+                f"outcome_id: {outcome.outcome_id} is already recorded for another loan"
+            )
+    # By name: the handler is the workflow's, and any source may send it (a dialer, a desk).
+    await handle.signal("contact_outcome", outcome)
+    return outcome
+
+
+async def resolve_dispute(
+    client: Client, loan_id: str, resolution: DisputeResolution
+) -> DisputeResolution:
+    """Signal ``dispute_resolved`` to the running collection: upheld closes the loan, rejected
+    resumes it.
+
+    Raises:
+        UnknownLoan: no collection for the loan.
+        OutcomeInvalid: the collection has ended, or the resolution is malformed.
+    """
+    handle = await _running_collection(client, loan_id)
+    check_resolution(resolution)
+    await handle.signal("dispute_resolved", resolution)
+    return resolution
 
 
 async def record_payment(

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from activities.channels import Delivery
+from workflows.commands import BrokenPromise
 from workflows.types import Outcome, PaymentReceived, Target
 
 PaymentSink = Callable[[str, PaymentReceived], Awaitable[None]]
@@ -148,3 +149,12 @@ class SimulatedProvider:
         payment = self.simulator.payment_after(delivery, outcome)
         if payment is not None and self._payment_sink is not None:
             await self._payment_sink(delivery.request.loan_id, payment)
+
+
+class SimulatedCreditBureau:
+    """A ``CreditBureau`` that accepts every report. Its reference is fixed by the promise id, as
+    a real bureau's is by the idempotency key it is given, so a report filed twice reads the same.
+    """
+
+    async def report_negative(self, report: BrokenPromise) -> str:
+        return "SIM-" + hashlib.sha256(report.promise_id.encode()).hexdigest()[:12].upper()

@@ -13,11 +13,13 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.channels import ChannelActivities, ChannelProvider
+from activities.credit_bureau import CreditBureau
 from activities.ledger import LedgerActivities
 from activities.notices import NoticeActivities
+from activities.situations import SituationActivities
 from activities.strategy import StrategyActivities
 from overdue.config import Config
-from overdue.simulator import BorrowerSimulator, SimulatedProvider
+from overdue.simulator import BorrowerSimulator, SimulatedCreditBureau, SimulatedProvider
 from workflows.loan_collection import LoanCollection
 from workflows.sandbox import workflow_runner
 from workflows.types import TASK_QUEUE, PaymentReceived, workflow_id_for
@@ -38,12 +40,13 @@ def simulated_provider(client: Client, seed: int) -> SimulatedProvider:
 
 
 def activities_for(
-    pool: asyncpg.Pool, provider: ChannelProvider, notices_dir: Path
+    pool: asyncpg.Pool, provider: ChannelProvider, notices_dir: Path, bureau: CreditBureau
 ) -> Sequence[Any]:
     ledger = LedgerActivities(pool)
     channels = ChannelActivities(pool, provider)
     notices = NoticeActivities(pool, package_folder("templates"), notices_dir)
     strategy = StrategyActivities(package_folder("strategies"))
+    situations = SituationActivities(pool, bureau)
     return [
         strategy.load_strategy,
         ledger.open_loan,
@@ -53,6 +56,12 @@ def activities_for(
         channels.place_call,
         channels.send_sms,
         notices.serve_notice,
+        situations.record_contact_outcome,
+        situations.open_complaint_case,
+        situations.record_promise,
+        situations.settle_promise,
+        situations.report_broken_promise,
+        situations.record_situation_event,
     ]
 
 
@@ -62,7 +71,7 @@ def build_worker(client: Client, pool: asyncpg.Pool, config: Config, **options: 
         client,
         task_queue=TASK_QUEUE,
         workflows=[LoanCollection],
-        activities=activities_for(pool, provider, config.notices_dir),
+        activities=activities_for(pool, provider, config.notices_dir, SimulatedCreditBureau()),
         workflow_runner=workflow_runner(),
         **options,
     )

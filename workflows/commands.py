@@ -53,6 +53,7 @@ class ContactResult:
 
 
 PAYMENT_CONFLICT = "PaymentConflict"  # error type: a payment id already recorded otherwise
+OUTCOME_CONFLICT = "OutcomeConflict"  # error type: an outcome id recorded for another loan
 
 
 @dataclass

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
 
 from temporalio import workflow
@@ -21,18 +21,26 @@ from temporalio.exceptions import ActivityError, ApplicationError
 from workflows import clock, outreach, planner
 from workflows import search_attributes as sa
 from workflows.commands import (
+    OUTCOME_CONFLICT,
     PAYMENT_CONFLICT,
+    BrokenPromise,
+    ComplaintCase,
     ContactRequest,
     LoadStrategy,
     NoticeRequest,
     OpenLoan,
+    OutcomeRecord,
     PaymentEntry,
+    PromiseRecord,
+    PromiseSettlement,
     RejectedPayment,
+    SituationEvent,
     StageChange,
 )
 from workflows.machine import Action, CollectionMachine, LoanFacts
 from workflows.money import format_minor
 from workflows.types import (
+    ActivePromise,
     AttemptRecord,
     Channel,
     ClockAnchor,
@@ -41,11 +49,14 @@ from workflows.types import (
     CollectionStatus,
     CollectionSummary,
     ContactHistory,
+    ContactOutcome,
+    DisputeResolution,
     NextAction,
     Outcome,
     PaymentReceived,
     PaymentResult,
     PendingPayment,
+    Situation,
     Stage,
     Target,
 )
@@ -56,6 +67,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.channels import ChannelActivities
     from activities.ledger import LedgerActivities
     from activities.notices import NoticeActivities
+    from activities.situations import SituationActivities
     from activities.strategy import StrategyActivities
 
 # Patch ids: each gates a change of the command sequence that running histories must not see.
@@ -64,6 +76,13 @@ ArgT = TypeVar("ArgT")
 ResultT = TypeVar("ResultT")
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
 ACTIVITY_RETRY = RetryPolicy(maximum_interval=timedelta(minutes=1))
+# Situations that outreach results may update; the others only an outcome changes.
+OUTREACH_SITUATIONS = (
+    Situation.NONE,
+    Situation.NO_ANSWER,
+    Situation.CONTACTED,
+    Situation.PROMISE_BROKEN,
+)
 STAGE_MESSAGES = {Action.REMINDER_SMS: "early_reminder", Action.FIRM_SMS: "late_firm"}
 
 
@@ -83,24 +102,33 @@ class LoanCollection:
         self._machine: CollectionMachine | None = None
         self._next: tuple[outreach.Intent, planner.PlannedContact] | None = None
         self._rejections: dict[str, str] = {}  # payment id -> why it was not applied
+        self._outcomes: list[ContactOutcome] = (
+            list(input.state.pending_outcomes) if input.state else []
+        )
+        self._resolutions: list[DisputeResolution] = (
+            list(input.state.pending_resolutions) if input.state else []
+        )
 
     @workflow.run
     async def run(self, input: CollectionInput) -> CollectionSummary:
         if self._state is None:
             self._state = await self._open(input)
-            machine = self._build_machine(self._state.stage)
+            machine = self._build_machine(restore=False)
         else:
-            machine = self._build_machine(self._state.stage)
-            # Entry actions of the restored stage ran before continue-as-new.
-            machine.take_actions()
+            # Restored as it was, without entry actions: they ran before continue-as-new.
+            machine = self._build_machine(restore=True)
         self._machine = machine
         self._state.pending_payments = []
+        self._state.pending_outcomes = []
+        self._state.pending_resolutions = []
         stage_at_start = machine.stage
         await self._perform(machine.take_actions())
         self._publish()
 
         while True:
             await self._apply_payments()
+            await self._apply_outcomes()
+            await self._settle_promise_if_due()
             if machine.is_closed:
                 break
             await self._observe_days()
@@ -112,7 +140,7 @@ class LoanCollection:
             wake_at = await self._plan()
             self._publish()
             await self._sleep_until(wake_at)
-            if self._inbox:
+            if self._has_mail():
                 continue
             if self._next is not None and self._now() >= self._next[1].at:
                 await self._reach_out(*self._next)
@@ -140,6 +168,33 @@ class LoanCollection:
             workflow.logger.info("payment %s already applied; ignored", payment.payment_id)
             return
         self._inbox.append(PendingPayment(payment, self._payment_problem(payment)))
+
+    @workflow.signal
+    def contact_outcome(self, outcome: ContactOutcome) -> None:
+        """A collector, a dialer, an agent desk or the simulator reports what a contact revealed.
+
+        Idempotent by ``outcome_id``.
+        """
+        if self._first_sight(outcome.outcome_id):
+            self._outcomes.append(outcome)
+
+    @workflow.signal
+    def dispute_resolved(self, resolution: DisputeResolution) -> None:
+        """The decision on a dispute of the debt. Idempotent by ``resolution_id``."""
+        if self._first_sight(resolution.resolution_id):
+            self._resolutions.append(resolution)
+
+    def _first_sight(self, signal_id: str) -> bool:
+        seen = set(self._state.seen_signal_ids if self._state else [])
+        seen |= {o.outcome_id for o in self._outcomes}
+        seen |= {r.resolution_id for r in self._resolutions}
+        if signal_id in seen:
+            workflow.logger.info("signal %s already received; ignored", signal_id)
+            return False
+        return True
+
+    def _has_mail(self) -> bool:
+        return bool(self._inbox or self._outcomes or self._resolutions)
 
     @workflow.update
     async def apply_payment(self, payment: PaymentReceived) -> PaymentResult:
@@ -199,6 +254,10 @@ class LoanCollection:
             recent_attempts=list(state.history.attempts),
             applied_payment_ids=list(state.applied_payment_ids),
             notices=list(state.notices),
+            broken_promises=state.broken_promises,
+            promise=state.promise,
+            complaint_cases=list(state.complaint_cases),
+            days_paused=self._paused().days,
         )
 
     def _opening_status(self) -> CollectionStatus:
@@ -252,17 +311,21 @@ class LoanCollection:
             entered_stages=[Stage.EARLY],
         )
 
-    def _build_machine(self, stage: str) -> CollectionMachine:
+    def _build_machine(self, *, restore: bool) -> CollectionMachine:
         state = self._require_state()
         return CollectionMachine(
             bands=state.strategy.stages,
             facts=LoanFacts(
-                days_past_due=self._dpd(self._now()),
+                days_past_due=self._collection_dpd(),
                 outstanding_minor=state.outstanding_minor,
                 days_in_stage=self._days_in_stage(),
+                broken_promises=state.broken_promises,
+                cease_requested=state.history.cease_requested,
             ),
             referral_after_days=state.strategy.referral_after_days,
-            stage=stage,
+            broken_promise_limit=state.strategy.broken_promise_limit,
+            stage=state.stage if restore else None,
+            situation=state.situation_state if restore else None,
         )
 
     async def _continue_as_new(self, input: CollectionInput) -> None:
@@ -279,6 +342,9 @@ class LoanCollection:
             if self._require_machine().is_closed:
                 return  # a waiting payment cured the loan: it ends in this run
         state.pending_payments = list(self._inbox)
+        state.pending_outcomes = list(self._outcomes)
+        state.pending_resolutions = list(self._resolutions)
+        state.situation_state = self._require_machine().situation
         workflow.continue_as_new(
             CollectionInput(loan=input.loan, day_seconds=input.day_seconds, state=state)
         )
@@ -289,11 +355,10 @@ class LoanCollection:
         """Let the machine see the calendar; a loan may cross more than one boundary at once."""
         machine = self._require_machine()
         while not machine.is_closed:
-            machine.facts.days_past_due = self._dpd(self._now())
+            machine.facts.days_past_due = self._collection_dpd()
             machine.facts.days_in_stage = self._days_in_stage()
             before = machine.stage
-            machine.day_passed()
-            if machine.stage == before:
+            if not machine.observe_day():
                 return
             await self._stage_changed(before)
 
@@ -336,10 +401,242 @@ class LoanCollection:
                 continue
             machine.facts.outstanding_minor = after
             stage = machine.stage
-            machine.payment_applied()
-            if machine.stage != stage:
+            if machine.observe_payment():
                 await self._stage_changed(stage)
+            elif state.promise is not None:
+                state.promise.paid_minor += before - after
+                if state.promise.paid_minor >= state.promise.amount_minor:
+                    await self._settle_promise(kept=True)
             self._publish()
+
+    # --- situations -----------------------------------------------------------------------
+
+    async def _apply_outcomes(self) -> None:
+        """Record each reported outcome, then let the machine see what it revealed."""
+        machine, state = self._require_machine(), self._require_state()
+        while self._outcomes and not machine.is_closed:
+            outcome = self._outcomes[0]
+            now = self._now()
+            if not await self._record_outcome(outcome):
+                self._outcomes.pop(0)
+                continue
+            if outcome.complaint is not None:
+                await self._open_complaint(outcome, now)
+            if outcome.cease:
+                # Recorded before the dispute, so that a cease request outlives a dispute.
+                await self._situation_event("cease_requested", outcome.outcome_id, now)
+            if outcome.dispute:
+                await self._situation_event("dispute_opened", outcome.outcome_id, now)
+            if outcome.promise is not None and machine.accepts("promise_made"):
+                await self._make_promise(outcome, now)
+            if outcome.refusal:
+                state.situation = Situation.REFUSAL
+                await self._serve_refusal_notice()
+            if outcome.death_reported_by is not None:
+                # Verification comes later; until then nobody calls the borrower's number.
+                state.history.borrower_deceased = True
+                state.situation = Situation.DECEASED
+            if outcome.hardship is not None:
+                state.situation = Situation.HARDSHIP
+            if outcome.situation is not None:
+                state.situation = outcome.situation
+            state.seen_signal_ids.append(outcome.outcome_id)
+            self._outcomes.pop(0)
+            self._publish()
+        while self._resolutions and not machine.is_closed:
+            resolution = self._resolutions[0]
+            if machine.situation == "disputed":
+                event = "dispute_closed" if resolution.upheld else "dispute_rejected"
+                await self._situation_event(event, resolution.resolution_id, self._now())
+            state.seen_signal_ids.append(resolution.resolution_id)
+            self._resolutions.pop(0)
+            self._publish()
+
+    async def _record_outcome(self, outcome: ContactOutcome) -> bool:
+        """Keep the outcome in the ledger. False when the ledger holds its id for another loan:
+        the report is refused there (and audited), and the collection goes on without it.
+        """
+        state = self._require_state()
+        try:
+            await self._activity(
+                SituationActivities.record_contact_outcome,
+                OutcomeRecord(self._loan.loan_id, outcome, state.stage),
+                f"record outcome {outcome.outcome_id} from {outcome.source}",
+            )
+        except ActivityError as failure:
+            cause = failure.cause
+            if isinstance(cause, ApplicationError) and cause.type == OUTCOME_CONFLICT:
+                workflow.logger.warning("outcome %s refused: %s", outcome.outcome_id, cause.message)
+                return False
+            raise
+        return True
+
+    async def _situation_event(self, event: str, key: str, now: datetime) -> None:
+        """Send a situation event to the machine, and keep the planner's facts in step."""
+        machine, state = self._require_machine(), self._require_state()
+        if event == "cease_requested":
+            # A cease request binds even when the machine stays put (during a dispute): the
+            # planner refuses calls and messages from now on, and a rejected dispute ends in it.
+            state.history.cease_requested = True
+            machine.facts.cease_requested = True
+        if not machine.accepts(event):
+            return
+        stage = machine.stage
+        machine.send(event)
+        history = state.history
+        if event == "dispute_opened":
+            history.dispute_open = True
+            state.paused_since = now
+            state.situation = Situation.DISPUTE
+        elif event in ("dispute_rejected", "dispute_closed"):
+            history.dispute_open = False
+            if state.paused_since is not None:
+                state.paused_seconds += (now - state.paused_since).total_seconds()
+                state.paused_since = None
+            ceased = machine.situation == "ceased"
+            state.situation = Situation.CEASED if ceased else Situation.CONTACTED
+        elif event == "cease_requested":
+            state.situation = Situation.CEASED
+        if event in ("dispute_opened", "cease_requested"):
+            state.promise = None  # a promise taken before no longer holds anything
+        await self._activity(
+            SituationActivities.record_situation_event,
+            SituationEvent(self._loan.loan_id, f"{self._loan.loan_id}:{event}:{key}", event, now),
+            event.replace("_", " "),
+        )
+        if machine.stage != stage:
+            await self._stage_changed(stage)
+
+    async def _open_complaint(self, outcome: ContactOutcome, now: datetime) -> None:
+        state = self._require_state()
+        category = outcome.complaint or ""
+        case_id = f"{self._loan.loan_id}:complaint:{outcome.outcome_id}"
+        await self._activity(
+            SituationActivities.open_complaint_case,
+            ComplaintCase(
+                case_id=case_id,
+                loan_id=self._loan.loan_id,
+                category=category,
+                route=state.strategy.complaint_routes.get(category, "customer_relations"),
+                opened_at=now,
+                note=outcome.note,
+            ),
+            f"open complaint case · {category}",
+        )
+        state.complaint_cases.append(case_id)
+
+    async def _make_promise(self, outcome: ContactOutcome, now: datetime) -> None:
+        machine, state = self._require_machine(), self._require_state()
+        assert outcome.promise is not None
+        state.promises_made += 1
+        promise = ActivePromise(
+            promise_id=f"{self._loan.loan_id}:promise:{state.promises_made}",
+            amount_minor=min(outcome.promise.amount_minor, state.outstanding_minor),
+            due_date=outcome.promise.due_date,
+            made_at=now,
+        )
+        await self._activity(
+            SituationActivities.record_promise,
+            PromiseRecord(
+                promise_id=promise.promise_id,
+                loan_id=self._loan.loan_id,
+                amount_minor=promise.amount_minor,
+                currency=self._loan.currency,
+                due_date=promise.due_date,
+                made_at=now,
+                source=outcome.source,
+            ),
+            f"promise to pay by {promise.due_date}",
+        )
+        state.promise = promise
+        state.situation = Situation.PROMISE
+        machine.send("promise_made")
+
+    def _promise_deadline(self) -> datetime | None:
+        """The moment a standing promise is broken: local midnight after its date plus grace."""
+        state = self._require_state()
+        if state.promise is None:
+            return None
+        days = (
+            date.fromisoformat(state.promise.due_date) - date.fromisoformat(self._loan.due_date)
+        ).days
+        return clock.day_starts(
+            self._loan.due_date, days + 1 + state.strategy.promise_grace_days, self._zone
+        )
+
+    async def _settle_promise_if_due(self) -> None:
+        deadline = self._promise_deadline()
+        if deadline is not None and self._now() >= deadline:
+            await self._settle_promise(kept=False)
+
+    async def _settle_promise(self, *, kept: bool) -> None:
+        """End the standing promise: kept, or broken with its consequences (which may escalate)."""
+        machine, state = self._require_machine(), self._require_state()
+        promise = state.promise
+        assert promise is not None
+        now = self._now()
+        status = "kept" if kept else ("partially_kept" if promise.paid_minor > 0 else "broken")
+        await self._activity(
+            SituationActivities.settle_promise,
+            PromiseSettlement(
+                promise.promise_id, self._loan.loan_id, status, promise.paid_minor, now
+            ),
+            f"promise {status.replace('_', ' ')}",
+        )
+        state.promise = None
+        if kept:
+            state.situation = Situation.CONTACTED
+            machine.send("promise_kept")
+            return
+        state.broken_promises += 1
+        await self._activity(
+            SituationActivities.report_broken_promise,
+            BrokenPromise(
+                promise_id=promise.promise_id,
+                loan_id=self._loan.loan_id,
+                borrower_id=self._loan.borrower.borrower_id,
+                amount_minor=promise.amount_minor,
+                paid_minor=promise.paid_minor,
+                currency=self._loan.currency,
+                fee_minor=state.strategy.failed_debit_fee_minor.get(self._loan.currency, 0),
+                broken_count=state.broken_promises,
+                at=now,
+            ),
+            f"report broken promise #{state.broken_promises}",
+        )
+        state.situation = Situation.PROMISE_BROKEN
+        machine.facts.broken_promises = state.broken_promises
+        stage = machine.stage
+        machine.send("promise_broken")
+        if machine.stage != stage:
+            await self._stage_changed(stage)
+
+    async def _serve_refusal_notice(self) -> None:
+        """Wilful refusal: a notice that states, truthfully, the steps that will follow."""
+        state = self._require_state()
+        notice_key = f"{self._loan.loan_id}:refusal_notice"
+        if notice_key in state.notices or not self._letter_allowed():
+            return
+        now = self._now()
+        legal_in_days = max(0, state.strategy.stages.legal - self._collection_dpd())
+        record = await self._activity(
+            NoticeActivities.serve_notice,
+            NoticeRequest(
+                notice_key=notice_key,
+                loan_id=self._loan.loan_id,
+                kind="refusal_notice",
+                days_past_due=self._dpd(now),
+                outstanding_minor=state.outstanding_minor,
+                currency=self._loan.currency,
+                issued_at=now,
+                facts={
+                    "legal_in_days": str(legal_in_days),
+                    "referral_after_days": str(state.strategy.referral_after_days),
+                },
+            ),
+            "serve refusal notice letter",
+        )
+        state.notices.append(record.notice_key)
 
     async def _record_payment(self, entry: PaymentEntry) -> str | None:
         """Write the payment to the ledger; returns why it was refused, if it was.
@@ -390,8 +687,18 @@ class LoanCollection:
             elif action == Action.LEGAL_NOTICE:
                 await self._serve_legal_notice()
 
+    def _letter_allowed(self) -> bool:
+        """Letters go through the planner too: a dispute holds every notice."""
+        state = self._require_state()
+        proposal = planner.Proposal(
+            self._now(), Channel.LETTER, Target.BORROWER, self._loan.borrower.borrower_id
+        )
+        return planner.check(self._profile, state.history, proposal, self._zone).allowed
+
     async def _serve_legal_notice(self) -> None:
         state = self._require_state()
+        if not self._letter_allowed():
+            return
         now = self._now()
         notice_key = f"{self._loan.loan_id}:legal_notice"
         record = await self._activity(
@@ -430,15 +737,21 @@ class LoanCollection:
         state, machine = self._require_state(), self._require_machine()
         now = self._now()
         self._next = None
-        intent = outreach.next_intent(
-            stage=machine.stage,
-            strategy=state.strategy,
-            profile=self._profile,
-            history=state.history,
-            queued_messages=state.queued_messages,
-            nudges_in_streak=state.history.nudges_in_streak,
-            borrower_id=self._loan.borrower.borrower_id,
-            contact_ids=[c.contact_id for c in self._loan.contacts],
+        # While a promise, a dispute or a cease request stands, the stage calls for nothing.
+        held = machine.outreach_held
+        intent = (
+            None
+            if held
+            else outreach.next_intent(
+                stage=machine.stage,
+                strategy=state.strategy,
+                profile=self._profile,
+                history=state.history,
+                queued_messages=state.queued_messages,
+                nudges_in_streak=state.history.nudges_in_streak,
+                borrower_id=self._loan.borrower.borrower_id,
+                contact_ids=[c.contact_id for c in self._loan.contacts],
+            )
         )
         if intent is not None:
             planned = self._schedule(intent, now)
@@ -447,6 +760,9 @@ class LoanCollection:
         wake_at = self._next_day_boundary(now)
         if self._next is not None:
             wake_at = min(wake_at, self._next[1].at)
+        deadline = self._promise_deadline()
+        if deadline is not None:
+            wake_at = min(wake_at, max(deadline, now))
         return wake_at
 
     def _schedule(self, intent: outreach.Intent, now: datetime) -> planner.PlannedContact | None:
@@ -518,12 +834,12 @@ class LoanCollection:
         """Sleep on one timer until ``wake_at`` (collection time) or until a payment arrives."""
         state = self._require_state()
         delay = clock.real_delay(state.clock, wake_at - self._now())
-        if delay <= timedelta(0) or self._inbox:
+        if delay <= timedelta(0) or self._has_mail():
             return
         local_wake = clock.format_local(wake_at, self._zone)
         with contextlib.suppress(TimeoutError):
             await workflow.wait_condition(
-                lambda: bool(self._inbox),
+                self._has_mail,
                 timeout=delay,
                 timeout_summary=f"wait for {local_wake} borrower-local",
             )
@@ -535,6 +851,23 @@ class LoanCollection:
 
     def _dpd(self, at: datetime) -> int:
         return clock.days_past_due(self._loan.due_date, at, self._zone)
+
+    def _paused(self) -> timedelta:
+        """Collection time spent in disputes, including one still open."""
+        state = self._require_state()
+        paused = timedelta(seconds=state.paused_seconds)
+        if state.paused_since is not None:
+            paused += self._now() - state.paused_since
+        return paused
+
+    def _collection_dpd(self) -> int:
+        """DPD less the days a dispute paused collection: what the stage thresholds read.
+
+        The true DPD is still what status and search attributes show; a loan whose dispute is
+        rejected resumes in the stage it was in, and its next boundary comes as many days later
+        as the dispute lasted.
+        """
+        return self._dpd(self._now() - self._paused())
 
     def _days_in_stage(self) -> int:
         state = self._require_state()
@@ -587,7 +920,7 @@ class LoanCollection:
             sa.DAYS_PAST_DUE.value_set(self._dpd(now)),
             sa.OUTSTANDING_MINOR.value_set(state.outstanding_minor),
             sa.SITUATION.value_set(state.situation),
-            sa.BROKEN_PROMISES.value_set(0),
+            sa.BROKEN_PROMISES.value_set(state.broken_promises),
             sa.NEXT_CONTACT_AT.value_set(next_action.at_utc)
             if next_action.at_utc is not None
             else sa.NEXT_CONTACT_AT.value_unset(),
@@ -624,6 +957,8 @@ class LoanCollection:
             payments=len(state.applied_payment_ids),
             notices=list(state.notices),
             ended_at=self._now(),
+            broken_promises=state.broken_promises,
+            situation=state.situation,
         )
 
     async def _activity(
@@ -652,7 +987,9 @@ def _attempt_summary(request: ContactRequest) -> str:
 
 
 def _situation(state: CollectionState) -> str:
-    """The situation as far as outreach alone can tell it (promises and disputes come later)."""
+    """The situation as far as outreach alone can tell it, when no outcome has said more."""
+    if state.situation not in OUTREACH_SITUATIONS:
+        return state.situation
     if state.history.last_conversation_at is not None and state.history.unanswered_streak == 0:
         return "contacted"
     if state.history.unanswered_streak > 0:

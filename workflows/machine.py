@@ -1,7 +1,13 @@
-"""The collection state machine: where a loan stands, and what each stage calls for.
+"""The collection state machine: where a loan stands, and what each state calls for.
 
-The machine is pure. The workflow feeds it events (days passing, payments) and then carries out
-the actions the machine asked for on entering a state: it never decides a stage itself.
+Two regions run in parallel while a loan is collected. The **stage** follows days past due (early,
+middle, late, legal). The **situation** follows what conversations revealed: a promise to pay, a
+dispute of the debt, a request to cease. Each region reacts to the events it knows: a broken
+promise ends the promise in one region and, past the strategy's limit, escalates the stage in
+the other. A payment that clears the balance, a referral or an upheld dispute ends the loan.
+
+The machine is pure. The workflow feeds it events and carries out the actions it asks for on
+entering a state; it never decides a state itself.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from workflows.types import StageBands
 with workflow.unsafe.imports_passed_through():
     # python-statemachine's i18n resolves paths at import, which the workflow sandbox forbids.
     from statemachine import State, StateMachine
+    from statemachine.exceptions import TransitionNotAllowed
 
 
 class Action:
@@ -27,69 +34,156 @@ class Action:
 
 @dataclass
 class LoanFacts:
-    """What the machine's guards read. The workflow keeps it current before each event."""
+    """What the machine's guards read. The workflow keeps it current before each event.
+
+    ``days_past_due`` here is collection DPD: the days a dispute paused collection do not count
+    towards the next stage, so a loan resumes where it was.
+    """
 
     days_past_due: int
     outstanding_minor: int
     days_in_stage: int = 0
+    broken_promises: int = 0
+    cease_requested: bool = False  # outlives a dispute: a rejected dispute returns to ceased
+
+
+@dataclass
+class _Configuration:
+    """The model python-statemachine keeps the active states in; it restores a machine as-is."""
+
+    state: object = None
 
 
 class CollectionMachine(StateMachine):
-    """Early, middle and late outreach, then legal; cured whenever the balance is cleared."""
+    """Stage and situation of one loan's collection, until it is cured, referred or closed."""
 
-    early = State(initial=True, enter="send_courteous_reminder")
-    middle = State()
-    late = State(enter="send_firm_message")
-    legal = State(enter="serve_legal_notice")
+    class collecting(State.Parallel):
+        class stage(State.Compound):
+            early = State(initial=True, enter="send_courteous_reminder")
+            middle = State()
+            late = State(enter="send_firm_message")
+            legal = State(enter="serve_legal_notice")
+
+            day_passed = (
+                early.to(middle, cond="middle_reached")
+                | middle.to(late, cond="late_reached")
+                | late.to(legal, cond="legal_reached")
+            )
+            promise_broken = (
+                early.to(middle, cond=["promise_standing", "broken_promise_limit_reached"])
+                | middle.to(late, cond=["promise_standing", "broken_promise_limit_reached"])
+                | late.to(legal, cond=["promise_standing", "broken_promise_limit_reached"])
+            )
+
+        class situation(State.Compound):
+            normal = State(initial=True)
+            promised = State()
+            disputed = State()
+            ceased = State(enter="remember_cease")
+
+            promise_made = normal.to(promised)
+            promise_kept = promised.to(normal)
+            promise_broken = promised.to(normal)
+            dispute_opened = normal.to(disputed) | promised.to(disputed) | ceased.to(disputed)
+            dispute_rejected = disputed.to(ceased, cond="cease_standing") | disputed.to(normal)
+            cease_requested = normal.to(ceased) | promised.to(ceased)
+
     cured = State(final=True)
     referred = State(final=True)
+    dispute_upheld = State(final=True)
 
-    day_passed = (
-        early.to(middle, cond="middle_reached")
-        | middle.to(late, cond="late_reached")
-        | late.to(legal, cond="legal_reached")
-        | legal.to(referred, cond="referral_due")
-        | early.to.itself(internal=True)
-        | middle.to.itself(internal=True)
-        | late.to.itself(internal=True)
-        | legal.to.itself(internal=True)
-    )
-    payment_applied = (
-        early.to(cured, cond="balance_cleared")
-        | middle.to(cured, cond="balance_cleared")
-        | late.to(cured, cond="balance_cleared")
-        | legal.to(cured, cond="balance_cleared")
-        | early.to.itself(internal=True)
-        | middle.to.itself(internal=True)
-        | late.to.itself(internal=True)
-        | legal.to.itself(internal=True)
-    )
+    payment_applied = collecting.to(cured, cond="balance_cleared")
+    referral_due = collecting.to(referred, cond="in_legal_long_enough")
+    dispute_closed = collecting.to(dispute_upheld, cond="in_dispute")
+
+    STAGES = ("early", "middle", "late", "legal")
+    SITUATIONS = ("normal", "promised", "disputed", "ceased")
+    CLOSED = ("cured", "referred", "dispute_upheld")
 
     def __init__(
         self,
         bands: StageBands,
         facts: LoanFacts,
         referral_after_days: int,
+        broken_promise_limit: int,
         stage: str | None = None,
+        situation: str | None = None,
     ) -> None:
+        """A new machine, or with ``stage`` (and ``situation``) one restored without entry actions."""
         self.bands = bands
         self.facts = facts
         self.referral_after_days = referral_after_days
+        self.broken_promise_limit = broken_promise_limit
         self.actions: list[str] = []
-        super().__init__(start_value=stage)
+        model = _Configuration()
+        if stage is not None and stage not in (*self.STAGES, *self.CLOSED):
+            raise ValueError(f"cannot restore the collection machine in stage {stage!r}")
+        if situation is not None and situation not in self.SITUATIONS:
+            raise ValueError(f"cannot restore the collection machine in situation {situation!r}")
+        if stage is not None:
+            open_stage = stage in self.STAGES
+            model.state = (
+                {"collecting", "stage", stage, "situation", situation or "normal"}
+                if open_stage
+                else stage
+            )
+        if situation == "ceased":
+            facts.cease_requested = True
+        super().__init__(model=model)
 
     @property
     def stage(self) -> str:
-        return str(self.current_state_value)
+        """The stage, or the final state once the loan is closed."""
+        return self._active_in((*self.STAGES, *self.CLOSED))
+
+    @property
+    def situation(self) -> str:
+        """The situation region's state, or ``closed`` once the loan is closed."""
+        if self.is_closed:
+            return "closed"
+        return self._active_in(self.SITUATIONS)
 
     @property
     def is_closed(self) -> bool:
-        return self.stage in (self.cured.id, self.referred.id)
+        return self.stage in self.CLOSED
+
+    @property
+    def outreach_held(self) -> bool:
+        """No calls or messages while a promise, a dispute or a cease request stands."""
+        return self.situation in ("promised", "disputed", "ceased")
+
+    def accepts(self, event: str) -> bool:
+        """Whether ``event`` would be taken now (guards aside): outcomes do not always apply."""
+        return any(e.id == event for e in self.allowed_events)
+
+    def observe_day(self) -> bool:
+        """Let the machine see the calendar. Returns whether the stage or the loan changed.
+
+        Most days cross no boundary: every guard declines, which the machine reports as a
+        transition not allowed. That is the one refusal expected here; any other event that
+        does not apply still raises.
+        """
+        return self._guarded("day_passed") or self._guarded("referral_due")
+
+    def observe_payment(self) -> bool:
+        """A payment was applied. Returns whether it cleared the balance (the loan is cured)."""
+        return self._guarded("payment_applied")
+
+    def _guarded(self, event: str) -> bool:
+        try:
+            self.send(event)
+        except TransitionNotAllowed:
+            return False
+        return True
 
     def take_actions(self) -> list[str]:
         """Hand the pending actions to the workflow, once."""
         actions, self.actions = self.actions, []
         return actions
+
+    def _active_in(self, ids: tuple[str, ...]) -> str:
+        active = {str(value) for value in self.configuration_values}
+        return next(i for i in ids if i in active)
 
     # Guards.
     def middle_reached(self) -> bool:
@@ -101,11 +195,28 @@ class CollectionMachine(StateMachine):
     def legal_reached(self) -> bool:
         return self.facts.days_past_due >= self.bands.legal
 
-    def referral_due(self) -> bool:
-        return self.facts.days_in_stage >= self.referral_after_days
+    def in_legal_long_enough(self) -> bool:
+        """Referral waits out a dispute: collection is paused, and so is the legal clock."""
+        return (
+            self.stage == "legal"
+            and self.situation != "disputed"
+            and self.facts.days_in_stage >= self.referral_after_days
+        )
+
+    def promise_standing(self) -> bool:
+        return self.situation == "promised"
+
+    def cease_standing(self) -> bool:
+        return self.facts.cease_requested
+
+    def broken_promise_limit_reached(self) -> bool:
+        return self.facts.broken_promises >= self.broken_promise_limit
 
     def balance_cleared(self) -> bool:
         return self.facts.outstanding_minor <= 0
+
+    def in_dispute(self) -> bool:
+        return self.situation == "disputed"
 
     # What each stage calls for.
     def send_courteous_reminder(self) -> None:
@@ -117,10 +228,13 @@ class CollectionMachine(StateMachine):
     def serve_legal_notice(self) -> None:
         self.actions.append(Action.LEGAL_NOTICE)
 
+    def remember_cease(self) -> None:
+        self.facts.cease_requested = True
+
     def next_boundary_dpd(self) -> int | None:
-        """The DPD at which the current stage ends by itself, if it does."""
+        """The collection DPD at which the current stage ends by itself, if it does."""
         return {
-            self.early.id: self.bands.middle,
-            self.middle.id: self.bands.late,
-            self.late.id: self.bands.legal,
+            "early": self.bands.middle,
+            "middle": self.bands.late,
+            "late": self.bands.legal,
         }.get(self.stage)

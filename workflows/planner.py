@@ -86,6 +86,9 @@ class Rule:
     THIRD_PARTY_OBJECTED = "third_party_objected"
     THIRD_PARTY_ONCE = "third_party_once"
     THIRD_PARTY_BORROWER_REACHABLE = "third_party_borrower_reachable"
+    DISPUTE_PENDING = "dispute_pending"
+    CEASE_REQUESTED = "cease_requested"
+    BORROWER_DECEASED = "borrower_deceased"
 
 
 @dataclass(frozen=True)
@@ -172,9 +175,18 @@ def check(
     """Whether ``proposal`` may happen at ``proposal.at``.
 
     Letters are not bound to the time of day. Calls and messages must fall in the window; calls
-    also count against the profile's caps.
+    also count against the profile's caps. Situations come first, and none lifts by itself: a
+    dispute stops all collection outreach until it is resolved; a cease request stops calls and
+    messages (notices remain); a borrower reported dead is not contacted.
     """
     at = proposal.at
+    if history.dispute_open:
+        return Decision(False, Rule.DISPUTE_PENDING)
+    reaching_out = proposal.channel in (Channel.CALL, Channel.SMS)
+    if history.cease_requested and reaching_out:
+        return Decision(False, Rule.CEASE_REQUESTED)
+    if history.borrower_deceased and reaching_out and proposal.target == Target.BORROWER:
+        return Decision(False, Rule.BORROWER_DECEASED)
     if proposal.target == Target.CONTACT:
         third_party = check_third_party(profile, history, proposal.target_id)
         if not third_party.allowed:

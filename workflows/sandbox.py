@@ -8,8 +8,10 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 # Pure data types, shared with the host. Loading them fresh in the sandbox would bind their
 # ``datetime`` fields to the sandbox's guarded proxy of ``datetime``, which the payload converter
-# does not recognise as ``datetime``, so such fields could not be decoded.
-PASSTHROUGH_MODULES = ("workflows.types", "workflows.commands")
+# does not recognise as ``datetime``, so such fields could not be decoded. The machine module is
+# pure too, but building its compound states calls python-statemachine's i18n, which resolves
+# paths: it is defined once, outside the sandbox.
+PASSTHROUGH_MODULES = ("workflows.types", "workflows.commands", "workflows.machine")
 
 
 def workflow_runner() -> SandboxedWorkflowRunner:

@@ -69,6 +69,9 @@ class Situation:
     DISPUTE = "dispute"
     CEASED = "ceased"
     REFUSAL = "refusal"
+    PROMISE_BROKEN = "promise_broken"
+    DECEASED = "deceased"
+    HARDSHIP = "hardship"
 
 
 class ComplaintCategory:
@@ -209,6 +212,9 @@ class ContactHistory:
     last_conversation_at: datetime | None = None
     contacted_third_parties: list[str] = field(default_factory=list)
     objected_third_parties: list[str] = field(default_factory=list)
+    dispute_open: bool = False  # a dispute of the debt stops all collection outreach
+    cease_requested: bool = False  # the borrower asked that collection contact stop
+    borrower_deceased: bool = False  # reported dead: no contact with the borrower's number
 
 
 @dataclass
@@ -270,6 +276,17 @@ class PendingPayment:
 
 
 @dataclass
+class ActivePromise:
+    """The promise the loan is waiting on, and what has been paid towards it."""
+
+    promise_id: str
+    amount_minor: int
+    due_date: str
+    made_at: datetime
+    paid_minor: int = 0
+
+
+@dataclass
 class CollectionState:
     """Everything the workflow carries across continue-as-new."""
 
@@ -288,6 +305,16 @@ class CollectionState:
     entered_stages: list[str] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)
     queued_messages: list[str] = field(default_factory=list)
+    situation_state: str = "normal"  # the machine's situation region
+    promise: ActivePromise | None = None
+    promises_made: int = 0
+    broken_promises: int = 0
+    seen_signal_ids: list[str] = field(default_factory=list)  # outcome and resolution ids
+    pending_outcomes: list[ContactOutcome] = field(default_factory=list)
+    pending_resolutions: list[DisputeResolution] = field(default_factory=list)
+    paused_seconds: float = 0.0  # collection time spent paused by disputes
+    paused_since: datetime | None = None
+    complaint_cases: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -327,6 +354,10 @@ class CollectionStatus:
     recent_attempts: list[AttemptRecord]
     applied_payment_ids: list[str]
     notices: list[str]
+    broken_promises: int = 0
+    promise: ActivePromise | None = None
+    complaint_cases: list[str] = field(default_factory=list)
+    days_paused: int = 0
 
 
 @dataclass
@@ -344,3 +375,5 @@ class CollectionSummary:
     payments: int
     notices: list[str]
     ended_at: datetime
+    broken_promises: int = 0
+    situation: str = "none"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import random
 import zoneinfo
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -330,3 +330,93 @@ def test_next_allowed_is_allowed(
     assert planner.check(s.profile, s.history, _with_at(proposal, found), s.zone).allowed
     if channel != Channel.LETTER:
         assert _in_local_window(found, s.profile, s.zone)
+
+
+# --- situations: no rule lifts by itself -------------------------------------------------------
+
+SITUATION_SETTINGS = settings(max_examples=100, deadline=None)
+PROPOSALS = st.tuples(
+    st.sampled_from([Channel.CALL, Channel.SMS, Channel.LETTER]),
+    st.sampled_from([BORROWER_ID, *CONTACT_IDS]),
+    st.integers(0, 3 * DAY_SECONDS),
+)
+
+
+def _proposal(s: Scenario, channel: str, target_id: str, offset: int) -> planner.Proposal:
+    target = Target.BORROWER if target_id == BORROWER_ID else Target.CONTACT
+    return planner.Proposal(s.now + timedelta(seconds=offset), channel, target, target_id)
+
+
+def _borrower_call_plan(s: Scenario, history: ContactHistory) -> planner.PlannedContact | None:
+    return planner.plan_borrower_call(
+        s.profile, s.strategy, history, BORROWER_ID, s.now, s.zone, copy.deepcopy(s.rng)
+    )
+
+
+def _message_plan(
+    s: Scenario, history: ContactHistory, proposal: planner.Proposal
+) -> planner.PlannedContact | None:
+    return planner.plan_message(
+        s.profile, s.strategy, history, proposal, s.zone, copy.deepcopy(s.rng)
+    )
+
+
+@SITUATION_SETTINGS
+@given(scenarios(), st.booleans(), st.booleans(), st.lists(PROPOSALS, min_size=1, max_size=4))
+def test_an_open_dispute_denies_every_contact(
+    s: Scenario, cease: bool, deceased: bool, proposals: list[tuple[str, str, int]]
+) -> None:
+    history = replace(
+        s.history, dispute_open=True, cease_requested=cease, borrower_deceased=deceased
+    )
+    for channel, target_id, offset in proposals:
+        proposal = _proposal(s, channel, target_id, offset)
+        decision = planner.check(s.profile, history, proposal, s.zone)
+        assert decision == planner.Decision(False, planner.Rule.DISPUTE_PENDING, None)
+        assert planner.next_allowed(s.profile, history, proposal, s.zone) is None
+        assert _message_plan(s, history, proposal) is None
+    assert _borrower_call_plan(s, history) is None
+
+
+@SITUATION_SETTINGS
+@given(scenarios(), st.booleans(), st.lists(PROPOSALS, min_size=1, max_size=4))
+def test_a_cease_request_stops_calls_and_sms(
+    s: Scenario, deceased: bool, proposals: list[tuple[str, str, int]]
+) -> None:
+    history = replace(s.history, cease_requested=True, borrower_deceased=deceased)
+    assert _borrower_call_plan(s, history) is None
+    for channel, target_id, offset in proposals:
+        proposal = _proposal(s, channel, target_id, offset)
+        decision = planner.check(s.profile, history, proposal, s.zone)
+        if channel == Channel.LETTER:
+            # Notices remain: a letter is what it would be without the cease request.
+            plain = replace(s.history, borrower_deceased=deceased)
+            assert decision == planner.check(s.profile, plain, proposal, s.zone)
+            if target_id == BORROWER_ID:
+                assert decision.allowed
+            continue
+        assert decision == planner.Decision(False, planner.Rule.CEASE_REQUESTED, None)
+        assert _message_plan(s, history, proposal) is None
+
+
+@SITUATION_SETTINGS
+@given(scenarios(), st.sampled_from(CONTACT_IDS), st.integers(0, 3 * DAY_SECONDS))
+def test_a_deceased_borrower_is_not_called_but_references_may_be(
+    s: Scenario, contact_id: str, offset: int
+) -> None:
+    history = replace(s.history, borrower_deceased=True)
+    assert _borrower_call_plan(s, history) is None
+    text = planner.Proposal(s.now, Channel.SMS, Target.BORROWER, BORROWER_ID)
+    assert _message_plan(s, history, text) is None
+    for channel in (Channel.CALL, Channel.SMS):
+        proposal = _proposal(s, channel, BORROWER_ID, offset)
+        decision = planner.check(s.profile, history, proposal, s.zone)
+        assert decision == planner.Decision(False, planner.Rule.BORROWER_DECEASED, None)
+    # References: exactly as if the borrower were alive (the reference call property above
+    # shows when that is a lawful plan).
+    reference = planner.Proposal(s.now, Channel.CALL, Target.CONTACT, contact_id)
+    assert _message_plan(s, history, reference) == _message_plan(s, s.history, reference)
+    later = _proposal(s, Channel.CALL, contact_id, offset)
+    assert planner.check(s.profile, history, later, s.zone) == planner.check(
+        s.profile, s.history, later, s.zone
+    )

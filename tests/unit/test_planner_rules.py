@@ -436,3 +436,199 @@ def test_record_attempt_messages_do_not_touch_the_streak() -> None:
 def test_unknown_jurisdiction_is_an_error() -> None:
     with pytest.raises(ValueError, match="unknown jurisdiction 'xx'"):
         planner.profile_for("xx")
+
+
+# --- situations: dispute, cease request, deceased borrower -----------------------------------
+
+CHANNELS = [Channel.CALL, Channel.SMS, Channel.LETTER]
+TARGETS = [(Target.BORROWER, BORROWER_ID), (Target.CONTACT, CONTACT)]
+# In the window, and at 03:00 local: a situation is cited before the window.
+SITUATION_TIMES = [(10, 0), (3, 0)]
+PROFILE_ZONES = [(US, NEW_YORK), (CN, SHANGHAI)]
+PROFILE_IDS = ["us", "cn"]
+
+
+def _unreachable(**situation: bool) -> ContactHistory:
+    """A history in which references may be asked under both profiles, plus ``situation``."""
+    return ContactHistory(unanswered_streak=10, **situation)
+
+
+def _plans(
+    profile: planner.JurisdictionProfile, zone: str, history: ContactHistory, proposal: Proposal
+) -> tuple[planner.PlannedContact | None, planner.PlannedContact | None]:
+    """The planned borrower call, and the planned ``proposal`` (message, letter or reference)."""
+    tz = ZoneInfo(zone)
+    call_plan = planner.plan_borrower_call(
+        profile, STRATEGY, history, BORROWER_ID, proposal.at, tz, random.Random(0)
+    )
+    other = planner.plan_message(profile, STRATEGY, history, proposal, tz, random.Random(0))
+    return call_plan, other
+
+
+@pytest.mark.parametrize(("profile", "zone"), PROFILE_ZONES, ids=PROFILE_IDS)
+@pytest.mark.parametrize("channel", CHANNELS)
+@pytest.mark.parametrize(("target", "target_id"), TARGETS, ids=["borrower", "reference"])
+@pytest.mark.parametrize(("hour", "minute"), SITUATION_TIMES, ids=["1000", "0300"])
+def test_dispute_pending_denies_every_contact(
+    profile: planner.JurisdictionProfile,
+    zone: str,
+    channel: str,
+    target: str,
+    target_id: str,
+    hour: int,
+    minute: int,
+) -> None:
+    history = _unreachable(dispute_open=True)
+    at = local_dt(zone, 2026, 3, 4, hour, minute)
+    proposal = Proposal(at, channel, target, target_id)
+    assert decide(profile, proposal, zone, history) == planner.Decision(
+        False, Rule.DISPUTE_PENDING, None
+    )
+    assert planner.next_allowed(profile, history, proposal, ZoneInfo(zone)) is None
+    assert _plans(profile, zone, history, proposal) == (None, None)
+
+
+@pytest.mark.parametrize("channel", CHANNELS)
+@pytest.mark.parametrize(("target", "target_id"), TARGETS, ids=["borrower", "reference"])
+def test_dispute_pending_comes_before_every_other_rule(
+    channel: str, target: str, target_id: str
+) -> None:
+    history = ContactHistory(
+        dispute_open=True,
+        cease_requested=True,
+        borrower_deceased=True,
+        contacted_third_parties=[CONTACT],
+        objected_third_parties=[CONTACT],
+    )
+    decision = decide(
+        CN, Proposal(sh(2026, 3, 4, 23, 0), channel, target, target_id), SHANGHAI, history
+    )
+    assert decision == planner.Decision(False, Rule.DISPUTE_PENDING, None)
+
+
+def test_a_resolved_dispute_lifts_the_rule() -> None:
+    history = ContactHistory(dispute_open=True)
+    proposal = borrower_call(ny(2026, 3, 4, 10, 0))
+    assert decide(US, proposal, NEW_YORK, history).rule == Rule.DISPUTE_PENDING
+    history.dispute_open = False
+    assert decide(US, proposal, NEW_YORK, history).allowed
+
+
+@pytest.mark.parametrize(("profile", "zone"), PROFILE_ZONES, ids=PROFILE_IDS)
+@pytest.mark.parametrize("channel", [Channel.CALL, Channel.SMS])
+@pytest.mark.parametrize(("target", "target_id"), TARGETS, ids=["borrower", "reference"])
+@pytest.mark.parametrize(("hour", "minute"), SITUATION_TIMES, ids=["1000", "0300"])
+def test_cease_requested_denies_calls_and_sms(
+    profile: planner.JurisdictionProfile,
+    zone: str,
+    channel: str,
+    target: str,
+    target_id: str,
+    hour: int,
+    minute: int,
+) -> None:
+    history = _unreachable(cease_requested=True)
+    at = local_dt(zone, 2026, 3, 4, hour, minute)
+    proposal = Proposal(at, channel, target, target_id)
+    assert decide(profile, proposal, zone, history) == planner.Decision(
+        False, Rule.CEASE_REQUESTED, None
+    )
+    assert planner.next_allowed(profile, history, proposal, ZoneInfo(zone)) is None
+    assert _plans(profile, zone, history, proposal) == (None, None)
+
+
+@pytest.mark.parametrize(("profile", "zone"), PROFILE_ZONES, ids=PROFILE_IDS)
+@pytest.mark.parametrize(("target", "target_id"), TARGETS, ids=["borrower", "reference"])
+@pytest.mark.parametrize(("hour", "minute"), SITUATION_TIMES, ids=["1000", "0300"])
+def test_cease_requested_allows_letters(
+    profile: planner.JurisdictionProfile,
+    zone: str,
+    target: str,
+    target_id: str,
+    hour: int,
+    minute: int,
+) -> None:
+    history = _unreachable(cease_requested=True)
+    at = local_dt(zone, 2026, 3, 4, hour, minute)
+    letter = Proposal(at, Channel.LETTER, target, target_id)
+    assert decide(profile, letter, zone, history).allowed
+    assert planner.next_allowed(profile, history, letter, ZoneInfo(zone)) == at
+    _, planned = _plans(profile, zone, history, letter)
+    assert planned is not None
+
+
+@pytest.mark.parametrize(("profile", "zone"), PROFILE_ZONES, ids=PROFILE_IDS)
+def test_cease_requested_letters_to_a_reference_keep_the_third_party_rules(
+    profile: planner.JurisdictionProfile, zone: str
+) -> None:
+    history = ContactHistory(
+        unanswered_streak=10, cease_requested=True, objected_third_parties=[CONTACT]
+    )
+    letter = Proposal(local_dt(zone, 2026, 3, 4, 10, 0), Channel.LETTER, Target.CONTACT, CONTACT)
+    assert decide(profile, letter, zone, history).rule == Rule.THIRD_PARTY_OBJECTED
+
+
+def test_cease_requested_comes_before_deceased_and_the_window() -> None:
+    history = ContactHistory(cease_requested=True, borrower_deceased=True)
+    decision = decide(US, borrower_call(ny(2026, 3, 4, 23, 0)), NEW_YORK, history)
+    assert decision == planner.Decision(False, Rule.CEASE_REQUESTED, None)
+
+
+@pytest.mark.parametrize(("profile", "zone"), PROFILE_ZONES, ids=PROFILE_IDS)
+@pytest.mark.parametrize("channel", [Channel.CALL, Channel.SMS])
+@pytest.mark.parametrize(("hour", "minute"), SITUATION_TIMES, ids=["1000", "0300"])
+def test_borrower_deceased_denies_calls_and_sms_to_the_borrower(
+    profile: planner.JurisdictionProfile, zone: str, channel: str, hour: int, minute: int
+) -> None:
+    history = _unreachable(borrower_deceased=True)
+    proposal = Proposal(
+        local_dt(zone, 2026, 3, 4, hour, minute), channel, Target.BORROWER, BORROWER_ID
+    )
+    assert decide(profile, proposal, zone, history) == planner.Decision(
+        False, Rule.BORROWER_DECEASED, None
+    )
+    assert planner.next_allowed(profile, history, proposal, ZoneInfo(zone)) is None
+    assert _plans(profile, zone, history, proposal) == (None, None)
+
+
+@pytest.mark.parametrize(("profile", "zone"), PROFILE_ZONES, ids=PROFILE_IDS)
+@pytest.mark.parametrize("channel", [Channel.CALL, Channel.SMS])
+def test_borrower_deceased_allows_references(
+    profile: planner.JurisdictionProfile, zone: str, channel: str
+) -> None:
+    history = _unreachable(borrower_deceased=True)
+    at = local_dt(zone, 2026, 3, 4, 10, 0)
+    proposal = Proposal(at, channel, Target.CONTACT, CONTACT)
+    assert decide(profile, proposal, zone, history).allowed
+    _, planned = _plans(profile, zone, history, proposal)
+    assert planned is not None
+    assert planned.at >= at
+
+
+@pytest.mark.parametrize(("profile", "zone"), PROFILE_ZONES, ids=PROFILE_IDS)
+def test_borrower_deceased_references_keep_their_own_rules(
+    profile: planner.JurisdictionProfile, zone: str
+) -> None:
+    # Outside the window, already asked, objected, or (cn) borrower still reachable.
+    history = _unreachable(borrower_deceased=True)
+    late = reference_call(local_dt(zone, 2026, 3, 4, 23, 30))
+    assert decide(profile, late, zone, history).rule == Rule.WINDOW
+    asked = _unreachable(borrower_deceased=True, contacted_third_parties=[CONTACT])
+    proposal = reference_call(local_dt(zone, 2026, 3, 4, 10, 0))
+    assert decide(profile, proposal, zone, asked).rule == Rule.THIRD_PARTY_ONCE
+    if profile.third_party_needs_unreachable:
+        reachable = ContactHistory(borrower_deceased=True)
+        assert decide(profile, proposal, zone, reachable).rule == (
+            Rule.THIRD_PARTY_BORROWER_REACHABLE
+        )
+
+
+@pytest.mark.parametrize(("profile", "zone"), PROFILE_ZONES, ids=PROFILE_IDS)
+def test_borrower_deceased_allows_letters_to_the_borrower(
+    profile: planner.JurisdictionProfile, zone: str
+) -> None:
+    history = ContactHistory(borrower_deceased=True)
+    letter = Proposal(
+        local_dt(zone, 2026, 3, 4, 3, 0), Channel.LETTER, Target.BORROWER, BORROWER_ID
+    )
+    assert decide(profile, letter, zone, history).allowed

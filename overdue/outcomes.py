@@ -1,0 +1,298 @@
+"""Contact outcomes and dispute resolutions from the outside world, checked before they are sent.
+
+Outcomes reach a collection as the ``contact_outcome`` signal, which cannot refuse anything, so
+every source's report is checked here first: against the loan as its running collection sees it
+(currency, balance, the borrower's today in collection time). Every problem is an
+``OutcomeInvalid`` whose message names the field at fault.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+from overdue.loans import ID_PATTERN
+from workflows.money import AmountError, format_minor, to_minor
+from workflows.types import (
+    CollectionStatus,
+    ComplaintCategory,
+    ContactOutcome,
+    DisputeResolution,
+    Hardship,
+    Promise,
+    Situation,
+)
+
+# Read from the class rather than listed, so that codes the workflow adds are accepted at once.
+# "none" is the absence of a situation, not something a conversation reveals.
+SITUATION_CODES: tuple[str, ...] = tuple(
+    value
+    for name, value in vars(Situation).items()
+    if name.isupper() and isinstance(value, str) and value != Situation.NONE
+)
+HARDSHIP_TERMS = ("short", "long")
+# Who reports: a kind of source and a name, e.g. collector:ann, dialer:east-1, simulator:seed7.
+SOURCE_PATTERN = re.compile(r"^[a-z][a-z_]*:[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
+MAX_NOTE = 1000
+MAX_SHORT_TEXT = 200
+DEFAULT_SOURCE = "collector:cli"
+
+
+class OutcomeInvalid(ValueError):
+    """An outcome or dispute resolution that cannot be sent; the message names the field."""
+
+
+@dataclass(frozen=True)
+class LoanView:
+    """What an outcome is checked against: the loan as its running collection sees it."""
+
+    loan_id: str
+    currency: str
+    outstanding_minor: int
+    timezone: str
+    collection_time: datetime
+
+    @classmethod
+    def from_status(cls, status: CollectionStatus) -> LoanView:
+        return cls(
+            loan_id=status.loan_id,
+            currency=status.currency,
+            outstanding_minor=status.outstanding_minor,
+            timezone=status.timezone,
+            collection_time=status.collection_time,
+        )
+
+    @property
+    def today(self) -> date:
+        """The borrower's local date at collection time: a promise's date is borrower-local."""
+        return self.collection_time.astimezone(ZoneInfo(self.timezone)).date()
+
+
+def outcome_from_fields(
+    loan: LoanView,
+    *,
+    outcome_id: str,
+    source: str = DEFAULT_SOURCE,
+    at: datetime | None = None,
+    right_party: bool = True,
+    situation: str | None = None,
+    promise_amount: str | None = None,
+    promise_date: str | None = None,
+    complaint: str | None = None,
+    dispute: bool = False,
+    hardship: str | None = None,
+    hardship_reason: str | None = None,
+    deceased_reported_by: str | None = None,
+    cease: bool = False,
+    refusal: bool = False,
+    note: str | None = None,
+) -> ContactOutcome:
+    """Build an outcome from text fields (a collector's report), or raise ``OutcomeInvalid``.
+
+    Args:
+        loan: The loan as its running collection sees it.
+        outcome_id: The outcome's unique id (the signal is idempotent by it).
+        source: Who reports, as ``kind:name``.
+        at: When the conversation took place; default the collection time of ``loan``.
+        right_party: False when the borrower was not the one spoken to.
+        situation: A situation code (see ``SITUATION_CODES``).
+        promise_amount: Amount promised, in major units of the loan's currency ("12.50").
+        promise_date: Date the borrower promised to pay by, ``YYYY-MM-DD``, borrower-local.
+        complaint: A complaint category (``ComplaintCategory.ALL``).
+        dispute: The borrower disputes the debt itself.
+        hardship: ``short`` or ``long``, with ``hardship_reason``.
+        hardship_reason: Why the borrower cannot pay.
+        deceased_reported_by: Who reported the borrower's death.
+        cease: The borrower asks that collection contact stop.
+        refusal: The borrower wilfully refuses to pay.
+        note: Free text.
+
+    Raises:
+        OutcomeInvalid: The first problem found; its message names the field.
+    """
+    promise = None
+    promise_amount, promise_date = _text(promise_amount), _text(promise_date)
+    if promise_amount is not None or promise_date is not None:
+        if promise_amount is None:
+            raise OutcomeInvalid("promise_amount: a promise needs an amount and a date")
+        if promise_date is None:
+            raise OutcomeInvalid("promise_date: a promise needs an amount and a date")
+        try:
+            amount_minor = to_minor(promise_amount, loan.currency)
+        except AmountError as problem:
+            raise OutcomeInvalid(f"promise_amount: {problem}") from None
+        try:
+            due = date.fromisoformat(promise_date)
+        except ValueError:
+            raise OutcomeInvalid(
+                f"promise_date: {promise_date!r} is not a date (YYYY-MM-DD)"
+            ) from None
+        promise = Promise(amount_minor=amount_minor, due_date=due.isoformat())
+    term, reason = _text(hardship), _text(hardship_reason)
+    if reason is not None and term is None:
+        raise OutcomeInvalid("hardship_reason: given without a hardship term (short or long)")
+    if term is not None and reason is None:
+        raise OutcomeInvalid("hardship_reason: a hardship needs a reason")
+    outcome = ContactOutcome(
+        outcome_id=(outcome_id or "").strip(),
+        source=(source or "").strip(),
+        at=at or loan.collection_time,
+        right_party=right_party,
+        situation=_blank_is_a_value(situation),
+        promise=promise,
+        complaint=_blank_is_a_value(complaint),
+        dispute=dispute,
+        hardship=Hardship(term, reason) if term is not None and reason is not None else None,
+        death_reported_by=_blank_is_a_value(deceased_reported_by),
+        cease=cease,
+        refusal=refusal,
+        note=_blank_is_a_value(note),
+    )
+    check_outcome(outcome, loan)
+    return outcome
+
+
+def check_outcome(outcome: ContactOutcome, loan: LoanView) -> None:
+    """Refuse an outcome the collection could not act on, naming the field.
+
+    Raises:
+        OutcomeInvalid: The first problem found.
+    """
+    _check_id("outcome_id", outcome.outcome_id)
+    if not SOURCE_PATTERN.match(outcome.source):
+        raise OutcomeInvalid(
+            f"source: expected kind:name such as collector:ann, got {outcome.source!r}"
+        )
+    if outcome.at.tzinfo is None:
+        raise OutcomeInvalid("at: must carry a time zone")
+    if outcome.situation is not None and outcome.situation not in SITUATION_CODES:
+        raise OutcomeInvalid(
+            f"situation: unknown code {outcome.situation!r}; expected one of"
+            f" {', '.join(SITUATION_CODES)}"
+        )
+    if outcome.promise is not None:
+        _check_promise(outcome.promise, loan)
+    if outcome.complaint is not None and outcome.complaint not in ComplaintCategory.ALL:
+        raise OutcomeInvalid(
+            f"complaint: {outcome.complaint!r} is not one of {', '.join(ComplaintCategory.ALL)}"
+        )
+    if outcome.hardship is not None:
+        if outcome.hardship.term not in HARDSHIP_TERMS:
+            raise OutcomeInvalid(f"hardship: must be short or long, got {outcome.hardship.term!r}")
+        _check_text("hardship_reason", outcome.hardship.reason, MAX_SHORT_TEXT)
+    if outcome.death_reported_by is not None:
+        _check_text("deceased_reported_by", outcome.death_reported_by, MAX_SHORT_TEXT)
+    if outcome.note is not None:
+        _check_text("note", outcome.note, MAX_NOTE)
+    if not outcome.right_party:
+        # Only the borrower can promise, dispute the debt, plead hardship, ask to cease or
+        # refuse; a third party can report a death, complain, or leave a note.
+        for name, given in (
+            ("promise_amount", outcome.promise is not None),
+            ("dispute", outcome.dispute),
+            ("hardship", outcome.hardship is not None),
+            ("cease", outcome.cease),
+            ("refusal", outcome.refusal),
+        ):
+            if given:
+                raise OutcomeInvalid(
+                    f"{name}: only the borrower can report this, and this outcome is not a"
+                    " right-party conversation"
+                )
+    if not any(
+        (
+            outcome.situation,
+            outcome.promise,
+            outcome.complaint,
+            outcome.dispute,
+            outcome.hardship,
+            outcome.death_reported_by,
+            outcome.cease,
+            outcome.refusal,
+            outcome.note,
+        )
+    ):
+        raise OutcomeInvalid(
+            "outcome: reports nothing; give at least one of situation, promise, complaint,"
+            " dispute, hardship, death report, cease, refusal or note"
+        )
+
+
+def resolution_from_fields(
+    *,
+    resolution_id: str,
+    upheld: bool,
+    rejected: bool,
+    at: datetime,
+    note: str | None = None,
+) -> DisputeResolution:
+    """Build a dispute resolution from a reviewer's flags, or raise ``OutcomeInvalid``."""
+    if upheld == rejected:
+        raise OutcomeInvalid("resolution: give exactly one of upheld or rejected")
+    resolution = DisputeResolution(
+        resolution_id=(resolution_id or "").strip(),
+        upheld=upheld,
+        at=at,
+        note=_blank_is_a_value(note),
+    )
+    check_resolution(resolution)
+    return resolution
+
+
+def check_resolution(resolution: DisputeResolution) -> None:
+    """Refuse a malformed dispute resolution, naming the field."""
+    _check_id("resolution_id", resolution.resolution_id)
+    if resolution.at.tzinfo is None:
+        raise OutcomeInvalid("at: must carry a time zone")
+    if resolution.note is not None:
+        _check_text("note", resolution.note, MAX_NOTE)
+
+
+def _check_promise(promise: Promise, loan: LoanView) -> None:
+    if promise.amount_minor <= 0:
+        shown = format_minor(promise.amount_minor, loan.currency)
+        raise OutcomeInvalid(f"promise_amount: must be positive, got {shown}")
+    if promise.amount_minor > loan.outstanding_minor:
+        raise OutcomeInvalid(
+            f"promise_amount: {format_minor(promise.amount_minor, loan.currency)} is more than"
+            f" the outstanding {format_minor(loan.outstanding_minor, loan.currency)}"
+            f" {loan.currency}"
+        )
+    try:
+        due = date.fromisoformat(promise.due_date)
+    except ValueError:
+        raise OutcomeInvalid(
+            f"promise_date: {promise.due_date!r} is not a date (YYYY-MM-DD)"
+        ) from None
+    if due < loan.today:
+        raise OutcomeInvalid(
+            f"promise_date: {due} is in the past; the borrower's today is {loan.today}"
+        )
+
+
+def _check_id(name: str, value: str) -> None:
+    if not value:
+        raise OutcomeInvalid(f"{name}: is required")
+    if not ID_PATTERN.match(value):
+        raise OutcomeInvalid(f"{name}: use letters, digits, _ . : - (at most 64), got {value!r}")
+
+
+def _check_text(name: str, value: str, limit: int) -> None:
+    if not value.strip():
+        raise OutcomeInvalid(f"{name}: is empty")
+    if len(value) > limit:
+        raise OutcomeInvalid(f"{name}: is longer than {limit} characters")
+
+
+def _text(value: str | None) -> str | None:
+    """An optional text field: None when not given or blank."""
+    value = (value or "").strip()
+    return value or None
+
+
+def _blank_is_a_value(value: str | None) -> str | None:
+    # `--note ""` was given on purpose: keep it, so that the check names the field, instead of
+    # reading it as "no note" and refusing the outcome for reporting nothing.
+    return None if value is None else value.strip()

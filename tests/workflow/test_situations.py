@@ -1,0 +1,257 @@
+"""Situations a conversation reveals, on the time-skipping server with the real worker.
+
+Borrowers here never answer (persona ``never_answers``), so every change of course comes from a
+reported ``contact_outcome``, as a collector or a dialer would report it.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+import asyncpg
+import pytest
+from temporalio.testing import WorkflowEnvironment
+
+from tests.workflow.conftest import Loans
+from tests.workflow.support import (
+    Handle,
+    advance_to_dpd,
+    audit,
+    collecting,
+    follow,
+    loan_row,
+    pay,
+    poll_status,
+    status_of,
+    wait_for_audit,
+)
+from workflows.loan_collection import LoanCollection
+from workflows.types import (
+    ContactOutcome,
+    DisputeResolution,
+    Loan,
+    Promise,
+    Situation,
+    Stage,
+)
+
+pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.timeout(60)]
+
+
+def outcome(at: datetime, **facts: object) -> ContactOutcome:
+    return ContactOutcome(
+        outcome_id=f"O-{uuid.uuid4().hex}", source="collector:test", at=at, **facts
+    )  # type: ignore[arg-type]
+
+
+def day(loan: Loan, dpd: int) -> str:
+    """The ISO date on which the loan is ``dpd`` days past due."""
+    return (date.fromisoformat(loan.due_date) + timedelta(days=dpd)).isoformat()
+
+
+async def report(env: WorkflowEnvironment, handle: Handle, **facts: object) -> ContactOutcome:
+    sent = outcome(await env.get_current_time(), **facts)
+    await handle.signal(LoanCollection.contact_outcome, sent)
+    return sent
+
+
+async def attempts_between(
+    pool: asyncpg.Pool, loan_id: str, start: datetime, end: datetime, channels: tuple[str, ...]
+) -> int:
+    return int(
+        await pool.fetchval(
+            "SELECT count(*) FROM contact_attempts WHERE loan_id = $1 AND at_utc >= $2"
+            " AND at_utc < $3 AND channel = ANY($4)",
+            loan_id,
+            start,
+            end,
+            list(channels),
+        )
+    )
+
+
+# --- promises ------------------------------------------------------------------------------
+
+
+async def test_kept_promise_holds_outreach_then_resumes(
+    time_env: WorkflowEnvironment, pool: asyncpg.Pool, loans: Loans
+) -> None:
+    loan, handle = await loans.start_new()
+    await collecting(handle)
+    await report(time_env, handle, promise=Promise(20_000, day(loan, 3)))
+    status = await poll_status(handle, lambda s: s.situation == Situation.PROMISE)
+    assert status.promise is not None and status.promise.amount_minor == 20_000
+    assert status.next_action.at_utc is None  # nothing is planned while the promise stands
+
+    await pay(time_env, handle, 20_000)
+    status = await poll_status(handle, lambda s: s.promise is None)
+    assert status.situation == Situation.CONTACTED
+    assert status.outstanding_minor == 30_000
+    assert status.next_action.at_utc is not None  # outreach resumed
+    promise = await pool.fetchrow("SELECT * FROM promises WHERE loan_id = $1", loan.loan_id)
+    assert promise["status"] == "kept"
+    assert await audit(pool, loan.loan_id, "promise_broken_reported") == []
+
+
+async def test_broken_promises_report_charge_and_escalate(
+    time_env: WorkflowEnvironment, pool: asyncpg.Pool, loans: Loans
+) -> None:
+    loan, handle = await loans.start_new()
+    await collecting(handle)
+    first = day(loan, 1)
+    await report(time_env, handle, promise=Promise(10_000, first))
+    await poll_status(handle, lambda s: s.situation == Situation.PROMISE)
+    # Broken at the borrower's midnight after the date plus two days of grace: DPD 4.
+    await advance_to_dpd(time_env, loan, 4)
+    status = await poll_status(follow(time_env, loan), lambda s: s.broken_promises == 1)
+    assert (status.stage, status.situation) == (Stage.EARLY, Situation.PROMISE_BROKEN)
+
+    credit = await pool.fetch("SELECT * FROM credit_records WHERE loan_id = $1", loan.loan_id)
+    fees = await pool.fetch("SELECT * FROM fees WHERE loan_id = $1", loan.loan_id)
+    assert [r["kind"] for r in credit] == ["broken_promise"]
+    assert [(r["kind"], r["amount_minor"]) for r in fees] == [("failed_debit", 1500)]
+
+    # The second broken promise (the strategy's limit) escalates at once, ahead of the calendar.
+    await report(time_env, follow(time_env, loan), promise=Promise(10_000, day(loan, 4)))
+    await poll_status(follow(time_env, loan), lambda s: s.situation == Situation.PROMISE)
+    await advance_to_dpd(time_env, loan, 7)
+    status = await poll_status(follow(time_env, loan), lambda s: s.broken_promises == 2)
+    assert status.stage == Stage.LATE  # middle by the calendar at DPD 6, late by the promise
+    assert status.days_past_due < 19
+    promises = await pool.fetch(
+        "SELECT status FROM promises WHERE loan_id = $1 ORDER BY made_at", loan.loan_id
+    )
+    assert [r["status"] for r in promises] == ["broken", "broken"]
+
+
+async def test_partial_payment_against_a_promise_is_partly_kept(
+    time_env: WorkflowEnvironment, pool: asyncpg.Pool, loans: Loans
+) -> None:
+    loan, handle = await loans.start_new()
+    await collecting(handle)
+    await report(time_env, handle, promise=Promise(30_000, day(loan, 1)))
+    await poll_status(handle, lambda s: s.situation == Situation.PROMISE)
+    await pay(time_env, handle, 10_000)
+    status = await poll_status(handle, lambda s: s.outstanding_minor == 40_000)
+    assert status.promise is not None and status.promise.paid_minor == 10_000
+
+    await advance_to_dpd(time_env, loan, 4)
+    status = await poll_status(follow(time_env, loan), lambda s: s.broken_promises == 1)
+    row = await pool.fetchrow("SELECT * FROM promises WHERE loan_id = $1", loan.loan_id)
+    assert (row["status"], row["paid_minor"]) == ("partially_kept", 10_000)
+
+
+# --- disputes and cease requests -------------------------------------------------------------
+
+
+async def test_rejected_dispute_pauses_outreach_and_the_stage_clock(
+    time_env: WorkflowEnvironment, pool: asyncpg.Pool, loans: Loans
+) -> None:
+    loan, handle = await loans.start_new()
+    await collecting(handle)
+    opened_at = await time_env.get_current_time()
+    await report(time_env, handle, dispute=True)
+    status = await poll_status(handle, lambda s: s.situation == Situation.DISPUTE)
+    assert status.next_action.at_utc is None
+
+    # Ten days in dispute: past the middle boundary by the calendar, but collection is paused.
+    await advance_to_dpd(time_env, loan, 11)
+    status = await status_of(follow(time_env, loan))
+    assert (status.stage, status.days_past_due) == (Stage.EARLY, 11)
+    resolved_at = await time_env.get_current_time()
+    assert await attempts_between(pool, loan.loan_id, opened_at, resolved_at, ("call", "sms")) == 0
+
+    await follow(time_env, loan).signal(
+        LoanCollection.dispute_resolved,
+        DisputeResolution(f"R-{uuid.uuid4().hex}", upheld=False, at=resolved_at),
+    )
+    status = await poll_status(
+        follow(time_env, loan),
+        lambda s: s.situation != Situation.DISPUTE and s.next_action.at_utc is not None,
+    )
+    assert status.stage == Stage.EARLY
+    assert status.days_paused >= 9
+    # The next boundary comes as many days later as the dispute lasted (DPD 6 + 10 paused).
+    await advance_to_dpd(time_env, loan, 14)
+    assert (await status_of(follow(time_env, loan))).stage == Stage.EARLY
+    await advance_to_dpd(time_env, loan, 17)
+    await poll_status(follow(time_env, loan), lambda s: s.stage == Stage.MIDDLE)
+
+
+async def test_upheld_dispute_closes_the_loan(
+    time_env: WorkflowEnvironment, pool: asyncpg.Pool, loans: Loans
+) -> None:
+    loan, handle = await loans.start_new()
+    await collecting(handle)
+    await report(time_env, handle, dispute=True)
+    await poll_status(handle, lambda s: s.situation == Situation.DISPUTE)
+    resolution = DisputeResolution(
+        f"R-{uuid.uuid4().hex}", upheld=True, at=await time_env.get_current_time()
+    )
+    await handle.signal(LoanCollection.dispute_resolved, resolution)
+    await handle.signal(LoanCollection.dispute_resolved, resolution)  # a duplicate is ignored
+    summary = await handle.result()
+    assert summary.final_stage == "dispute_upheld"
+    assert (await loan_row(pool, loan.loan_id))["stage"] == "dispute_upheld"
+    assert len(await audit(pool, loan.loan_id, "dispute_closed")) == 1
+
+
+async def test_cease_request_stops_calls_and_messages_but_not_notices(
+    time_env: WorkflowEnvironment, pool: asyncpg.Pool, loans: Loans
+) -> None:
+    loan, handle = await loans.start_new()
+    await collecting(handle)
+    ceased_at = await time_env.get_current_time()
+    await report(time_env, handle, cease=True)
+    await poll_status(handle, lambda s: s.situation == Situation.CEASED)
+
+    summary = await handle.result()  # runs to referral: the calendar still moves the stage
+    assert summary.final_stage == Stage.REFERRED
+    end = summary.ended_at + timedelta(days=1)
+    assert await attempts_between(pool, loan.loan_id, ceased_at, end, ("call", "sms")) == 0
+    notices = await pool.fetch("SELECT kind FROM notices WHERE loan_id = $1", loan.loan_id)
+    assert [r["kind"] for r in notices] == ["legal_notice"]
+
+
+# --- complaints, refusal, duplicates ---------------------------------------------------------
+
+
+async def test_complaint_opens_a_routed_case_and_collection_goes_on(
+    time_env: WorkflowEnvironment, pool: asyncpg.Pool, loans: Loans
+) -> None:
+    loan, handle = await loans.start_new()
+    await collecting(handle)
+    sent = await report(time_env, handle, complaint="collector_conduct", note="rude on the phone")
+    await report(time_env, handle, complaint="collector_conduct")  # another case, another id
+    await handle.signal(LoanCollection.contact_outcome, sent)  # the same outcome again: ignored
+    status = await poll_status(handle, lambda s: len(s.complaint_cases) == 2)
+    assert status.next_action.at_utc is not None
+    cases = await pool.fetch(
+        "SELECT category, route, status FROM complaint_cases WHERE loan_id = $1", loan.loan_id
+    )
+    assert [tuple(r) for r in cases] == [("collector_conduct", "compliance", "open")] * 2
+    outcomes = await pool.fetchval(
+        "SELECT count(*) FROM contact_outcomes WHERE loan_id = $1", loan.loan_id
+    )
+    assert outcomes == 2
+
+
+async def test_wilful_refusal_gets_a_truthful_notice(
+    time_env: WorkflowEnvironment, pool: asyncpg.Pool, loans: Loans
+) -> None:
+    loan, handle = await loans.start_new()
+    await collecting(handle)
+    await report(time_env, handle, refusal=True)
+    await poll_status(handle, lambda s: s.situation == Situation.REFUSAL)
+    notice = await pool.fetchrow(
+        "SELECT path FROM notices WHERE loan_id = $1 AND kind = 'refusal_notice'", loan.loan_id
+    )
+    assert notice is not None
+    text = Path(notice["path"]).read_text()
+    assert "we will take no step that this notice does not describe" in text
+    assert "in 28 days it will reach our" in text  # DPD 1: the legal stage starts at DPD 29
+    entries = await wait_for_audit(pool, loan.loan_id, "contact_outcome", 1)
+    assert json.dumps(entries[0]).count("refusal") >= 1
