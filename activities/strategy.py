@@ -70,6 +70,19 @@ def parse_strategy(data: dict[str, Any]) -> Strategy:
                 for currency, amount in data["fees"]["failed_debit"].items()
             },
             complaint_routes={str(k): str(v) for k, v in data["complaints"]["routes"].items()},
+            death_verification_days=_int(
+                data["deceased"]["verification_days"], "deceased.verification_days"
+            ),
+            arrangement_instalments=_int(
+                data["arrangements"]["instalments"], "arrangements.instalments"
+            ),
+            arrangement_interval_days=_int(
+                data["arrangements"]["interval_days"], "arrangements.interval_days"
+            ),
+            forbearance_instalments=_int(
+                data["arrangements"]["forbearance_instalments"],
+                "arrangements.forbearance_instalments",
+            ),
         )
     except KeyError as missing:
         raise ValueError(f"strategy is missing {missing.args[0]!r}") from None

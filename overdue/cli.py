@@ -621,6 +621,10 @@ def _print_report(report: dict[str, Any]) -> None:
     for state, n in report["final_states"].items():
         table.add_row(state, str(n))
     out.print(table)
+    situations = Table("situation", "loans", title="Final situations")
+    for situation, n in report.get("situations", {}).items():
+        situations.add_row(situation, str(n))
+    out.print(situations)
     out.print("recovered: " + ", ".join(f"{v} {c}" for c, v in report["recovered"].items()))
     attempts = Table("channel", "outcome", "attempts", title="Attempts")
     for channel, outcomes in report["attempts"].items():
@@ -628,6 +632,11 @@ def _print_report(report: dict[str, Any]) -> None:
             attempts.add_row(channel, outcome, str(n))
     out.print(attempts)
     out.print("escalations: " + ", ".join(f"{k} {v}" for k, v in report["escalations"].items()))
+    disputes = report.get("disputes", {})
+    out.print(
+        f"disputes decided by the back office: {disputes.get('decided', 0)}"
+        f" (upheld {disputes.get('upheld', 0)}, rejected {disputes.get('rejected', 0)})"
+    )
     personas = Table("persona", "final states", title="By persona")
     for persona, finals in report["by_persona"].items():
         personas.add_row(persona, ", ".join(f"{k} {v}" for k, v in finals.items()))

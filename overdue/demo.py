@@ -1,8 +1,13 @@
 """The demo: a simulated portfolio collected end to end in compressed time.
 
 Every loan is a real ``LoanCollection`` workflow on the real Temporal server, writing to the real
-ledger; only the borrowers are simulated. ``day_seconds`` sets how many real seconds a collection
-day lasts; it is workflow input, so each run replays deterministically.
+ledger; only the borrowers and the back office are simulated. ``day_seconds`` sets how many real
+seconds a collection day lasts; it is workflow input, so each run replays deterministically.
+
+The simulated back office decides disputes the way a person would, through the
+``dispute_resolved`` signal: it finds them by asking each running loan's ``status``, and decides
+each a couple of collection days after it opened, upholding one in three (fixed by the seed, the
+borrower and which dispute of the loan it is).
 """
 
 from __future__ import annotations
@@ -11,18 +16,29 @@ import asyncio
 import random
 from collections import Counter, defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowQueryFailedError
+from temporalio.service import RPCError
 
-from overdue.client import loan_status, start_collection
+from overdue.client import UnknownLoan, loan_status, resolve_dispute, start_collection
+from overdue.outcomes import OutcomeInvalid
 from overdue.simulator import PERSONA_WEIGHTS, BorrowerSimulator
 from workflows.loan_collection import LoanCollection
 from workflows.money import format_minor
-from workflows.types import Borrower, CollectionSummary, Contact, Loan, workflow_id_for
+from workflows.types import (
+    Borrower,
+    CollectionStatus,
+    CollectionSummary,
+    Contact,
+    DisputeResolution,
+    Loan,
+    Situation,
+    workflow_id_for,
+)
 
 ZONES = {
     "us": ("America/New_York", "America/Chicago", "America/Denver", "America/Los_Angeles"),
@@ -93,10 +109,81 @@ def portfolio(count: int, seed: int, run_tag: str, today: datetime) -> list[Loan
 
 
 @dataclass
+class BackOffice:
+    """A simulated back office: decides every dispute ``decide_after`` collection time after it
+    first sees it open, upholding one in three.
+
+    The decision is fixed by the seed, the borrower and the dispute's number on the loan, so the
+    same portfolio gets the same decisions in every run.
+    """
+
+    client: Client
+    seed: int
+    decide_after: timedelta = timedelta(days=2)
+    upheld: int = 0
+    rejected: int = 0
+    seen_open: dict[str, datetime] = field(default_factory=dict)  # loan id -> first seen
+    decided: dict[str, int] = field(default_factory=dict)  # loan id -> disputes decided
+
+    def upholds(self, borrower_id: str, dispute_no: int) -> bool:
+        return BorrowerSimulator(seed=self.seed).draw("dispute", borrower_id, dispute_no) < 1 / 3
+
+    async def sweep(self, loans: list[Loan]) -> None:
+        """Look at every loan once, and decide the disputes that are due."""
+        limit = asyncio.Semaphore(20)
+
+        async def look(loan: Loan) -> None:
+            async with limit:
+                await self.review(loan)
+
+        await asyncio.gather(*(look(loan) for loan in loans))
+
+    async def review(self, loan: Loan) -> None:
+        loan_id = loan.loan_id
+        handle = self.client.get_workflow_handle(workflow_id_for(loan_id))
+        try:
+            status: CollectionStatus = await handle.query("status", result_type=CollectionStatus)
+        except (RPCError, WorkflowQueryFailedError):
+            return  # ended meanwhile, or not reachable this time: the next sweep looks again
+        if status.situation != Situation.DISPUTE:
+            self.seen_open.pop(loan_id, None)
+            return
+        opened = self.seen_open.setdefault(loan_id, status.collection_time)
+        if status.collection_time - opened < self.decide_after:
+            return
+        number = self.decided.get(loan_id, 0) + 1
+        upheld = self.upholds(loan.borrower.borrower_id, number)
+        resolution = DisputeResolution(
+            resolution_id=f"{loan_id}:backoffice:dispute:{number}",
+            upheld=upheld,
+            at=status.collection_time,
+            note="simulated back office: " + ("dispute upheld" if upheld else "debt confirmed"),
+        )
+        try:
+            await resolve_dispute(self.client, loan_id, resolution)
+        except (UnknownLoan, OutcomeInvalid, RPCError):
+            return  # the collection ended meanwhile
+        self.decided[loan_id] = number
+        self.seen_open.pop(loan_id, None)
+        if upheld:
+            self.upheld += 1
+        else:
+            self.rejected += 1
+
+    def report(self) -> dict[str, int]:
+        return {
+            "decided": self.upheld + self.rejected,
+            "upheld": self.upheld,
+            "rejected": self.rejected,
+        }
+
+
+@dataclass
 class DemoResult:
     summaries: list[CollectionSummary]
     personas: dict[str, str]  # loan id -> persona
     elapsed_seconds: float
+    disputes: dict[str, int] = field(default_factory=dict)  # the back office's decisions
 
 
 async def run_portfolio(
@@ -107,8 +194,10 @@ async def run_portfolio(
     seed: int,
     on_progress: Callable[[int, Counter[str]], None] | None = None,
 ) -> DemoResult:
-    """Start every loan's collection and wait for all of them to end."""
+    """Start every loan's collection and wait for all of them to end, while the simulated back
+    office decides the disputes that open."""
     started = asyncio.get_running_loop().time()
+    back_office = BackOffice(client, seed)
     for loan in loans:
         await start_collection(client, loan, day_seconds=day_seconds)
     handles = [
@@ -125,6 +214,9 @@ async def run_portfolio(
         if on_progress is not None:
             finals = Counter(r.final_stage for r in results if r is not None)
             on_progress(sum(finals.values()), finals)
+        await back_office.sweep(
+            [loan for loan, task in zip(loans, waiting, strict=True) if not task.done()]
+        )
         await asyncio.sleep(0.5)
     await asyncio.gather(*waiting)
     simulator = BorrowerSimulator(seed=seed)
@@ -134,13 +226,15 @@ async def run_portfolio(
             loan.loan_id: simulator.persona_for(loan.borrower.borrower_id).name for loan in loans
         },
         elapsed_seconds=asyncio.get_running_loop().time() - started,
+        disputes=back_office.report(),
     )
 
 
 async def summarise(
     pool: asyncpg.Pool, result: DemoResult, *, client: Client | None = None, details: bool = False
 ) -> dict[str, Any]:
-    """The demo's report: outcomes, money recovered, outreach, escalations."""
+    """The demo's report: final states and situations, money recovered, outreach, escalations,
+    the back office's dispute decisions, and final states per borrower persona."""
     loan_ids = [s.loan_id for s in result.summaries]
     outcomes = Counter(
         f"cured_in_{s.resolved_in}" if s.final_stage == "cured" else s.final_stage
@@ -185,7 +279,9 @@ async def summarise(
         "still_outstanding": {c: format_minor(v, c) for c, v in sorted(outstanding.items())},
         "attempts": {k: dict(v) for k, v in sorted(attempts.items())},
         "escalations": escalations,
-        "by_persona": {k: dict(v) for k, v in sorted(by_persona.items())},
+        "by_persona": {k: dict(sorted(v.items())) for k, v in sorted(by_persona.items())},
+        "situations": dict(sorted(Counter(s.situation for s in result.summaries).items())),
+        "disputes": result.disputes,
     }
     if details and client is not None:
         report["details"] = [await loan_status(client, pool, loan_id) for loan_id in loan_ids]

@@ -1,21 +1,61 @@
-"""The simulated world: borrowers who answer (or not) and pay (or not), deterministically.
+"""The simulated world: borrowers who answer (or not), say why they have not paid, and pay (or not).
 
-Each borrower gets a persona, with an answer likelihood per time slot and a propensity to pay.
-Every draw is a hash of the simulation seed, the borrower and the attempt's idempotency key, so
-the same attempt always has the same outcome and activity retries are safe.
+Each borrower gets a persona: an answer likelihood per time slot, what each conversation reveals
+(a promise, a dispute, a complaint, a death, a hardship, a refusal, a cease request), and a
+propensity to pay. Every draw is a hash of the simulation seed, the borrower and the attempt's
+idempotency key, so the same attempt always has the same outcome and activity retries are safe.
+
+A borrower remembers how many conversations came before: the first conversation may reveal one
+thing and the later ones another (a disputer disputes once, then pays). That count is read from
+the ledger's contact attempts when the worker wires a pool in (``LedgerMemory``), so it survives a
+worker restart; without a pool the provider remembers in memory.
+
+What a conversation reveals reaches the workflow as the ``contact_outcome`` signal, the way every
+other source reports; payments arrive as ``payment_received``. Both ids are fixed by the attempt.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Protocol
+from zoneinfo import ZoneInfo
+
+import asyncpg
 
 from activities.channels import Delivery
-from workflows.commands import BrokenPromise
-from workflows.types import Outcome, PaymentReceived, Target
+from workflows.commands import BrokenPromise, ContactRequest
+from workflows.types import (
+    Channel,
+    ComplaintCategory,
+    ContactOutcome,
+    Hardship,
+    Outcome,
+    PaymentReceived,
+    Promise,
+    Target,
+)
 
 PaymentSink = Callable[[str, PaymentReceived], Awaitable[None]]
+OutcomeSink = Callable[[str, ContactOutcome], Awaitable[None]]
+SOURCE = "simulator"
+
+
+class Says:
+    """What a simulated conversation reveals (one fact each; ``None`` reveals nothing)."""
+
+    PROMISE = "promise"  # a part of the balance, due in one or two days
+    DISPUTE = "dispute"
+    COMPLAINT = "complaint"  # collector conduct or the sale
+    DEATH = "death"  # reported by whoever answered the borrower's phone
+    HARDSHIP_SHORT = "hardship_short"
+    HARDSHIP_LONG = "hardship_long"
+    REFUSAL = "refusal"
+    CEASE = "cease"
+    STILL_UNABLE = "still_unable"  # a note: nothing has changed
 
 
 @dataclass(frozen=True)
@@ -24,11 +64,19 @@ class Persona:
 
     Attributes:
         answer_by_slot: Likelihood of answering a call, per borrower-local time slot.
-        pay_after_call: Likelihood that a conversation ends in a payment.
+        pay_after_call: Likelihood that a conversation ends in a payment (from ``pays_from``).
         pay_after_sms: Likelihood that a message prompts a payment.
         pay_share: Share of the outstanding balance paid when paying in part (1.0: always in
-            full). Such a borrower clears the rest in full one time in three.
+            full). Such a borrower clears the rest from conversation ``clears_from`` on, or, when
+            that is None, one time in three.
         reference_relays: Likelihood that a reference agrees to relay a message.
+        says: What conversation 1, 2, ... reveals; the last entry holds for every later one. A
+            conversation that ends in a payment reveals nothing.
+        pays_from: The first conversation that can end in a payment.
+        clears_from: The conversation from which a part-payer clears the rest.
+        answered_by: Who answers the borrower's phone: ``borrower``, or ``relative`` (then the
+            outcome is not a right-party conversation).
+        expected: The path the collection should take, as the README documents it.
     """
 
     name: str
@@ -37,6 +85,16 @@ class Persona:
     pay_after_sms: float = 0.0
     pay_share: float = 1.0
     reference_relays: float = 0.5
+    says: tuple[str | None, ...] = ()
+    pays_from: int = 1
+    clears_from: int | None = None
+    answered_by: str = "borrower"
+    expected: str = ""
+
+    def says_at(self, conversation: int) -> str | None:
+        if not self.says or conversation < 1:
+            return None
+        return self.says[min(conversation, len(self.says)) - 1]
 
 
 def _everywhere(p: float) -> dict[str, float]:
@@ -46,24 +104,126 @@ def _everywhere(p: float) -> dict[str, float]:
 PERSONAS: dict[str, Persona] = {
     p.name: p
     for p in (
-        Persona("prompt_payer", _everywhere(0.8), pay_after_call=0.9, pay_after_sms=0.3),
+        Persona(
+            "prompt_payer",
+            _everywhere(0.8),
+            pay_after_call=1.0,
+            pay_after_sms=0.3,
+            expected="pays in full at the first conversation (or after the reminder SMS):"
+            " cured in early",
+        ),
+        Persona(
+            "promise_breaker",
+            _everywhere(0.7),
+            pay_after_call=0.0,
+            says=(Says.PROMISE,),
+            expected="promises part of the balance for a day or two ahead at every conversation"
+            " and never pays; each broken promise writes a credit record and a fee, and from the"
+            " second one each escalates the stage at once: referred",
+        ),
+        Persona(
+            "disputer",
+            _everywhere(0.6),
+            pay_after_call=1.0,
+            says=(Says.DISPUTE, None),
+            pays_from=2,
+            expected="disputes the debt at the first conversation, which pauses all outreach"
+            " until the back office decides (two collection days later): upheld (one in three)"
+            " closes the loan as dispute_upheld; rejected resumes it and the borrower pays in"
+            " full at the next conversation: cured",
+        ),
+        Persona(
+            "complainer",
+            _everywhere(0.6),
+            pay_after_call=0.8,
+            says=(Says.COMPLAINT, None),
+            pays_from=2,
+            expected="complains about collector conduct or the sale at the first conversation"
+            " (a complaint case opens; collection goes on) and pays in full at a later one: cured",
+        ),
+        Persona(
+            "deceased",
+            _everywhere(0.5),
+            pay_after_call=0.0,
+            says=(Says.DEATH,),
+            answered_by="relative",
+            reference_relays=0.2,
+            expected="a relative answers the borrower's phone and reports the death: no more"
+            " contact with the borrower's number, and death verification starts",
+        ),
+        Persona(
+            "hardship_short",
+            _everywhere(0.6),
+            pay_after_call=1.0,
+            pay_share=0.5,
+            says=(Says.HARDSHIP_SHORT, None),
+            pays_from=2,
+            clears_from=3,
+            expected="reports a short-term hardship at the first conversation (an arrangement"
+            " starts), then pays half of the balance at the second conversation and the rest at"
+            " the third: cured",
+        ),
+        Persona(
+            "hardship_long",
+            _everywhere(0.6),
+            pay_after_call=0.0,
+            says=(Says.HARDSHIP_LONG, Says.STILL_UNABLE),
+            expected="reports a long-term hardship at the first conversation (a hardship review"
+            " starts) and cannot pay afterwards",
+        ),
+        Persona(
+            "never_answers",
+            _everywhere(0.0),
+            pay_after_call=0.0,
+            reference_relays=0.3,
+            expected="never answers: SMS nudges, references asked to relay, legal notice: referred",
+        ),
         Persona(
             "evening_only",
             {"morning": 0.02, "midday": 0.02, "afternoon": 0.05, "evening": 0.85},
             pay_after_call=0.7,
+            expected="answers in the evening slot only; unanswered calls rotate to it, and the"
+            " borrower usually pays in full there: cured, mostly in early",
         ),
-        Persona("partial_payer", _everywhere(0.5), pay_after_call=0.7, pay_share=0.5),
-        Persona("reluctant", _everywhere(0.3), pay_after_call=0.15, pay_after_sms=0.02),
-        Persona("never_answers", _everywhere(0.0), pay_after_call=0.0, reference_relays=0.3),
+        Persona(
+            "partial_payer",
+            _everywhere(0.5),
+            pay_after_call=0.7,
+            pay_share=0.5,
+            expected="pays half the balance at most conversations and clears it one time in"
+            " three: cured after a few payments",
+        ),
+        Persona(
+            "reluctant",
+            _everywhere(0.3),
+            pay_after_call=0.1,
+            pay_after_sms=0.02,
+            says=(Says.REFUSAL, Says.CEASE),
+            expected="answers rarely; refuses to pay at the first conversation (a refusal notice"
+            " states the consequences) and asks that contact cease at the next: referred,"
+            " unless an occasional payment clears the balance",
+        ),
     )
 }
 PERSONA_WEIGHTS: dict[str, int] = {
-    "prompt_payer": 30,
-    "evening_only": 20,
-    "partial_payer": 20,
-    "reluctant": 15,
-    "never_answers": 15,
+    "prompt_payer": 20,
+    "promise_breaker": 10,
+    "disputer": 6,
+    "complainer": 8,
+    "deceased": 4,
+    "hardship_short": 7,
+    "hardship_long": 5,
+    "never_answers": 10,
+    "evening_only": 12,
+    "partial_payer": 10,
+    "reluctant": 8,
 }
+COMPLAINTS = (
+    (ComplaintCategory.COLLECTOR_CONDUCT, "says the last caller was rude"),
+    (ComplaintCategory.SALE, "says the loan was mis-sold"),
+)
+SHORT_HARDSHIPS = ("reduced working hours", "medical bills this month", "salary paid late")
+LONG_HARDSHIPS = ("lost their job", "long-term illness", "disability")
 
 
 @dataclass
@@ -102,51 +262,188 @@ class BorrowerSimulator:
             return Outcome.ANSWERED
         return Outcome.BUSY if roll > 0.97 else Outcome.NO_ANSWER
 
-    def payment_after(self, delivery: Delivery, outcome: str) -> PaymentReceived | None:
-        """The payment a contact prompts, if the borrower pays. Its id is fixed by the attempt."""
+    def payment_after(
+        self, delivery: Delivery, outcome: str, conversation: int = 1
+    ) -> PaymentReceived | None:
+        """The payment a contact prompts, if the borrower pays. Its id is fixed by the attempt.
+
+        ``conversation`` is the number of this conversation with the borrower (1 for the
+        first); it matters only for answered calls.
+        """
         request = delivery.request
         if request.target != Target.BORROWER or request.outstanding_minor <= 0:
             return None
         persona = self.persona_for(request.borrower_id)
-        if request.channel == "call":
-            likelihood = persona.pay_after_call if outcome == Outcome.ANSWERED else 0.0
+        if persona.answered_by != "borrower":
+            return None
+        if request.channel == Channel.CALL:
+            answered = outcome == Outcome.ANSWERED and conversation >= persona.pays_from
+            likelihood = persona.pay_after_call if answered else 0.0
         else:
             likelihood = persona.pay_after_sms
         if self.draw("pays", request.borrower_id, request.idempotency_key) >= likelihood:
             return None
         amount = request.outstanding_minor
-        clears = self.draw("clears", request.borrower_id, request.idempotency_key) < 1 / 3
-        if persona.pay_share < 1.0 and not clears:
-            amount = max(1, int(amount * persona.pay_share))
+        if persona.pay_share < 1.0:
+            if persona.clears_from is not None:
+                clears = request.channel == Channel.CALL and conversation >= persona.clears_from
+            else:
+                clears = self.draw("clears", request.borrower_id, request.idempotency_key) < 1 / 3
+            if not clears:
+                amount = max(1, int(amount * persona.pay_share))
         return PaymentReceived(
             payment_id=f"sim:{request.idempotency_key}",
             amount_minor=amount,
             currency=request.currency,
             paid_at=request.at,
-            source="simulator",
+            source=SOURCE,
         )
+
+    def outcome_after(
+        self, delivery: Delivery, outcome: str, conversation: int = 1
+    ) -> ContactOutcome | None:
+        """What an answered call to the borrower's number revealed, if anything.
+
+        Its id is fixed by the attempt (``sim:<idempotency key>:outcome``) and its time is the
+        attempt's. A conversation that ends in a payment reveals nothing more.
+        """
+        request = delivery.request
+        if (
+            request.channel != Channel.CALL
+            or request.target != Target.BORROWER
+            or outcome != Outcome.ANSWERED
+        ):
+            return None
+        persona = self.persona_for(request.borrower_id)
+        says = persona.says_at(conversation)
+        if says is None or self.payment_after(delivery, outcome, conversation) is not None:
+            return None
+        report = ContactOutcome(
+            outcome_id=f"sim:{request.idempotency_key}:outcome",
+            source=SOURCE,
+            at=request.at,
+            right_party=persona.answered_by == "borrower",
+        )
+        draw = self.draw("says", request.borrower_id, request.idempotency_key)
+        if says == Says.PROMISE:
+            share = 0.3 + 0.3 * draw  # 30-60 % of the balance
+            amount = min(request.outstanding_minor, max(1, int(request.outstanding_minor * share)))
+            if amount <= 0:
+                return None
+            today = request.at.astimezone(ZoneInfo(request.timezone)).date()
+            due = today + timedelta(days=1 if draw < 0.5 else 2)
+            report.promise = Promise(amount_minor=amount, due_date=due.isoformat())
+            report.note = "promised to pay part of the balance"
+        elif says == Says.DISPUTE:
+            report.dispute = True
+            report.note = "says the debt is not theirs to pay"
+        elif says == Says.COMPLAINT:
+            report.complaint, report.note = COMPLAINTS[int(draw * len(COMPLAINTS))]
+        elif says == Says.DEATH:
+            report.death_reported_by = "relative"
+            report.note = "a relative answered and said the borrower has died"
+        elif says == Says.HARDSHIP_SHORT:
+            reason = SHORT_HARDSHIPS[int(draw * len(SHORT_HARDSHIPS))]
+            report.hardship = Hardship(term="short", reason=reason)
+        elif says == Says.HARDSHIP_LONG:
+            reason = LONG_HARDSHIPS[int(draw * len(LONG_HARDSHIPS))]
+            report.hardship = Hardship(term="long", reason=reason)
+        elif says == Says.REFUSAL:
+            report.refusal = True
+            report.note = "refuses to pay"
+        elif says == Says.CEASE:
+            report.cease = True
+            report.note = "asks not to be contacted again"
+        elif says == Says.STILL_UNABLE:
+            report.note = "still unable to pay"
+        else:
+            raise ValueError(f"persona {persona.name} says {says!r}, which the simulator lacks")
+        return report
+
+
+class ConversationMemory(Protocol):
+    """What a simulated borrower remembers: how many conversations came before an attempt."""
+
+    async def before(self, request: ContactRequest) -> int: ...
+
+    def remember(self, request: ContactRequest) -> None: ...
+
+
+class InMemoryConversations:
+    """Counts answered borrower calls per loan in this process (lost when the worker restarts).
+
+    Only attempts numbered before ``request`` count, so a retried attempt reads the same.
+    """
+
+    def __init__(self) -> None:
+        self._answered: dict[str, set[int]] = defaultdict(set)
+
+    async def before(self, request: ContactRequest) -> int:
+        return sum(1 for n in self._answered[request.loan_id] if n < request.attempt_no)
+
+    def remember(self, request: ContactRequest) -> None:
+        self._answered[request.loan_id].add(request.attempt_no)
+
+
+class LedgerMemory:
+    """Counts answered borrower calls from the ledger's contact attempts: durable, and fixed by
+    the attempt (every earlier attempt of a loan is recorded before the next one is made).
+    """
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def before(self, request: ContactRequest) -> int:
+        count = await self._pool.fetchval(
+            "SELECT count(*) FROM contact_attempts WHERE loan_id = $1 AND attempt_no < $2"
+            " AND channel = 'call' AND target = 'borrower' AND outcome = 'answered'",
+            request.loan_id,
+            request.attempt_no,
+        )
+        return int(count or 0)
+
+    def remember(self, request: ContactRequest) -> None:
+        """The channel activity records the attempt; nothing to keep here."""
 
 
 class SimulatedProvider:
-    """A ``ChannelProvider`` backed by the simulator; payments go to ``payment_sink``."""
+    """A ``ChannelProvider`` backed by the simulator.
+
+    Payments go to ``payment_sink`` and what conversations reveal to ``outcome_sink`` (the
+    worker wires both to signals). ``memory`` counts the borrower's earlier conversations.
+    """
 
     def __init__(
-        self, simulator: BorrowerSimulator, payment_sink: PaymentSink | None = None
+        self,
+        simulator: BorrowerSimulator,
+        payment_sink: PaymentSink | None = None,
+        outcome_sink: OutcomeSink | None = None,
+        memory: ConversationMemory | None = None,
     ) -> None:
         self.simulator = simulator
         self._payment_sink = payment_sink
+        self._outcome_sink = outcome_sink
+        self._memory: ConversationMemory = memory or InMemoryConversations()
 
     async def call(self, delivery: Delivery) -> str:
+        request = delivery.request
         outcome = self.simulator.call_outcome(delivery)
-        await self._maybe_pay(delivery, outcome)
+        conversation = 0
+        if request.target == Target.BORROWER and outcome == Outcome.ANSWERED:
+            conversation = await self._memory.before(request) + 1
+            self._memory.remember(request)
+        report = self.simulator.outcome_after(delivery, outcome, conversation)
+        if report is not None and self._outcome_sink is not None:
+            await self._outcome_sink(request.loan_id, report)
+        await self._maybe_pay(delivery, outcome, conversation)
         return outcome
 
     async def send_sms(self, delivery: Delivery) -> str:
-        await self._maybe_pay(delivery, Outcome.DELIVERED)
+        await self._maybe_pay(delivery, Outcome.DELIVERED, 0)
         return Outcome.DELIVERED
 
-    async def _maybe_pay(self, delivery: Delivery, outcome: str) -> None:
-        payment = self.simulator.payment_after(delivery, outcome)
+    async def _maybe_pay(self, delivery: Delivery, outcome: str, conversation: int) -> None:
+        payment = self.simulator.payment_after(delivery, outcome, conversation)
         if payment is not None and self._payment_sink is not None:
             await self._payment_sink(delivery.request.loan_id, payment)
 

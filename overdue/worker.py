@@ -18,35 +18,63 @@ from activities.ledger import LedgerActivities
 from activities.notices import NoticeActivities
 from activities.situations import SituationActivities
 from activities.strategy import StrategyActivities
+from activities.verification import DeathRegistry, VerificationActivities
 from overdue.config import Config
-from overdue.simulator import BorrowerSimulator, SimulatedCreditBureau, SimulatedProvider
+from overdue.institutions import SimulatedDeathRegistry
+from overdue.simulator import (
+    BorrowerSimulator,
+    LedgerMemory,
+    SimulatedCreditBureau,
+    SimulatedProvider,
+)
 from workflows.loan_collection import LoanCollection
 from workflows.sandbox import workflow_runner
-from workflows.types import TASK_QUEUE, PaymentReceived, workflow_id_for
+from workflows.types import TASK_QUEUE, ContactOutcome, PaymentReceived, workflow_id_for
 
 
 def package_folder(name: str) -> Path:
     return Path(str(resources.files("overdue") / name))
 
 
-def simulated_provider(client: Client, seed: int) -> SimulatedProvider:
-    """The default provider: simulated borrowers whose payments arrive as real signals."""
+def simulated_provider(
+    client: Client, seed: int, pool: asyncpg.Pool | None = None
+) -> SimulatedProvider:
+    """The default provider: simulated borrowers whose payments and outcomes arrive as real
+    signals (``payment_received``, ``contact_outcome``), as any other source's would.
+
+    With ``pool`` the borrowers remember their earlier conversations from the ledger, so a worker
+    restart does not make them forget.
+    """
 
     async def signal_payment(loan_id: str, payment: PaymentReceived) -> None:
         handle = client.get_workflow_handle(workflow_id_for(loan_id))
         await handle.signal(LoanCollection.payment_received, payment)
 
-    return SimulatedProvider(BorrowerSimulator(seed=seed), payment_sink=signal_payment)
+    async def signal_outcome(loan_id: str, outcome: ContactOutcome) -> None:
+        # By name, as every outcome source sends it: the signal is the workflow's contract.
+        await client.get_workflow_handle(workflow_id_for(loan_id)).signal("contact_outcome", outcome)
+
+    return SimulatedProvider(
+        BorrowerSimulator(seed=seed),
+        payment_sink=signal_payment,
+        outcome_sink=signal_outcome,
+        memory=LedgerMemory(pool) if pool is not None else None,
+    )
 
 
 def activities_for(
-    pool: asyncpg.Pool, provider: ChannelProvider, notices_dir: Path, bureau: CreditBureau
+    pool: asyncpg.Pool,
+    provider: ChannelProvider,
+    notices_dir: Path,
+    bureau: CreditBureau,
+    registry: DeathRegistry,
 ) -> Sequence[Any]:
     ledger = LedgerActivities(pool)
     channels = ChannelActivities(pool, provider)
     notices = NoticeActivities(pool, package_folder("templates"), notices_dir)
     strategy = StrategyActivities(package_folder("strategies"))
     situations = SituationActivities(pool, bureau)
+    verification = VerificationActivities(pool, registry)
     return [
         strategy.load_strategy,
         ledger.open_loan,
@@ -62,16 +90,19 @@ def activities_for(
         situations.settle_promise,
         situations.report_broken_promise,
         situations.record_situation_event,
+        verification.verify_death,
     ]
 
 
 def build_worker(client: Client, pool: asyncpg.Pool, config: Config, **options: Any) -> Worker:
-    provider = simulated_provider(client, config.simulation_seed)
+    provider = simulated_provider(client, config.simulation_seed, pool)
     return Worker(
         client,
         task_queue=TASK_QUEUE,
         workflows=[LoanCollection],
-        activities=activities_for(pool, provider, config.notices_dir, SimulatedCreditBureau()),
+        activities=activities_for(
+            pool, provider, config.notices_dir, SimulatedCreditBureau(), SimulatedDeathRegistry()
+        ),
         workflow_runner=workflow_runner(),
         **options,
     )

@@ -178,3 +178,20 @@ class SituationEvent:
     action: str
     at: datetime
     details: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class DeathCheck:
+    """Verify a reported death with an institution (a registry); the answer is recorded."""
+
+    check_key: str
+    loan_id: str
+    borrower_id: str
+    reported_by: str
+    reported_at: datetime
+
+
+class DeathCheckResult:
+    VERIFIED = "verified"
+    NOT_VERIFIED = "not_verified"
+    NO_RECORD = "no_record"  # nothing yet: verification waits, then a person decides

@@ -26,6 +26,8 @@ from workflows.commands import (
     BrokenPromise,
     ComplaintCase,
     ContactRequest,
+    DeathCheck,
+    DeathCheckResult,
     LoadStrategy,
     NoticeRequest,
     OpenLoan,
@@ -41,6 +43,7 @@ from workflows.machine import Action, CollectionMachine, LoanFacts
 from workflows.money import format_minor
 from workflows.types import (
     ActivePromise,
+    Arrangement,
     AttemptRecord,
     Channel,
     ClockAnchor,
@@ -51,11 +54,14 @@ from workflows.types import (
     ContactHistory,
     ContactOutcome,
     DisputeResolution,
+    Instalment,
     NextAction,
     Outcome,
     PaymentReceived,
     PaymentResult,
     PendingPayment,
+    Review,
+    ReviewDecision,
     Situation,
     Stage,
     Target,
@@ -69,6 +75,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.notices import NoticeActivities
     from activities.situations import SituationActivities
     from activities.strategy import StrategyActivities
+    from activities.verification import VerificationActivities
 
 # Patch ids: each gates a change of the command sequence that running histories must not see.
 APPLY_PAYMENTS_BEFORE_CONTINUE_AS_NEW = "apply-payments-before-continue-as-new"
@@ -83,6 +90,28 @@ OUTREACH_SITUATIONS = (
     Situation.CONTACTED,
     Situation.PROMISE_BROKEN,
 )
+# A person's decision, as the machine event it sends.
+REVIEW_EVENTS = {
+    (Review.DEATH_VERIFICATION, "verified"): "death_verified",
+    (Review.DEATH_VERIFICATION, "not_verified"): "death_not_verified",
+    (Review.HARDSHIP, "approved"): "forbearance_approved",
+    (Review.HARDSHIP, "rejected"): "forbearance_rejected",
+    (Review.ESTATE, "estate_claim"): "estate_claim_filed",
+    (Review.ESTATE, "written_off"): "estate_written_off",
+}
+# The situation search attribute after each situation event.
+SITUATION_AFTER = {
+    "dispute_opened": Situation.DISPUTE,
+    "dispute_rejected": Situation.CONTACTED,
+    "dispute_closed": Situation.DISPUTE,
+    "cease_requested": Situation.CEASED,
+    "death_reported": Situation.DECEASED,
+    "death_not_verified": Situation.CONTACTED,
+    "short_term_hardship": Situation.HARDSHIP,
+    "long_term_hardship": Situation.HARDSHIP,
+    "forbearance_rejected": Situation.CONTACTED,
+    "instalment_missed": Situation.PROMISE_BROKEN,
+}
 STAGE_MESSAGES = {Action.REMINDER_SMS: "early_reminder", Action.FIRM_SMS: "late_firm"}
 
 
@@ -108,6 +137,9 @@ class LoanCollection:
         self._resolutions: list[DisputeResolution] = (
             list(input.state.pending_resolutions) if input.state else []
         )
+        self._decisions: list[ReviewDecision] = (
+            list(input.state.pending_decisions) if input.state else []
+        )
 
     @workflow.run
     async def run(self, input: CollectionInput) -> CollectionSummary:
@@ -121,6 +153,7 @@ class LoanCollection:
         self._state.pending_payments = []
         self._state.pending_outcomes = []
         self._state.pending_resolutions = []
+        self._state.pending_decisions = []
         stage_at_start = machine.stage
         await self._perform(machine.take_actions())
         self._publish()
@@ -128,7 +161,7 @@ class LoanCollection:
         while True:
             await self._apply_payments()
             await self._apply_outcomes()
-            await self._settle_promise_if_due()
+            await self._meet_deadlines()
             if machine.is_closed:
                 break
             await self._observe_days()
@@ -184,17 +217,28 @@ class LoanCollection:
         if self._first_sight(resolution.resolution_id):
             self._resolutions.append(resolution)
 
+    @workflow.signal
+    def review_decided(self, decision: ReviewDecision) -> None:
+        """A person's decision on a death verification, a hardship review or an estate.
+
+        Idempotent by ``decision_id``. A decision the loan is not waiting for is recorded in the
+        history and otherwise ignored.
+        """
+        if self._first_sight(decision.decision_id):
+            self._decisions.append(decision)
+
     def _first_sight(self, signal_id: str) -> bool:
         seen = set(self._state.seen_signal_ids if self._state else [])
         seen |= {o.outcome_id for o in self._outcomes}
         seen |= {r.resolution_id for r in self._resolutions}
+        seen |= {d.decision_id for d in self._decisions}
         if signal_id in seen:
             workflow.logger.info("signal %s already received; ignored", signal_id)
             return False
         return True
 
     def _has_mail(self) -> bool:
-        return bool(self._inbox or self._outcomes or self._resolutions)
+        return bool(self._inbox or self._outcomes or self._resolutions or self._decisions)
 
     @workflow.update
     async def apply_payment(self, payment: PaymentReceived) -> PaymentResult:
@@ -258,6 +302,7 @@ class LoanCollection:
             promise=state.promise,
             complaint_cases=list(state.complaint_cases),
             days_paused=self._paused().days,
+            arrangement=state.arrangement,
         )
 
     def _opening_status(self) -> CollectionStatus:
@@ -344,6 +389,7 @@ class LoanCollection:
         state.pending_payments = list(self._inbox)
         state.pending_outcomes = list(self._outcomes)
         state.pending_resolutions = list(self._resolutions)
+        state.pending_decisions = list(self._decisions)
         state.situation_state = self._require_machine().situation
         workflow.continue_as_new(
             CollectionInput(loan=input.loan, day_seconds=input.day_seconds, state=state)
@@ -399,14 +445,17 @@ class LoanCollection:
             state.recovered_minor += before - after
             if machine.is_closed:
                 continue
+            # What the payment meets first: a standing promise, or the plan's instalments.
+            if state.promise is not None:
+                state.promise.paid_minor += before - after
+                if state.promise.paid_minor >= state.promise.amount_minor:
+                    await self._settle_promise(kept=True)
+            elif state.arrangement is not None:
+                await self._pay_instalments(before - after)
             machine.facts.outstanding_minor = after
             stage = machine.stage
             if machine.observe_payment():
                 await self._stage_changed(stage)
-            elif state.promise is not None:
-                state.promise.paid_minor += before - after
-                if state.promise.paid_minor >= state.promise.amount_minor:
-                    await self._settle_promise(kept=True)
             self._publish()
 
     # --- situations -----------------------------------------------------------------------
@@ -433,15 +482,26 @@ class LoanCollection:
                 state.situation = Situation.REFUSAL
                 await self._serve_refusal_notice()
             if outcome.death_reported_by is not None:
-                # Verification comes later; until then nobody calls the borrower's number.
-                state.history.borrower_deceased = True
-                state.situation = Situation.DECEASED
-            if outcome.hardship is not None:
-                state.situation = Situation.HARDSHIP
+                await self._situation_event("death_reported", outcome.outcome_id, now)
+            elif outcome.hardship is not None:
+                event = (
+                    "short_term_hardship"
+                    if outcome.hardship.term == "short"
+                    else "long_term_hardship"
+                )
+                await self._situation_event(event, outcome.outcome_id, now)
             if outcome.situation is not None:
                 state.situation = outcome.situation
             state.seen_signal_ids.append(outcome.outcome_id)
             self._outcomes.pop(0)
+            self._publish()
+        while self._decisions and not machine.is_closed:
+            decision = self._decisions[0]
+            decided = REVIEW_EVENTS.get((decision.review, decision.outcome))
+            if decided is not None:
+                await self._situation_event(decided, decision.decision_id, self._now())
+            state.seen_signal_ids.append(decision.decision_id)
+            self._decisions.pop(0)
             self._publish()
         while self._resolutions and not machine.is_closed:
             resolution = self._resolutions[0]
@@ -481,31 +541,41 @@ class LoanCollection:
             machine.facts.cease_requested = True
         if not machine.accepts(event):
             return
-        stage = machine.stage
+        stage, was_paused = machine.stage, machine.collection_paused
         machine.send(event)
         history = state.history
-        if event == "dispute_opened":
-            history.dispute_open = True
-            state.paused_since = now
-            state.situation = Situation.DISPUTE
-        elif event in ("dispute_rejected", "dispute_closed"):
-            history.dispute_open = False
-            if state.paused_since is not None:
-                state.paused_seconds += (now - state.paused_since).total_seconds()
-                state.paused_since = None
-            ceased = machine.situation == "ceased"
-            state.situation = Situation.CEASED if ceased else Situation.CONTACTED
-        elif event == "cease_requested":
+        history.dispute_open = machine.situation == "disputed"
+        if event == "death_reported":
+            history.borrower_deceased = True
+            state.death_reported_at = now
+        elif event == "death_not_verified":
+            history.borrower_deceased = False
+        state.situation = SITUATION_AFTER.get(event, state.situation)
+        if event in ("dispute_rejected", "dispute_closed") and machine.situation == "ceased":
             state.situation = Situation.CEASED
-        if event in ("dispute_opened", "cease_requested"):
-            state.promise = None  # a promise taken before no longer holds anything
+        # Collection pauses while a dispute, a death report or a plan stands; the time paused
+        # does not count towards the next stage.
+        if machine.collection_paused and not was_paused:
+            state.paused_since = now
+        elif was_paused and not machine.collection_paused and state.paused_since is not None:
+            state.paused_seconds += (now - state.paused_since).total_seconds()
+            state.paused_since = None
+        # What stood before no longer holds once the situation moves on.
+        if machine.situation != "promised":
+            state.promise = None
+        if machine.situation not in ("arrangement", "forbearance"):
+            state.arrangement = None
         await self._activity(
             SituationActivities.record_situation_event,
             SituationEvent(self._loan.loan_id, f"{self._loan.loan_id}:{event}:{key}", event, now),
             event.replace("_", " "),
         )
+        if machine.outreach_held:
+            self._next = None  # what was planned is no longer going to happen
         if machine.stage != stage:
             await self._stage_changed(stage)
+        else:
+            await self._perform(machine.take_actions())
 
     async def _open_complaint(self, outcome: ContactOutcome, now: datetime) -> None:
         state = self._require_state()
@@ -553,21 +623,53 @@ class LoanCollection:
         machine.send("promise_made")
 
     def _promise_deadline(self) -> datetime | None:
-        """The moment a standing promise is broken: local midnight after its date plus grace."""
+        promise = self._require_state().promise
+        return None if promise is None else self._broken_after(promise.due_date)
+
+    def _broken_after(self, due_date: str) -> datetime:
+        """When a promise or an instalment due on ``due_date`` is broken: local midnight after
+        the date plus the strategy's grace days."""
         state = self._require_state()
-        if state.promise is None:
-            return None
-        days = (
-            date.fromisoformat(state.promise.due_date) - date.fromisoformat(self._loan.due_date)
-        ).days
+        days = (date.fromisoformat(due_date) - date.fromisoformat(self._loan.due_date)).days
         return clock.day_starts(
             self._loan.due_date, days + 1 + state.strategy.promise_grace_days, self._zone
         )
 
-    async def _settle_promise_if_due(self) -> None:
-        deadline = self._promise_deadline()
-        if deadline is not None and self._now() >= deadline:
+    def _next_instalment(self) -> Instalment | None:
+        state = self._require_state()
+        if state.arrangement is None:
+            return None
+        return next(
+            (i for i in state.arrangement.instalments if i.paid_minor < i.amount_minor), None
+        )
+
+    def _verification_deadline(self) -> datetime | None:
+        state = self._require_state()
+        if self._require_machine().situation != "deceased_reported" or not state.death_reported_at:
+            return None
+        return state.death_reported_at + timedelta(days=state.strategy.death_verification_days)
+
+    def _deadlines(self) -> list[datetime]:
+        """Every moment a standing situation must be looked at again."""
+        moments = [self._promise_deadline(), self._verification_deadline()]
+        instalment = self._next_instalment()
+        if instalment is not None:
+            moments.append(self._broken_after(instalment.due_date))
+        return [m for m in moments if m is not None]
+
+    async def _meet_deadlines(self) -> None:
+        """Break a promise or an instalment left unpaid, and hand an unverified death to a
+        person."""
+        now = self._now()
+        promise_deadline = self._promise_deadline()
+        if promise_deadline is not None and now >= promise_deadline:
             await self._settle_promise(kept=False)
+        instalment = self._next_instalment()
+        if instalment is not None and now >= self._broken_after(instalment.due_date):
+            await self._miss_instalment(instalment)
+        verification = self._verification_deadline()
+        if verification is not None and now >= verification:
+            await self._situation_event("verification_overdue", "deadline", now)
 
     async def _settle_promise(self, *, kept: bool) -> None:
         """End the standing promise: kept, or broken with its consequences (which may escalate)."""
@@ -588,28 +690,170 @@ class LoanCollection:
             state.situation = Situation.CONTACTED
             machine.send("promise_kept")
             return
-        state.broken_promises += 1
-        await self._activity(
-            SituationActivities.report_broken_promise,
-            BrokenPromise(
-                promise_id=promise.promise_id,
-                loan_id=self._loan.loan_id,
-                borrower_id=self._loan.borrower.borrower_id,
-                amount_minor=promise.amount_minor,
-                paid_minor=promise.paid_minor,
-                currency=self._loan.currency,
-                fee_minor=state.strategy.failed_debit_fee_minor.get(self._loan.currency, 0),
-                broken_count=state.broken_promises,
-                at=now,
-            ),
-            f"report broken promise #{state.broken_promises}",
-        )
+        await self._report_broken(promise.promise_id, promise.amount_minor, promise.paid_minor)
         state.situation = Situation.PROMISE_BROKEN
-        machine.facts.broken_promises = state.broken_promises
         stage = machine.stage
         machine.send("promise_broken")
         if machine.stage != stage:
             await self._stage_changed(stage)
+
+    async def _report_broken(self, promise_id: str, amount_minor: int, paid_minor: int) -> None:
+        """A broken promise's consequences: a negative credit record and a failed-debit fee
+        (none under forbearance, whose fees are paused). The count may escalate the stage."""
+        machine, state = self._require_machine(), self._require_state()
+        state.broken_promises += 1
+        machine.facts.broken_promises = state.broken_promises
+        fee = state.strategy.failed_debit_fee_minor.get(self._loan.currency, 0)
+        if machine.situation == "forbearance":
+            fee = 0
+        await self._activity(
+            SituationActivities.report_broken_promise,
+            BrokenPromise(
+                promise_id=promise_id,
+                loan_id=self._loan.loan_id,
+                borrower_id=self._loan.borrower.borrower_id,
+                amount_minor=amount_minor,
+                paid_minor=paid_minor,
+                currency=self._loan.currency,
+                fee_minor=fee,
+                broken_count=state.broken_promises,
+                at=self._now(),
+            ),
+            f"report broken promise #{state.broken_promises}",
+        )
+
+    async def _offer_plan(self, kind: str) -> None:
+        """An instalment plan over the outstanding balance; each instalment is a promise."""
+        state = self._require_state()
+        strategy = state.strategy
+        count = (
+            strategy.forbearance_instalments
+            if kind == Action.FORBEARANCE
+            else strategy.arrangement_instalments
+        )
+        state.arrangements_made += 1
+        today = clock.local(self._now(), self._zone).date()
+        share, remainder = divmod(state.outstanding_minor, count)
+        plan = Arrangement(kind=kind)
+        for number in range(1, count + 1):
+            plan.instalments.append(
+                Instalment(
+                    promise_id=f"{self._loan.loan_id}:plan:{state.arrangements_made}:{number}",
+                    due_date=(
+                        today + timedelta(days=strategy.arrangement_interval_days * number)
+                    ).isoformat(),
+                    amount_minor=share + (remainder if number == count else 0),
+                )
+            )
+        for instalment in plan.instalments:
+            await self._activity(
+                SituationActivities.record_promise,
+                PromiseRecord(
+                    promise_id=instalment.promise_id,
+                    loan_id=self._loan.loan_id,
+                    amount_minor=instalment.amount_minor,
+                    currency=self._loan.currency,
+                    due_date=instalment.due_date,
+                    made_at=self._now(),
+                    source=kind,
+                ),
+                f"{kind} instalment due {instalment.due_date}",
+            )
+        state.arrangement = plan
+
+    async def _miss_instalment(self, instalment: Instalment) -> None:
+        """A missed instalment is a broken promise, and it ends the plan."""
+        state = self._require_state()
+        status = "partially_kept" if instalment.paid_minor > 0 else "broken"
+        await self._activity(
+            SituationActivities.settle_promise,
+            PromiseSettlement(
+                instalment.promise_id,
+                self._loan.loan_id,
+                status,
+                instalment.paid_minor,
+                self._now(),
+            ),
+            f"instalment {status.replace('_', ' ')}",
+        )
+        await self._report_broken(
+            instalment.promise_id, instalment.amount_minor, instalment.paid_minor
+        )
+        await self._situation_event("instalment_missed", instalment.promise_id, self._now())
+        state.arrangement = None
+
+    async def _pay_instalments(self, amount_minor: int) -> None:
+        """A payment goes to the plan's instalments in order; each one paid in full is kept."""
+        state = self._require_state()
+        plan = state.arrangement
+        if plan is None:
+            return
+        for instalment in plan.instalments:
+            if amount_minor <= 0:
+                break
+            owed = instalment.amount_minor - instalment.paid_minor
+            if owed <= 0:
+                continue
+            paid = min(owed, amount_minor)
+            instalment.paid_minor += paid
+            amount_minor -= paid
+            if instalment.paid_minor >= instalment.amount_minor:
+                await self._activity(
+                    SituationActivities.settle_promise,
+                    PromiseSettlement(
+                        instalment.promise_id,
+                        self._loan.loan_id,
+                        "kept",
+                        instalment.paid_minor,
+                        self._now(),
+                    ),
+                    "instalment kept",
+                )
+
+    async def _verify_death(self) -> None:
+        """Ask the family for documents, and an institution for confirmation."""
+        state = self._require_state()
+        await self._send_letter("death_documents_request")
+        result = await self._activity(
+            VerificationActivities.verify_death,
+            DeathCheck(
+                check_key=f"{self._loan.loan_id}:death_check:{state.death_reported_at}",
+                loan_id=self._loan.loan_id,
+                borrower_id=self._loan.borrower.borrower_id,
+                reported_by="contact_outcome",
+                reported_at=state.death_reported_at or self._now(),
+            ),
+            "verify death with the registry",
+        )
+        if result == DeathCheckResult.VERIFIED:
+            await self._situation_event("death_verified", "registry", self._now())
+        elif result == DeathCheckResult.NOT_VERIFIED:
+            await self._situation_event("death_not_verified", "registry", self._now())
+        # No record yet: the verification deadline hands the loan to a person.
+
+    async def _send_letter(self, kind: str) -> None:
+        """A letter to the family or the estate, once per kind; the planner gates it too."""
+        state = self._require_state()
+        notice_key = f"{self._loan.loan_id}:{kind}"
+        proposal = planner.Proposal(self._now(), Channel.LETTER, Target.ESTATE, "estate")
+        allowed = planner.check(self._profile, state.history, proposal, self._zone).allowed
+        if notice_key in state.notices or not allowed:
+            return
+        now = self._now()
+        record = await self._activity(
+            NoticeActivities.serve_notice,
+            NoticeRequest(
+                notice_key=notice_key,
+                loan_id=self._loan.loan_id,
+                kind=kind,
+                days_past_due=self._dpd(now),
+                outstanding_minor=state.outstanding_minor,
+                currency=self._loan.currency,
+                issued_at=now,
+            ),
+            f"send {kind.replace('_', ' ')} letter",
+        )
+        state.notices.append(record.notice_key)
 
     async def _serve_refusal_notice(self) -> None:
         """Wilful refusal: a notice that states, truthfully, the steps that will follow."""
@@ -686,6 +930,12 @@ class LoanCollection:
                 state.queued_messages.append(STAGE_MESSAGES[action])
             elif action == Action.LEGAL_NOTICE:
                 await self._serve_legal_notice()
+            elif action == Action.VERIFY_DEATH:
+                await self._verify_death()
+            elif action == Action.ESTATE_INQUIRY:
+                await self._send_letter("estate_inquiry")
+            elif action in (Action.ARRANGEMENT, Action.FORBEARANCE):
+                await self._offer_plan(action)
 
     def _letter_allowed(self) -> bool:
         """Letters go through the planner too: a dispute holds every notice."""
@@ -760,8 +1010,7 @@ class LoanCollection:
         wake_at = self._next_day_boundary(now)
         if self._next is not None:
             wake_at = min(wake_at, self._next[1].at)
-        deadline = self._promise_deadline()
-        if deadline is not None:
+        for deadline in self._deadlines():
             wake_at = min(wake_at, max(deadline, now))
         return wake_at
 

@@ -30,6 +30,10 @@ class Action:
     REMINDER_SMS = "reminder_sms"
     FIRM_SMS = "firm_sms"
     LEGAL_NOTICE = "legal_notice"
+    VERIFY_DEATH = "verify_death"
+    ESTATE_INQUIRY = "estate_inquiry"
+    ARRANGEMENT = "arrangement"
+    FORBEARANCE = "forbearance"
 
 
 @dataclass
@@ -74,31 +78,97 @@ class CollectionMachine(StateMachine):
                 | middle.to(late, cond=["promise_standing", "broken_promise_limit_reached"])
                 | late.to(legal, cond=["promise_standing", "broken_promise_limit_reached"])
             )
+            # A missed instalment is a broken promise, with the same escalation.
+            instalment_missed = (
+                early.to(middle, cond=["arrangement_standing", "broken_promise_limit_reached"])
+                | middle.to(late, cond=["arrangement_standing", "broken_promise_limit_reached"])
+                | late.to(legal, cond=["arrangement_standing", "broken_promise_limit_reached"])
+            )
 
         class situation(State.Compound):
             normal = State(initial=True)
             promised = State()
             disputed = State()
             ceased = State(enter="remember_cease")
+            deceased_reported = State(enter="verify_death")
+            deceased_review = State()
+            estate_contact = State(enter="ask_estate")
+            arrangement = State(enter="offer_arrangement")
+            hardship_review = State()
+            forbearance = State(enter="offer_forbearance")
 
             promise_made = normal.to(promised)
             promise_kept = promised.to(normal)
             promise_broken = promised.to(normal)
-            dispute_opened = normal.to(disputed) | promised.to(disputed) | ceased.to(disputed)
+            dispute_opened = (
+                normal.to(disputed)
+                | promised.to(disputed)
+                | ceased.to(disputed)
+                | arrangement.to(disputed)
+                | hardship_review.to(disputed)
+                | forbearance.to(disputed)
+            )
             dispute_rejected = disputed.to(ceased, cond="cease_standing") | disputed.to(normal)
-            cease_requested = normal.to(ceased) | promised.to(ceased)
+            cease_requested = normal.to(ceased) | promised.to(ceased) | arrangement.to(ceased)
+            death_reported = (
+                normal.to(deceased_reported)
+                | promised.to(deceased_reported)
+                | ceased.to(deceased_reported)
+                | arrangement.to(deceased_reported)
+                | hardship_review.to(deceased_reported)
+                | forbearance.to(deceased_reported)
+            )
+            death_verified = deceased_reported.to(estate_contact) | deceased_review.to(
+                estate_contact
+            )
+            death_not_verified = deceased_reported.to(normal) | deceased_review.to(normal)
+            verification_overdue = deceased_reported.to(deceased_review)
+            short_term_hardship = normal.to(arrangement) | promised.to(arrangement)
+            long_term_hardship = (
+                normal.to(hardship_review)
+                | promised.to(hardship_review)
+                | arrangement.to(hardship_review)
+            )
+            forbearance_approved = hardship_review.to(forbearance)
+            forbearance_rejected = hardship_review.to(normal)
+            instalment_missed = arrangement.to(normal) | forbearance.to(normal)
 
     cured = State(final=True)
     referred = State(final=True)
     dispute_upheld = State(final=True)
+    estate_claim = State(final=True)
+    written_off = State(final=True)
 
     payment_applied = collecting.to(cured, cond="balance_cleared")
     referral_due = collecting.to(referred, cond="in_legal_long_enough")
     dispute_closed = collecting.to(dispute_upheld, cond="in_dispute")
+    estate_claim_filed = collecting.to(estate_claim, cond="estate_contacted")
+    estate_written_off = collecting.to(written_off, cond="estate_contacted")
 
     STAGES = ("early", "middle", "late", "legal")
-    SITUATIONS = ("normal", "promised", "disputed", "ceased")
-    CLOSED = ("cured", "referred", "dispute_upheld")
+    SITUATIONS = (
+        "normal",
+        "promised",
+        "disputed",
+        "ceased",
+        "deceased_reported",
+        "deceased_review",
+        "estate_contact",
+        "arrangement",
+        "hardship_review",
+        "forbearance",
+    )
+    CLOSED = ("cured", "referred", "dispute_upheld", "estate_claim", "written_off")
+    # Situations that pause collection: stage thresholds do not advance while they stand.
+    PAUSING = (
+        "disputed",
+        "deceased_reported",
+        "deceased_review",
+        "estate_contact",
+        "hardship_review",
+        "arrangement",
+        "forbearance",
+    )
 
     def __init__(
         self,
@@ -149,8 +219,16 @@ class CollectionMachine(StateMachine):
 
     @property
     def outreach_held(self) -> bool:
-        """No calls or messages while a promise, a dispute or a cease request stands."""
-        return self.situation in ("promised", "disputed", "ceased")
+        """No collection calls or messages outside the normal situation.
+
+        A promise or a plan is waited on; a dispute, a cease request, a death report and a
+        hardship review stop outreach. Each situation does what it calls for instead.
+        """
+        return self.situation != "normal"
+
+    @property
+    def collection_paused(self) -> bool:
+        return self.situation in self.PAUSING
 
     def accepts(self, event: str) -> bool:
         """Whether ``event`` would be taken now (guards aside): outcomes do not always apply."""
@@ -196,15 +274,21 @@ class CollectionMachine(StateMachine):
         return self.facts.days_past_due >= self.bands.legal
 
     def in_legal_long_enough(self) -> bool:
-        """Referral waits out a dispute: collection is paused, and so is the legal clock."""
+        """Referral waits while collection is paused (a dispute, a death report, a plan)."""
         return (
             self.stage == "legal"
-            and self.situation != "disputed"
+            and not self.collection_paused
             and self.facts.days_in_stage >= self.referral_after_days
         )
 
     def promise_standing(self) -> bool:
         return self.situation == "promised"
+
+    def arrangement_standing(self) -> bool:
+        return self.situation in ("arrangement", "forbearance")
+
+    def estate_contacted(self) -> bool:
+        return self.situation == "estate_contact"
 
     def cease_standing(self) -> bool:
         return self.facts.cease_requested
@@ -230,6 +314,18 @@ class CollectionMachine(StateMachine):
 
     def remember_cease(self) -> None:
         self.facts.cease_requested = True
+
+    def verify_death(self) -> None:
+        self.actions.append(Action.VERIFY_DEATH)
+
+    def ask_estate(self) -> None:
+        self.actions.append(Action.ESTATE_INQUIRY)
+
+    def offer_arrangement(self) -> None:
+        self.actions.append(Action.ARRANGEMENT)
+
+    def offer_forbearance(self) -> None:
+        self.actions.append(Action.FORBEARANCE)
 
     def next_boundary_dpd(self) -> int | None:
         """The collection DPD at which the current stage ends by itself, if it does."""

@@ -177,7 +177,7 @@ def check(
     Letters are not bound to the time of day. Calls and messages must fall in the window; calls
     also count against the profile's caps. Situations come first, and none lifts by itself: a
     dispute stops all collection outreach until it is resolved; a cease request stops calls and
-    messages (notices remain); a borrower reported dead is not contacted.
+    messages (notices remain); a borrower reported dead is not contacted at all.
     """
     at = proposal.at
     if history.dispute_open:
@@ -185,7 +185,8 @@ def check(
     reaching_out = proposal.channel in (Channel.CALL, Channel.SMS)
     if history.cease_requested and reaching_out:
         return Decision(False, Rule.CEASE_REQUESTED)
-    if history.borrower_deceased and reaching_out and proposal.target == Target.BORROWER:
+    if history.borrower_deceased and proposal.target == Target.BORROWER:
+        # Not even a letter: the family and the estate get letters of their own.
         return Decision(False, Rule.BORROWER_DECEASED)
     if proposal.target == Target.CONTACT:
         third_party = check_third_party(profile, history, proposal.target_id)

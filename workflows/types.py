@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import ClassVar
 
 WORKFLOW_TYPE = "LoanCollection"
 TASK_QUEUE = "collections"
@@ -42,6 +43,7 @@ class Channel:
 class Target:
     BORROWER = "borrower"
     CONTACT = "contact"
+    ESTATE = "estate"  # letters to the family or the estate of a deceased borrower
 
 
 class Outcome:
@@ -126,6 +128,32 @@ class DisputeResolution:
 
     resolution_id: str
     upheld: bool
+    at: datetime
+    note: str | None = None
+
+
+class Review:
+    """Decisions a person takes on a loan, through the ``review_decided`` signal."""
+
+    DEATH_VERIFICATION = "death_verification"  # outcomes: verified, not_verified
+    HARDSHIP = "hardship"  # outcomes: approved, rejected (forbearance)
+    ESTATE = "estate"  # outcomes: estate_claim, written_off
+
+    OUTCOMES: ClassVar[dict[str, tuple[str, ...]]] = {
+        DEATH_VERIFICATION: ("verified", "not_verified"),
+        HARDSHIP: ("approved", "rejected"),
+        ESTATE: ("estate_claim", "written_off"),
+    }
+
+
+@dataclass
+class ReviewDecision:
+    """Signal ``review_decided``: a person's decision. Idempotent by ``decision_id``."""
+
+    decision_id: str
+    review: str
+    outcome: str
+    by: str
     at: datetime
     note: str | None = None
 
@@ -263,6 +291,10 @@ class Strategy:
     contacts_after_unanswered: int  # unanswered calls in a row before asking references
     referral_after_days: int  # days in legal before referral to counsel
     messages: dict[str, str]
+    death_verification_days: int = 14  # then a person decides, if the registry has not
+    arrangement_instalments: int = 3  # short-term hardship plan
+    arrangement_interval_days: int = 7
+    forbearance_instalments: int = 6  # approved long-term hardship: smaller instalments
     promise_grace_days: int = 2  # a promise is broken when unpaid this long after its date
     broken_promise_limit: int = 2  # broken promises that escalate the loan to the next stage
     failed_debit_fee_minor: dict[str, int] = field(default_factory=dict)  # by currency
@@ -284,6 +316,25 @@ class ActivePromise:
     due_date: str
     made_at: datetime
     paid_minor: int = 0
+
+
+@dataclass
+class Instalment:
+    """One instalment of a plan; a missed instalment is a broken promise."""
+
+    promise_id: str
+    due_date: str
+    amount_minor: int
+    paid_minor: int = 0
+
+
+@dataclass
+class Arrangement:
+    """An instalment plan: ``arrangement`` (short-term hardship) or ``forbearance`` (approved
+    long-term hardship: reduced instalments, no fees)."""
+
+    kind: str
+    instalments: list[Instalment] = field(default_factory=list)
 
 
 @dataclass
@@ -315,6 +366,10 @@ class CollectionState:
     paused_seconds: float = 0.0  # collection time spent paused by disputes
     paused_since: datetime | None = None
     complaint_cases: list[str] = field(default_factory=list)
+    arrangement: Arrangement | None = None
+    arrangements_made: int = 0
+    death_reported_at: datetime | None = None
+    pending_decisions: list[ReviewDecision] = field(default_factory=list)
 
 
 @dataclass
@@ -358,6 +413,7 @@ class CollectionStatus:
     promise: ActivePromise | None = None
     complaint_cases: list[str] = field(default_factory=list)
     days_paused: int = 0
+    arrangement: Arrangement | None = None
 
 
 @dataclass

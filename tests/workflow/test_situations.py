@@ -6,6 +6,7 @@ reported ``contact_outcome``, as a collector or a dialer would report it.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from datetime import date, datetime, timedelta
@@ -32,8 +33,11 @@ from workflows.loan_collection import LoanCollection
 from workflows.types import (
     ContactOutcome,
     DisputeResolution,
+    Hardship,
     Loan,
     Promise,
+    Review,
+    ReviewDecision,
     Situation,
     Stage,
 )
@@ -71,6 +75,21 @@ async def attempts_between(
             list(channels),
         )
     )
+
+
+async def wait_for_notices(pool: asyncpg.Pool, loan_id: str, count: int) -> list[str]:
+    for _ in range(200):
+        kinds = [
+            r["kind"]
+            for r in await pool.fetch(
+                "SELECT kind FROM notices WHERE loan_id = $1 ORDER BY issued_at, notice_key",
+                loan_id,
+            )
+        ]
+        if len(kinds) >= count:
+            return kinds
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"expected {count} notices for {loan_id}, got {kinds}")
 
 
 # --- promises ------------------------------------------------------------------------------
@@ -245,13 +264,142 @@ async def test_wilful_refusal_gets_a_truthful_notice(
     loan, handle = await loans.start_new()
     await collecting(handle)
     await report(time_env, handle, refusal=True)
-    await poll_status(handle, lambda s: s.situation == Situation.REFUSAL)
+    status = await poll_status(handle, lambda s: s.situation == Situation.REFUSAL)
     notice = await pool.fetchrow(
         "SELECT path FROM notices WHERE loan_id = $1 AND kind = 'refusal_notice'", loan.loan_id
     )
     assert notice is not None
     text = Path(notice["path"]).read_text()
     assert "we will take no step that this notice does not describe" in text
-    assert "in 28 days it will reach our" in text  # DPD 1: the legal stage starts at DPD 29
+    # The legal stage starts at DPD 29: the notice counts the days truthfully.
+    assert f"in {29 - status.days_past_due} days it will reach our" in text
     entries = await wait_for_audit(pool, loan.loan_id, "contact_outcome", 1)
     assert json.dumps(entries[0]).count("refusal") >= 1
+
+
+# --- deceased -------------------------------------------------------------------------------
+
+
+async def decide(
+    env: WorkflowEnvironment, handle: Handle, review: str, decided: str
+) -> ReviewDecision:
+    decision = ReviewDecision(
+        decision_id=f"D-{uuid.uuid4().hex}",
+        review=review,
+        outcome=decided,
+        by="ops:test",
+        at=await env.get_current_time(),
+    )
+    await handle.signal(LoanCollection.review_decided, decision)
+    return decision
+
+
+async def test_verified_death_writes_to_the_estate_and_closes_as_a_claim(
+    time_env: WorkflowEnvironment, pool: asyncpg.Pool, loans: Loans
+) -> None:
+    # The simulated registry confirms the deaths of "deceased-" borrowers.
+    loan, handle = await loans.start_new(persona="deceased")
+    await collecting(handle)
+    reported_at = await time_env.get_current_time()
+    await report(time_env, handle, death_reported_by="relative")
+    status = await poll_status(handle, lambda s: s.situation == Situation.DECEASED)
+    assert status.next_action.at_utc is None
+    notices = await wait_for_notices(pool, loan.loan_id, 2)
+    assert notices == ["death_documents_request", "estate_inquiry"]
+    inquiry = Path(
+        await pool.fetchval(
+            "SELECT path FROM notices WHERE loan_id = $1 AND kind = 'estate_inquiry'",
+            loan.loan_id,
+        )
+    ).read_text()
+    assert "No relative or other person is personally liable" in inquiry
+
+    # Nothing reaches the borrower once the death is reported, even as the calendar moves on.
+    await advance_to_dpd(time_env, loan, 30)
+    until = await time_env.get_current_time()
+    assert await attempts_between(pool, loan.loan_id, reported_at, until, ("call", "sms")) == 0
+    status = await status_of(follow(time_env, loan))
+    assert status.stage == Stage.EARLY  # collection is paused: no legal notice to the deceased
+
+    await decide(time_env, follow(time_env, loan), Review.ESTATE, "estate_claim")
+    summary = await follow(time_env, loan).result()
+    assert summary.final_stage == "estate_claim"
+    assert (await loan_row(pool, loan.loan_id))["stage"] == "estate_claim"
+
+
+async def test_unverified_death_resumes_and_a_late_answer_goes_to_a_person(
+    time_env: WorkflowEnvironment, pool: asyncpg.Pool, loans: Loans
+) -> None:
+    loan, handle = await loans.start_new()
+    await collecting(handle)
+    await report(time_env, handle, death_reported_by="neighbour")
+    # The simulated registry answers "not verified" or "no record" for other borrowers.
+    verification = await wait_for_audit(pool, loan.loan_id, "death_verification", 1)
+    if verification[0]["result"] == "not_verified":
+        status = await poll_status(handle, lambda s: s.next_action.at_utc is not None)
+        assert status.situation == Situation.CONTACTED
+        return
+    # No record: after the verification window a person decides.
+    await advance_to_dpd(time_env, loan, 17)
+    await decide(time_env, follow(time_env, loan), Review.DEATH_VERIFICATION, "not_verified")
+    status = await poll_status(follow(time_env, loan), lambda s: s.next_action.at_utc is not None)
+    assert status.situation == Situation.CONTACTED
+
+
+# --- unable to pay --------------------------------------------------------------------------
+
+
+async def test_short_term_hardship_plan_completed_settles_the_loan(
+    time_env: WorkflowEnvironment, pool: asyncpg.Pool, loans: Loans
+) -> None:
+    loan, handle = await loans.start_new(outstanding_minor=30_000)
+    await collecting(handle)
+    await report(time_env, handle, hardship=Hardship("short", "lost a shift"))
+    status = await poll_status(handle, lambda s: s.arrangement is not None)
+    plan = status.arrangement
+    assert plan is not None and [i.amount_minor for i in plan.instalments] == [10_000] * 3
+    for _ in plan.instalments:
+        await pay(time_env, handle, 10_000)
+    summary = await handle.result()
+    assert summary.final_stage == Stage.CURED
+    statuses = await pool.fetch(
+        "SELECT status FROM promises WHERE loan_id = $1 ORDER BY due_date", loan.loan_id
+    )
+    assert [r["status"] for r in statuses] == ["kept", "kept", "kept"]
+
+
+async def test_missed_instalment_is_a_broken_promise(
+    time_env: WorkflowEnvironment, pool: asyncpg.Pool, loans: Loans
+) -> None:
+    loan, handle = await loans.start_new(outstanding_minor=30_000)
+    await collecting(handle)
+    await report(time_env, handle, hardship=Hardship("short", "medical bills"))
+    await poll_status(handle, lambda s: s.arrangement is not None)
+    # First instalment due 7 days on, broken 2 days of grace later.
+    await advance_to_dpd(time_env, loan, 11)
+    status = await poll_status(follow(time_env, loan), lambda s: s.broken_promises == 1)
+    assert status.arrangement is None
+    assert status.next_action.at_utc is not None  # outreach resumed
+    fees = await pool.fetchval("SELECT count(*) FROM fees WHERE loan_id = $1", loan.loan_id)
+    assert fees == 1
+
+
+async def test_long_term_hardship_review_then_forbearance_without_fees(
+    time_env: WorkflowEnvironment, pool: asyncpg.Pool, loans: Loans
+) -> None:
+    loan, handle = await loans.start_new(outstanding_minor=60_000)
+    await collecting(handle)
+    await report(time_env, handle, hardship=Hardship("long", "long-term illness"))
+    status = await poll_status(handle, lambda s: s.situation == Situation.HARDSHIP)
+    assert status.next_action.at_utc is None  # held while a person reviews
+
+    await decide(time_env, handle, Review.HARDSHIP, "approved")
+    status = await poll_status(handle, lambda s: s.arrangement is not None)
+    assert status.arrangement is not None
+    assert status.arrangement.kind == "forbearance"
+    assert [i.amount_minor for i in status.arrangement.instalments] == [10_000] * 6
+    # Missing the first reduced instalment is a broken promise, with no fee under forbearance.
+    await advance_to_dpd(time_env, loan, 11)
+    await poll_status(follow(time_env, loan), lambda s: s.broken_promises == 1)
+    fees = await pool.fetchval("SELECT count(*) FROM fees WHERE loan_id = $1", loan.loan_id)
+    assert fees == 0
