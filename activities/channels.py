@@ -106,6 +106,7 @@ class ChannelActivities:
                     "purpose": request.purpose,
                     "slot": request.slot,
                     "outcome": stored,
+                    "planner": {"allowed_at": request.at, "deferred_by": request.deferred_by},
                 },
             )
         return ContactResult(request.idempotency_key, stored)

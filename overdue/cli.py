@@ -40,6 +40,7 @@ from overdue.outcomes import (
     HARDSHIP_TERMS,
     SITUATION_CODES,
     OutcomeInvalid,
+    decision_from_fields,
     outcome_from_fields,
     resolution_from_fields,
 )
@@ -463,6 +464,49 @@ def dispute_resolved(
 
 
 @app.command()
+def decide(
+    loan_id: Annotated[str, typer.Argument(help="Loan id.")],
+    review: Annotated[str, typer.Option(help="death_verification, hardship or estate.")],
+    outcome: Annotated[
+        str,
+        typer.Option(help="verified|not_verified; approved|rejected; estate_claim|written_off."),
+    ],
+    decision_id: Annotated[str, typer.Option(help="The decision's unique id.")],
+    by: Annotated[str, typer.Option(help="Who decided, e.g. ops:ann.")] = "ops:cli",
+    note: Annotated[str | None, typer.Option(help="Free text.")] = None,
+    data_dir: DataDirOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Report a person's decision on a review: signals `review_decided`."""
+
+    async def go() -> dict[str, Any]:
+        async with services(_config(data_dir)) as s:
+            loan = await ops.loan_view(s.client, loan_id)
+            decision = decision_from_fields(
+                decision_id=decision_id,
+                review=review,
+                outcome=outcome,
+                by=by,
+                at=loan.collection_time,
+                note=note,
+            )
+            await ops.send_decision(s.client, loan_id, decision)
+        return {
+            "loan_id": loan_id,
+            "decision_id": decision.decision_id,
+            "review": decision.review,
+            "outcome": decision.outcome,
+            "signalled": True,
+        }
+
+    result = _run(go())
+    if as_json:
+        _emit_json(result)
+    else:
+        out.print(f"{result['review']}: {result['outcome']} sent to collection-{loan_id}")
+
+
+@app.command()
 def status(
     loan_id: Annotated[str, typer.Argument(help="Loan id.")],
     data_dir: DataDirOption = None,
@@ -516,7 +560,14 @@ def _print_status(view: dict[str, Any]) -> None:
             a["outcome"],
         )
     out.print(table)
-    for title, key in (("Payments", "payments"), ("Promises", "promises"), ("Notices", "notices")):
+    sections = (
+        ("Payments", "payments"),
+        ("Promises", "promises"),
+        ("Notices", "notices"),
+        ("Complaint cases", "complaint_cases"),
+        ("Reported outcomes", "outcomes"),
+    )
+    for title, key in sections:
         rows = view.get(key, [])
         out.print(f"[bold]{title}[/]: {len(rows)}")
         for row in rows:

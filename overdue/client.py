@@ -42,6 +42,7 @@ from workflows.types import (
     Loan,
     PaymentReceived,
     PaymentResult,
+    ReviewDecision,
     Stage,
     workflow_id_for,
 )
@@ -236,6 +237,13 @@ async def resolve_dispute(
     return resolution
 
 
+async def send_decision(client: Client, loan_id: str, decision: ReviewDecision) -> ReviewDecision:
+    """Signal ``review_decided``: a person's decision on a death, a hardship or an estate."""
+    handle = await _running_collection(client, loan_id)
+    await handle.signal("review_decided", decision)
+    return decision
+
+
 async def record_payment(
     client: Client, pool: asyncpg.Pool | None, loan_id: str, payment: PaymentReceived
 ) -> PaymentResult:
@@ -389,6 +397,16 @@ async def ledger_record(pool: asyncpg.Pool, loan_id: str) -> dict[str, Any] | No
             " ORDER BY issued_at",
             loan_id,
         )
+        complaints = await conn.fetch(
+            "SELECT case_id, category, route, status, opened_at FROM complaint_cases"
+            " WHERE loan_id = $1 ORDER BY opened_at",
+            loan_id,
+        )
+        outcomes = await conn.fetch(
+            "SELECT outcome_id, source, at, right_party, details FROM contact_outcomes"
+            " WHERE loan_id = $1 ORDER BY at",
+            loan_id,
+        )
     return _jsonable(
         {
             "loan": dict(loan),
@@ -396,6 +414,8 @@ async def ledger_record(pool: asyncpg.Pool, loan_id: str) -> dict[str, Any] | No
             "payments": [dict(r) for r in payments],
             "promises": [dict(r) for r in promises],
             "notices": [dict(r) for r in notices],
+            "complaint_cases": [dict(r) for r in complaints],
+            "outcomes": [{**dict(r), "details": json.loads(r["details"])} for r in outcomes],
         }
     )
 

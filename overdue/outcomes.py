@@ -22,6 +22,8 @@ from workflows.types import (
     DisputeResolution,
     Hardship,
     Promise,
+    Review,
+    ReviewDecision,
     Situation,
 )
 
@@ -296,3 +298,28 @@ def _blank_is_a_value(value: str | None) -> str | None:
     # `--note ""` was given on purpose: keep it, so that the check names the field, instead of
     # reading it as "no note" and refusing the outcome for reporting nothing.
     return None if value is None else value.strip()
+
+
+def decision_from_fields(
+    *, decision_id: str, review: str, outcome: str, by: str, at: datetime, note: str | None = None
+) -> ReviewDecision:
+    """A person's review decision, checked, or ``OutcomeInvalid`` naming the field."""
+    decision = ReviewDecision(
+        decision_id=(decision_id or "").strip(),
+        review=(review or "").strip(),
+        outcome=(outcome or "").strip(),
+        by=(by or "").strip(),
+        at=at,
+        note=note,
+    )
+    _check_id("decision_id", decision.decision_id)
+    if decision.review not in Review.OUTCOMES:
+        raise OutcomeInvalid(f"review: must be one of {', '.join(Review.OUTCOMES)}")
+    allowed = Review.OUTCOMES[decision.review]
+    if decision.outcome not in allowed:
+        raise OutcomeInvalid(f"outcome: for {decision.review}, one of {', '.join(allowed)}")
+    if not decision.by:
+        raise OutcomeInvalid("by: name who decided, e.g. ops:ann")
+    if note is not None:
+        _check_text("note", note, MAX_NOTE)
+    return decision

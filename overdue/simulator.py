@@ -41,7 +41,7 @@ from workflows.types import (
 
 PaymentSink = Callable[[str, PaymentReceived], Awaitable[None]]
 OutcomeSink = Callable[[str, ContactOutcome], Awaitable[None]]
-SOURCE = "simulator"
+SOURCE = "simulator"  # of payments; outcomes name the seed too (``simulator:seed7``)
 
 
 class Says:
@@ -238,6 +238,11 @@ class BorrowerSimulator:
         digest = hashlib.sha256(":".join(map(str, (self.seed, *parts))).encode()).digest()
         return int.from_bytes(digest[:8], "big") / 2**64
 
+    @property
+    def outcome_source(self) -> str:
+        """Who reports the outcomes, as every source names itself (``kind:name``)."""
+        return f"simulator:seed{self.seed}"
+
     def persona_for(self, borrower_id: str) -> Persona:
         """A borrower id that starts with a persona name (``never_answers-17``) picks it."""
         for name, persona in PERSONAS.items():
@@ -320,7 +325,7 @@ class BorrowerSimulator:
             return None
         report = ContactOutcome(
             outcome_id=f"sim:{request.idempotency_key}:outcome",
-            source=SOURCE,
+            source=self.outcome_source,
             at=request.at,
             right_party=persona.answered_by == "borrower",
         )

@@ -52,7 +52,9 @@ def simulated_provider(
 
     async def signal_outcome(loan_id: str, outcome: ContactOutcome) -> None:
         # By name, as every outcome source sends it: the signal is the workflow's contract.
-        await client.get_workflow_handle(workflow_id_for(loan_id)).signal("contact_outcome", outcome)
+        await client.get_workflow_handle(workflow_id_for(loan_id)).signal(
+            "contact_outcome", outcome
+        )
 
     return SimulatedProvider(
         BorrowerSimulator(seed=seed),

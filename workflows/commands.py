@@ -44,6 +44,8 @@ class ContactRequest:
     message: str  # template text from the strategy; rendered by the activity
     outstanding_minor: int
     currency: str
+    # The planner's decision, for the audit log: allowed now, after the denials listed here.
+    deferred_by: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -79,6 +79,7 @@ with workflow.unsafe.imports_passed_through():
 
 # Patch ids: each gates a change of the command sequence that running histories must not see.
 APPLY_PAYMENTS_BEFORE_CONTINUE_AS_NEW = "apply-payments-before-continue-as-new"
+AUDIT_DENIED_CONTACTS = "audit-denied-contacts"
 ArgT = TypeVar("ArgT")
 ResultT = TypeVar("ResultT")
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
@@ -1036,7 +1037,27 @@ class LoanCollection:
         state = self._require_state()
         now = self._now()
         proposal = planner.Proposal(now, intent.channel, intent.target, intent.target_id)
-        if not planner.check(self._profile, state.history, proposal, self._zone).allowed:
+        decision = planner.check(self._profile, state.history, proposal, self._zone)
+        if not decision.allowed:
+            if workflow.patched(AUDIT_DENIED_CONTACTS):
+                # Every decision of the gate is on record: this one refused the contact.
+                state.denials += 1
+                await self._activity(
+                    SituationActivities.record_situation_event,
+                    SituationEvent(
+                        self._loan.loan_id,
+                        f"{self._loan.loan_id}:contact_denied:{state.denials}",
+                        "contact_denied",
+                        now,
+                        {
+                            "channel": intent.channel,
+                            "target": intent.target,
+                            "purpose": intent.purpose,
+                            "rule": planner.describe(decision),
+                        },
+                    ),
+                    f"{intent.channel} denied · {decision.rule}",
+                )
             return
         state.attempt_count += 1
         slot = planner.slot_of(now, state.strategy, self._zone)
@@ -1058,6 +1079,7 @@ class LoanCollection:
             message=state.strategy.messages.get(intent.template, ""),
             outstanding_minor=state.outstanding_minor,
             currency=self._loan.currency,
+            deferred_by=list(planned.deferred_by),
         )
         method = (
             ChannelActivities.place_call

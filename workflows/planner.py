@@ -115,8 +115,22 @@ ALLOWED = Decision(allowed=True)
 
 @dataclass(frozen=True)
 class PlannedContact:
+    """When a contact may happen, and which rules pushed it there (``rule until moment``)."""
+
     at: datetime
     slot: str
+    deferred_by: tuple[str, ...] = ()
+
+
+def describe(decision: Decision) -> str:
+    """A denial as the audit log states it: the rule, and until when (or for good)."""
+    until = decision.not_before.isoformat() if decision.not_before else "further notice"
+    return f"{decision.rule} until {until}"
+
+
+def _note(trail: list[str] | None, decision: Decision) -> None:
+    if trail is not None and not decision.allowed and describe(decision) not in trail:
+        trail.append(describe(decision))
 
 
 def profile_for(code: str) -> JurisdictionProfile:
@@ -261,15 +275,18 @@ def next_allowed(
     zone: ZoneInfo,
     *,
     limit: datetime | None = None,
+    trail: list[str] | None = None,
 ) -> datetime | None:
     """The first moment at or after ``proposal.at`` when the proposal is allowed.
 
     Returns None when a rule never lifts by itself, or when nothing is allowed before ``limit``.
+    Each denial met on the way is added to ``trail``, if given.
     """
     limit = limit or proposal.at + timedelta(days=HORIZON_DAYS)
     at = proposal.at
     while at <= limit:
         decision = check(profile, history, _at(proposal, at), zone)
+        _note(trail, decision)
         if decision.allowed:
             return at
         if decision.not_before is None:
@@ -316,6 +333,7 @@ def plan_borrower_call(
     """
     avoid = slots_to_avoid(history, strategy)
     earliest = earliest_next_attempt(history, now, strategy)
+    trail: list[str] = []
     first_day = _local_day(earliest, zone)
     for offset in range(HORIZON_DAYS):
         day = first_day + timedelta(days=offset)
@@ -335,7 +353,8 @@ def plan_borrower_call(
             proposal = Proposal(candidate, Channel.CALL, Target.BORROWER, borrower_id)
             decision = check(profile, history, proposal, zone)
             if decision.allowed:
-                return PlannedContact(at=candidate, slot=slot.name)
+                return PlannedContact(at=candidate, slot=slot.name, deferred_by=tuple(trail))
+            _note(trail, decision)
             if decision.not_before is None:
                 return None
             earliest = max(earliest, decision.not_before)
@@ -408,13 +427,14 @@ def plan_message(
     jittered moment is checked again, and the unjittered one is used if the jitter left the window.
     """
     earliest = earliest_next_attempt(history, proposal.at, strategy)
-    at = next_allowed(profile, history, _at(proposal, earliest), zone)
+    trail: list[str] = []
+    at = next_allowed(profile, history, _at(proposal, earliest), zone, trail=trail)
     if at is None:
         return None
     jittered = at + timedelta(minutes=rng.randint(0, 20))
     if check(profile, history, _at(proposal, jittered), zone).allowed:
         at = jittered
-    return PlannedContact(at=at, slot=slot_of(at, strategy, zone))
+    return PlannedContact(at=at, slot=slot_of(at, strategy, zone), deferred_by=tuple(trail))
 
 
 def record_attempt(history: ContactHistory, attempt: AttemptRecord, slot_names: list[str]) -> None:

@@ -368,6 +368,7 @@ class CollectionState:
     complaint_cases: list[str] = field(default_factory=list)
     arrangement: Arrangement | None = None
     arrangements_made: int = 0
+    denials: int = 0  # contacts the planner refused at the planned moment
     death_reported_at: datetime | None = None
     pending_decisions: list[ReviewDecision] = field(default_factory=list)
 

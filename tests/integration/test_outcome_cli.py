@@ -252,3 +252,62 @@ async def test_outcomes_and_a_resolution_are_signalled(
     reused = await cli("outcome", other, "--outcome-id", note_id, "--note", "x")
     assert "another loan" in reused.assert_user_error("outcome_id")
     assert await signals(client.get_workflow_handle(workflow_id_for(other))) == []
+
+
+async def test_complaint_and_review_decision_from_the_cli_show_in_status(
+    cli: Cli, client: Client, loans: Loans
+) -> None:
+    loan_id = await start_loan(cli, loans, "review")
+    complained = await cli(
+        "outcome", loan_id, "--outcome-id", f"{loan_id}-c", "--complaint", "sale", "--json"
+    )
+    assert complained.code == 0, complained
+    hardship = await cli(
+        "outcome",
+        loan_id,
+        "--outcome-id",
+        f"{loan_id}-h",
+        "--hardship",
+        "long",
+        "--hardship-reason",
+        "long-term illness",
+    )
+    assert hardship.code == 0, hardship
+
+    async def in_review() -> dict[str, Any] | None:
+        shown = (await cli("status", loan_id, "--json")).json()
+        return shown if shown.get("situation") == "hardship" and shown["complaint_cases"] else None
+
+    shown = await eventually(in_review, what="the hardship review and the complaint case")
+    assert [(c["category"], c["route"]) for c in shown["complaint_cases"]] == [
+        ("sale", "sales_quality")
+    ]
+    assert {o["outcome_id"] for o in shown["outcomes"]} == {f"{loan_id}-c", f"{loan_id}-h"}
+
+    wrong = await cli(
+        "decide", loan_id, "--review", "hardship", "--outcome", "verified", "--decision-id", "d0"
+    )
+    assert wrong.code == 2 and "outcome:" in wrong.stderr and "Traceback" not in wrong.stderr
+    decided = await cli(
+        "decide",
+        loan_id,
+        "--review",
+        "hardship",
+        "--outcome",
+        "approved",
+        "--decision-id",
+        f"{loan_id}-d",
+        "--by",
+        "ops:ann",
+        "--json",
+    )
+    assert decided.code == 0, decided
+
+    async def in_forbearance() -> dict[str, Any] | None:
+        shown = (await cli("status", loan_id, "--json")).json()
+        plan = shown.get("arrangement")
+        return shown if plan and plan["kind"] == "forbearance" else None
+
+    shown = await eventually(in_forbearance, what="forbearance after the approval")
+    assert len(shown["arrangement"]["instalments"]) == 6
+    assert len(shown["promises"]) == 6

@@ -1,17 +1,33 @@
-"""The simulated borrowers: deterministic, persona-driven, with payments fixed by the attempt."""
+"""The simulated borrowers: deterministic, persona-driven, with payments and outcomes fixed by the
+attempt and by how many conversations came before it."""
 
 from __future__ import annotations
 
 import dataclasses
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from typing import Any
 
 import pytest
 
 from activities.channels import Delivery
-from overdue.simulator import PERSONAS, BorrowerSimulator, SimulatedProvider
+from overdue.outcomes import LoanView, check_outcome
+from overdue.simulator import (
+    PERSONA_WEIGHTS,
+    PERSONAS,
+    BorrowerSimulator,
+    InMemoryConversations,
+    SimulatedProvider,
+)
 from workflows.commands import ContactRequest
-from workflows.types import Channel, Outcome, PaymentReceived, Target
+from workflows.types import (
+    Channel,
+    ComplaintCategory,
+    ContactOutcome,
+    Outcome,
+    PaymentReceived,
+    Target,
+)
 
 SLOTS = ("morning", "midday", "afternoon", "evening")
 AT = datetime(2026, 3, 4, 15, 0, tzinfo=UTC)
@@ -25,12 +41,14 @@ def delivery(
     target: str = Target.BORROWER,
     slot: str = "evening",
     outstanding: int = 100_000,
+    attempt_no: int = 1,
+    loan_id: str = "loan-1",
 ) -> Delivery:
     request = ContactRequest(
         idempotency_key=key,
-        loan_id="loan-1",
+        loan_id=loan_id,
         borrower_id=borrower_id,
-        attempt_no=1,
+        attempt_no=attempt_no,
         channel=channel,
         target=target,
         target_id=borrower_id if target == Target.BORROWER else "contact-a",
@@ -56,6 +74,10 @@ def test_same_attempt_same_outcome() -> None:
         assert first.call_outcome(d) == again.call_outcome(d) == first.call_outcome(d)
         outcome = first.call_outcome(d)
         assert first.payment_after(d, outcome) == again.payment_after(d, outcome)
+        for conversation in (1, 2, 3):
+            assert first.outcome_after(d, outcome, conversation) == again.outcome_after(
+                d, outcome, conversation
+            )
 
 
 def test_outcomes_vary_with_the_attempt_and_the_seed() -> None:
@@ -84,8 +106,9 @@ def test_borrower_without_prefix_gets_a_stable_weighted_persona() -> None:
     assert sim.persona_for("b-42") == sim.persona_for("b-42")
     picked = Counter(sim.persona_for(f"b-{i}").name for i in range(2000))
     assert set(picked) == set(PERSONAS)
-    # prompt_payer has weight 30 of 100.
-    assert 0.25 < picked["prompt_payer"] / 2000 < 0.35
+    # prompt_payer has weight 20 of 100.
+    assert sum(PERSONA_WEIGHTS.values()) == 100
+    assert 0.15 < picked["prompt_payer"] / 2000 < 0.25
     only = BorrowerSimulator(seed=0, weights={"never_answers": 1})
     assert {only.persona_for(f"b-{i}").name for i in range(50)} == {"never_answers"}
 
@@ -207,3 +230,228 @@ async def test_simulated_provider_reports_payments_to_the_sink() -> None:
     # Without a sink the provider still answers.
     silent = SimulatedProvider(sim)
     assert await silent.call(delivery("prompt_payer-0", "loan-1:attempt:0")) == outcomes[0]
+
+
+# --- what conversations reveal --------------------------------------------------------------
+
+LOAN = LoanView(
+    loan_id="loan-1",
+    currency="USD",
+    outstanding_minor=100_000,
+    timezone="America/New_York",
+    collection_time=AT,
+)
+TODAY = date(2026, 3, 4)  # AT, borrower-local (10:00 EST)
+EVERY_SITUATION = {
+    "prompt_payer",
+    "promise_breaker",
+    "disputer",
+    "complainer",
+    "deceased",
+    "hardship_short",
+    "hardship_long",
+    "never_answers",
+    "evening_only",
+}
+
+
+def _conversations(persona: str, conversation: int, n: int = 200) -> list[tuple[Delivery, Any]]:
+    """``n`` answered calls of ``persona`` borrowers, each its ``conversation``-th, with what
+    each revealed (an outcome or None) and paid (a payment or None)."""
+    sim = BorrowerSimulator(seed=4)
+    found = []
+    for i in range(n):
+        d = delivery(f"{persona}-{i}", f"loan-{i}:attempt:{conversation + 1}")
+        found.append(
+            (
+                d,
+                (
+                    sim.outcome_after(d, Outcome.ANSWERED, conversation),
+                    sim.payment_after(d, Outcome.ANSWERED, conversation),
+                ),
+            )
+        )
+    return found
+
+
+def _outcomes(persona: str, conversation: int) -> list[ContactOutcome]:
+    return [o for _, (o, _) in _conversations(persona, conversation) if o is not None]
+
+
+def _paid(persona: str, conversation: int) -> list[PaymentReceived]:
+    return [p for _, (_, p) in _conversations(persona, conversation) if p is not None]
+
+
+def test_every_situation_has_a_persona_with_a_documented_path() -> None:
+    assert set(PERSONAS) >= EVERY_SITUATION
+    assert set(PERSONA_WEIGHTS) == set(PERSONAS)
+    assert all(weight > 0 for weight in PERSONA_WEIGHTS.values())
+    for persona in PERSONAS.values():
+        assert persona.expected, f"{persona.name} has no documented expected path"
+
+
+@pytest.mark.parametrize("name", sorted(PERSONAS))
+@pytest.mark.parametrize("conversation", [1, 2, 3])
+def test_every_simulated_outcome_passes_the_checks_every_source_passes(
+    name: str, conversation: int
+) -> None:
+    for d, (outcome, payment) in _conversations(name, conversation, n=60):
+        if outcome is None:
+            continue
+        check_outcome(outcome, LOAN)  # raises OutcomeInvalid, naming the field
+        assert outcome.outcome_id == f"sim:{d.request.idempotency_key}:outcome"
+        assert outcome.source == "simulator:seed4"
+        assert outcome.at == AT
+        assert payment is None, "a conversation that ends in a payment reveals nothing more"
+
+
+def test_only_answered_calls_to_the_borrower_reveal_anything() -> None:
+    sim = BorrowerSimulator(seed=4)
+    for name in PERSONAS:
+        for i in range(40):
+            key = f"loan-{i}:attempt:2"
+            call = delivery(f"{name}-{i}", key)
+            for outcome in (Outcome.NO_ANSWER, Outcome.BUSY):
+                assert sim.outcome_after(call, outcome, 1) is None
+            sms = delivery(f"{name}-{i}", key, channel=Channel.SMS)
+            assert sim.outcome_after(sms, Outcome.DELIVERED, 1) is None
+            reference = delivery(f"{name}-{i}", key, target=Target.CONTACT)
+            for outcome in (Outcome.RELAYED, Outcome.OBJECTED, Outcome.NO_ANSWER):
+                assert sim.outcome_after(reference, outcome, 1) is None
+
+
+@pytest.mark.parametrize("conversation", [1, 2, 3])
+def test_prompt_payers_pay_in_full_and_say_nothing(conversation: int) -> None:
+    assert not _outcomes("prompt_payer", conversation)
+    paid = _paid("prompt_payer", conversation)
+    assert len(paid) == 200
+    assert {p.amount_minor for p in paid} == {100_000}
+
+
+@pytest.mark.parametrize("conversation", [1, 2, 5])
+def test_promise_breakers_promise_part_for_a_day_or_two_and_never_pay(conversation: int) -> None:
+    outcomes = _outcomes("promise_breaker", conversation)
+    assert len(outcomes) == 200
+    assert not _paid("promise_breaker", conversation)
+    dates = Counter(o.promise.due_date for o in outcomes if o.promise is not None)
+    assert set(dates) == {"2026-03-05", "2026-03-06"}  # the borrower's today is 2026-03-04
+    for o in outcomes:
+        assert o.promise is not None and o.right_party
+        assert 30_000 <= o.promise.amount_minor <= 60_000
+        assert not (o.dispute or o.refusal or o.cease or o.hardship or o.complaint)
+
+
+def test_disputers_dispute_first_and_pay_once_the_dispute_is_decided() -> None:
+    first = _outcomes("disputer", 1)
+    assert len(first) == 200
+    assert all(o.dispute and o.right_party and o.promise is None for o in first)
+    assert not _paid("disputer", 1)
+    assert not _outcomes("disputer", 2)
+    assert {p.amount_minor for p in _paid("disputer", 2)} == {100_000}
+    assert len(_paid("disputer", 2)) == 200
+
+
+def test_complainers_complain_of_conduct_or_the_sale_then_pay() -> None:
+    first = _outcomes("complainer", 1)
+    assert len(first) == 200
+    assert not _paid("complainer", 1)
+    categories = Counter(o.complaint for o in first)
+    assert set(categories) == {ComplaintCategory.COLLECTOR_CONDUCT, ComplaintCategory.SALE}
+    assert all(o.note and not o.dispute for o in first)
+    later = _paid("complainer", 2)
+    assert 140 < len(later) < 180  # four in five pay at each later conversation
+    assert {p.amount_minor for p in later} == {100_000}
+    assert not _outcomes("complainer", 2)
+
+
+@pytest.mark.parametrize("conversation", [1, 2])
+def test_a_relative_reports_a_deceased_borrowers_death(conversation: int) -> None:
+    outcomes = _outcomes("deceased", conversation)
+    assert len(outcomes) == 200
+    for o in outcomes:
+        assert o.death_reported_by == "relative"
+        assert o.right_party is False
+        assert not (o.promise or o.dispute or o.hardship or o.cease or o.refusal)
+    assert not _paid("deceased", conversation)
+    sim = BorrowerSimulator(seed=4)
+    sms = delivery("deceased-1", "k1", channel=Channel.SMS)
+    assert sim.payment_after(sms, Outcome.DELIVERED) is None
+
+
+def test_short_hardship_is_reported_then_paid_in_two_halves() -> None:
+    first = _outcomes("hardship_short", 1)
+    assert len(first) == 200
+    assert all(o.hardship is not None and o.hardship.term == "short" for o in first)
+    assert all(o.hardship is not None and o.hardship.reason for o in first)
+    assert not _paid("hardship_short", 1)
+    assert {p.amount_minor for p in _paid("hardship_short", 2)} == {50_000}
+    assert {p.amount_minor for p in _paid("hardship_short", 3)} == {100_000}
+    assert not _outcomes("hardship_short", 2)
+
+
+def test_long_hardship_is_reported_and_nothing_is_paid() -> None:
+    first = _outcomes("hardship_long", 1)
+    assert len(first) == 200
+    assert all(o.hardship is not None and o.hardship.term == "long" for o in first)
+    later = _outcomes("hardship_long", 2)
+    assert len(later) == 200
+    assert all(o.hardship is None and o.note for o in later)
+    assert not _paid("hardship_long", 1) and not _paid("hardship_long", 2)
+
+
+def test_reluctant_borrowers_refuse_then_ask_to_cease() -> None:
+    first, second = _outcomes("reluctant", 1), _outcomes("reluctant", 2)
+    assert first and second
+    assert all(o.refusal and not o.cease for o in first)
+    assert all(o.cease and not o.refusal for o in second)
+    # The occasional payer says nothing more.
+    assert len(first) + len(_paid("reluctant", 1)) == 200
+
+
+@pytest.mark.parametrize("name", ["never_answers", "evening_only", "partial_payer"])
+def test_personas_without_a_story_reveal_nothing(name: str) -> None:
+    for conversation in (1, 2, 3):
+        assert not _outcomes(name, conversation)
+
+
+async def test_the_provider_counts_conversations_and_reports_outcomes_to_the_sink() -> None:
+    outcomes: list[tuple[str, ContactOutcome]] = []
+    payments: list[tuple[str, PaymentReceived]] = []
+
+    async def outcome_sink(loan_id: str, outcome: ContactOutcome) -> None:
+        outcomes.append((loan_id, outcome))
+
+    async def payment_sink(loan_id: str, payment: PaymentReceived) -> None:
+        payments.append((loan_id, payment))
+
+    sim = BorrowerSimulator(seed=4)
+    provider = SimulatedProvider(sim, payment_sink, outcome_sink)
+    answered = []
+    for n in range(1, 40):
+        d = delivery("disputer-9", f"loan-9:attempt:{n}", attempt_no=n, loan_id="loan-9")
+        if await provider.call(d) == Outcome.ANSWERED:
+            answered.append(d)
+        if len(answered) == 2:
+            break
+    assert len(answered) == 2
+    # The first conversation disputed the debt; the second paid it.
+    assert [(loan, o.outcome_id, o.dispute) for loan, o in outcomes] == [
+        ("loan-9", f"sim:{answered[0].request.idempotency_key}:outcome", True)
+    ]
+    assert [(loan, p.payment_id) for loan, p in payments] == [
+        ("loan-9", f"sim:{answered[1].request.idempotency_key}")
+    ]
+    # A retried attempt is the same conversation: the same outcome, under the same id.
+    await provider.call(answered[0])
+    assert len(outcomes) == 2 and outcomes[1] == outcomes[0]
+
+
+async def test_in_memory_conversations_count_only_earlier_attempts() -> None:
+    memory = InMemoryConversations()
+    third = delivery(attempt_no=3).request
+    assert await memory.before(third) == 0
+    memory.remember(delivery(attempt_no=1).request)
+    memory.remember(third)
+    assert await memory.before(third) == 1
+    assert await memory.before(delivery(attempt_no=7).request) == 2
+    assert await memory.before(delivery(attempt_no=7, loan_id="loan-2").request) == 0

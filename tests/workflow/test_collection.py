@@ -22,6 +22,7 @@ from temporalio.testing import WorkflowEnvironment
 from tests.workflow.conftest import Loans
 from tests.workflow.support import (
     BANDS,
+    advance_to_dpd,
     audit,
     collecting,
     follow,
@@ -404,3 +405,19 @@ async def test_search_attributes_follow_the_stage(
     assert attributes.get(sa.COLLECTION_STAGE) == Stage.CURED
     assert attributes.get(sa.OUTSTANDING_MINOR) == 0
     assert attributes.get(sa.NEXT_CONTACT_AT) is None
+
+
+async def test_every_attempt_records_the_planner_decision(
+    time_env: WorkflowEnvironment, pool: asyncpg.Pool, loans: Loans
+) -> None:
+    # Borrower-local night: the first message waits for the window, and the audit says so.
+    loan, handle = await loans.start_new(timezone="Pacific/Kiritimati")
+    await collecting(handle)
+    now = await time_env.get_current_time()
+    local_hour = now.astimezone(ZoneInfo("Pacific/Kiritimati")).hour
+    await advance_to_dpd(time_env, loan, 3)
+    entries = await wait_for_audit(pool, loan.loan_id, "contact_attempt", 1)
+    planner_said = entries[0]["planner"]
+    assert planner_said["allowed_at"]
+    if not 8 <= local_hour < 21:
+        assert any(d.startswith("window until ") for d in planner_said["deferred_by"])
