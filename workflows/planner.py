@@ -455,7 +455,8 @@ def record_attempt(history: ContactHistory, attempt: AttemptRecord, slot_names: 
         history.nudges_in_streak = 0
         history.tried_slots = []
         history.last_conversation_at = attempt.at
-    elif attempt.outcome in Outcome.UNANSWERED:
+    elif attempt.outcome in (*Outcome.UNANSWERED, Outcome.WRONG_PARTY):
+        # Right-party detection: a call someone else answered has not reached the borrower.
         history.unanswered_streak += 1
         if attempt.slot not in history.tried_slots:
             history.tried_slots.append(attempt.slot)

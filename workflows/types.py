@@ -52,6 +52,7 @@ class Outcome:
     NO_ANSWER = "no_answer"
     BUSY = "busy"
     ANSWERED = "answered"  # a right-party conversation with the borrower
+    WRONG_PARTY = "wrong_party"  # someone else answered the borrower's number
     RELAYED = "relayed"  # a third party agreed to pass a message on
     OBJECTED = "objected"  # a third party asked not to be contacted again
     DELIVERED = "delivered"

@@ -19,11 +19,12 @@ that a change is safe.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sys
 import tempfile
 import traceback
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -43,8 +44,14 @@ from workflows.types import (
     CollectionInput,
     CollectionStatus,
     Contact,
+    ContactOutcome,
+    DisputeResolution,
+    Hardship,
     Loan,
     PaymentReceived,
+    Promise,
+    Review,
+    ReviewDecision,
     Stage,
     workflow_id_for,
 )
@@ -52,14 +59,12 @@ from workflows.types import (
 HISTORIES = Path(__file__).parent / "histories"
 
 
-def loan(loan_id: str, due_date: str) -> Loan:
+def loan(loan_id: str, due_date: str, persona: str = "never_answers") -> Loan:
     return Loan(
         loan_id=loan_id,
         # ``never_answers-`` picks the simulated persona that neither answers nor pays, so the
-        # only payments are the ones signalled here.
-        borrower=Borrower(
-            f"never_answers-{loan_id}", "Ann Lee", "+15550001000", "America/New_York"
-        ),
+        # only payments and outcomes are the ones signalled here.
+        borrower=Borrower(f"{persona}-{loan_id}", "Ann Lee", "+15550001000", "America/New_York"),
         product="personal",
         principal_minor=100_000,
         outstanding_minor=50_000,
@@ -138,6 +143,173 @@ async def referred(env: WorkflowEnvironment) -> WorkflowHandle[LoanCollection, o
     return handle
 
 
+# --- situations: one loan per situation and exit ------------------------------------------
+
+
+Handle = WorkflowHandle[LoanCollection, object]
+
+
+async def tell(env: WorkflowEnvironment, handle: Handle, key: str, **facts: object) -> None:
+    """Report a contact outcome, as a collector would."""
+    at = await env.get_current_time()
+    outcome = ContactOutcome(
+        outcome_id=f"{handle.id}:{key}", source="collector:replay", at=at, **facts
+    )  # type: ignore[arg-type]
+    await handle.signal(LoanCollection.contact_outcome, outcome)
+
+
+async def decide(
+    env: WorkflowEnvironment, handle: Handle, key: str, review: str, said: str
+) -> None:
+    at = await env.get_current_time()
+    await handle.signal(
+        LoanCollection.review_decided,
+        ReviewDecision(f"{handle.id}:{key}", review, said, "ops:replay", at),
+    )
+
+
+async def pay_all(env: WorkflowEnvironment, handle: Handle, payment_id: str) -> None:
+    """Pay what is left, and wait for the collection to end."""
+    left = (await handle.query(LoanCollection.status)).outstanding_minor
+    at = await env.get_current_time()
+    await handle.signal(
+        LoanCollection.payment_received,
+        PaymentReceived(f"{handle.id}:{payment_id}", left, "USD", at, source="replay-recording"),
+    )
+    await handle.result()
+
+
+async def situation_when(handle: Handle, wanted: str) -> CollectionStatus:
+    for _ in range(400):
+        with contextlib.suppress(Exception):
+            status = await handle.query(LoanCollection.status)
+            if status.situation == wanted:
+                return status
+        await asyncio.sleep(0.05)
+    raise RuntimeError(f"{handle.id} never reached situation {wanted}")
+
+
+async def skip_to_dpd(env: WorkflowEnvironment, subject: Loan, dpd: int) -> None:
+    moment = clock.day_starts(subject.due_date, dpd, ZoneInfo(subject.borrower.timezone))
+    now = await env.get_current_time()
+    if moment + timedelta(hours=1) > now:
+        await env.sleep(moment + timedelta(hours=1) - now)
+
+
+async def promises(env: WorkflowEnvironment) -> Handle:
+    """A promise kept, two broken (the second escalates), then payment in full."""
+    due = await due_yesterday(env)
+    subject = loan("L-replay-promises", due)
+    handle = await start(env, subject)
+    await status_when(handle, Stage.EARLY)
+    day = date.fromisoformat(due)
+    await tell(env, handle, "o-1", promise=Promise(10_000, (day + timedelta(days=2)).isoformat()))
+    await situation_when(handle, "promise")
+    at = await env.get_current_time()
+    await handle.signal(
+        LoanCollection.payment_received,
+        PaymentReceived(f"{handle.id}:p-0", 10_000, "USD", at, "replay"),
+    )
+    await situation_when(handle, "contacted")
+    await tell(env, handle, "o-2", promise=Promise(10_000, (day + timedelta(days=2)).isoformat()))
+    await skip_to_dpd(env, subject, 5)
+    follow = env.client.get_workflow_handle_for(LoanCollection.run, handle.id)
+    await situation_when(follow, "promise_broken")
+    await tell(env, follow, "o-3", promise=Promise(10_000, (day + timedelta(days=5)).isoformat()))
+    await skip_to_dpd(env, subject, 8)
+    follow = env.client.get_workflow_handle_for(LoanCollection.run, handle.id)
+    await status_when(follow, Stage.LATE)
+    await pay_all(env, follow, "p-2")
+    return handle
+
+
+async def dispute_upheld(env: WorkflowEnvironment) -> Handle:
+    handle = await start(env, loan("L-replay-dispute-upheld", await due_yesterday(env)))
+    await status_when(handle, Stage.EARLY)
+    await tell(env, handle, "o-1", dispute=True)
+    await situation_when(handle, "dispute")
+    at = await env.get_current_time()
+    await handle.signal(
+        LoanCollection.dispute_resolved, DisputeResolution(f"{handle.id}:r-1", True, at)
+    )
+    await handle.result()
+    return handle
+
+
+async def dispute_rejected(env: WorkflowEnvironment) -> Handle:
+    subject = loan("L-replay-dispute-rejected", await due_yesterday(env))
+    handle = await start(env, subject)
+    await status_when(handle, Stage.EARLY)
+    await tell(env, handle, "o-1", dispute=True, complaint="sale")
+    await situation_when(handle, "dispute")
+    await skip_to_dpd(env, subject, 4)
+    at = await env.get_current_time()
+    await handle.signal(
+        LoanCollection.dispute_resolved, DisputeResolution(f"{handle.id}:r-1", False, at)
+    )
+    await situation_when(handle, "contacted")
+    await tell(env, handle, "o-2", refusal=True)
+    await situation_when(handle, "refusal")
+    await pay_all(env, handle, "p-1")
+    return handle
+
+
+async def ceased(env: WorkflowEnvironment) -> Handle:
+    handle = await start(env, loan("L-replay-ceased", await due_yesterday(env)))
+    await status_when(handle, Stage.EARLY)
+    await tell(env, handle, "o-1", cease=True)
+    await handle.result()
+    return handle
+
+
+async def deceased(env: WorkflowEnvironment) -> Handle:
+    subject = loan("L-replay-deceased", await due_yesterday(env), persona="deceased")
+    handle = await start(env, subject)
+    await status_when(handle, Stage.EARLY)
+    await tell(env, handle, "o-1", death_reported_by="relative")
+    await situation_when(handle, "deceased")
+    for _ in range(400):  # the registry confirms, and the estate is written to
+        if "estate_inquiry" in " ".join((await handle.query(LoanCollection.status)).notices):
+            break
+        await asyncio.sleep(0.05)
+    await decide(env, handle, "d-1", Review.ESTATE, "written_off")
+    await handle.result()
+    return handle
+
+
+async def hardship(env: WorkflowEnvironment) -> Handle:
+    """Short-term hardship: a plan, its first instalment missed; then long-term: forbearance."""
+    subject = loan("L-replay-hardship", await due_yesterday(env))
+    handle = await start(env, subject)
+    await status_when(handle, Stage.EARLY)
+    await tell(env, handle, "o-1", hardship=Hardship("short", "lost a shift"))
+    await situation_when(handle, "hardship")
+    await skip_to_dpd(env, subject, 11)
+    follow = env.client.get_workflow_handle_for(LoanCollection.run, handle.id)
+    await situation_when(follow, "promise_broken")
+    await tell(env, follow, "o-2", hardship=Hardship("long", "long-term illness"))
+    await situation_when(follow, "hardship")
+    await decide(env, follow, "d-1", Review.HARDSHIP, "approved")
+    for _ in range(400):
+        if (await follow.query(LoanCollection.status)).arrangement is not None:
+            break
+        await asyncio.sleep(0.05)
+    await pay_all(env, follow, "p-1")
+    return handle
+
+
+STORIES = {
+    "cured": cured,
+    "referred": referred,
+    "promises": promises,
+    "dispute-upheld": dispute_upheld,
+    "dispute-rejected": dispute_rejected,
+    "ceased": ceased,
+    "deceased": deceased,
+    "hardship": hardship,
+}
+
+
 async def save_chain(
     client: Client, name: str, handle: WorkflowHandle[LoanCollection, object]
 ) -> list[Path]:
@@ -157,7 +329,7 @@ async def save_chain(
     return written
 
 
-async def record() -> list[Path]:
+async def record(names: list[str]) -> list[Path]:
     HISTORIES.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="overdue-replay-") as home:
         # Only PostgreSQL is embedded: a Temporal address is given, so no dev server starts.
@@ -173,7 +345,7 @@ async def record() -> list[Path]:
                 try:
                     config = Config(home=Path(home), database_url=stack.database_url)
                     async with build_worker(env.client, pool, config):
-                        stories = {"cured": await cured(env), "referred": await referred(env)}
+                        stories = {name: await STORIES[name](env) for name in names}
                         # Replace this script's own stories; histories kept from earlier
                         # versions of the workflow (other names) stay, and keep being replayed.
                         for name in stories:
@@ -195,7 +367,11 @@ async def record() -> list[Path]:
 def main() -> None:
     code = 0
     try:
-        for path in asyncio.run(record()):
+        names = sys.argv[1:] or list(STORIES)
+        unknown = [n for n in names if n not in STORIES]
+        if unknown:
+            raise SystemExit(f"unknown stories {unknown}; known: {', '.join(STORIES)}")
+        for path in asyncio.run(record(names)):
             print(
                 f"{path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path}"
                 f"  {path.stat().st_size // 1024} KiB"

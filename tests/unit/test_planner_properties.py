@@ -393,7 +393,12 @@ def test_a_cease_request_stops_calls_and_sms(
             plain = replace(s.history, borrower_deceased=deceased)
             assert decision == planner.check(s.profile, plain, proposal, s.zone)
             if target_id == BORROWER_ID:
-                assert decision.allowed
+                # A letter reaches a living borrower; one reported dead gets none at all.
+                assert decision == (
+                    planner.Decision(False, planner.Rule.BORROWER_DECEASED, None)
+                    if deceased
+                    else planner.ALLOWED
+                )
             continue
         assert decision == planner.Decision(False, planner.Rule.CEASE_REQUESTED, None)
         assert _message_plan(s, history, proposal) is None
@@ -406,12 +411,13 @@ def test_a_deceased_borrower_is_not_called_but_references_may_be(
 ) -> None:
     history = replace(s.history, borrower_deceased=True)
     assert _borrower_call_plan(s, history) is None
-    text = planner.Proposal(s.now, Channel.SMS, Target.BORROWER, BORROWER_ID)
-    assert _message_plan(s, history, text) is None
-    for channel in (Channel.CALL, Channel.SMS):
+    for channel in (Channel.CALL, Channel.SMS, Channel.LETTER):
+        # Not even a letter: the family and the estate get letters of their own.
         proposal = _proposal(s, channel, BORROWER_ID, offset)
         decision = planner.check(s.profile, history, proposal, s.zone)
         assert decision == planner.Decision(False, planner.Rule.BORROWER_DECEASED, None)
+        assert planner.next_allowed(s.profile, history, proposal, s.zone) is None
+        assert _message_plan(s, history, proposal) is None
     # References: exactly as if the borrower were alive (the reference call property above
     # shows when that is a lawful plan).
     reference = planner.Proposal(s.now, Channel.CALL, Target.CONTACT, contact_id)
@@ -420,3 +426,19 @@ def test_a_deceased_borrower_is_not_called_but_references_may_be(
     assert planner.check(s.profile, history, later, s.zone) == planner.check(
         s.profile, s.history, later, s.zone
     )
+
+
+@SITUATION_SETTINGS
+@given(scenarios(), st.booleans(), st.booleans(), st.integers(0, 3 * DAY_SECONDS))
+def test_letters_to_the_estate_are_unaffected_by_a_death_or_a_cease_request(
+    s: Scenario, deceased: bool, cease: bool, offset: int
+) -> None:
+    # Whatever the history holds (bar a dispute), a letter to the estate may go when proposed.
+    history = replace(s.history, borrower_deceased=deceased, cease_requested=cease)
+    at = s.now + timedelta(seconds=offset)
+    letter = planner.Proposal(at, Channel.LETTER, Target.ESTATE, "estate")
+    assert planner.check(s.profile, history, letter, s.zone) == planner.ALLOWED
+    assert planner.next_allowed(s.profile, history, letter, s.zone) == at
+    planned = _message_plan(s, history, letter)
+    assert planned is not None
+    assert planned.at >= at

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -441,7 +442,9 @@ def test_unknown_jurisdiction_is_an_error() -> None:
 # --- situations: dispute, cease request, deceased borrower -----------------------------------
 
 CHANNELS = [Channel.CALL, Channel.SMS, Channel.LETTER]
-TARGETS = [(Target.BORROWER, BORROWER_ID), (Target.CONTACT, CONTACT)]
+ESTATE = "estate"  # the id the workflow writes letters to the family or the estate under
+TARGETS = [(Target.BORROWER, BORROWER_ID), (Target.CONTACT, CONTACT), (Target.ESTATE, ESTATE)]
+TARGET_IDS = ["borrower", "reference", "estate"]
 # In the window, and at 03:00 local: a situation is cited before the window.
 SITUATION_TIMES = [(10, 0), (3, 0)]
 PROFILE_ZONES = [(US, NEW_YORK), (CN, SHANGHAI)]
@@ -467,7 +470,7 @@ def _plans(
 
 @pytest.mark.parametrize(("profile", "zone"), PROFILE_ZONES, ids=PROFILE_IDS)
 @pytest.mark.parametrize("channel", CHANNELS)
-@pytest.mark.parametrize(("target", "target_id"), TARGETS, ids=["borrower", "reference"])
+@pytest.mark.parametrize(("target", "target_id"), TARGETS, ids=TARGET_IDS)
 @pytest.mark.parametrize(("hour", "minute"), SITUATION_TIMES, ids=["1000", "0300"])
 def test_dispute_pending_denies_every_contact(
     profile: planner.JurisdictionProfile,
@@ -489,7 +492,7 @@ def test_dispute_pending_denies_every_contact(
 
 
 @pytest.mark.parametrize("channel", CHANNELS)
-@pytest.mark.parametrize(("target", "target_id"), TARGETS, ids=["borrower", "reference"])
+@pytest.mark.parametrize(("target", "target_id"), TARGETS, ids=TARGET_IDS)
 def test_dispute_pending_comes_before_every_other_rule(
     channel: str, target: str, target_id: str
 ) -> None:
@@ -516,7 +519,7 @@ def test_a_resolved_dispute_lifts_the_rule() -> None:
 
 @pytest.mark.parametrize(("profile", "zone"), PROFILE_ZONES, ids=PROFILE_IDS)
 @pytest.mark.parametrize("channel", [Channel.CALL, Channel.SMS])
-@pytest.mark.parametrize(("target", "target_id"), TARGETS, ids=["borrower", "reference"])
+@pytest.mark.parametrize(("target", "target_id"), TARGETS, ids=TARGET_IDS)
 @pytest.mark.parametrize(("hour", "minute"), SITUATION_TIMES, ids=["1000", "0300"])
 def test_cease_requested_denies_calls_and_sms(
     profile: planner.JurisdictionProfile,
@@ -538,7 +541,7 @@ def test_cease_requested_denies_calls_and_sms(
 
 
 @pytest.mark.parametrize(("profile", "zone"), PROFILE_ZONES, ids=PROFILE_IDS)
-@pytest.mark.parametrize(("target", "target_id"), TARGETS, ids=["borrower", "reference"])
+@pytest.mark.parametrize(("target", "target_id"), TARGETS, ids=TARGET_IDS)
 @pytest.mark.parametrize(("hour", "minute"), SITUATION_TIMES, ids=["1000", "0300"])
 def test_cease_requested_allows_letters(
     profile: planner.JurisdictionProfile,
@@ -575,11 +578,12 @@ def test_cease_requested_comes_before_deceased_and_the_window() -> None:
 
 
 @pytest.mark.parametrize(("profile", "zone"), PROFILE_ZONES, ids=PROFILE_IDS)
-@pytest.mark.parametrize("channel", [Channel.CALL, Channel.SMS])
+@pytest.mark.parametrize("channel", CHANNELS)
 @pytest.mark.parametrize(("hour", "minute"), SITUATION_TIMES, ids=["1000", "0300"])
-def test_borrower_deceased_denies_calls_and_sms_to_the_borrower(
+def test_borrower_deceased_denies_every_contact_to_the_borrower(
     profile: planner.JurisdictionProfile, zone: str, channel: str, hour: int, minute: int
 ) -> None:
+    # Letters too: the family and the estate get letters of their own.
     history = _unreachable(borrower_deceased=True)
     proposal = Proposal(
         local_dt(zone, 2026, 3, 4, hour, minute), channel, Target.BORROWER, BORROWER_ID
@@ -624,11 +628,87 @@ def test_borrower_deceased_references_keep_their_own_rules(
 
 
 @pytest.mark.parametrize(("profile", "zone"), PROFILE_ZONES, ids=PROFILE_IDS)
-def test_borrower_deceased_allows_letters_to_the_borrower(
+@pytest.mark.parametrize("cease", [False, True], ids=["", "ceased"])
+def test_borrower_deceased_letters_to_the_borrower_cite_the_death(
+    profile: planner.JurisdictionProfile, zone: str, cease: bool
+) -> None:
+    # A cease request leaves letters alone, so a letter to a borrower reported dead is refused
+    # for the death, whatever else stands (bar a dispute).
+    history = ContactHistory(borrower_deceased=True, cease_requested=cease)
+    letter = Proposal(
+        local_dt(zone, 2026, 3, 4, 10, 0), Channel.LETTER, Target.BORROWER, BORROWER_ID
+    )
+    assert decide(profile, letter, zone, history) == planner.Decision(
+        False, Rule.BORROWER_DECEASED, None
+    )
+    assert decide(profile, letter, zone, ContactHistory(cease_requested=cease)).allowed
+
+
+@pytest.mark.parametrize(("profile", "zone"), PROFILE_ZONES, ids=PROFILE_IDS)
+@pytest.mark.parametrize("deceased", [False, True], ids=["alive", "deceased"])
+@pytest.mark.parametrize("cease", [False, True], ids=["", "ceased"])
+@pytest.mark.parametrize(("hour", "minute"), SITUATION_TIMES, ids=["1000", "0300"])
+def test_letters_to_the_estate_are_unaffected_by_the_death_or_a_cease_request(
+    profile: planner.JurisdictionProfile,
+    zone: str,
+    deceased: bool,
+    cease: bool,
+    hour: int,
+    minute: int,
+) -> None:
+    history = ContactHistory(borrower_deceased=deceased, cease_requested=cease)
+    at = local_dt(zone, 2026, 3, 4, hour, minute)
+    letter = Proposal(at, Channel.LETTER, Target.ESTATE, ESTATE)
+    assert decide(profile, letter, zone, history).allowed
+    assert planner.next_allowed(profile, history, letter, ZoneInfo(zone)) == at
+    _, planned = _plans(profile, zone, history, letter)
+    assert planned is not None
+    assert planned.at >= at
+
+
+@pytest.mark.parametrize(("profile", "zone"), PROFILE_ZONES, ids=PROFILE_IDS)
+def test_letters_to_the_estate_are_not_third_party_contacts(
     profile: planner.JurisdictionProfile, zone: str
 ) -> None:
-    history = ContactHistory(borrower_deceased=True)
-    letter = Proposal(
-        local_dt(zone, 2026, 3, 4, 3, 0), Channel.LETTER, Target.BORROWER, BORROWER_ID
+    # A reachable borrower (cn), references asked and objected: none of it binds the estate.
+    history = ContactHistory(
+        borrower_deceased=True,
+        contacted_third_parties=list(CONTACT_IDS),
+        objected_third_parties=list(CONTACT_IDS),
     )
+    letter = Proposal(local_dt(zone, 2026, 3, 4, 10, 0), Channel.LETTER, Target.ESTATE, ESTATE)
     assert decide(profile, letter, zone, history).allowed
+
+
+def test_a_letter_to_the_estate_does_not_count_as_asking_a_reference() -> None:
+    history = ContactHistory(borrower_deceased=True)
+    at = ny(2026, 3, 4, 10, 0)
+    planner.record_attempt(
+        history,
+        AttemptRecord(at, Channel.LETTER, Target.ESTATE, ESTATE, "letter", Outcome.SENT),
+        SLOT_NAMES,
+    )
+    assert history.contacted_third_parties == []
+    assert history.unanswered_streak == 0
+    assert decide(
+        US, Proposal(at, Channel.LETTER, Target.ESTATE, ESTATE), NEW_YORK, history
+    ).allowed
+
+
+@pytest.mark.parametrize(("profile", "zone"), PROFILE_ZONES, ids=PROFILE_IDS)
+@pytest.mark.parametrize("channel", CHANNELS)
+def test_borrower_deceased_references_are_decided_as_if_alive(
+    profile: planner.JurisdictionProfile, zone: str, channel: str
+) -> None:
+    for history in (
+        ContactHistory(),
+        _unreachable(),
+        _unreachable(contacted_third_parties=[CONTACT]),
+        _unreachable(objected_third_parties=[CONTACT]),
+    ):
+        dead = replace(history, borrower_deceased=True)
+        for hour in (3, 10, 23):
+            proposal = Proposal(
+                local_dt(zone, 2026, 3, 4, hour, 0), channel, Target.CONTACT, CONTACT
+            )
+            assert decide(profile, proposal, zone, dead) == decide(profile, proposal, zone, history)
