@@ -683,10 +683,14 @@ def _print_report(report: dict[str, Any]) -> None:
             attempts.add_row(channel, outcome, str(n))
     out.print(attempts)
     out.print("escalations: " + ", ".join(f"{k} {v}" for k, v in report["escalations"].items()))
-    disputes = report.get("disputes", {})
+    office = report.get("back_office", {})
+    decided = "; ".join(
+        f"{review} " + ", ".join(f"{outcome} {n}" for outcome, n in outcomes.items())
+        for review, outcomes in office.get("decisions", {}).items()
+    )
     out.print(
-        f"disputes decided by the back office: {disputes.get('decided', 0)}"
-        f" (upheld {disputes.get('upheld', 0)}, rejected {disputes.get('rejected', 0)})"
+        f"back office: {decided or 'nothing to decide'};"
+        f" instalments paid by standing order {office.get('instalments_paid', 0)}"
     )
     personas = Table("persona", "final states", title="By persona")
     for persona, finals in report["by_persona"].items():

@@ -4,10 +4,10 @@ Every loan is a real ``LoanCollection`` workflow on the real Temporal server, wr
 ledger; only the borrowers and the back office are simulated. ``day_seconds`` sets how many real
 seconds a collection day lasts; it is workflow input, so each run replays deterministically.
 
-The simulated back office decides disputes the way a person would, through the
-``dispute_resolved`` signal: it finds them by asking each running loan's ``status``, and decides
-each a couple of collection days after it opened, upholding one in three (fixed by the seed, the
-borrower and which dispute of the loan it is).
+The simulated back office (``BackOffice``) stands in for the people who decide disputes, hardship
+reviews and estates, and for the bank that passes on borrowers' standing-order instalments. It
+finds what waits by asking each running loan's ``status``, and answers through the same signals
+a person or a payment service would use.
 """
 
 from __future__ import annotations
@@ -19,12 +19,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import asyncpg
 from temporalio.client import Client, WorkflowQueryFailedError
 from temporalio.service import RPCError
 
-from overdue.client import UnknownLoan, loan_status, resolve_dispute, start_collection
+from overdue.client import (
+    UnknownLoan,
+    loan_status,
+    resolve_dispute,
+    send_decision,
+    start_collection,
+)
 from overdue.outcomes import OutcomeInvalid
 from overdue.simulator import PERSONA_WEIGHTS, BorrowerSimulator
 from workflows.loan_collection import LoanCollection
@@ -36,6 +43,8 @@ from workflows.types import (
     Contact,
     DisputeResolution,
     Loan,
+    Review,
+    ReviewDecision,
     Situation,
     workflow_id_for,
 )
@@ -110,26 +119,39 @@ def portfolio(count: int, seed: int, run_tag: str, today: datetime) -> list[Loan
 
 @dataclass
 class BackOffice:
-    """A simulated back office: decides every dispute ``decide_after`` collection time after it
-    first sees it open, upholding one in three.
+    """The people and the bank behind a simulated portfolio.
 
-    The decision is fixed by the seed, the borrower and the dispute's number on the loan, so the
-    same portfolio gets the same decisions in every run.
+    Every sweep asks each running loan's ``status`` what it waits for, and:
+
+    - decides a dispute ``decide_after`` collection time after first seeing it open, through
+      ``dispute_resolved``: upheld one time in three, rejected otherwise;
+    - decides a hardship review as long after, through ``review_decided``: forbearance approved
+      two times in three;
+    - closes a reported death as long after: the estate claim is filed one time in two, the loan
+      written off otherwise (and, should the death still wait for verification, a person verifies
+      it first);
+    - passes on the instalments that simulated borrowers' standing orders pay
+      (``BorrowerSimulator.plan_payments``), as ``payment_received``.
+
+    Each decision is fixed by the seed, the borrower and its number on the loan, so a portfolio
+    gets the same decisions in every run; its id is fixed too, so sending it twice changes nothing.
     """
 
     client: Client
     seed: int
     decide_after: timedelta = timedelta(days=2)
-    upheld: int = 0
-    rejected: int = 0
-    seen_open: dict[str, datetime] = field(default_factory=dict)  # loan id -> first seen
-    decided: dict[str, int] = field(default_factory=dict)  # loan id -> disputes decided
+    decisions: Counter[str] = field(default_factory=Counter)  # "dispute:upheld" -> count
+    instalments_paid: int = 0
+    waiting: dict[str, tuple[str, datetime]] = field(default_factory=dict)  # loan -> what, since
+    decided: Counter[tuple[str, str]] = field(default_factory=Counter)  # (loan, what) -> count
+    paid_ids: set[str] = field(default_factory=set)
 
-    def upholds(self, borrower_id: str, dispute_no: int) -> bool:
-        return BorrowerSimulator(seed=self.seed).draw("dispute", borrower_id, dispute_no) < 1 / 3
+    @property
+    def simulator(self) -> BorrowerSimulator:
+        return BorrowerSimulator(seed=self.seed)
 
     async def sweep(self, loans: list[Loan]) -> None:
-        """Look at every loan once, and decide the disputes that are due."""
+        """Look at every loan once: decide what is due, pay what standing orders pay."""
         limit = asyncio.Semaphore(20)
 
         async def look(loan: Loan) -> None:
@@ -139,43 +161,108 @@ class BackOffice:
         await asyncio.gather(*(look(loan) for loan in loans))
 
     async def review(self, loan: Loan) -> None:
-        loan_id = loan.loan_id
-        handle = self.client.get_workflow_handle(workflow_id_for(loan_id))
+        handle = self.client.get_workflow_handle(workflow_id_for(loan.loan_id))
         try:
             status: CollectionStatus = await handle.query("status", result_type=CollectionStatus)
-        except (RPCError, WorkflowQueryFailedError):
-            return  # ended meanwhile, or not reachable this time: the next sweep looks again
-        if status.situation != Situation.DISPUTE:
-            self.seen_open.pop(loan_id, None)
-            return
-        opened = self.seen_open.setdefault(loan_id, status.collection_time)
-        if status.collection_time - opened < self.decide_after:
-            return
-        number = self.decided.get(loan_id, 0) + 1
-        upheld = self.upholds(loan.borrower.borrower_id, number)
-        resolution = DisputeResolution(
-            resolution_id=f"{loan_id}:backoffice:dispute:{number}",
-            upheld=upheld,
-            at=status.collection_time,
-            note="simulated back office: " + ("dispute upheld" if upheld else "debt confirmed"),
-        )
-        try:
-            await resolve_dispute(self.client, loan_id, resolution)
-        except (UnknownLoan, OutcomeInvalid, RPCError):
-            return  # the collection ended meanwhile
-        self.decided[loan_id] = number
-        self.seen_open.pop(loan_id, None)
-        if upheld:
-            self.upheld += 1
-        else:
-            self.rejected += 1
+            await self._pay_instalments(loan, status)
+            await self._decide_when_due(loan, status)
+        except (RPCError, WorkflowQueryFailedError, UnknownLoan, OutcomeInvalid):
+            return  # the collection ended meanwhile: nothing is waiting any more
 
-    def report(self) -> dict[str, int]:
-        return {
-            "decided": self.upheld + self.rejected,
-            "upheld": self.upheld,
-            "rejected": self.rejected,
-        }
+    @staticmethod
+    def waits_for(status: CollectionStatus) -> str | None:
+        """What a person must decide for the loan, as far as its status tells."""
+        if status.situation == Situation.DISPUTE:
+            return "dispute"
+        if status.situation == Situation.DECEASED:
+            return Review.ESTATE
+        if status.situation == Situation.HARDSHIP and status.arrangement is None:
+            return Review.HARDSHIP  # a plan is an arrangement or forbearance; none: a review
+        return None
+
+    async def _decide_when_due(self, loan: Loan, status: CollectionStatus) -> None:
+        loan_id = loan.loan_id
+        what = self.waits_for(status)
+        if what is None:
+            self.waiting.pop(loan_id, None)
+            return
+        seen = self.waiting.get(loan_id)
+        if seen is None or seen[0] != what:
+            self.waiting[loan_id] = (what, status.collection_time)
+            return
+        if status.collection_time - seen[1] < self.decide_after:
+            return
+        number = self.decided[(loan_id, what)] + 1
+        draw = self.simulator.draw("back_office", what, loan.borrower.borrower_id, number)
+        at = status.collection_time
+        prefix = f"{loan_id}:backoffice:{what}:{number}"
+        if what == "dispute":
+            upheld = draw < 1 / 3
+            await resolve_dispute(
+                self.client,
+                loan_id,
+                DisputeResolution(
+                    resolution_id=prefix,
+                    upheld=upheld,
+                    at=at,
+                    note="simulated back office: " + ("upheld" if upheld else "debt confirmed"),
+                ),
+            )
+            self.decisions[f"dispute:{'upheld' if upheld else 'rejected'}"] += 1
+        elif what == Review.HARDSHIP:
+            await self._send(loan_id, prefix, what, "approved" if draw < 2 / 3 else "rejected", at)
+        else:
+            if number > 1:
+                # The estate decision was not taken: the death still waits for verification,
+                # and the family's documents confirm it.
+                await self._send(
+                    loan_id, f"{prefix}:verified", Review.DEATH_VERIFICATION, "verified", at
+                )
+            closing = "estate_claim" if draw < 1 / 2 else "written_off"
+            await self._send(loan_id, prefix, Review.ESTATE, closing, at)
+        self.decided[(loan_id, what)] = number
+        self.waiting.pop(loan_id, None)
+
+    async def _send(
+        self, loan_id: str, decision_id: str, review: str, outcome: str, at: datetime
+    ) -> None:
+        await send_decision(
+            self.client,
+            loan_id,
+            ReviewDecision(
+                decision_id=decision_id,
+                review=review,
+                outcome=outcome,
+                by="backoffice:simulated",
+                at=at,
+                note="simulated back office",
+            ),
+        )
+        self.decisions[f"{review}:{outcome}"] += 1
+
+    async def _pay_instalments(self, loan: Loan, status: CollectionStatus) -> None:
+        today = status.collection_time.astimezone(ZoneInfo(status.timezone)).date()
+        payments = self.simulator.plan_payments(
+            loan.borrower.borrower_id,
+            status.arrangement,
+            today,
+            status.currency,
+            status.collection_time,
+        )
+        handle = self.client.get_workflow_handle(workflow_id_for(loan.loan_id))
+        for payment in payments:
+            if payment.payment_id in self.paid_ids:
+                continue  # sent before; the workflow has not applied it yet
+            await handle.signal("payment_received", payment)
+            self.paid_ids.add(payment.payment_id)
+            self.instalments_paid += 1
+
+    def report(self) -> dict[str, Any]:
+        decided: dict[str, dict[str, int]] = defaultdict(dict)
+        for key, n in sorted(self.decisions.items()):
+            review, outcome = key.split(":")
+            decided[review][outcome] = n
+        return {"decisions": dict(decided), "instalments_paid": self.instalments_paid}
 
 
 @dataclass
@@ -183,7 +270,7 @@ class DemoResult:
     summaries: list[CollectionSummary]
     personas: dict[str, str]  # loan id -> persona
     elapsed_seconds: float
-    disputes: dict[str, int] = field(default_factory=dict)  # the back office's decisions
+    back_office: dict[str, Any] = field(default_factory=dict)  # decisions, instalments paid
 
 
 async def run_portfolio(
@@ -226,7 +313,7 @@ async def run_portfolio(
             loan.loan_id: simulator.persona_for(loan.borrower.borrower_id).name for loan in loans
         },
         elapsed_seconds=asyncio.get_running_loop().time() - started,
-        disputes=back_office.report(),
+        back_office=back_office.report(),
     )
 
 
@@ -281,7 +368,7 @@ async def summarise(
         "escalations": escalations,
         "by_persona": {k: dict(sorted(v.items())) for k, v in sorted(by_persona.items())},
         "situations": dict(sorted(Counter(s.situation for s in result.summaries).items())),
-        "disputes": result.disputes,
+        "back_office": result.back_office,
     }
     if details and client is not None:
         report["details"] = [await loan_status(client, pool, loan_id) for loan_id in loan_ids]

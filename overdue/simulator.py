@@ -12,6 +12,8 @@ worker restart; without a pool the provider remembers in memory.
 
 What a conversation reveals reaches the workflow as the ``contact_outcome`` signal, the way every
 other source reports; payments arrive as ``payment_received``. Both ids are fixed by the attempt.
+A borrower on an instalment plan may pay each instalment on its due date, as a standing order
+would (``plan_payments``); those payment ids are fixed by the instalment.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import hashlib
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
@@ -29,6 +31,7 @@ import asyncpg
 from activities.channels import Delivery
 from workflows.commands import BrokenPromise, ContactRequest
 from workflows.types import (
+    Arrangement,
     Channel,
     ComplaintCategory,
     ContactOutcome,
@@ -75,7 +78,9 @@ class Persona:
         pays_from: The first conversation that can end in a payment.
         clears_from: The conversation from which a part-payer clears the rest.
         answered_by: Who answers the borrower's phone: ``borrower``, or ``relative`` (then the
-            outcome is not a right-party conversation).
+            call is ``wrong_party`` and what the relative says is not a right-party report).
+        pays_plans: Kinds of instalment plan (``arrangement``, ``forbearance``) whose instalments
+            the borrower pays on their due dates.
         expected: The path the collection should take, as the README documents it.
     """
 
@@ -89,6 +94,7 @@ class Persona:
     pays_from: int = 1
     clears_from: int | None = None
     answered_by: str = "borrower"
+    pays_plans: tuple[str, ...] = ()
     expected: str = ""
 
     def says_at(self, conversation: int) -> str | None:
@@ -118,8 +124,8 @@ PERSONAS: dict[str, Persona] = {
             pay_after_call=0.0,
             says=(Says.PROMISE,),
             expected="promises part of the balance for a day or two ahead at every conversation"
-            " and never pays; each broken promise writes a credit record and a fee, and from the"
-            " second one each escalates the stage at once: referred",
+            " and never pays; each broken promise writes a negative credit record and a fee, and"
+            " from the second one each escalates the stage at once: referred",
         ),
         Persona(
             "disputer",
@@ -127,19 +133,20 @@ PERSONAS: dict[str, Persona] = {
             pay_after_call=1.0,
             says=(Says.DISPUTE, None),
             pays_from=2,
-            expected="disputes the debt at the first conversation, which pauses all outreach"
-            " until the back office decides (two collection days later): upheld (one in three)"
-            " closes the loan as dispute_upheld; rejected resumes it and the borrower pays in"
-            " full at the next conversation: cured",
+            expected="disputes the debt at the first conversation, which pauses collection until"
+            " the back office decides two collection days later: upheld (one in three) closes the"
+            " loan as dispute_upheld; rejected resumes it, and the borrower pays in full at the"
+            " next conversation: cured",
         ),
         Persona(
             "complainer",
             _everywhere(0.6),
-            pay_after_call=0.8,
+            pay_after_call=1.0,
             says=(Says.COMPLAINT, None),
             pays_from=2,
             expected="complains about collector conduct or the sale at the first conversation"
-            " (a complaint case opens; collection goes on) and pays in full at a later one: cured",
+            " (a complaint case opens, routed by category; collection goes on) and pays in full"
+            " at the next one: cured",
         ),
         Persona(
             "deceased",
@@ -148,8 +155,10 @@ PERSONAS: dict[str, Persona] = {
             says=(Says.DEATH,),
             answered_by="relative",
             reference_relays=0.2,
-            expected="a relative answers the borrower's phone and reports the death: no more"
-            " contact with the borrower's number, and death verification starts",
+            expected="a relative answers the borrower's phone and reports the death: outreach"
+            " stops, documents are asked for and the registry confirms it; the estate is asked"
+            " about voluntary payment, and two collection days later the back office files an"
+            " estate claim or writes the loan off (one in two)",
         ),
         Persona(
             "hardship_short",
@@ -159,49 +168,55 @@ PERSONAS: dict[str, Persona] = {
             says=(Says.HARDSHIP_SHORT, None),
             pays_from=2,
             clears_from=3,
-            expected="reports a short-term hardship at the first conversation (an arrangement"
-            " starts), then pays half of the balance at the second conversation and the rest at"
-            " the third: cured",
+            pays_plans=("arrangement",),
+            expected="reports a short-term hardship at the first conversation; the arrangement"
+            " offered (instalments a week apart) pauses collection, and the borrower pays each"
+            " instalment on its due date: cured. Should the plan break, the borrower pays half"
+            " at the next conversation and the rest at the one after",
         ),
         Persona(
             "hardship_long",
             _everywhere(0.6),
             pay_after_call=0.0,
             says=(Says.HARDSHIP_LONG, Says.STILL_UNABLE),
-            expected="reports a long-term hardship at the first conversation (a hardship review"
-            " starts) and cannot pay afterwards",
+            pays_plans=("forbearance",),
+            expected="reports a long-term hardship at the first conversation; the back office"
+            " reviews it two collection days later: approved (two in three) gives forbearance,"
+            " smaller instalments the borrower pays on time: cured; rejected resumes collection,"
+            " and the borrower still cannot pay: referred",
         ),
         Persona(
             "never_answers",
             _everywhere(0.0),
             pay_after_call=0.0,
             reference_relays=0.3,
-            expected="never answers: SMS nudges, references asked to relay, legal notice: referred",
+            expected="never answers: calls rotate through the time slots, SMS nudges, references"
+            " asked to relay a message, legal notice: referred",
         ),
         Persona(
             "evening_only",
             {"morning": 0.02, "midday": 0.02, "afternoon": 0.05, "evening": 0.85},
-            pay_after_call=0.7,
+            pay_after_call=1.0,
             expected="answers in the evening slot only; unanswered calls rotate to it, and the"
-            " borrower usually pays in full there: cured, mostly in early",
+            " borrower pays in full at the first conversation: cured",
         ),
         Persona(
             "partial_payer",
             _everywhere(0.5),
-            pay_after_call=0.7,
+            pay_after_call=1.0,
             pay_share=0.5,
-            expected="pays half the balance at most conversations and clears it one time in"
-            " three: cured after a few payments",
+            clears_from=3,
+            expected="pays half the balance at each of the first two conversations and the rest"
+            " at the third: cured",
         ),
         Persona(
             "reluctant",
             _everywhere(0.3),
-            pay_after_call=0.1,
-            pay_after_sms=0.02,
+            pay_after_call=0.0,
             says=(Says.REFUSAL, Says.CEASE),
             expected="answers rarely; refuses to pay at the first conversation (a refusal notice"
-            " states the consequences) and asks that contact cease at the next: referred,"
-            " unless an occasional payment clears the balance",
+            " states the consequences truthfully) and asks that contact cease at the next;"
+            " letters only from then on: referred",
         ),
     )
 }
@@ -264,7 +279,7 @@ class BorrowerSimulator:
                 return Outcome.RELAYED
             return Outcome.OBJECTED if roll > 0.95 else Outcome.NO_ANSWER
         if roll < persona.answer_by_slot.get(request.slot, 0.0):
-            return Outcome.ANSWERED
+            return Outcome.ANSWERED if persona.answered_by == "borrower" else Outcome.WRONG_PARTY
         return Outcome.BUSY if roll > 0.97 else Outcome.NO_ANSWER
 
     def payment_after(
@@ -304,10 +319,40 @@ class BorrowerSimulator:
             source=SOURCE,
         )
 
+    def plan_payments(
+        self,
+        borrower_id: str,
+        plan: Arrangement | None,
+        today: date,
+        currency: str,
+        at: datetime,
+    ) -> list[PaymentReceived]:
+        """What the borrower's standing order pays towards ``plan`` by ``today`` (borrower-local):
+        every unpaid instalment due by then, in full, if the persona pays plans of its kind.
+
+        Each payment id is fixed by the instalment (``sim:<promise id>``), so paying the same
+        instalment twice is a duplicate the workflow ignores.
+        """
+        if plan is None or plan.kind not in self.persona_for(borrower_id).pays_plans:
+            return []
+        return [
+            PaymentReceived(
+                payment_id=f"sim:{instalment.promise_id}",
+                amount_minor=instalment.amount_minor - instalment.paid_minor,
+                currency=currency,
+                paid_at=at,
+                source=SOURCE,
+            )
+            for instalment in plan.instalments
+            if instalment.paid_minor < instalment.amount_minor
+            and date.fromisoformat(instalment.due_date) <= today
+        ]
+
     def outcome_after(
         self, delivery: Delivery, outcome: str, conversation: int = 1
     ) -> ContactOutcome | None:
-        """What an answered call to the borrower's number revealed, if anything.
+        """What an answered call to the borrower's number revealed, if anything: in a conversation
+        with the borrower (``answered``), or with whoever else answered it (``wrong_party``).
 
         Its id is fixed by the attempt (``sim:<idempotency key>:outcome``) and its time is the
         attempt's. A conversation that ends in a payment reveals nothing more.
@@ -316,7 +361,7 @@ class BorrowerSimulator:
         if (
             request.channel != Channel.CALL
             or request.target != Target.BORROWER
-            or outcome != Outcome.ANSWERED
+            or outcome not in (Outcome.ANSWERED, Outcome.WRONG_PARTY)
         ):
             return None
         persona = self.persona_for(request.borrower_id)
@@ -367,7 +412,8 @@ class BorrowerSimulator:
 
 
 class ConversationMemory(Protocol):
-    """What a simulated borrower remembers: how many conversations came before an attempt."""
+    """What a simulated borrower remembers: how many conversations (answered calls, not those
+    someone else answered) came before an attempt."""
 
     async def before(self, request: ContactRequest) -> int: ...
 
@@ -434,8 +480,9 @@ class SimulatedProvider:
         request = delivery.request
         outcome = self.simulator.call_outcome(delivery)
         conversation = 0
-        if request.target == Target.BORROWER and outcome == Outcome.ANSWERED:
+        if request.target == Target.BORROWER and outcome in (Outcome.ANSWERED, Outcome.WRONG_PARTY):
             conversation = await self._memory.before(request) + 1
+        if request.target == Target.BORROWER and outcome == Outcome.ANSWERED:
             self._memory.remember(request)
         report = self.simulator.outcome_after(delivery, outcome, conversation)
         if report is not None and self._outcome_sink is not None:

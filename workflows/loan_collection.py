@@ -540,19 +540,20 @@ class LoanCollection:
             # planner refuses calls and messages from now on, and a rejected dispute ends in it.
             state.history.cease_requested = True
             machine.facts.cease_requested = True
+        if event == "death_reported":
+            # Likewise a death report: even during a dispute, nobody contacts the borrower.
+            state.history.borrower_deceased = True
+            state.death_reported_at = state.death_reported_at or now
         if not machine.accepts(event):
             return
         stage, was_paused = machine.stage, machine.collection_paused
         machine.send(event)
         history = state.history
         history.dispute_open = machine.situation == "disputed"
-        if event == "death_reported":
-            history.borrower_deceased = True
-            state.death_reported_at = now
-        elif event == "death_not_verified":
+        if event == "death_not_verified":
             history.borrower_deceased = False
         state.situation = SITUATION_AFTER.get(event, state.situation)
-        if event in ("dispute_rejected", "dispute_closed") and machine.situation == "ceased":
+        if machine.situation == "ceased":
             state.situation = Situation.CEASED
         # Collection pauses while a dispute, a death report or a plan stands; the time paused
         # does not count towards the next stage.
@@ -577,6 +578,9 @@ class LoanCollection:
             await self._stage_changed(stage)
         else:
             await self._perform(machine.take_actions())
+        if event == "dispute_rejected" and history.borrower_deceased:
+            # A death reported while the dispute stood is verified once it is over.
+            await self._situation_event("death_reported", key, now)
 
     async def _open_complaint(self, outcome: ContactOutcome, now: datetime) -> None:
         state = self._require_state()

@@ -121,7 +121,13 @@ class CollectionMachine(StateMachine):
             death_verified = deceased_reported.to(estate_contact) | deceased_review.to(
                 estate_contact
             )
-            death_not_verified = deceased_reported.to(normal) | deceased_review.to(normal)
+            # A cease request outlives every situation that ends: they return to ceased.
+            death_not_verified = (
+                deceased_reported.to(ceased, cond="cease_standing")
+                | deceased_reported.to(normal)
+                | deceased_review.to(ceased, cond="cease_standing")
+                | deceased_review.to(normal)
+            )
             verification_overdue = deceased_reported.to(deceased_review)
             short_term_hardship = normal.to(arrangement) | promised.to(arrangement)
             long_term_hardship = (
@@ -130,8 +136,15 @@ class CollectionMachine(StateMachine):
                 | arrangement.to(hardship_review)
             )
             forbearance_approved = hardship_review.to(forbearance)
-            forbearance_rejected = hardship_review.to(normal)
-            instalment_missed = arrangement.to(normal) | forbearance.to(normal)
+            forbearance_rejected = hardship_review.to(ceased, cond="cease_standing") | (
+                hardship_review.to(normal)
+            )
+            instalment_missed = (
+                arrangement.to(ceased, cond="cease_standing")
+                | arrangement.to(normal)
+                | forbearance.to(ceased, cond="cease_standing")
+                | forbearance.to(normal)
+            )
 
     cured = State(final=True)
     referred = State(final=True)
