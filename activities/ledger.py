@@ -206,7 +206,13 @@ class LedgerActivities:
 
     @activity.defn(name="record_stage_change")
     async def record_stage_change(self, change: StageChange) -> None:
-        closing = change.to_stage in ("cured", "referred", "dispute_upheld")
+        closing = change.to_stage in (
+            "cured",
+            "referred",
+            "dispute_upheld",
+            "estate_claim",
+            "written_off",
+        )
         async with self._pool.acquire() as conn, conn.transaction():
             await conn.execute(
                 "UPDATE loans SET stage = $2, closed_at = CASE WHEN $3 THEN $4 ELSE closed_at END"

@@ -403,3 +403,40 @@ async def test_long_term_hardship_review_then_forbearance_without_fees(
     await poll_status(follow(time_env, loan), lambda s: s.broken_promises == 1)
     fees = await pool.fetchval("SELECT count(*) FROM fees WHERE loan_id = $1", loan.loan_id)
     assert fees == 0
+
+
+async def test_long_term_hardship_rejected_resumes_outreach(
+    time_env: WorkflowEnvironment, pool: asyncpg.Pool, loans: Loans
+) -> None:
+    loan, handle = await loans.start_new()
+    await collecting(handle)
+    await report(time_env, handle, hardship=Hardship("long", "caring for a parent"))
+    await poll_status(handle, lambda s: s.situation == Situation.HARDSHIP)
+    await decide(time_env, handle, Review.HARDSHIP, "rejected")
+    status = await poll_status(
+        handle,
+        lambda s: s.situation == Situation.CONTACTED and s.next_action.at_utc is not None,
+    )
+    assert status.arrangement is None
+    assert len(await audit(pool, loan.loan_id, "forbearance_rejected")) == 1
+
+
+async def test_estate_settles_by_payment_or_is_written_off(
+    time_env: WorkflowEnvironment, pool: asyncpg.Pool, loans: Loans
+) -> None:
+    settled, settled_handle = await loans.start_new(persona="deceased")
+    written, written_handle = await loans.start_new(persona="deceased")
+    for handle in (settled_handle, written_handle):
+        await collecting(handle)
+        await report(time_env, handle, death_reported_by="spouse")
+    await wait_for_notices(pool, settled.loan_id, 2)
+    await wait_for_notices(pool, written.loan_id, 2)
+
+    # A voluntary payment from the estate settles the loan.
+    await pay(time_env, settled_handle, 50_000)
+    summary = await settled_handle.result()
+    assert (summary.final_stage, summary.situation) == (Stage.CURED, Situation.DECEASED)
+
+    await decide(time_env, written_handle, Review.ESTATE, "written_off")
+    assert (await written_handle.result()).final_stage == "written_off"
+    assert (await loan_row(pool, written.loan_id))["stage"] == "written_off"
