@@ -6,24 +6,30 @@ A small pure driver plays the part of ``LoanCollection``: it holds a ``Collectio
 schedules it with ``planner.plan_borrower_call`` / ``planner.plan_message`` as the workflow's
 ``_schedule`` does, and performs it at the planned moment after the planner's second look, as
 ``_reach_out`` does, with an outcome drawn by hypothesis. Between attempts it applies generated
-events (payments, conversation outcomes carrying promises, disputes, cease requests, death
-reports, refusals, and dispute resolutions) the way ``_apply_payments``, ``_apply_outcomes``,
-``_situation_event`` and ``_settle_promise`` do, and sleeps like ``run``: until the earliest of
-the next contact, the next local midnight, the promise deadline or the next event.
+signals: payments, conversation outcomes (promises, disputes, cease requests, death reports,
+refusals, short- and long-term hardship, complaints), dispute resolutions and review decisions,
+the way ``_apply_payments``, ``_apply_outcomes``, ``_situation_event``, ``_meet_deadlines`` and
+``_perform`` do (death verification with a registry answer drawn by hypothesis, letters,
+instalment plans, broken promises and instalments). It sleeps like ``run``: until the earliest
+of the next contact, the next local midnight, a deadline or the next signal, and restores the
+machine at every stage change as continue-as-new does.
 
 What the law says is then checked on what was performed, counted here from the driver's own log
-and its own record of the events (never from the planner's helpers or the history flags):
+and its own record of what was reported (never from the planner's helpers or the history flags):
 
-(a) no call or SMS while a dispute is open, after a cease request, or to the borrower while a
-    death report stands (and no letter while a dispute is open);
+(a) nothing at all while a dispute is open, no call or SMS after a cease request, and no contact
+    of any kind with the borrower while a death report stands;
 (b) every call and SMS is inside the profile window, borrower-local, and breaks no cap;
 (c) no debt is disclosed to a third party: the reference script, rendered as
     ``activities/channels.py`` renders it, names no loan, amount or debt; and each reference is
     asked at most once, never after objecting, and in ``cn`` only once the borrower is unreachable.
+
+Bugs the driver found in the workflow are pinned by ``xfail(strict=True)`` tests at the end.
 """
 
 from __future__ import annotations
 
+import contextlib
 import random
 import re
 import string
@@ -32,19 +38,27 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from statemachine.exceptions import TransitionNotAllowed
 
 from activities.strategy import read_strategy
 from workflows import clock, outreach, planner
+from workflows.commands import DeathCheckResult
+from workflows.loan_collection import REVIEW_EVENTS, STAGE_MESSAGES
 from workflows.machine import Action, CollectionMachine, LoanFacts
 from workflows.money import format_minor
 from workflows.types import (
     ActivePromise,
+    Arrangement,
     AttemptRecord,
     Channel,
     ContactHistory,
+    Instalment,
     Outcome,
+    Review,
+    Slot,
     Strategy,
     Target,
 )
@@ -52,17 +66,20 @@ from workflows.types import (
 REPO = Path(__file__).parents[2]
 STRATEGY = read_strategy(REPO / "overdue" / "strategies" / "default.toml")
 # The strategy may only be stricter than the law. A lax copy of the shipped strategy (many calls
-# a day, short gaps) leaves the law's own caps as the only limit, so that they actually bite.
+# a day in hourly slots, short gaps, references after one unanswered call) leaves the law's own
+# caps and its third-party rule as the only limits, so that they actually bite.
 LAX_STRATEGY = read_strategy(REPO / "overdue" / "strategies" / "default.toml")
 LAX_STRATEGY.name = "lax"
 LAX_STRATEGY.max_calls_per_day = 20
 LAX_STRATEGY.min_gap_minutes = 1
+LAX_STRATEGY.sms_after_unanswered = 2
+LAX_STRATEGY.contacts_after_unanswered = 1
+LAX_STRATEGY.slots = [Slot(f"h{hour:02d}", hour * 60, (hour + 1) * 60) for hour in range(24)]
 
 BORROWER_ID = "B-1"
 CONTACT_IDS = ["R1", "R2", "R3"]
 CURRENCY = {"cn": "CNY", "us": "USD"}
 OPENING_BALANCE = 50_000
-STAGE_MESSAGES = {Action.REMINDER_SMS: "early_reminder", Action.FIRM_SMS: "late_firm"}
 DAY = timedelta(days=1)
 WEEK = timedelta(days=7)
 
@@ -93,7 +110,7 @@ ZONES = (
 # Keep the runtime small: every example simulates up to a few weeks of collection.
 MAX_ITERATIONS = 400
 SETTINGS = settings(
-    max_examples=60,
+    max_examples=100,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
@@ -106,7 +123,7 @@ SETTINGS = settings(
 class ReportedOutcome:
     """A ``contact_outcome`` signal, reduced to the facts that change the collection's course."""
 
-    facts: frozenset[str]  # promise, dispute, cease, death, refusal, complaint, hardship, note
+    facts: frozenset[str]  # see FACTS
     promise_in_days: int = 0  # the promised date, counted from the borrower's today
     promise_share: float = 1.0  # of the outstanding balance
 
@@ -119,33 +136,66 @@ class Resolution:
 
 
 @dataclass(frozen=True)
+class Decision:
+    """A ``review_decided`` signal: a person's decision on a death, a hardship or an estate."""
+
+    review: str
+    outcome: str
+
+
+@dataclass(frozen=True)
 class Payment:
     """A ``payment_received`` signal, as a share of the balance at the time."""
 
     share: float
 
 
-Event = ReportedOutcome | Resolution | Payment
+Event = ReportedOutcome | Resolution | Decision | Payment
 
-FACTS = ("promise", "dispute", "cease", "death", "refusal", "complaint", "hardship", "note")
+FACTS = (
+    "promise",
+    "dispute",
+    "cease",
+    "death",
+    "refusal",
+    "complaint",
+    "hardship_short",
+    "hardship_long",
+    "note",
+)
 OUTCOMES = st.builds(
     ReportedOutcome,
-    # Mostly one fact, sometimes several in one conversation (a promise and a complaint, a
-    # dispute and a cease request, ...). Promises come up more often: they are the common case.
-    facts=st.frozensets(
-        st.sampled_from(("promise", "promise", *FACTS)), min_size=1, max_size=3
-    ),
+    # One fact, or two in one conversation (a promise and a complaint, a dispute and a cease
+    # request, a death report and a note, ...).
+    facts=st.frozensets(st.sampled_from(FACTS), min_size=1, max_size=2),
     promise_in_days=st.integers(0, 6),
     promise_share=st.sampled_from([0.2, 0.5, 1.0]),
 )
 RESOLUTIONS = st.builds(Resolution, upheld=st.booleans())
-PAYMENTS = st.builds(Payment, share=st.sampled_from([0.1, 0.5, 1.0]))
+DECISIONS = st.sampled_from(
+    [
+        Decision(review, outcome)
+        for review, outcomes in Review.OUTCOMES.items()
+        for outcome in outcomes
+    ]
+)
+# A payment that clears the balance ends the collection, and with it the example: keep it rare.
+PAYMENTS = st.builds(Payment, share=st.sampled_from([0.1, 0.1, 0.3, 1.0]))
+EVENT_KINDS = {
+    "outcome": OUTCOMES,
+    "resolution": RESOLUTIONS,
+    "decision": DECISIONS,
+    "payment": PAYMENTS,
+}
 EVENTS = st.lists(
     st.tuples(
-        st.integers(0, 4 * 24 * 60),  # minutes after the previous event
-        st.one_of(OUTCOMES, OUTCOMES, RESOLUTIONS, PAYMENTS),
+        st.integers(0, 2 * 24 * 60),  # minutes after the previous event
+        st.sampled_from(["outcome"] * 4 + ["resolution", "decision", "payment"]).flatmap(
+            EVENT_KINDS.__getitem__
+        ),
     ),
-    max_size=6,
+    min_size=1,
+    max_size=8,
 )
 
 
@@ -167,7 +217,7 @@ class Scenario:
 SCENARIOS = st.builds(
     Scenario,
     jurisdiction=st.sampled_from(["cn", "us"]),
-    strategy=st.sampled_from([STRATEGY, STRATEGY, LAX_STRATEGY]),
+    strategy=st.sampled_from([STRATEGY, LAX_STRATEGY]),
     zone_name=st.sampled_from(ZONES),
     start_day=st.dates(min_value=date(2026, 1, 1), max_value=date(2027, 12, 31)),
     start_minute=st.integers(0, 24 * 60 - 1),
@@ -176,30 +226,46 @@ SCENARIOS = st.builds(
     first_name=st.sampled_from(FIRST_NAMES),
     events=EVENTS,
     seed=st.integers(0, 2**32 - 1),
-    answering=st.sampled_from(["never", "sometimes", "sometimes", "always"]),
+    answering=st.sampled_from(["never", "sometimes", "always"]),
 )
 
 # A borrower who never answers makes references and the unanswered caps come into play; one who
 # always answers, the conversation caps and the quiet period.
 BORROWER_CALL_OUTCOMES = {
-    "never": [Outcome.NO_ANSWER, Outcome.NO_ANSWER, Outcome.BUSY],
+    "never": [Outcome.NO_ANSWER, Outcome.NO_ANSWER, Outcome.BUSY, Outcome.WRONG_PARTY],
     "sometimes": [Outcome.NO_ANSWER, Outcome.NO_ANSWER, Outcome.BUSY, Outcome.ANSWERED],
-    "always": [Outcome.ANSWERED, Outcome.ANSWERED, Outcome.NO_ANSWER],
+    "always": [Outcome.ANSWERED, Outcome.ANSWERED, Outcome.ANSWERED, Outcome.NO_ANSWER],
 }
 SMS_OUTCOMES = [Outcome.DELIVERED, Outcome.DELIVERED, Outcome.FAILED]
 REFERENCE_OUTCOMES = [Outcome.RELAYED, Outcome.OBJECTED, Outcome.NO_ANSWER, Outcome.BUSY]
+REGISTRY_ANSWERS = [
+    DeathCheckResult.VERIFIED,
+    DeathCheckResult.NOT_VERIFIED,
+    DeathCheckResult.NO_RECORD,
+]
 
 
 # --- the driver ------------------------------------------------------------------------------
+
+# A spin: the workflow wakes at the moment it is already at, again and again, with nothing done.
+SPIN_LIMIT = 50
+
+
+class _TaskFailed(Exception):
+    """The workflow code would raise here: its workflow task fails, and so on every retry."""
 
 
 @dataclass(frozen=True)
 class Standing:
     """What the driver itself knows was reported, independent of the history's flags."""
 
-    dispute_open: bool
-    ceased: bool
-    deceased: bool
+    dispute_open: bool  # a dispute was reported and no resolution came since
+    ceased: bool  # a cease request was reported
+    deceased: bool  # a death was reported and no "not verified" answer came since
+    # The open dispute is one the machine could not take (reported during death verification):
+    # a known bug, see test_a_dispute_reported_during_death_verification_holds_contact_until_
+    # resolved. Read from ``machine.accepts``, so this exemption ends by itself with the fix.
+    dispute_dropped: bool = False
 
 
 @dataclass(frozen=True)
@@ -221,7 +287,7 @@ class Driver:
     """``LoanCollection`` without Temporal: the same pure pieces, fed the same way."""
 
     scenario: Scenario
-    outcome_draw: st.DataObject
+    draws: st.DataObject  # outcomes of attempts and registry answers
     profile: planner.JurisdictionProfile = field(init=False)
     zone: ZoneInfo = field(init=False)
     strategy: Strategy = field(init=False)
@@ -236,13 +302,20 @@ class Driver:
     queued: list[str] = field(default_factory=list)
     promise: ActivePromise | None = None
     promises_made: int = 0
+    arrangement: Arrangement | None = None
+    arrangements_made: int = 0
     broken_promises: int = 0
     paused_seconds: float = 0.0
     paused_since: datetime | None = None
+    death_reported_at: datetime | None = None
+    registry: dict[str, str] = field(default_factory=dict)  # answers kept by check key
     notices: list[str] = field(default_factory=list)
     next: tuple[outreach.Intent, planner.PlannedContact] | None = None
+    spun: bool = False  # the run stopped because the workflow would spin (see SPIN_LIMIT)
+    failed: str | None = None  # the run stopped because the workflow task would fail
     # The driver's own record of what was reported (the "truth" the properties compare with).
     dispute_reported: bool = False
+    dispute_dropped: bool = False
     cease_reported: bool = False
     death_reported: bool = False
     performed: list[Performed] = field(default_factory=list)
@@ -257,58 +330,80 @@ class Driver:
             s.start_day, time(s.start_minute // 60, s.start_minute % 60), tzinfo=self.zone
         )
         self.now = local_start.astimezone(UTC)
-        self.due_date = (self.now.astimezone(self.zone).date() - timedelta(days=s.dpd_at_start)).isoformat()
+        local_today = self.now.astimezone(self.zone).date()
+        self.due_date = (local_today - timedelta(days=s.dpd_at_start)).isoformat()
         self.stage_entered_at = self.now
-        self.machine = CollectionMachine(
+        self.machine = self._build_machine(restore=False)
+        self._perform(self.machine.take_actions())
+
+    def _build_machine(self, *, restore: bool) -> CollectionMachine:
+        """As ``_build_machine``: new, or restored after continue-as-new without entry actions."""
+        return CollectionMachine(
             bands=self.strategy.stages,
             facts=LoanFacts(
                 days_past_due=self._collection_dpd(),
                 outstanding_minor=self.outstanding,
-                days_in_stage=0,
-                broken_promises=0,
-                cease_requested=False,
+                days_in_stage=(self.now - self.stage_entered_at).days,
+                broken_promises=self.broken_promises,
+                cease_requested=self.history.cease_requested,
             ),
             referral_after_days=self.strategy.referral_after_days,
             broken_promise_limit=self.strategy.broken_promise_limit,
+            stage=self.stage if restore else None,
+            situation=self.machine.situation if restore else None,
         )
-        self._perform(self.machine.take_actions())
 
     # -- the run loop (LoanCollection.run) --
 
     def run(self) -> None:
+        with contextlib.suppress(_TaskFailed):
+            self._run()
+
+    def _run(self) -> None:
         at = self.now
         timeline: list[tuple[datetime, Event]] = []
         for gap, event in self.scenario.events:
             at += timedelta(minutes=gap)
             timeline.append((at, event))
         horizon = max(at, self.now + WEEK) + 3 * DAY
+        stage_at_start = self.stage
+        idle = 0
         for _ in range(MAX_ITERATIONS):
-            payments: list[Payment] = []
-            outcomes: list[ReportedOutcome] = []
-            resolutions: list[Resolution] = []
+            inbox: list[Event] = []
             while timeline and timeline[0][0] <= self.now:
-                event = timeline.pop(0)[1]
-                if isinstance(event, Payment):
-                    payments.append(event)
-                elif isinstance(event, ReportedOutcome):
-                    outcomes.append(event)
-                else:
-                    resolutions.append(event)
-            self._apply_payments(payments)
-            self._apply_outcomes(outcomes, resolutions)
-            self._settle_promise_if_due()
+                inbox.append(timeline.pop(0)[1])
+            self._apply_payments([e for e in inbox if isinstance(e, Payment)])
+            self._apply_outcomes(
+                [e for e in inbox if isinstance(e, ReportedOutcome)],
+                [e for e in inbox if isinstance(e, Decision)],
+                [e for e in inbox if isinstance(e, Resolution)],
+            )
+            self._meet_deadlines()
             if self.machine.is_closed:
                 return
             self._observe_days()
             if self.machine.is_closed or self.now > horizon:
                 return
+            if self.machine.stage != stage_at_start:
+                # Continue-as-new: the next run restores the machine from the carried state.
+                self.machine = self._build_machine(restore=True)
+                self._perform(self.machine.take_actions())
+                stage_at_start = self.stage
             wake_at = self._plan()
             if timeline and timeline[0][0] <= wake_at:
                 self.now = max(self.now, timeline[0][0])  # a signal ends the sleep
+                idle = 0
                 continue
+            performed = len(self.performed)
+            idle = idle + 1 if wake_at <= self.now else 0
             self.now = max(self.now, wake_at)
             if self.next is not None and self.now >= self.next[1].at:
                 self._reach_out(*self.next)
+            if len(self.performed) > performed:
+                idle = 0
+            if idle > SPIN_LIMIT:
+                self.spun = True
+                return
 
     # -- time --
 
@@ -351,43 +446,84 @@ class Driver:
         for action in actions:
             if action in STAGE_MESSAGES:
                 self.queued.append(STAGE_MESSAGES[action])
-            elif action == Action.LEGAL_NOTICE and self._letter_allowed():
-                self._log(Channel.LETTER, Target.BORROWER, BORROWER_ID, "legal_notice", "sent")
-                self.notices.append("legal_notice")
-                planner.record_attempt(
-                    self.history,
-                    AttemptRecord(
-                        self.now, Channel.LETTER, Target.BORROWER, BORROWER_ID, "letter", "sent"
-                    ),
-                    self._slot_names(),
-                )
+            elif action == Action.LEGAL_NOTICE:
+                self._serve_legal_notice()
+            elif action == Action.VERIFY_DEATH:
+                self._verify_death()
+            elif action == Action.ESTATE_INQUIRY:
+                self._send_letter("estate_inquiry")
+            elif action in (Action.ARRANGEMENT, Action.FORBEARANCE):
+                self._offer_plan(action)
 
-    def _letter_allowed(self) -> bool:
-        proposal = planner.Proposal(self.now, Channel.LETTER, Target.BORROWER, BORROWER_ID)
+    # -- letters (_letter_allowed, _serve_legal_notice, _serve_refusal_notice, _send_letter) --
+
+    def _letter_allowed(self, target: str = Target.BORROWER, target_id: str = BORROWER_ID) -> bool:
+        proposal = planner.Proposal(self.now, Channel.LETTER, target, target_id)
         return planner.check(self.profile, self.history, proposal, self.zone).allowed
 
-    # -- payments (_apply_payments) --
+    def _serve_legal_notice(self) -> None:
+        if not self._letter_allowed():
+            return
+        self._log(Channel.LETTER, Target.BORROWER, BORROWER_ID, "legal_notice", Outcome.SENT)
+        self.notices.append("legal_notice")
+        planner.record_attempt(
+            self.history,
+            AttemptRecord(
+                self.now, Channel.LETTER, Target.BORROWER, BORROWER_ID, "letter", Outcome.SENT
+            ),
+            self._slot_names(),
+        )
+
+    def _serve_refusal_notice(self) -> None:
+        if "refusal_notice" in self.notices or not self._letter_allowed():
+            return
+        self._log(Channel.LETTER, Target.BORROWER, BORROWER_ID, "refusal_notice", Outcome.SENT)
+        self.notices.append("refusal_notice")
+
+    def _send_letter(self, kind: str) -> None:
+        allowed = self._letter_allowed(Target.ESTATE, "estate")
+        if kind in self.notices or not allowed:
+            return
+        self._log(Channel.LETTER, Target.ESTATE, "estate", kind, Outcome.SENT)
+        self.notices.append(kind)
+
+    # -- payments (_apply_payments, _pay_instalments) --
 
     def _apply_payments(self, payments: list[Payment]) -> None:
         for payment in payments:
             before = self.outstanding
-            amount = max(1, int(before * payment.share))
-            after = max(0, before - amount)
+            after = max(0, before - max(1, int(before * payment.share)))
             self.outstanding = after
             if self.machine.is_closed:
                 continue
-            self.machine.facts.outstanding_minor = after
-            if self.machine.observe_payment():
-                self._stage_changed()
-            elif self.promise is not None:
+            if self.promise is not None:
                 self.promise.paid_minor += before - after
                 if self.promise.paid_minor >= self.promise.amount_minor:
                     self._settle_promise(kept=True)
+            elif self.arrangement is not None:
+                self._pay_instalments(before - after)
+            self.machine.facts.outstanding_minor = after
+            if self.machine.observe_payment():
+                self._stage_changed()
+
+    def _pay_instalments(self, amount: int) -> None:
+        assert self.arrangement is not None
+        for instalment in self.arrangement.instalments:
+            if amount <= 0:
+                break
+            paid = min(instalment.amount_minor - instalment.paid_minor, amount)
+            if paid <= 0:
+                continue
+            instalment.paid_minor += paid
+            amount -= paid
 
     # -- outcomes (_apply_outcomes, _situation_event, _make_promise) --
 
     def _apply_outcomes(
-        self, outcomes: list[ReportedOutcome], resolutions: list[Resolution]
+        self,
+        outcomes: list[ReportedOutcome],
+        decisions: list[Decision],
+        resolutions: list[Resolution],
     ) -> None:
         for outcome in outcomes:
             if self.machine.is_closed:
@@ -397,83 +533,184 @@ class Driver:
                 self.cease_reported = True
                 self._situation_event("cease_requested")
             if "dispute" in facts:
+                if not self.dispute_reported:
+                    self.dispute_dropped = not (
+                        self.machine.accepts("dispute_opened")
+                        or self.machine.situation == "disputed"
+                    )
                 self.dispute_reported = True
                 self._situation_event("dispute_opened")
             if "promise" in facts and self.machine.accepts("promise_made"):
                 self._make_promise(outcome)
-            if "refusal" in facts and "refusal_notice" not in self.notices:
-                if self._letter_allowed():
-                    self._log(Channel.LETTER, Target.BORROWER, BORROWER_ID, "refusal_notice", "sent")
-                    self.notices.append("refusal_notice")
+            if "refusal" in facts:
+                self._serve_refusal_notice()
             if "death" in facts:
                 self.death_reported = True
-                self.history.borrower_deceased = True
+                self._situation_event("death_reported")
+            elif "hardship_short" in facts:
+                self._situation_event("short_term_hardship")
+            elif "hardship_long" in facts:
+                self._situation_event("long_term_hardship")
+        for decision in decisions:
+            if self.machine.is_closed:
+                return
+            event = REVIEW_EVENTS[(decision.review, decision.outcome)]
+            if event == "death_not_verified":
+                self.death_reported = False
+            self._situation_event(event)
         for resolution in resolutions:
             if self.machine.is_closed:
                 return
-            self.dispute_reported = False  # a decision ends any dispute reported before it
+            self.dispute_reported = self.dispute_dropped = False  # a decision ends any dispute
             if self.machine.situation == "disputed":
-                event = "dispute_closed" if resolution.upheld else "dispute_rejected"
-                self._situation_event(event)
+                self._situation_event("dispute_closed" if resolution.upheld else "dispute_rejected")
 
     def _situation_event(self, event: str) -> None:
+        machine, history = self.machine, self.history
         if event == "cease_requested":
-            self.history.cease_requested = True
-            self.machine.facts.cease_requested = True
-        if not self.machine.accepts(event):
+            history.cease_requested = True
+            machine.facts.cease_requested = True
+        if event == "death_reported":
+            history.borrower_deceased = True
+            self.death_reported_at = self.death_reported_at or self.now
+        if not machine.accepts(event):
             return
-        stage = self.machine.stage
-        self.machine.send(event)
-        if event == "dispute_opened":
-            self.history.dispute_open = True
+        stage, was_paused = machine.stage, machine.collection_paused
+        try:
+            machine.send(event)
+        except TransitionNotAllowed:
+            # In the workflow this fails the workflow task, which is retried without end: the
+            # collection does nothing more. So does the driver.
+            self.failed = f"{event} in {machine.situation}: TransitionNotAllowed"
+            raise _TaskFailed(self.failed) from None
+        history.dispute_open = machine.situation == "disputed"
+        if event == "death_not_verified":
+            history.borrower_deceased = False
+        if machine.collection_paused and not was_paused:
             self.paused_since = self.now
-        elif event in ("dispute_rejected", "dispute_closed"):
-            self.history.dispute_open = False
-            if self.paused_since is not None:
-                self.paused_seconds += (self.now - self.paused_since).total_seconds()
-                self.paused_since = None
-        if event in ("dispute_opened", "cease_requested"):
+        elif was_paused and not machine.collection_paused and self.paused_since is not None:
+            self.paused_seconds += (self.now - self.paused_since).total_seconds()
+            self.paused_since = None
+        if machine.situation != "promised":
             self.promise = None
-        if self.machine.stage != stage:
+        if machine.situation not in ("arrangement", "forbearance"):
+            self.arrangement = None
+        if machine.outreach_held:
+            self.next = None
+        if machine.stage != stage:
             self._stage_changed()
+        else:
+            self._perform(machine.take_actions())
+        if event == "dispute_rejected" and history.borrower_deceased:
+            self._situation_event("death_reported")
 
     def _make_promise(self, outcome: ReportedOutcome) -> None:
         today = self.now.astimezone(self.zone).date()
         self.promises_made += 1
+        amount = max(1, int(self.outstanding * outcome.promise_share))
         self.promise = ActivePromise(
             promise_id=f"{self.scenario.loan_id}:promise:{self.promises_made}",
-            amount_minor=max(1, min(int(self.outstanding * outcome.promise_share), self.outstanding)),
+            amount_minor=min(amount, self.outstanding),
             due_date=(today + timedelta(days=outcome.promise_in_days)).isoformat(),
             made_at=self.now,
         )
         self.machine.send("promise_made")
 
-    # -- promises (_promise_deadline, _settle_promise) --
+    # -- deaths and plans (_verify_death, _offer_plan, _miss_instalment) --
 
-    def _promise_deadline(self) -> datetime | None:
-        if self.promise is None:
+    def _verify_death(self) -> None:
+        self._send_letter("death_documents_request")
+        # The registry is asked once per check key; a retry (or a later check under the same
+        # key) gets the answer recorded the first time, as ``verify_death`` does.
+        key = f"{self.scenario.loan_id}:death_check:{self.death_reported_at}"
+        if key not in self.registry:
+            self.registry[key] = self.draws.draw(
+                st.sampled_from(REGISTRY_ANSWERS), label="registry"
+            )
+        answer = self.registry[key]
+        if answer == DeathCheckResult.VERIFIED:
+            self._situation_event("death_verified")
+        elif answer == DeathCheckResult.NOT_VERIFIED:
+            self.death_reported = False
+            self._situation_event("death_not_verified")
+
+    def _offer_plan(self, kind: str) -> None:
+        count = (
+            self.strategy.forbearance_instalments
+            if kind == Action.FORBEARANCE
+            else self.strategy.arrangement_instalments
+        )
+        self.arrangements_made += 1
+        today = self.now.astimezone(self.zone).date()
+        share, remainder = divmod(self.outstanding, count)
+        plan = Arrangement(kind=kind)
+        for number in range(1, count + 1):
+            plan.instalments.append(
+                Instalment(
+                    promise_id=f"{self.scenario.loan_id}:plan:{self.arrangements_made}:{number}",
+                    due_date=(
+                        today + timedelta(days=self.strategy.arrangement_interval_days * number)
+                    ).isoformat(),
+                    amount_minor=share + (remainder if number == count else 0),
+                )
+            )
+        self.arrangement = plan
+
+    def _next_instalment(self) -> Instalment | None:
+        if self.arrangement is None:
             return None
-        days = (date.fromisoformat(self.promise.due_date) - date.fromisoformat(self.due_date)).days
+        return next(
+            (i for i in self.arrangement.instalments if i.paid_minor < i.amount_minor), None
+        )
+
+    # -- deadlines (_broken_after, _deadlines, _meet_deadlines, _settle_promise) --
+
+    def _broken_after(self, due_date: str) -> datetime:
+        days = (date.fromisoformat(due_date) - date.fromisoformat(self.due_date)).days
         return clock.day_starts(
             self.due_date, days + 1 + self.strategy.promise_grace_days, self.zone
         )
 
-    def _settle_promise_if_due(self) -> None:
-        deadline = self._promise_deadline()
-        if deadline is not None and self.now >= deadline:
+    def _verification_deadline(self) -> datetime | None:
+        if self.machine.situation != "deceased_reported" or not self.death_reported_at:
+            return None
+        return self.death_reported_at + timedelta(days=self.strategy.death_verification_days)
+
+    def _deadlines(self) -> list[datetime]:
+        moments = [self._verification_deadline()]
+        if self.promise is not None:
+            moments.append(self._broken_after(self.promise.due_date))
+        instalment = self._next_instalment()
+        if instalment is not None:
+            moments.append(self._broken_after(instalment.due_date))
+        return [m for m in moments if m is not None]
+
+    def _meet_deadlines(self) -> None:
+        if self.promise is not None and self.now >= self._broken_after(self.promise.due_date):
             self._settle_promise(kept=False)
+        instalment = self._next_instalment()
+        if instalment is not None and self.now >= self._broken_after(instalment.due_date):
+            self._report_broken()
+            self._situation_event("instalment_missed")
+            self.arrangement = None
+        verification = self._verification_deadline()
+        if verification is not None and self.now >= verification:
+            self._situation_event("verification_overdue")
 
     def _settle_promise(self, *, kept: bool) -> None:
         self.promise = None
         if kept:
             self.machine.send("promise_kept")
             return
-        self.broken_promises += 1
-        self.machine.facts.broken_promises = self.broken_promises
+        self._report_broken()
         stage = self.machine.stage
         self.machine.send("promise_broken")
         if self.machine.stage != stage:
             self._stage_changed()
+
+    def _report_broken(self) -> None:
+        self.broken_promises += 1
+        self.machine.facts.broken_promises = self.broken_promises
 
     # -- outreach (_plan, _schedule, _reach_out) --
 
@@ -500,8 +737,7 @@ class Driver:
         wake_at = self._next_day_boundary()
         if self.next is not None:
             wake_at = min(wake_at, self.next[1].at)
-        deadline = self._promise_deadline()
-        if deadline is not None:
+        for deadline in self._deadlines():
             wake_at = min(wake_at, max(deadline, self.now))
         return wake_at
 
@@ -532,7 +768,7 @@ class Driver:
             choices = REFERENCE_OUTCOMES
         else:
             choices = BORROWER_CALL_OUTCOMES[self.scenario.answering]
-        result = self.outcome_draw.draw(st.sampled_from(choices), label="outcome")
+        result = self.draws.draw(st.sampled_from(choices), label="outcome")
         self._log(intent.channel, intent.target, intent.target_id, intent.template, result)
         planner.record_attempt(
             self.history,
@@ -552,7 +788,9 @@ class Driver:
         text = string.Template(message).safe_substitute(
             first_name=self.scenario.first_name, loan_id=self.scenario.loan_id
         )
-        standing = Standing(self.dispute_reported, self.cease_reported, self.death_reported)
+        standing = Standing(
+            self.dispute_reported, self.cease_reported, self.death_reported, self.dispute_dropped
+        )
         self.performed.append(
             Performed(self.now, channel, target, target_id, template, result, standing, text)
         )
@@ -597,17 +835,15 @@ def test_no_contact_during_a_dispute_a_cease_or_after_a_death_report(
 ) -> None:
     driver = _collect(scenario, data)
     for p in driver.performed:
-        assert not p.standing.dispute_open, "contact while a dispute is open: " + _describe(
-            driver, p
-        )
+        where = _describe(driver, p)
+        # A dispute stops all collection outreach, letters included, to anyone.
+        if not p.standing.dispute_dropped:  # a known bug, tested below
+            assert not p.standing.dispute_open, "contact while a dispute is open: " + where
         if _reaches_out(p):
-            assert not p.standing.ceased, "call or SMS after a cease request: " + _describe(
-                driver, p
-            )
-            if p.target == Target.BORROWER:
-                assert not p.standing.deceased, (
-                    "call or SMS to the borrower after a death report: " + _describe(driver, p)
-                )
+            assert not p.standing.ceased, "call or SMS after a cease request: " + where
+        if p.target == Target.BORROWER:
+            # Not even a letter: the family and the estate get letters of their own.
+            assert not p.standing.deceased, "borrower contacted after a death report: " + where
 
 
 @given(scenario=SCENARIOS, data=st.data())
@@ -687,48 +923,145 @@ def test_no_debt_is_disclosed_to_a_third_party(scenario: Scenario, data: st.Data
         assert found is None, f"{found.group(0)!r} told to a third party: {p.text!r}"
         assert p.target_id not in asked, "a reference asked twice: " + where
         assert p.target_id not in objected, "a reference asked after objecting: " + where
-        if scenario.jurisdiction == "cn":
-            assert streak >= CN_UNREACHABLE_AFTER, (
-                f"cn: a reference asked while the borrower is reachable (streak {streak}): "
-                + where
+        if scenario.jurisdiction == "cn":  # only when unreachable (or deceased)
+            assert streak >= CN_UNREACHABLE_AFTER or p.standing.deceased, (
+                f"cn: a reference asked while the borrower is reachable (streak {streak}): " + where
             )
         asked.add(p.target_id)
         if p.outcome == Outcome.OBJECTED:
             objected.add(p.target_id)
 
 
-def test_the_driver_reaches_every_situation() -> None:
-    """The driver is not vacuous: a fixed mix makes contacts, then holds them as it should."""
+class _Scripted:
+    """Draws for a fixed run: nobody answers, and the registry has no record."""
+
+    def draw(self, strategy: object, label: object = None) -> str:
+        return DeathCheckResult.NO_RECORD if label == "registry" else Outcome.NO_ANSWER
+
+
+def _fixed(events: list[tuple[int, Event]], dpd_at_start: int = 1, draws: object = None) -> Driver:
     scenario = Scenario(
         jurisdiction="cn",
         strategy=STRATEGY,
         zone_name="Asia/Shanghai",
         start_day=date(2026, 11, 2),
         start_minute=7 * 60,
-        dpd_at_start=1,
+        dpd_at_start=dpd_at_start,
         loan_id="L-1001",
         first_name="Wei",
-        events=[
-            (3 * 24 * 60, ReportedOutcome(frozenset({"promise"}), promise_in_days=1)),
-            (6 * 24 * 60, ReportedOutcome(frozenset({"dispute"}))),
-            (2 * 24 * 60, Resolution(upheld=False)),
-            (2 * 24 * 60, ReportedOutcome(frozenset({"death"}))),
-            (2 * 24 * 60, ReportedOutcome(frozenset({"cease"}))),
-        ],
+        events=events,
         seed=7,
     )
-
-    class NoAnswer:
-        def draw(self, strategy: object, label: object = None) -> str:
-            return Outcome.NO_ANSWER
-
-    driver = Driver(scenario, NoAnswer())  # type: ignore[arg-type]
+    driver = Driver(scenario, draws or _Scripted())  # type: ignore[arg-type]
     driver.run()
+    return driver
+
+
+def test_the_driver_reaches_every_situation() -> None:
+    """The driver is not vacuous: a fixed mix makes contacts, then holds them as it should."""
+    day = 24 * 60
+    driver = _fixed(
+        [
+            (3 * day, ReportedOutcome(frozenset({"promise"}), promise_in_days=1)),
+            (6 * day, ReportedOutcome(frozenset({"dispute"}))),
+            (2 * day, Resolution(upheld=False)),
+            (2 * day, ReportedOutcome(frozenset({"death"}))),
+            (2 * day, Decision(Review.DEATH_VERIFICATION, "not_verified")),
+            (1 * day, ReportedOutcome(frozenset({"cease"}))),
+        ]
+    )
     kinds = {(p.channel, p.target) for p in driver.performed}
     assert (Channel.SMS, Target.BORROWER) in kinds
     assert (Channel.CALL, Target.BORROWER) in kinds
     assert (Channel.CALL, Target.CONTACT) in kinds  # references once the borrower is unreachable
+    assert (Channel.LETTER, Target.ESTATE) in kinds  # the death documents request
     assert driver.broken_promises == 1
     assert driver.machine.situation == "ceased"
-    assert driver.history.cease_requested and driver.history.borrower_deceased
+    assert driver.history.cease_requested and not driver.history.borrower_deceased
     assert not driver.history.dispute_open
+    assert not driver.spun
+
+
+# --- bugs found in the workflow, reported rather than fixed here ---------------------------
+# Each test states what the workflow should do and fails today. The driver mirrors
+# ``workflows/loan_collection.py``: a fix made there must be mirrored in the driver too, and the
+# marker removed. A fix in the pure modules (machine, planner) reaches the driver by itself, and
+# ``strict`` then fails the test so that the marker is removed.
+
+DAY_MINUTES = 24 * 60
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="source bug: in legal, _next_day_boundary returns `now` once the referral moment has"
+    " passed while in_legal_long_enough() is False (collection paused), so run() never awaits;"
+    " on Temporal the workflow task hits the deadlock detector",
+)
+def test_a_paused_loan_in_legal_waits_past_its_referral_moment_without_spinning() -> None:
+    for facts in ({"hardship_long"}, {"dispute"}, {"hardship_short"}):
+        driver = _fixed(
+            [(DAY_MINUTES, ReportedOutcome(frozenset(facts)))], dpd_at_start=STRATEGY.stages.legal
+        )
+        assert not driver.spun, f"{facts}: spins at {driver.now} in {driver.machine.situation}"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="source bug: an estate decision while the loan is not in estate_contact passes"
+    " machine.accepts() (guards aside), then machine.send() raises TransitionNotAllowed in"
+    " _situation_event: the workflow task fails on every retry",
+)
+def test_a_decision_the_loan_is_not_waiting_for_is_ignored() -> None:
+    for outcome in Review.OUTCOMES[Review.ESTATE]:
+        driver = _fixed([(DAY_MINUTES, Decision(Review.ESTATE, outcome))])
+        assert driver.failed is None, driver.failed
+        assert driver.machine.situation == "normal"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="source bug: dispute_opened has no transition from deceased_reported,"
+    " deceased_review or estate_contact, so the dispute is dropped; once the death is not"
+    " verified, calls and messages resume although the dispute was never resolved",
+)
+def test_a_dispute_reported_during_death_verification_holds_contact_until_resolved() -> None:
+    driver = _fixed(
+        [
+            (DAY_MINUTES, ReportedOutcome(frozenset({"death"}))),
+            (DAY_MINUTES, ReportedOutcome(frozenset({"dispute"}))),
+            (DAY_MINUTES, Decision(Review.DEATH_VERIFICATION, "not_verified")),
+        ]
+    )
+    during = [p for p in driver.performed if p.standing.dispute_open]
+    assert not during, f"{len(during)} contacts with the dispute open, first: {during[0]}"
+
+
+class _RegistrySaysNotVerifiedThenNoRecord(_Scripted):
+    def __init__(self) -> None:
+        self.answers = [DeathCheckResult.NOT_VERIFIED, DeathCheckResult.NO_RECORD]
+
+    def draw(self, strategy: object, label: object = None) -> str:
+        if label == "registry":
+            return self.answers.pop(0)
+        return Outcome.NO_ANSWER
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="source bug: death_reported_at is set once (`or now`) and never cleared, so a second"
+    " death report reuses the first check key and gets the registry's first, recorded answer"
+    " (not_verified) without a new check: outreach to the borrower resumes at once",
+)
+def test_a_second_death_report_is_verified_anew() -> None:
+    first, second = DAY_MINUTES, 3 * DAY_MINUTES
+    driver = _fixed(
+        [
+            (first, ReportedOutcome(frozenset({"death"}))),
+            (second, ReportedOutcome(frozenset({"death"}))),
+        ],
+        draws=_RegistrySaysNotVerifiedThenNoRecord(),
+    )
+    start = datetime.combine(date(2026, 11, 2), time(7, 0), tzinfo=ZoneInfo("Asia/Shanghai"))
+    reported_again = start.astimezone(UTC) + timedelta(minutes=first + second)
+    after = [p for p in driver.performed if p.target == Target.BORROWER and p.at >= reported_again]
+    assert not after, f"the borrower was contacted after the second death report: {after[0]}"
