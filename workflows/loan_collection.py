@@ -544,10 +544,12 @@ class LoanCollection:
             # Likewise a death report: even during a dispute, nobody contacts the borrower.
             state.history.borrower_deceased = True
             state.death_reported_at = state.death_reported_at or now
-        if not machine.accepts(event):
-            return
         stage, was_paused = machine.stage, machine.collection_paused
-        machine.send(event)
+        # A decision or an outcome the loan is not waiting for changes nothing.
+        if not machine.take(event):
+            return
+        if event == "death_reported":
+            state.death_reported_at = now  # each report is verified anew
         history = state.history
         history.dispute_open = machine.situation == "disputed"
         if event == "death_not_verified":
@@ -1155,7 +1157,9 @@ class LoanCollection:
         boundary = clock.day_starts(self._loan.due_date, self._dpd(now) + 1, self._zone)
         if state.stage == Stage.LEGAL and state.stage_entered_at is not None:
             referral = state.stage_entered_at + timedelta(days=state.strategy.referral_after_days)
-            boundary = min(boundary, max(referral, now))
+            # Once passed, the referral waits on a pause: the day boundary wakes the loan next.
+            if referral > now:
+                boundary = min(boundary, referral)
         return boundary
 
     def _slot_names(self) -> list[str]:

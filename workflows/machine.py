@@ -102,6 +102,9 @@ class CollectionMachine(StateMachine):
             promise_broken = promised.to(normal)
             dispute_opened = (
                 normal.to(disputed)
+                | deceased_reported.to(disputed)
+                | deceased_review.to(disputed)
+                | estate_contact.to(disputed)
                 | promised.to(disputed)
                 | ceased.to(disputed)
                 | arrangement.to(disputed)
@@ -255,6 +258,10 @@ class CollectionMachine(StateMachine):
         does not apply still raises.
         """
         return self._guarded("day_passed") or self._guarded("referral_due")
+
+    def take(self, event: str) -> bool:
+        """Send ``event`` if it applies now, guards included. Returns whether it was taken."""
+        return self.accepts(event) and self._guarded(event)
 
     def observe_payment(self) -> bool:
         """A payment was applied. Returns whether it cleared the balance (the loan is cured)."""

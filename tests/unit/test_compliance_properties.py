@@ -24,12 +24,11 @@ and its own record of what was reported (never from the planner's helpers or the
     ``activities/channels.py`` renders it, names no loan, amount or debt; and each reference is
     asked at most once, never after objecting, and in ``cn`` only once the borrower is unreachable.
 
-Bugs the driver found in the workflow are pinned by ``xfail(strict=True)`` tests at the end.
+Bugs the driver found in the workflow are kept as regression tests at the end.
 """
 
 from __future__ import annotations
 
-import contextlib
 import random
 import re
 import string
@@ -38,10 +37,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from statemachine.exceptions import TransitionNotAllowed
 
 from activities.strategy import read_strategy
 from workflows import clock, outreach, planner
@@ -251,10 +248,6 @@ REGISTRY_ANSWERS = [
 SPIN_LIMIT = 50
 
 
-class _TaskFailed(Exception):
-    """The workflow code would raise here: its workflow task fails, and so on every retry."""
-
-
 @dataclass(frozen=True)
 class Standing:
     """What the driver itself knows was reported, independent of the history's flags."""
@@ -262,9 +255,9 @@ class Standing:
     dispute_open: bool  # a dispute was reported and no resolution came since
     ceased: bool  # a cease request was reported
     deceased: bool  # a death was reported and no "not verified" answer came since
-    # The open dispute is one the machine could not take (reported during death verification):
-    # a known bug, see test_a_dispute_reported_during_death_verification_holds_contact_until_
-    # resolved. Read from ``machine.accepts``, so this exemption ends by itself with the fix.
+    # The open dispute is one the machine could not take. None is dropped today (see
+    # test_a_dispute_reported_during_death_verification_holds_contact_until_resolved); read from
+    # ``machine.accepts``, so the exemption stays honest if a situation ever refuses disputes.
     dispute_dropped: bool = False
 
 
@@ -312,7 +305,6 @@ class Driver:
     notices: list[str] = field(default_factory=list)
     next: tuple[outreach.Intent, planner.PlannedContact] | None = None
     spun: bool = False  # the run stopped because the workflow would spin (see SPIN_LIMIT)
-    failed: str | None = None  # the run stopped because the workflow task would fail
     # The driver's own record of what was reported (the "truth" the properties compare with).
     dispute_reported: bool = False
     dispute_dropped: bool = False
@@ -356,10 +348,6 @@ class Driver:
     # -- the run loop (LoanCollection.run) --
 
     def run(self) -> None:
-        with contextlib.suppress(_TaskFailed):
-            self._run()
-
-    def _run(self) -> None:
         at = self.now
         timeline: list[tuple[datetime, Event]] = []
         for gap, event in self.scenario.events:
@@ -423,7 +411,8 @@ class Driver:
         boundary = clock.day_starts(self.due_date, self._dpd(self.now) + 1, self.zone)
         if self.stage == "legal":
             referral = self.stage_entered_at + timedelta(days=self.strategy.referral_after_days)
-            boundary = min(boundary, max(referral, self.now))
+            if referral > self.now:
+                boundary = min(boundary, referral)
         return boundary
 
     # -- the machine's stage (_observe_days, _stage_changed, _perform) --
@@ -573,16 +562,11 @@ class Driver:
         if event == "death_reported":
             history.borrower_deceased = True
             self.death_reported_at = self.death_reported_at or self.now
-        if not machine.accepts(event):
-            return
         stage, was_paused = machine.stage, machine.collection_paused
-        try:
-            machine.send(event)
-        except TransitionNotAllowed:
-            # In the workflow this fails the workflow task, which is retried without end: the
-            # collection does nothing more. So does the driver.
-            self.failed = f"{event} in {machine.situation}: TransitionNotAllowed"
-            raise _TaskFailed(self.failed) from None
+        if not machine.take(event):
+            return
+        if event == "death_reported":
+            self.death_reported_at = self.now
         history.dispute_open = machine.situation == "disputed"
         if event == "death_not_verified":
             history.borrower_deceased = False
@@ -982,21 +966,13 @@ def test_the_driver_reaches_every_situation() -> None:
     assert not driver.spun
 
 
-# --- bugs found in the workflow, reported rather than fixed here ---------------------------
-# Each test states what the workflow should do and fails today. The driver mirrors
-# ``workflows/loan_collection.py``: a fix made there must be mirrored in the driver too, and the
-# marker removed. A fix in the pure modules (machine, planner) reaches the driver by itself, and
-# ``strict`` then fails the test so that the marker is removed.
+# --- regressions: bugs the driver found in the workflow, now fixed --------------------------
+# The driver mirrors ``workflows/loan_collection.py``: a change made there must be mirrored in
+# the driver too. A change in the pure modules (machine, planner) reaches the driver by itself.
 
 DAY_MINUTES = 24 * 60
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="source bug: in legal, _next_day_boundary returns `now` once the referral moment has"
-    " passed while in_legal_long_enough() is False (collection paused), so run() never awaits;"
-    " on Temporal the workflow task hits the deadlock detector",
-)
 def test_a_paused_loan_in_legal_waits_past_its_referral_moment_without_spinning() -> None:
     for facts in ({"hardship_long"}, {"dispute"}, {"hardship_short"}):
         driver = _fixed(
@@ -1005,25 +981,12 @@ def test_a_paused_loan_in_legal_waits_past_its_referral_moment_without_spinning(
         assert not driver.spun, f"{facts}: spins at {driver.now} in {driver.machine.situation}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="source bug: an estate decision while the loan is not in estate_contact passes"
-    " machine.accepts() (guards aside), then machine.send() raises TransitionNotAllowed in"
-    " _situation_event: the workflow task fails on every retry",
-)
 def test_a_decision_the_loan_is_not_waiting_for_is_ignored() -> None:
     for outcome in Review.OUTCOMES[Review.ESTATE]:
         driver = _fixed([(DAY_MINUTES, Decision(Review.ESTATE, outcome))])
-        assert driver.failed is None, driver.failed
         assert driver.machine.situation == "normal"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="source bug: dispute_opened has no transition from deceased_reported,"
-    " deceased_review or estate_contact, so the dispute is dropped; once the death is not"
-    " verified, calls and messages resume although the dispute was never resolved",
-)
 def test_a_dispute_reported_during_death_verification_holds_contact_until_resolved() -> None:
     driver = _fixed(
         [
@@ -1046,12 +1009,6 @@ class _RegistrySaysNotVerifiedThenNoRecord(_Scripted):
         return Outcome.NO_ANSWER
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="source bug: death_reported_at is set once (`or now`) and never cleared, so a second"
-    " death report reuses the first check key and gets the registry's first, recorded answer"
-    " (not_verified) without a new check: outreach to the borrower resumes at once",
-)
 def test_a_second_death_report_is_verified_anew() -> None:
     first, second = DAY_MINUTES, 3 * DAY_MINUTES
     driver = _fixed(

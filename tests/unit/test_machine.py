@@ -146,9 +146,14 @@ ACCEPTED = {
     },
     DISPUTED: {"dispute_rejected"},
     CEASED: {"dispute_opened", "death_reported"},
-    DECEASED_REPORTED: {"death_verified", "death_not_verified", "verification_overdue"},
-    DECEASED_REVIEW: {"death_verified", "death_not_verified"},
-    ESTATE_CONTACT: set(),
+    DECEASED_REPORTED: {
+        "death_verified",
+        "death_not_verified",
+        "verification_overdue",
+        "dispute_opened",
+    },
+    DECEASED_REVIEW: {"death_verified", "death_not_verified", "dispute_opened"},
+    ESTATE_CONTACT: {"dispute_opened"},
     ARRANGEMENT: {
         "dispute_opened",
         "cease_requested",
@@ -656,7 +661,17 @@ def test_promise_broken_without_a_promise_is_refused_at_the_limit(situation: str
 
 # --- disputes -----------------------------------------------------------------------------------
 
-DISPUTABLE = (NORMAL, PROMISED, CEASED, ARRANGEMENT, HARDSHIP_REVIEW, FORBEARANCE)
+DISPUTABLE = (
+    NORMAL,
+    PROMISED,
+    CEASED,
+    ARRANGEMENT,
+    HARDSHIP_REVIEW,
+    FORBEARANCE,
+    DECEASED_REPORTED,
+    DECEASED_REVIEW,
+    ESTATE_CONTACT,
+)
 
 
 @pytest.mark.parametrize("stage", Stage.OPEN)
@@ -673,7 +688,7 @@ def test_dispute_opened_from_every_disputable_situation(stage: str, situation: s
 @pytest.mark.parametrize(
     "situation", [s for s in SITUATIONS if s not in DISPUTABLE], ids=lambda s: s
 )
-def test_dispute_opened_is_refused_while_disputed_or_after_a_death_report(situation: str) -> None:
+def test_dispute_opened_is_refused_while_disputed(situation: str) -> None:
     assert_refused(restored(Stage.MIDDLE, situation), "dispute_opened")
 
 
@@ -899,9 +914,10 @@ def test_the_estate_decisions_need_the_estate_contacted(event: str, situation: s
 
 
 def test_the_estate_is_not_collected_like_a_borrower() -> None:
-    # Once the estate is contacted only a payment or an estate decision moves the situation.
+    # Once the estate is contacted only a payment, an estate decision or a dispute of the debt
+    # moves the situation.
     m = restored(Stage.LATE, ESTATE_CONTACT, broken=LIMIT)
-    for event in SITUATION_EVENTS:
+    for event in (e for e in SITUATION_EVENTS if e != "dispute_opened"):
         assert_refused(m, event)
     assert m.situation == ESTATE_CONTACT
 
