@@ -180,7 +180,11 @@ def _borrower_calls(attempts: Iterable[AttemptRecord]) -> list[AttemptRecord]:
 
 
 def borrower_unreachable(profile: JurisdictionProfile, history: ContactHistory) -> bool:
-    return history.unanswered_streak >= profile.unreachable_after_unanswered
+    """Unanswered long enough, or reported dead: the cases in which ``cn`` allows references."""
+    return (
+        history.borrower_deceased
+        or history.unanswered_streak >= profile.unreachable_after_unanswered
+    )
 
 
 def check(

@@ -418,13 +418,17 @@ def test_a_deceased_borrower_is_not_called_but_references_may_be(
         assert decision == planner.Decision(False, planner.Rule.BORROWER_DECEASED, None)
         assert planner.next_allowed(s.profile, history, proposal, s.zone) is None
         assert _message_plan(s, history, proposal) is None
-    # References: exactly as if the borrower were alive (the reference call property above
-    # shows when that is a lawful plan).
+    # References: as if the borrower were alive and unreachable (cn allows references once the
+    # borrower is reported dead; the reference call property above shows a lawful plan).
+    alive_unreachable = replace(
+        s.history,
+        unanswered_streak=max(s.history.unanswered_streak, s.profile.unreachable_after_unanswered),
+    )
     reference = planner.Proposal(s.now, Channel.CALL, Target.CONTACT, contact_id)
-    assert _message_plan(s, history, reference) == _message_plan(s, s.history, reference)
+    assert _message_plan(s, history, reference) == _message_plan(s, alive_unreachable, reference)
     later = _proposal(s, Channel.CALL, contact_id, offset)
     assert planner.check(s.profile, history, later, s.zone) == planner.check(
-        s.profile, s.history, later, s.zone
+        s.profile, alive_unreachable, later, s.zone
     )
 
 

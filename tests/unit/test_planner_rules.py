@@ -613,18 +613,16 @@ def test_borrower_deceased_allows_references(
 def test_borrower_deceased_references_keep_their_own_rules(
     profile: planner.JurisdictionProfile, zone: str
 ) -> None:
-    # Outside the window, already asked, objected, or (cn) borrower still reachable.
+    # Outside the window, already asked or objected. (In cn a death report is itself what
+    # allows references: see test_cn_references_may_be_asked_once_the_borrower_is_reported_dead.)
     history = _unreachable(borrower_deceased=True)
     late = reference_call(local_dt(zone, 2026, 3, 4, 23, 30))
     assert decide(profile, late, zone, history).rule == Rule.WINDOW
     asked = _unreachable(borrower_deceased=True, contacted_third_parties=[CONTACT])
     proposal = reference_call(local_dt(zone, 2026, 3, 4, 10, 0))
     assert decide(profile, proposal, zone, asked).rule == Rule.THIRD_PARTY_ONCE
-    if profile.third_party_needs_unreachable:
-        reachable = ContactHistory(borrower_deceased=True)
-        assert decide(profile, proposal, zone, reachable).rule == (
-            Rule.THIRD_PARTY_BORROWER_REACHABLE
-        )
+    reported_only = ContactHistory(borrower_deceased=True)
+    assert decide(profile, proposal, zone, reported_only).allowed
 
 
 @pytest.mark.parametrize(("profile", "zone"), PROFILE_ZONES, ids=PROFILE_IDS)
@@ -706,9 +704,19 @@ def test_borrower_deceased_references_are_decided_as_if_alive(
         _unreachable(contacted_third_parties=[CONTACT]),
         _unreachable(objected_third_parties=[CONTACT]),
     ):
+        if not planner.borrower_unreachable(profile, history):
+            continue  # cn: a death report is what makes references allowed (tested below)
         dead = replace(history, borrower_deceased=True)
         for hour in (3, 10, 23):
             proposal = Proposal(
                 local_dt(zone, 2026, 3, 4, hour, 0), channel, Target.CONTACT, CONTACT
             )
             assert decide(profile, proposal, zone, dead) == decide(profile, proposal, zone, history)
+
+
+def test_cn_references_may_be_asked_once_the_borrower_is_reported_dead() -> None:
+    profile = planner.PROFILES["cn"]
+    reachable = ContactHistory(unanswered_streak=0)
+    assert not planner.check_third_party(profile, reachable, "R1").allowed
+    reported = ContactHistory(unanswered_streak=0, borrower_deceased=True)
+    assert planner.check_third_party(profile, reported, "R1").allowed
