@@ -305,6 +305,7 @@ class Driver:
     notices: list[str] = field(default_factory=list)
     next: tuple[outreach.Intent, planner.PlannedContact] | None = None
     spun: bool = False  # the run stopped because the workflow would spin (see SPIN_LIMIT)
+    declined: tuple[object, ...] = ()  # what the machine last saw when no day event applied
     # The driver's own record of what was reported (the "truth" the properties compare with).
     dispute_reported: bool = False
     dispute_dropped: bool = False
@@ -421,7 +422,16 @@ class Driver:
         while not self.machine.is_closed:
             self.machine.facts.days_past_due = self._collection_dpd()
             self.machine.facts.days_in_stage = (self.now - self.stage_entered_at).days
-            if not self.machine.observe_day():
+            # The day's guards read only these; when none changed since the machine last
+            # declined, it declines again (skipping the call keeps the runtime down).
+            seen = (
+                self.machine,
+                frozenset(map(str, self.machine.configuration_values)),
+                self.machine.facts.days_past_due,
+                self.machine.facts.days_in_stage,
+            )
+            if seen == self.declined or not self.machine.observe_day():
+                self.declined = seen
                 return
             self._stage_changed()
 
