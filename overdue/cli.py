@@ -418,6 +418,24 @@ def outcome(
         out.print(f"outcome {result['outcome_id']} sent to collection-{loan_id}")
 
 
+def _signal_at_collection_time(
+    data_dir: Path | None,
+    loan_id: str,
+    build: Callable[[datetime], T],
+    send: Callable[[Client, str, T], Awaitable[object]],
+) -> T:
+    """Build a message stamped with the loan's collection time, check it, and signal it."""
+
+    async def go() -> T:
+        async with services(_config(data_dir)) as s:
+            loan = await ops.loan_view(s.client, loan_id)
+            message = build(loan.collection_time)
+            await send(s.client, loan_id, message)
+        return message
+
+    return _run(go())
+
+
 @app.command("dispute-resolved")
 def dispute_resolved(
     loan_id: Annotated[str, typer.Argument(help="Loan id.")],
@@ -436,26 +454,21 @@ def dispute_resolved(
 ) -> None:
     """Report the outcome of a dispute of the debt: signals `dispute_resolved`."""
 
-    async def go() -> dict[str, Any]:
-        async with services(_config(data_dir)) as s:
-            loan = await ops.loan_view(s.client, loan_id)
-            resolution = resolution_from_fields(
-                resolution_id=resolution_id,
-                upheld=upheld,
-                rejected=rejected,
-                at=loan.collection_time,
-                note=note,
-            )
-            await ops.resolve_dispute(s.client, loan_id, resolution)
-        return {
-            "loan_id": loan_id,
-            "resolution_id": resolution.resolution_id,
-            "upheld": resolution.upheld,
-            "at": resolution.at.astimezone(UTC).isoformat(),
-            "signalled": True,
-        }
-
-    result = _run(go())
+    resolution = _signal_at_collection_time(
+        data_dir,
+        loan_id,
+        lambda at: resolution_from_fields(
+            resolution_id=resolution_id, upheld=upheld, rejected=rejected, at=at, note=note
+        ),
+        ops.resolve_dispute,
+    )
+    result = {
+        "loan_id": loan_id,
+        "resolution_id": resolution.resolution_id,
+        "upheld": resolution.upheld,
+        "at": resolution.at.astimezone(UTC).isoformat(),
+        "signalled": True,
+    }
     if as_json:
         _emit_json(result)
     else:
@@ -479,27 +492,21 @@ def decide(
 ) -> None:
     """Report a person's decision on a review: signals `review_decided`."""
 
-    async def go() -> dict[str, Any]:
-        async with services(_config(data_dir)) as s:
-            loan = await ops.loan_view(s.client, loan_id)
-            decision = decision_from_fields(
-                decision_id=decision_id,
-                review=review,
-                outcome=outcome,
-                by=by,
-                at=loan.collection_time,
-                note=note,
-            )
-            await ops.send_decision(s.client, loan_id, decision)
-        return {
-            "loan_id": loan_id,
-            "decision_id": decision.decision_id,
-            "review": decision.review,
-            "outcome": decision.outcome,
-            "signalled": True,
-        }
-
-    result = _run(go())
+    decision = _signal_at_collection_time(
+        data_dir,
+        loan_id,
+        lambda at: decision_from_fields(
+            decision_id=decision_id, review=review, outcome=outcome, by=by, at=at, note=note
+        ),
+        ops.send_decision,
+    )
+    result = {
+        "loan_id": loan_id,
+        "decision_id": decision.decision_id,
+        "review": decision.review,
+        "outcome": decision.outcome,
+        "signalled": True,
+    }
     if as_json:
         _emit_json(result)
     else:
