@@ -820,7 +820,7 @@ class LoanCollection:
     async def _verify_death(self) -> None:
         """Ask the family for documents, and an institution for confirmation."""
         state = self._require_state()
-        await self._send_letter("death_documents_request")
+        await self._serve_letter("death_documents_request", Target.ESTATE)
         result = await self._activity(
             VerificationActivities.verify_death,
             DeathCheck(
@@ -838,15 +838,22 @@ class LoanCollection:
             await self._situation_event("death_not_verified", "registry", self._now())
         # No record yet: the verification deadline hands the loan to a person.
 
-    async def _send_letter(self, kind: str) -> None:
-        """A letter to the family or the estate, once per kind; the planner gates it too."""
+    async def _serve_letter(
+        self, kind: str, target: str, facts: dict[str, str] | None = None
+    ) -> bool:
+        """Serve a notice of ``kind`` once, if the planner allows a letter to ``target`` now.
+
+        Returns whether it was served.
+        """
         state = self._require_state()
-        notice_key = f"{self._loan.loan_id}:{kind}"
-        proposal = planner.Proposal(self._now(), Channel.LETTER, Target.ESTATE, "estate")
-        allowed = planner.check(self._profile, state.history, proposal, self._zone).allowed
-        if notice_key in state.notices or not allowed:
-            return
         now = self._now()
+        notice_key = f"{self._loan.loan_id}:{kind}"
+        target_id = "estate" if target == Target.ESTATE else self._loan.borrower.borrower_id
+        proposal = planner.Proposal(now, Channel.LETTER, target, target_id)
+        if notice_key in state.notices:
+            return False
+        if not planner.check(self._profile, state.history, proposal, self._zone).allowed:
+            return False
         record = await self._activity(
             NoticeActivities.serve_notice,
             NoticeRequest(
@@ -857,37 +864,25 @@ class LoanCollection:
                 outstanding_minor=state.outstanding_minor,
                 currency=self._loan.currency,
                 issued_at=now,
+                facts=facts or {},
             ),
-            f"send {kind.replace('_', ' ')} letter",
+            f"serve {kind.replace('_', ' ')} letter",
         )
         state.notices.append(record.notice_key)
+        return True
 
     async def _serve_refusal_notice(self) -> None:
         """Wilful refusal: a notice that states, truthfully, the steps that will follow."""
-        state = self._require_state()
-        notice_key = f"{self._loan.loan_id}:refusal_notice"
-        if notice_key in state.notices or not self._letter_allowed():
-            return
-        now = self._now()
-        legal_in_days = max(0, state.strategy.stages.legal - self._collection_dpd())
-        record = await self._activity(
-            NoticeActivities.serve_notice,
-            NoticeRequest(
-                notice_key=notice_key,
-                loan_id=self._loan.loan_id,
-                kind="refusal_notice",
-                days_past_due=self._dpd(now),
-                outstanding_minor=state.outstanding_minor,
-                currency=self._loan.currency,
-                issued_at=now,
-                facts={
-                    "legal_in_days": str(legal_in_days),
-                    "referral_after_days": str(state.strategy.referral_after_days),
-                },
-            ),
-            "serve refusal notice letter",
+        strategy = self._require_state().strategy
+        legal_in_days = max(0, strategy.stages.legal - self._collection_dpd())
+        await self._serve_letter(
+            "refusal_notice",
+            Target.BORROWER,
+            {
+                "legal_in_days": str(legal_in_days),
+                "referral_after_days": str(strategy.referral_after_days),
+            },
         )
-        state.notices.append(record.notice_key)
 
     async def _record_payment(self, entry: PaymentEntry) -> str | None:
         """Write the payment to the ledger; returns why it was refused, if it was.
@@ -940,44 +935,20 @@ class LoanCollection:
             elif action == Action.VERIFY_DEATH:
                 await self._verify_death()
             elif action == Action.ESTATE_INQUIRY:
-                await self._send_letter("estate_inquiry")
+                await self._serve_letter("estate_inquiry", Target.ESTATE)
             elif action in (Action.ARRANGEMENT, Action.FORBEARANCE):
                 await self._offer_plan(action)
 
-    def _letter_allowed(self) -> bool:
-        """Letters go through the planner too: a dispute holds every notice."""
-        state = self._require_state()
-        proposal = planner.Proposal(
-            self._now(), Channel.LETTER, Target.BORROWER, self._loan.borrower.borrower_id
-        )
-        return planner.check(self._profile, state.history, proposal, self._zone).allowed
-
     async def _serve_legal_notice(self) -> None:
         state = self._require_state()
-        if not self._letter_allowed():
+        facts = {"referral_after_days": str(state.strategy.referral_after_days)}
+        if not await self._serve_letter("legal_notice", Target.BORROWER, facts):
             return
-        now = self._now()
-        notice_key = f"{self._loan.loan_id}:legal_notice"
-        record = await self._activity(
-            NoticeActivities.serve_notice,
-            NoticeRequest(
-                notice_key=notice_key,
-                loan_id=self._loan.loan_id,
-                kind="legal_notice",
-                days_past_due=self._dpd(now),
-                outstanding_minor=state.outstanding_minor,
-                currency=self._loan.currency,
-                issued_at=now,
-                facts={"referral_after_days": str(state.strategy.referral_after_days)},
-            ),
-            "serve legal notice letter",
-        )
-        state.notices.append(record.notice_key)
         state.attempt_count += 1
         planner.record_attempt(
             state.history,
             AttemptRecord(
-                now,
+                self._now(),
                 Channel.LETTER,
                 Target.BORROWER,
                 self._loan.borrower.borrower_id,
