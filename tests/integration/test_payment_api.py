@@ -6,34 +6,18 @@ Updates cannot run on the time-skipping server (sdk-java#1903), so these run on 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import pytest
-import pytest_asyncio
 from temporalio.client import Client, WorkflowHistoryEventFilterType
 from temporalio.worker import Worker
 
 from overdue.client import PaymentInvalid, UnknownLoan, record_payment, start_collection
-from overdue.config import Config
-from overdue.stack import EmbeddedStack
-from overdue.worker import build_worker
 from workflows.loan_collection import LoanCollection
 from workflows.types import Borrower, Loan, PaymentReceived, workflow_id_for
 
 pytestmark = pytest.mark.integration
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def client(stack: EmbeddedStack) -> Client:
-    return await Client.connect(stack.temporal_address)
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def worker(client: Client, pool: asyncpg.Pool, config: Config) -> AsyncIterator[Worker]:
-    async with build_worker(client, pool, config) as running:
-        yield running
 
 
 async def _start_loan(client: Client) -> Loan:

@@ -1,0 +1,56 @@
+"""Fixtures of the integration tests: the production worker on the dev server, and the CLI."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+import pytest_asyncio
+from temporalio.client import Client
+from temporalio.service import RPCError
+from temporalio.worker import Worker
+
+from overdue.config import Config
+from overdue.stack import EmbeddedStack
+from overdue.worker import build_worker
+from tests.integration.support import Cli, Loans
+from workflows.types import workflow_id_for
+
+
+@pytest.fixture(scope="module")
+def loans() -> Loans:
+    return Loans()
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def client(stack: EmbeddedStack) -> Client:
+    return await Client.connect(stack.temporal_address)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def worker(
+    client: Client, pool: asyncpg.Pool, config: Config, loans: Loans
+) -> AsyncIterator[Worker]:
+    """The production worker, in this process, for as long as the module's CLI calls run."""
+    async with build_worker(client, pool, config) as running:
+        yield running
+        for loan_id in loans.ids:
+            with contextlib.suppress(RPCError):  # never started, or already closed
+                await client.get_workflow_handle(workflow_id_for(loan_id)).terminate(
+                    reason="integration tests finished"
+                )
+
+
+@pytest.fixture(scope="module")
+def cli(worker: Worker, stack: EmbeddedStack, overdue_home: Path) -> Cli:
+    env = {k: v for k, v in os.environ.items() if k not in ("OVERDUE_DEBUG", "TEMPORAL_NAMESPACE")}
+    env.update(
+        TEMPORAL_ADDRESS=stack.temporal_address,
+        DATABASE_URL=stack.database_url,
+        OVERDUE_HOME=str(overdue_home),
+    )
+    return Cli(env)
