@@ -122,15 +122,9 @@ async def send_payment(
     """Validate a payment against the running collection and signal ``payment_received``."""
     if not payment_id.strip():
         raise PaymentInvalid("payment_id: is required")
-    handle = client.get_workflow_handle(workflow_id_for(loan_id))
-    status = await _describe(handle)
-    if status is None:
-        raise UnknownLoan(loan_id)
-    if status != WorkflowExecutionStatus.RUNNING:
-        raise PaymentInvalid(
-            f"loan_id: the collection of {loan_id} has ended ({status.name.lower()}); "
-            "record the payment in the ledger instead"
-        )
+    handle = await _running_collection(
+        client, loan_id, PaymentInvalid, "record the payment in the ledger instead"
+    )
     loan_currency = (await handle.query(LoanCollection.status)).currency
     if currency is not None:
         try:
@@ -154,21 +148,25 @@ async def send_payment(
     return payment
 
 
-async def _running_collection(client: Client, loan_id: str) -> WorkflowHandle[Any, Any]:
-    """The handle of the loan's running collection; outcomes go to no other.
+async def _running_collection(
+    client: Client,
+    loan_id: str,
+    refusal: type[ValueError] = OutcomeInvalid,
+    instead: str = "outcomes are taken only while it runs",
+) -> WorkflowHandle[Any, Any]:
+    """The handle of the loan's running collection; signals go to no other.
 
     Raises:
         UnknownLoan: no collection for the loan.
-        OutcomeInvalid: the collection has ended.
+        ``refusal``: the collection has ended (the message says what to do ``instead``).
     """
     handle = client.get_workflow_handle(workflow_id_for(loan_id))
     status = await _describe(handle)
     if status is None:
         raise UnknownLoan(loan_id)
     if status != WorkflowExecutionStatus.RUNNING:
-        raise OutcomeInvalid(
-            f"loan_id: the collection of {loan_id} has ended ({status.name.lower()}); "
-            "outcomes are taken only while it runs"
+        raise refusal(
+            f"loan_id: the collection of {loan_id} has ended ({status.name.lower()}); {instead}"
         )
     return handle
 

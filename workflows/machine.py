@@ -346,11 +346,3 @@ class CollectionMachine(StateMachine):
 
     def offer_forbearance(self) -> None:
         self.actions.append(Action.FORBEARANCE)
-
-    def next_boundary_dpd(self) -> int | None:
-        """The collection DPD at which the current stage ends by itself, if it does."""
-        return {
-            "early": self.bands.middle,
-            "middle": self.bands.late,
-            "late": self.bands.legal,
-        }.get(self.stage)

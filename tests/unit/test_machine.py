@@ -1296,29 +1296,3 @@ def test_observing_a_closed_machine_changes_nothing(how: str) -> None:
     assert m.observe_payment() is False
     assert m.stage == how
     assert m.take_actions() == []
-
-
-# --- next boundary ----------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("stage", "boundary"),
-    [
-        (Stage.EARLY, BANDS.middle),
-        (Stage.MIDDLE, BANDS.late),
-        (Stage.LATE, BANDS.legal),
-        (Stage.LEGAL, None),
-        (Stage.CURED, None),
-        (Stage.REFERRED, None),
-        (DISPUTE_UPHELD, None),
-        (ESTATE_CLAIM, None),
-        (WRITTEN_OFF, None),
-    ],
-)
-def test_next_boundary_dpd(stage: str, boundary: int | None) -> None:
-    assert restored(stage).next_boundary_dpd() == boundary
-
-
-@pytest.mark.parametrize("situation", SITUATIONS)
-def test_next_boundary_does_not_depend_on_the_situation(situation: str) -> None:
-    assert restored(Stage.MIDDLE, situation).next_boundary_dpd() == BANDS.late
