@@ -1,0 +1,40 @@
+"""Serving an ASGI app (the HTTP API, the codec server) inside an asyncio program.
+
+``overdue up`` runs several servers in one event loop beside the worker, so each is a uvicorn
+``Server`` driven by the loop rather than ``uvicorn.run``, which would own the process and its
+signal handlers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import uvicorn
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """A uvicorn server that leaves the signals to the program it runs in."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        # The caller owns the signals: Ctrl-C stops the whole stack, in order.
+        yield
+
+
+async def serve_asgi(app: Any, host: str, port: int, stop: asyncio.Event) -> None:
+    """Serve ``app`` on ``host:port`` until ``stop`` is set, then shut down gracefully."""
+    server = _EmbeddedServer(
+        uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
+    )
+    serving = asyncio.create_task(server.serve())
+    stopping = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        server.should_exit = True
+        stopping.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await serving
