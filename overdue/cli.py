@@ -17,7 +17,7 @@ import traceback
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -28,13 +28,17 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from temporalio.client import Client
+from temporalio.runtime import Runtime
 
 from activities.situations import outcome_facts
 from overdue import client as ops
+from overdue import codec_server as codecs
 from overdue import db
+from overdue.codec import EncryptionKeyError
 from overdue.config import Config
 from overdue.demo import portfolio, run_portfolio, summarise
 from overdue.loans import LoanInvalid, loan_from_fields, read_loan_book
+from overdue.metrics import MetricsUnavailable, worker_runtime
 from overdue.outcomes import (
     DEFAULT_SOURCE,
     HARDSHIP_TERMS,
@@ -45,8 +49,8 @@ from overdue.outcomes import (
     resolution_from_fields,
 )
 from overdue.stack import EmbeddedStack, StackError, register_search_attributes
-from overdue.worker import build_worker, connect, run_worker
-from workflows.types import ComplaintCategory
+from overdue.worker import ConnectionSettingsError, build_worker, connect, run_worker
+from workflows.types import ComplaintCategory, HoldRequest
 
 app = typer.Typer(
     help="Collections orchestrator for overdue loans, on Temporal and PostgreSQL.",
@@ -117,13 +121,37 @@ async def services(config: Config, *, need_db: bool = False) -> AsyncIterator[Se
 
 
 @app.command()
-def up(data_dir: DataDirOption = None) -> None:
+def up(
+    data_dir: DataDirOption = None,
+    encrypt: Annotated[
+        bool,
+        typer.Option(
+            "--encrypt",
+            help="Encrypt payloads (key file in the data dir unless keys are configured) and"
+            " serve a codec server for the Web UI.",
+        ),
+    ] = False,
+) -> None:
     """Start the embedded stack (Temporal + UI, PostgreSQL) and a worker, until Ctrl-C."""
-    _run(_up(_config(data_dir)))
+    _run(_up(_config(data_dir), encrypt=encrypt))
 
 
-async def _up(config: Config) -> None:
-    stack = EmbeddedStack(config)
+def _worker_metrics() -> tuple[Runtime | None, str | None]:
+    """The worker's metrics runtime and URL; a taken address is the user's to fix."""
+    try:
+        return worker_runtime()
+    except MetricsUnavailable as problem:
+        raise UserError(str(problem)) from None
+
+
+async def _up(config: Config, *, encrypt: bool = False) -> None:
+    # Before anything starts: a metrics address that cannot be bound stops `up` at once.
+    runtime, metrics = _worker_metrics()
+    codec = codecs.prepare_stack_codec(config) if encrypt else None
+    if codec is not None:
+        config = codec.config
+    stack = EmbeddedStack(config, codec_endpoint=codec.endpoint if codec else None)
+    serving: list[asyncio.Task[None]] = []
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
@@ -135,20 +163,65 @@ async def _up(config: Config) -> None:
         if stack.ui_url:
             out.print(f"Temporal Web UI  {stack.ui_url}")
         out.print(f"PostgreSQL       {stack.database_url}")
+        if codec is not None:
+            serving.append(asyncio.create_task(codec.serve(stack.ui_url, stop)))
+            keys = config.encryption_key_file or "OVERDUE_ENCRYPTION_KEYS"
+            made = f", new key {codec.created_key}" if codec.created_key else ""
+            out.print(f"Codec server     {codec.endpoint} (payloads encrypted; keys {keys}{made})")
+        out.print(f"Metrics          {metrics or 'off (OVERDUE_METRICS_ADDRESS=off)'}")
         out.print("Worker           task queue 'collections' — press Ctrl-C to stop")
         await run_worker(
-            Config(
-                home=config.home,
-                namespace=config.namespace,
+            replace(
+                config,
                 temporal_address=stack.temporal_address,
                 database_url=stack.database_url,
-                simulation_seed=config.simulation_seed,
             ),
             stop,
+            runtime=runtime,
         )
     finally:
         out.print("stopping…")
+        stop.set()
+        await asyncio.gather(*serving)
         await stack.stop()
+
+
+@app.command("codec-server")
+def codec_server(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = codecs.DEFAULT_HOST,
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = codecs.DEFAULT_PORT,
+    origin: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Web UI origin allowed by CORS; repeatable"
+            " (default: $OVERDUE_CODEC_ORIGINS or the local UI on :8233)."
+        ),
+    ] = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Serve /encode and /decode with the configured keys, for the Web UI and `temporal`.
+
+    Requests need `Authorization: Bearer $OVERDUE_CODEC_TOKEN` when that is set.
+    """
+    config = _config(data_dir).with_running_stack()
+    codec = codecs.codec_for(config)
+    origins = [o.rstrip("/") for o in origin] if origin else codecs.origins_from_env()
+    token = os.environ.get(codecs.TOKEN_ENV) or None
+
+    async def serve() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            loop.add_signal_handler(sig, stop.set)
+        err.print(
+            f"codec server: http://{host}:{port} for {', '.join(origins)}"
+            f" ({'bearer token required' if token else 'no token: keep it on a private address'})"
+        )
+        await codecs.run_codec_server(
+            codec, host=host, port=port, origins=origins, stop=stop, token=token
+        )
+
+    _run(serve())
 
 
 @app.command()
@@ -161,6 +234,7 @@ def run_worker_command(data_dir: Path | None = None) -> None:
     config = _config(data_dir).with_running_stack()
     if not config.database_url:
         raise UserError("DATABASE_URL is not set and no embedded stack is running (`overdue up`)")
+    runtime, metrics = _worker_metrics()
 
     async def serve() -> None:
         stop = asyncio.Event()
@@ -168,9 +242,37 @@ def run_worker_command(data_dir: Path | None = None) -> None:
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.add_signal_handler(sig, stop.set)
         err.print(f"worker: Temporal {config.temporal_address}, task queue 'collections'")
-        await run_worker(config, stop)
+        err.print(f"worker: metrics {metrics or 'off (OVERDUE_METRICS_ADDRESS=off)'}")
+        await run_worker(config, stop, runtime=runtime)
 
     _run(serve())
+
+
+@app.command()
+def migrate(data_dir: DataDirOption = None, as_json: JsonOption = False) -> None:
+    """Apply the ledger's pending migrations to DATABASE_URL; safe to run on every deploy."""
+    # The embedded stack migrates as it starts; an external database is migrated here, once per
+    # deploy, before any worker or API replica uses it (the advisory lock also serialises runs).
+    config = _config(data_dir).with_running_stack()
+    if not config.database_url:
+        raise UserError("DATABASE_URL: not set, and no embedded stack is running")
+
+    async def go() -> list[str]:
+        assert config.database_url is not None
+        try:
+            pool = await db.create_pool(config.database_url, min_size=1, max_size=1)
+        except (OSError, asyncpg.PostgresError) as problem:
+            raise UserError(f"DATABASE_URL: cannot reach the ledger database ({problem})") from None
+        try:
+            return await db.migrate(pool)
+        finally:
+            await pool.close()
+
+    applied = _run(go())
+    if as_json:
+        _emit_json({"applied": applied})
+    else:
+        out.print(f"applied {', '.join(applied)}" if applied else "the ledger is up to date")
 
 
 # --- collections ----------------------------------------------------------------------------
@@ -513,6 +615,50 @@ def decide(
         out.print(f"{result['review']}: {result['outcome']} sent to collection-{loan_id}")
 
 
+def _hold_command(
+    loan_id: str, request: HoldRequest, data_dir: Path | None, as_json: bool, *, pause: bool
+) -> None:
+    change = ops.pause_collection if pause else ops.resume_collection
+
+    async def go() -> dict[str, Any]:
+        async with services(_config(data_dir)) as s:
+            return ops.status_view(await change(s.client, loan_id, request))
+
+    view = _run(go())
+    if as_json:
+        _emit_json(view)
+    else:
+        _print_position(view)
+
+
+@app.command()
+def pause(
+    loan_id: Annotated[str, typer.Argument(help="Loan id.")],
+    reason: Annotated[str, typer.Option(help="Why (kept in the audit log).")],
+    by: Annotated[str, typer.Option(help="Who pauses, e.g. ops:ann.")] = "ops:cli",
+    request_id: Annotated[str, typer.Option(help="An id that makes a retry harmless.")] = "",
+    data_dir: DataDirOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Pause one loan: no outreach and no escalation until resumed; prints the new state."""
+    request = HoldRequest(reason=reason, operator=by, request_id=request_id)
+    _hold_command(loan_id, request, data_dir, as_json, pause=True)
+
+
+@app.command()
+def resume(
+    loan_id: Annotated[str, typer.Argument(help="Loan id.")],
+    reason: Annotated[str, typer.Option(help="Why (kept in the audit log).")] = "",
+    by: Annotated[str, typer.Option(help="Who resumes, e.g. ops:ann.")] = "ops:cli",
+    request_id: Annotated[str, typer.Option(help="An id that makes a retry harmless.")] = "",
+    data_dir: DataDirOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Resume a paused loan where it was; prints the new state."""
+    request = HoldRequest(reason=reason, operator=by, request_id=request_id)
+    _hold_command(loan_id, request, data_dir, as_json, pause=False)
+
+
 @app.command()
 def status(
     loan_id: Annotated[str, typer.Argument(help="Loan id.")],
@@ -533,6 +679,12 @@ def status(
 
 
 def _print_status(view: dict[str, Any]) -> None:
+    _print_position(view)
+    _print_record(view)
+
+
+def _print_position(view: dict[str, Any]) -> None:
+    """Where the loan stands: stage, balance, situation, a hold, and what comes next."""
     nxt = view.get("next_action") or {}
     out.print(
         f"[bold]{view['loan_id']}[/]  stage [bold]{view.get('stage')}[/]  DPD {view.get('days_past_due', '-')}"
@@ -540,12 +692,19 @@ def _print_status(view: dict[str, Any]) -> None:
     out.print(
         f"outstanding {view.get('outstanding')} {view.get('currency')}  situation {view.get('situation', '-')}"
     )
+    hold = view.get("hold")
+    if hold:
+        out.print(f"paused by {hold['operator']} since {hold['since']}: {hold['reason']}")
     if nxt.get("at_utc"):
         out.print(
             f"next: {nxt['kind']} {nxt.get('detail', '')} at {nxt['at_local']} (UTC {nxt['at_utc']})"
         )
     else:
         out.print(f"next: {nxt.get('kind', 'none')}")
+
+
+def _print_record(view: dict[str, Any]) -> None:
+    """The ledger's record: attempts, payments, promises, notices, cases, outcomes."""
     table = Table(
         "#",
         "UTC",
@@ -611,9 +770,8 @@ async def _demo(
     if not running.database_url or not await _reachable(running):
         stack = EmbeddedStack(config)
         await stack.start()
-        running = Config(
-            home=config.home,
-            namespace=config.namespace,
+        running = replace(
+            config,
             temporal_address=stack.temporal_address,
             database_url=stack.database_url,
             simulation_seed=seed,
@@ -759,9 +917,12 @@ def _guarded(fn: Callable[[], Any]) -> int:
         UserError,
         LoanInvalid,
         ops.PaymentInvalid,
+        ops.HoldRefused,
         OutcomeInvalid,
         ops.UnknownLoan,
         StackError,
+        EncryptionKeyError,
+        ConnectionSettingsError,
     ) as problem:
         message = problem.args[0] if isinstance(problem, ops.UnknownLoan) else str(problem)
         err.print(f"[red]error:[/] {message}", highlight=False)

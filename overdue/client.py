@@ -7,6 +7,7 @@ ledger for the full record.
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
@@ -39,6 +40,7 @@ from workflows.types import (
     CollectionStatus,
     ContactOutcome,
     DisputeResolution,
+    HoldRequest,
     Loan,
     PaymentReceived,
     PaymentResult,
@@ -55,6 +57,10 @@ class UnknownLoan(LookupError):
 
 class PaymentInvalid(ValueError):
     """A payment that cannot be sent; the message names the field."""
+
+
+class HoldRefused(ValueError):
+    """A pause or resume the collection cannot take; the message names the field."""
 
 
 def static_summary(loan: Loan) -> str:
@@ -242,6 +248,48 @@ async def send_decision(client: Client, loan_id: str, decision: ReviewDecision) 
     return decision
 
 
+async def pause_collection(client: Client, loan_id: str, request: HoldRequest) -> CollectionStatus:
+    """For operations: pause one loan's collection and answer with its state once paused.
+
+    No call, message or letter goes out and the stage does not escalate until it is resumed;
+    payments, outcomes and decisions are still taken. Pausing a paused loan changes nothing.
+
+    Raises:
+        UnknownLoan: no collection for the loan.
+        HoldRefused: the collection has ended, or ``reason`` is empty.
+    """
+    return await _change_hold(client, loan_id, LoanCollection.pause_collection, request)
+
+
+async def resume_collection(client: Client, loan_id: str, request: HoldRequest) -> CollectionStatus:
+    """For operations: resume a paused collection where it was, and answer with its state.
+
+    Raises:
+        UnknownLoan: no collection for the loan.
+        HoldRefused: the collection has ended.
+    """
+    return await _change_hold(client, loan_id, LoanCollection.resume_collection, request)
+
+
+async def _change_hold(
+    client: Client,
+    loan_id: str,
+    update: Callable[[LoanCollection, HoldRequest], Awaitable[CollectionStatus]],
+    request: HoldRequest,
+) -> CollectionStatus:
+    handle = await _running_collection(client, loan_id, HoldRefused, "there is nothing to hold")
+    try:
+        return await handle.execute_update(update, request, result_type=CollectionStatus)
+    except WorkflowUpdateFailedError as failure:
+        cause = failure.cause
+        message = cause.message if isinstance(cause, ApplicationError) else str(cause)
+        raise HoldRefused(message) from None
+    except RPCError as error:
+        if error.status != RPCStatusCode.NOT_FOUND:
+            raise
+        raise HoldRefused(f"loan_id: the collection of {loan_id} has ended") from None
+
+
 async def record_payment(
     client: Client, pool: asyncpg.Pool | None, loan_id: str, payment: PaymentReceived
 ) -> PaymentResult:
@@ -355,6 +403,7 @@ def status_view(status: CollectionStatus) -> dict[str, Any]:
     # The ledger has every attempt and notice, with more detail.
     data.pop("recent_attempts", None)
     data.pop("notices", None)
+    data["outstanding"] = format_minor(status.outstanding_minor, status.currency)
     return data
 
 

@@ -54,8 +54,11 @@ from workflows.types import (
     ContactHistory,
     ContactOutcome,
     DisputeResolution,
+    HoldChange,
+    HoldRequest,
     Instalment,
     NextAction,
+    OperatorHold,
     Outcome,
     PaymentReceived,
     PaymentResult,
@@ -141,6 +144,9 @@ class LoanCollection:
         self._decisions: list[ReviewDecision] = (
             list(input.state.pending_decisions) if input.state else []
         )
+        self._hold_changes: list[HoldChange] = (
+            list(input.state.pending_hold_changes) if input.state else []
+        )
 
     @workflow.run
     async def run(self, input: CollectionInput) -> CollectionSummary:
@@ -155,6 +161,7 @@ class LoanCollection:
         self._state.pending_outcomes = []
         self._state.pending_resolutions = []
         self._state.pending_decisions = []
+        self._state.pending_hold_changes = []
         stage_at_start = machine.stage
         await self._perform(machine.take_actions())
         self._publish()
@@ -162,6 +169,7 @@ class LoanCollection:
         while True:
             await self._apply_payments()
             await self._apply_outcomes()
+            await self._apply_hold_changes()
             await self._meet_deadlines()
             if machine.is_closed:
                 break
@@ -183,7 +191,9 @@ class LoanCollection:
                 continue
 
         # Payments that arrive while the loan closes are still recorded (as overpayments), and
-        # every update waiting on one gets its answer before the workflow completes.
+        # every update waiting on one gets its answer before the workflow completes. A pause or
+        # resume has nothing left to act on.
+        self._hold_changes.clear()
         while self._inbox or not workflow.all_handlers_finished():
             await self._apply_payments()
             await workflow.wait_condition(
@@ -228,18 +238,68 @@ class LoanCollection:
         if self._first_sight(decision.decision_id):
             self._decisions.append(decision)
 
+    @workflow.signal
+    def pause(self, request: HoldRequest) -> None:
+        """An operator pauses the collection: no outreach and no escalation until resumed.
+
+        Payments, outcomes and decisions are still taken. Pausing a paused loan changes nothing.
+        """
+        self._queue_hold_change(HoldChange(pause=True, request=request))
+
+    @workflow.signal
+    def resume(self, request: HoldRequest) -> None:
+        """An operator resumes a paused collection where it was. Resuming a running one changes
+        nothing."""
+        self._queue_hold_change(HoldChange(pause=False, request=request))
+
+    @workflow.update
+    async def pause_collection(self, request: HoldRequest) -> CollectionStatus:
+        """Pause, as the ``pause`` signal does, and answer with the state once paused."""
+        return await self._change_hold(HoldChange(pause=True, request=request))
+
+    @pause_collection.validator
+    def _validate_pause(self, request: HoldRequest) -> None:
+        # Refused before anything is written to history: a pause must say why.
+        if not request.reason.strip():
+            raise ValueError("reason: is required to pause a collection")
+
+    @workflow.update
+    async def resume_collection(self, request: HoldRequest) -> CollectionStatus:
+        """Resume, as the ``resume`` signal does, and answer with the state once resumed."""
+        return await self._change_hold(HoldChange(pause=False, request=request))
+
+    def _queue_hold_change(self, change: HoldChange) -> bool:
+        if change.request.request_id and not self._first_sight(change.request.request_id):
+            return False
+        self._hold_changes.append(change)
+        return True
+
+    async def _change_hold(self, change: HoldChange) -> CollectionStatus:
+        await workflow.wait_condition(lambda: self._state is not None)
+        if self._queue_hold_change(change):
+            # Done once the main loop has taken it, or when the loan closed first.
+            await workflow.wait_condition(lambda: all(c is not change for c in self._hold_changes))
+        return self.status()
+
     def _first_sight(self, signal_id: str) -> bool:
         seen = set(self._state.seen_signal_ids if self._state else [])
         seen |= {o.outcome_id for o in self._outcomes}
         seen |= {r.resolution_id for r in self._resolutions}
         seen |= {d.decision_id for d in self._decisions}
+        seen |= {c.request.request_id for c in self._hold_changes}
         if signal_id in seen:
             workflow.logger.info("signal %s already received; ignored", signal_id)
             return False
         return True
 
     def _has_mail(self) -> bool:
-        return bool(self._inbox or self._outcomes or self._resolutions or self._decisions)
+        return bool(
+            self._inbox
+            or self._outcomes
+            or self._resolutions
+            or self._decisions
+            or self._hold_changes
+        )
 
     @workflow.update
     async def apply_payment(self, payment: PaymentReceived) -> PaymentResult:
@@ -304,6 +364,7 @@ class LoanCollection:
             complaint_cases=list(state.complaint_cases),
             days_paused=self._paused().days,
             arrangement=state.arrangement,
+            hold=state.hold,
         )
 
     def _opening_status(self) -> CollectionStatus:
@@ -367,6 +428,7 @@ class LoanCollection:
                 days_in_stage=self._days_in_stage(),
                 broken_promises=state.broken_promises,
                 cease_requested=state.history.cease_requested,
+                on_hold=state.hold is not None,
             ),
             referral_after_days=state.strategy.referral_after_days,
             broken_promise_limit=state.strategy.broken_promise_limit,
@@ -382,8 +444,11 @@ class LoanCollection:
             # the inbox and let every handler finish before handing over to the next run.
             while self._inbox or not workflow.all_handlers_finished():
                 await self._apply_payments()
+                await self._apply_hold_changes()
                 await workflow.wait_condition(
-                    lambda: bool(self._inbox) or workflow.all_handlers_finished()
+                    lambda: (
+                        bool(self._inbox or self._hold_changes) or workflow.all_handlers_finished()
+                    )
                 )
             if self._require_machine().is_closed:
                 return  # a waiting payment cured the loan: it ends in this run
@@ -391,6 +456,7 @@ class LoanCollection:
         state.pending_outcomes = list(self._outcomes)
         state.pending_resolutions = list(self._resolutions)
         state.pending_decisions = list(self._decisions)
+        state.pending_hold_changes = list(self._hold_changes)
         state.situation_state = self._require_machine().situation
         workflow.continue_as_new(
             CollectionInput(loan=input.loan, day_seconds=input.day_seconds, state=state)
@@ -557,13 +623,7 @@ class LoanCollection:
         state.situation = SITUATION_AFTER.get(event, state.situation)
         if machine.situation == "ceased":
             state.situation = Situation.CEASED
-        # Collection pauses while a dispute, a death report or a plan stands; the time paused
-        # does not count towards the next stage.
-        if machine.collection_paused and not was_paused:
-            state.paused_since = now
-        elif was_paused and not machine.collection_paused and state.paused_since is not None:
-            state.paused_seconds += (now - state.paused_since).total_seconds()
-            state.paused_since = None
+        self._track_pause(was_paused, now)
         # What stood before no longer holds once the situation moves on.
         if machine.situation != "promised":
             state.promise = None
@@ -583,6 +643,51 @@ class LoanCollection:
         if event == "dispute_rejected" and history.borrower_deceased:
             # A death reported while the dispute stood is verified once it is over.
             await self._situation_event("death_reported", key, now)
+
+    def _track_pause(self, was_paused: bool, now: datetime) -> None:
+        """Collection pauses while a dispute, a death report or a plan stands, or an operator
+        holds it; the time paused does not count towards the next stage."""
+        state, paused = self._require_state(), self._require_machine().collection_paused
+        if paused and not was_paused:
+            state.paused_since = now
+        elif was_paused and not paused and state.paused_since is not None:
+            state.paused_seconds += (now - state.paused_since).total_seconds()
+            state.paused_since = None
+
+    async def _apply_hold_changes(self) -> None:
+        """Pause or resume as operators asked; each change is kept in the audit log."""
+        machine, state = self._require_machine(), self._require_state()
+        while self._hold_changes and not machine.is_closed:
+            change = self._hold_changes[0]
+            request, now = change.request, self._now()
+            if change.pause != (state.hold is not None):
+                was_paused = machine.collection_paused
+                state.hold = (
+                    OperatorHold(request.reason or "not given", request.operator, now)
+                    if change.pause
+                    else None
+                )
+                machine.facts.on_hold = change.pause
+                self._track_pause(was_paused, now)
+                if change.pause:
+                    self._next = None  # what was planned is no longer going to happen
+                state.holds += 1
+                action = "collection_paused" if change.pause else "collection_resumed"
+                await self._activity(
+                    SituationActivities.record_situation_event,
+                    SituationEvent(
+                        self._loan.loan_id,
+                        f"{self._loan.loan_id}:hold:{state.holds}",
+                        action,
+                        now,
+                        {"reason": request.reason, "operator": request.operator},
+                    ),
+                    f"{action.replace('_', ' ')} by {request.operator}",
+                )
+            if request.request_id:
+                state.seen_signal_ids.append(request.request_id)
+            self._hold_changes.pop(0)
+            self._publish()
 
     async def _open_complaint(self, outcome: ContactOutcome, now: datetime) -> None:
         state = self._require_state()
@@ -657,7 +762,9 @@ class LoanCollection:
         return state.death_reported_at + timedelta(days=state.strategy.death_verification_days)
 
     def _deadlines(self) -> list[datetime]:
-        """Every moment a standing situation must be looked at again."""
+        """Every moment a standing situation must be looked at again (after an operator's hold)."""
+        if self._require_state().hold is not None:
+            return []
         moments = [self._promise_deadline(), self._verification_deadline()]
         instalment = self._next_instalment()
         if instalment is not None:
@@ -666,7 +773,9 @@ class LoanCollection:
 
     async def _meet_deadlines(self) -> None:
         """Break a promise or an instalment left unpaid, and hand an unverified death to a
-        person."""
+        person. An operator's hold defers them: they are met once the loan is resumed."""
+        if self._require_state().hold is not None:
+            return
         now = self._now()
         promise_deadline = self._promise_deadline()
         if promise_deadline is not None and now >= promise_deadline:
@@ -1146,6 +1255,10 @@ class LoanCollection:
     def _next_action(self) -> NextAction:
         if self._next is None:
             state = self._require_state()
+            if state.hold is not None:
+                return NextAction(
+                    kind="on_hold", at_utc=None, at_local=None, detail=f"by {state.hold.operator}"
+                )
             kind = "none" if state.stage in (Stage.CURED, Stage.REFERRED) else "stage_review"
             return NextAction(kind=kind, at_utc=None, at_local=None)
         intent, planned = self._next
@@ -1188,9 +1301,19 @@ class LoanCollection:
                         if next_action.at_utc is not None
                         else ""
                     ),
+                    *self._hold_details(),
                 ]
             )
         )
+
+    def _hold_details(self) -> list[str]:
+        # The reason is an operator's free text and may name the borrower: it stays in the
+        # (encrypted) payloads and the ledger, never in the details the UI shows in clear.
+        hold = self._require_state().hold
+        if hold is None:
+            return []
+        since = clock.format_local(hold.since, self._zone)
+        return [f"**Paused** by {hold.operator} since {since} borrower-local"]
 
     def _summary(self) -> CollectionSummary:
         state = self._require_state()

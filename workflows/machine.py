@@ -40,8 +40,8 @@ class Action:
 class LoanFacts:
     """What the machine's guards read. The workflow keeps it current before each event.
 
-    ``days_past_due`` here is collection DPD: the days a dispute paused collection do not count
-    towards the next stage, so a loan resumes where it was.
+    ``days_past_due`` here is collection DPD: the days a dispute (or an operator's hold) paused
+    collection do not count towards the next stage, so a loan resumes where it was.
     """
 
     days_past_due: int
@@ -49,6 +49,7 @@ class LoanFacts:
     days_in_stage: int = 0
     broken_promises: int = 0
     cease_requested: bool = False  # outlives a dispute: a rejected dispute returns to ceased
+    on_hold: bool = False  # an operator paused the collection, whatever the situation
 
 
 @dataclass
@@ -238,13 +239,15 @@ class CollectionMachine(StateMachine):
         """No collection calls or messages outside the normal situation.
 
         A promise or a plan is waited on; a dispute, a cease request, a death report and a
-        hardship review stop outreach. Each situation does what it calls for instead.
+        hardship review stop outreach. Each situation does what it calls for instead. An
+        operator's hold stops it in any situation.
         """
-        return self.situation != "normal"
+        return self.facts.on_hold or self.situation != "normal"
 
     @property
     def collection_paused(self) -> bool:
-        return self.situation in self.PAUSING
+        """Whether the stage thresholds and the referral wait (the days do not count)."""
+        return self.facts.on_hold or self.situation in self.PAUSING
 
     def accepts(self, event: str) -> bool:
         """Whether ``event`` would be taken now (guards aside): outcomes do not always apply."""

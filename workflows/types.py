@@ -160,6 +160,36 @@ class ReviewDecision:
 
 
 @dataclass
+class HoldRequest:
+    """Signals ``pause`` and ``resume`` (and their updates): an operator steps in on one loan.
+
+    ``request_id`` is optional: pausing a paused loan or resuming a running one changes nothing,
+    so a retried request is harmless; with an id, a retry is also recognised and ignored.
+    """
+
+    reason: str = ""
+    operator: str = "operations"
+    request_id: str = ""
+
+
+@dataclass
+class HoldChange:
+    """A pause or resume request waiting for the workflow's main loop."""
+
+    pause: bool
+    request: HoldRequest
+
+
+@dataclass
+class OperatorHold:
+    """A pause an operator put on the collection: no outreach and no escalation until resumed."""
+
+    reason: str
+    operator: str
+    since: datetime  # collection time
+
+
+@dataclass
 class Contact:
     """A reference the borrower named: a relative, a friend or a workplace."""
 
@@ -364,7 +394,7 @@ class CollectionState:
     seen_signal_ids: list[str] = field(default_factory=list)  # outcome and resolution ids
     pending_outcomes: list[ContactOutcome] = field(default_factory=list)
     pending_resolutions: list[DisputeResolution] = field(default_factory=list)
-    paused_seconds: float = 0.0  # collection time spent paused by disputes
+    paused_seconds: float = 0.0  # collection time spent paused (situations, operator holds)
     paused_since: datetime | None = None
     complaint_cases: list[str] = field(default_factory=list)
     arrangement: Arrangement | None = None
@@ -372,6 +402,9 @@ class CollectionState:
     denials: int = 0  # contacts the planner refused at the planned moment
     death_reported_at: datetime | None = None
     pending_decisions: list[ReviewDecision] = field(default_factory=list)
+    hold: OperatorHold | None = None
+    holds: int = 0  # pause and resume changes so far: keys their audit entries
+    pending_hold_changes: list[HoldChange] = field(default_factory=list)
 
 
 @dataclass
@@ -385,7 +418,7 @@ class CollectionInput:
 
 @dataclass
 class NextAction:
-    kind: str  # "call", "sms", "contact", "stage_review", "referral", "none"
+    kind: str  # "call", "sms", "contact", "stage_review", "referral", "on_hold", "none"
     at_utc: datetime | None
     at_local: str | None
     detail: str = ""
@@ -416,6 +449,7 @@ class CollectionStatus:
     complaint_cases: list[str] = field(default_factory=list)
     days_paused: int = 0
     arrangement: Arrangement | None = None
+    hold: OperatorHold | None = None
 
 
 @dataclass

@@ -1,17 +1,16 @@
 """Record the committed workflow histories that ``test_replay.py`` replays.
 
-Run from the project root::
+Run from the project root, for every story or the ones named::
 
-    python -m tests.replay.record_histories
+    python -m tests.replay.record_histories [story ...]
 
 It starts a throwaway embedded PostgreSQL (in a temporary data dir) and the Java time-skipping
-server, runs two representative loans with the production worker, and writes every run of each
-continue-as-new chain to ``tests/replay/histories/<story>-run<N>.json``:
+server, runs each story's loan with the production worker (see ``STORIES``: a cured loan, a
+referred one, promises, disputes, a cease request, a death, hardship, an operator's hold), and
+writes every run of each continue-as-new chain to ``tests/replay/histories/<story>-run<N>.json``.
 
-- ``cured``: never answers; a partial and then a full payment in the middle stage;
-- ``referred``: never answers and never pays; early, middle, late, legal, then referral.
-
-Re-record only when a workflow change is *meant* to be incompatible with the old histories (and
+Add a story when the workflow gains a path (a new signal, update or situation), so that the
+corpus covers it from then on. Re-record only when a workflow change is *meant* to be incompatible with the old histories (and
 version the workflow, so that running loans keep replaying). Otherwise the old files are the proof
 that a change is safe.
 """
@@ -47,6 +46,7 @@ from workflows.types import (
     ContactOutcome,
     DisputeResolution,
     Hardship,
+    HoldRequest,
     Loan,
     PaymentReceived,
     Promise,
@@ -298,6 +298,31 @@ async def hardship(env: WorkflowEnvironment) -> Handle:
     return handle
 
 
+async def operator_hold(env: WorkflowEnvironment) -> Handle:
+    """Paused by the update (a payment taken on hold), resumed by the signal, then paid."""
+    subject = loan("L-replay-operator-hold", await due_yesterday(env))
+    handle = await start(env, subject)
+    await status_when(handle, Stage.EARLY)
+    await handle.execute_update(
+        LoanCollection.pause_collection,
+        HoldRequest(reason="fraud check", operator="ops:replay", request_id=f"{handle.id}:h-1"),
+    )
+    await skip_to_dpd(env, subject, 11)
+    at = await env.get_current_time()
+    await handle.signal(
+        LoanCollection.payment_received,
+        PaymentReceived(f"{handle.id}:p-0", 1_000, "USD", at, source="replay-recording"),
+    )
+    await wait_applied(handle, f"{handle.id}:p-0")
+    await handle.signal(LoanCollection.resume, HoldRequest(operator="ops:replay"))
+    for _ in range(400):
+        if (await handle.query(LoanCollection.status)).hold is None:
+            break
+        await asyncio.sleep(0.05)
+    await pay_all(env, handle, "p-1")
+    return handle
+
+
 STORIES = {
     "cured": cured,
     "referred": referred,
@@ -307,6 +332,7 @@ STORIES = {
     "ceased": ceased,
     "deceased": deceased,
     "hardship": hardship,
+    "operator-hold": operator_hold,
 }
 
 
