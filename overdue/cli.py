@@ -17,7 +17,7 @@ import traceback
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -29,16 +29,20 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from temporalio.client import Client
 from temporalio.runtime import Runtime
+from temporalio.service import RPCError, RPCStatusCode
 
 from activities.situations import outcome_facts
 from overdue import client as ops
 from overdue import codec_server as codecs
 from overdue import db
+from overdue.api import ApiSettings, api_settings, run_api, stack_api_settings
+from overdue.bankfile import ImportReport, NotABankFile, import_bank_file, read_bank_file
 from overdue.codec import EncryptionKeyError
 from overdue.config import Config
 from overdue.demo import portfolio, run_portfolio, summarise
 from overdue.loans import LoanInvalid, loan_from_fields, read_loan_book
 from overdue.metrics import MetricsUnavailable, worker_runtime
+from overdue.outbox import Outbox, TemporalClients
 from overdue.outcomes import (
     DEFAULT_SOURCE,
     HARDSHIP_TERMS,
@@ -147,6 +151,7 @@ def _worker_metrics() -> tuple[Runtime | None, str | None]:
 async def _up(config: Config, *, encrypt: bool = False) -> None:
     # Before anything starts: a metrics address that cannot be bound stops `up` at once.
     runtime, metrics = _worker_metrics()
+    api, token_at = _stack_api(config)
     codec = codecs.prepare_stack_codec(config) if encrypt else None
     if codec is not None:
         config = codec.config
@@ -168,6 +173,20 @@ async def _up(config: Config, *, encrypt: bool = False) -> None:
             keys = config.encryption_key_file or "OVERDUE_ENCRYPTION_KEYS"
             made = f", new key {codec.created_key}" if codec.created_key else ""
             out.print(f"Codec server     {codec.endpoint} (payloads encrypted; keys {keys}{made})")
+        serving.append(
+            asyncio.create_task(
+                run_api(
+                    replace(
+                        config,
+                        temporal_address=stack.temporal_address,
+                        database_url=stack.database_url,
+                    ),
+                    api,
+                    stop,
+                )
+            )
+        )
+        out.print(f"HTTP API         {api.url} (docs {api.url}/docs; bearer token in {token_at})")
         out.print(f"Metrics          {metrics or 'off (OVERDUE_METRICS_ADDRESS=off)'}")
         out.print("Worker           task queue 'collections' — press Ctrl-C to stop")
         await run_worker(
@@ -220,6 +239,48 @@ def codec_server(
         await codecs.run_codec_server(
             codec, host=host, port=port, origins=origins, stop=stop, token=token
         )
+
+    _run(serve())
+
+
+def _stack_api(config: Config) -> tuple[ApiSettings, str]:
+    """The API of `overdue up`, and where its token is; a bad setting stops `up` at once."""
+    try:
+        return stack_api_settings(config)
+    except ValueError as problem:
+        raise UserError(str(problem)) from None
+
+
+@app.command("api")
+def api_command(
+    host: Annotated[
+        str | None, typer.Option(help="Address to listen on (default: $OVERDUE_API_ADDRESS's).")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(help="Port (default: $OVERDUE_API_ADDRESS's, or 8000).")
+    ] = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Serve the HTTP API for payment services, and relay queued payments, until Ctrl-C.
+
+    Requests need `Authorization: Bearer $OVERDUE_API_TOKEN`; without that token it does not
+    start.
+    """
+    config = _config(data_dir).with_running_stack()
+    try:
+        settings = api_settings(config, host=host, port=port)
+    except ValueError as problem:
+        raise UserError(str(problem)) from None
+    if not config.database_url:
+        raise UserError("DATABASE_URL is not set and no embedded stack is running (`overdue up`)")
+
+    async def serve() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            loop.add_signal_handler(sig, stop.set)
+        err.print(f"HTTP API: {settings.url} (docs {settings.url}/docs)")
+        await run_api(config, settings, stop)
 
     _run(serve())
 
@@ -396,6 +457,77 @@ def import_loans(
         for e in book.errors:
             err.print(f"  {path}:{e}")
     if book.errors:
+        raise typer.Exit(1)
+
+
+payments_app = typer.Typer(
+    help="Payments from payment services: bank files, through the payment outbox.",
+    no_args_is_help=True,
+)
+app.add_typer(payments_app, name="payments")
+
+
+@payments_app.command("import")
+def import_payments(
+    path: Annotated[Path, typer.Argument(help="Bank-file CSV.")],
+    data_dir: DataDirOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Apply a bank file of payments received. Bad lines are reported by line and field, and
+    skipped; a payment id seen before is a duplicate and changes nothing."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise UserError(f"path: {path} is not a CSV bank file (not UTF-8 text)") from None
+    except OSError as problem:
+        raise UserError(f"path: cannot read {path}: {problem}") from None
+    try:
+        bank_file = read_bank_file(text)
+    except NotABankFile as problem:
+        raise UserError(f"path: {path} is not a CSV bank file: {problem}") from None
+    config = _config(data_dir).with_running_stack()
+    if not config.database_url:
+        raise UserError("DATABASE_URL is not set and no embedded stack is running (`overdue up`)")
+
+    async def go() -> ImportReport:
+        try:
+            pool = await db.create_pool(config.database_url or "", max_size=4)
+        except (OSError, asyncpg.PostgresError) as problem:
+            raise UserError(f"cannot reach the ledger database ({problem})") from None
+        try:
+            # Temporal may be down: the lines are then stored for the relay to deliver.
+            outbox = Outbox(pool, TemporalClients(config))
+            with Progress(
+                TextColumn("importing"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=err,
+                disable=as_json and not sys.stderr.isatty(),
+            ) as progress:
+                task = progress.add_task("payments", total=len(bank_file.lines))
+                return await import_bank_file(
+                    outbox, bank_file, on_line=lambda done: progress.update(task, completed=done)
+                )
+        finally:
+            await pool.close()
+
+    report = _run(go())
+    if as_json:
+        _emit_json(report.as_json())
+    else:
+        out.print(
+            f"applied {len(report.applied)}, duplicates {len(report.duplicates)},"
+            f" queued {len(report.queued)}, rejected lines {len(report.rejected)}"
+        )
+        if report.queued:
+            err.print(
+                "  queued payments are stored; the relay of `overdue up` or `overdue api`"
+                " applies them once Temporal answers"
+            )
+        for e in report.rejected:
+            err.print(f"  {path}:{e}", highlight=False)
+    if report.rejected:
         raise typer.Exit(1)
 
 
@@ -869,36 +1001,115 @@ def _print_report(report: dict[str, Any]) -> None:
 @app.command()
 def replay(
     files: Annotated[list[Path] | None, typer.Argument(help="History JSON files.")] = None,
-    workflow_id: Annotated[str | None, typer.Option(help="Replay this workflow's history.")] = None,
+    workflow_id: Annotated[
+        str | None, typer.Option(help="Replay every run of this workflow.")
+    ] = None,
+    query: Annotated[
+        str | None,
+        typer.Option(
+            help="Replay every run a visibility query matches, e.g. 'CollectionStage=\"late\"'."
+        ),
+    ] = None,
     data_dir: DataDirOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Replay workflow histories with the current code; exits 1 on any non-determinism."""
-    from overdue.replay import replay_files, replay_workflow
+    from overdue.replay import HistoryReplayer, ReplayResult
 
-    if not files and not workflow_id:
-        raise UserError("give history files or --workflow-id")
+    if not files and not workflow_id and not query:
+        raise UserError("give history files, --workflow-id or --query")
+    missing = [str(f) for f in files or [] if not f.is_file()]
+    if missing:
+        raise UserError(f"files: no such file {missing[0]}")
 
-    async def go() -> list[dict[str, Any]]:
-        results = await replay_files(files or [])
-        if workflow_id:
-            async with services(_config(data_dir)) as s:
-                results.append(await replay_workflow(s.client, workflow_id))
+    async def go() -> list[ReplayResult]:
+        if not workflow_id and not query:
+            return await HistoryReplayer().replay_files(files or [])
+        async with services(_config(data_dir)) as s:
+            # The client's converter decodes what the server holds (and an encrypted export).
+            replayer = HistoryReplayer(s.client.data_converter)
+            results = await replayer.replay_files(files or [])
+            if workflow_id:
+                results += await replayer.replay_workflow(s.client, workflow_id)
+            if query:
+                results += await _visible(replayer.replay_query(s.client, query), query)
         return results
 
     results = _run(go())
-    failed = [r for r in results if not r["ok"]]
+    failed = [r for r in results if not r.ok]
     if as_json:
-        _emit_json({"replayed": len(results), "failed": len(failed), "results": results})
+        _emit_json(
+            {
+                "replayed": len(results),
+                "failed": len(failed),
+                "results": [asdict(r) | {"ok": r.ok} for r in results],
+            }
+        )
     else:
         for r in results:
-            mark = "ok  " if r["ok"] else "FAIL"
-            out.print(
-                f"{mark} {r['workflow_id']} ({r['source']}){': ' + r['error'] if r['error'] else ''}"
+            run = f" run {r.run_id}" if r.run_id else ""
+            if r.ok:
+                out.print(f"ok   {r.workflow_id}{run} ({r.source})", highlight=False)
+                continue
+            at = (
+                f" first diverging event {r.diverging.event_id} ({r.diverging.event_type})"
+                if r.diverging
+                else ""
             )
+            out.print(f"FAIL {r.workflow_id}{run} ({r.source}){at}: {r.error}", highlight=False)
         out.print(f"{len(results)} replayed, {len(failed)} failed")
     if failed:
         raise typer.Exit(1)
+
+
+async def _visible(listing: Awaitable[T], query: str) -> T:
+    """Await a visibility listing, turning a malformed query into one line naming it."""
+    try:
+        return await listing
+    except RPCError as error:
+        if error.status == RPCStatusCode.INVALID_ARGUMENT:
+            raise UserError(f"query: {error.message}") from None
+        raise
+
+
+history_app = typer.Typer(
+    help="Workflow histories, for the replay test corpus.", no_args_is_help=True
+)
+app.add_typer(history_app, name="history")
+
+
+@history_app.command("export")
+def history_export(
+    workflow_id: Annotated[str | None, typer.Option(help="Every run of this workflow.")] = None,
+    query: Annotated[
+        str | None, typer.Option(help="Every run this visibility query matches.")
+    ] = None,
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="Folder to write <workflow id>@<run id>.json files in.")
+    ] = Path("tests/replay/histories"),
+    data_dir: DataDirOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Write histories as JSON files (the Temporal CLI's form) for `overdue replay` and the corpus."""
+    from overdue.replay import export_histories, quoted
+
+    if bool(workflow_id) == bool(query):
+        raise UserError("give either --workflow-id or --query")
+    wanted = query or f"WorkflowId = {quoted(workflow_id or '')}"
+
+    async def go() -> list[Path]:
+        async with services(_config(data_dir)) as s:
+            return await _visible(export_histories(s.client, wanted, out_dir), wanted)
+
+    written = _run(go())
+    if not written:
+        raise UserError(f"query: no workflow matches {wanted}")
+    if as_json:
+        _emit_json({"written": [str(p) for p in written]})
+    else:
+        for path in written:
+            out.print(str(path), highlight=False)
+        out.print(f"{len(written)} histories written to {out_dir}")
 
 
 # --- entry point ----------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import json
 from pathlib import Path
 from typing import Any
 
@@ -442,7 +443,7 @@ async def test_audit_log_is_append_only(busy_loan: tuple[str, str], pool: asyncp
 
 
 async def test_replay_histories_and_a_workflow_from_this_module(
-    cli: Cli, client: Client, busy_loan: tuple[str, str]
+    cli: Cli, client: Client, busy_loan: tuple[str, str], tmp_path: Path
 ) -> None:
     """Replay the committed histories (if any) and the busy loan's whole life, once cured."""
     loan_id, _ = busy_loan
@@ -460,17 +461,42 @@ async def test_replay_histories_and_a_workflow_from_this_module(
     summary = await asyncio.wait_for(handle.result(), 15)
     assert summary.final_stage == "cured"
 
-    replayed = await cli(
-        "replay", *map(str, HISTORIES), "--workflow-id", workflow_id_for(loan_id), "--json"
-    )
+    workflow_id = workflow_id_for(loan_id)
+    run_id = (await handle.describe()).run_id
+    replayed = await cli("replay", *map(str, HISTORIES), "--workflow-id", workflow_id, "--json")
     assert replayed.code == 0, replayed
     report = replayed.json()
     assert report["failed"] == 0, report
     assert report["replayed"] == len(HISTORIES) + 1
-    server = [r for r in report["results"] if r["source"] == "server"]
-    assert server == [
-        {"workflow_id": workflow_id_for(loan_id), "source": "server", "ok": True, "error": None}
-    ]
+    from_server = [r for r in report["results"] if r["workflow_id"] == workflow_id]
+    assert [(r["ok"], r["run_id"], r["diverging"]) for r in from_server] == [(True, run_id, None)]
+
+    # By visibility query, and exported for the corpus: the export replays like the server's.
+    query = f'LoanId = "{loan_id}" AND ExecutionStatus = "Completed"'
+    by_query = await cli("replay", "--query", query, "--json")
+    assert by_query.code == 0, by_query
+    assert [r["workflow_id"] for r in by_query.json()["results"]] == [workflow_id]
+    exported = await cli("history", "export", "--query", query, "--out", str(tmp_path), "--json")
+    assert exported.code == 0, exported
+    [path] = exported.json()["written"]
+    assert path.endswith(f"{workflow_id}@{run_id}.json")
+    again = await cli("replay", path, "--json")
+    assert again.json()["results"][0]["ok"] is True
+
+    # A history the code no longer reproduces fails, with the workflow and the event named.
+    history = json.loads(Path(path).read_text())
+    first_activity = next(
+        e for e in history["events"] if e["eventType"] == "EVENT_TYPE_ACTIVITY_TASK_SCHEDULED"
+    )
+    first_activity["activityTaskScheduledEventAttributes"]["activityType"]["name"] = "renamed"
+    Path(path).write_text(json.dumps(history))
+    diverged = await cli("replay", path)
+    assert diverged.code == 1, diverged
+    assert f"FAIL {workflow_id}" in diverged.stdout
+    assert f"first diverging event {first_activity['eventId']}" in diverged.stdout
+
+    (await cli("replay", "--query", "LoanId = ")).assert_user_error("query")
+    (await cli("history", "export", "--query", 'LoanId = "none"')).assert_user_error("query")
 
 
 # --- a query right after start ----------------------------------------------------------------

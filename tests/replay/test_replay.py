@@ -13,10 +13,8 @@ from pathlib import Path
 
 import pytest
 from temporalio.client import WorkflowHistory
-from temporalio.worker import Replayer
 
-from workflows.loan_collection import LoanCollection
-from workflows.sandbox import workflow_runner
+from overdue.replay import HistoryReplayer
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 
@@ -42,8 +40,29 @@ async def test_history_replays_deterministically(path: Path) -> None:
         "EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED",
     ), "record complete runs only"
 
-    replayer = Replayer(workflows=[LoanCollection], workflow_runner=workflow_runner())
-    result = await replayer.replay_workflow(
-        WorkflowHistory.from_json(f"replay-{path.stem}", text), raise_on_replay_failure=False
-    )
-    assert result.replay_failure is None, f"{path.name}: {result.replay_failure!r}"
+    history = WorkflowHistory.from_json(f"replay-{path.stem}", text)
+    result = await HistoryReplayer().replay(history, str(path))
+    assert result.ok, f"{path.name}: {result.error}"
+
+
+async def test_a_diverging_history_is_reported_at_its_first_diverging_event(
+    tmp_path: Path,
+) -> None:
+    """What the code would do differently is found: here, a renamed activity in the history."""
+    source = Path(__file__).parent / "histories" / "operator-hold-run1.json"
+    history = json.loads(source.read_text())
+    scheduled = [
+        e for e in history["events"] if e["eventType"] == "EVENT_TYPE_ACTIVITY_TASK_SCHEDULED"
+    ]
+    changed = scheduled[2]  # the audit of the pause
+    changed["activityTaskScheduledEventAttributes"]["activityType"]["name"] = "something_else"
+    tampered = tmp_path / "collection-L-x@run-1.json"
+    tampered.write_text(json.dumps(history))
+
+    [result] = await HistoryReplayer().replay_files([tampered])
+    assert (result.workflow_id, result.run_id, result.ok) == ("collection-L-x", "run-1", False)
+    assert result.error is not None and "Nondeterminism" in result.error
+    assert "something_else" in result.error
+    assert result.diverging is not None
+    assert result.diverging.event_id == int(changed["eventId"])
+    assert result.diverging.event_type == "EVENT_TYPE_ACTIVITY_TASK_SCHEDULED"
