@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 DEFAULT_HOME = Path(".overdue")
@@ -25,6 +25,9 @@ class Config:
     temporal_address: str | None = None
     database_url: str | None = None
     simulation_seed: int = 0
+    # Payload encryption (overdue/codec.py): key material stays out of reprs and logs.
+    encryption_keys: str | None = field(default=None, repr=False)
+    encryption_key_file: Path | None = None
 
     @classmethod
     def from_env(cls, home: Path | None = None) -> Config:
@@ -35,6 +38,10 @@ class Config:
             temporal_address=env.get("TEMPORAL_ADDRESS") or None,
             database_url=env.get("DATABASE_URL") or None,
             simulation_seed=int(env.get("OVERDUE_SIM_SEED") or 0),
+            encryption_keys=env.get("OVERDUE_ENCRYPTION_KEYS") or None,
+            encryption_key_file=Path(env["OVERDUE_ENCRYPTION_KEY_FILE"])
+            if env.get("OVERDUE_ENCRYPTION_KEY_FILE")
+            else None,
         )
 
     @property
@@ -59,4 +66,11 @@ class Config:
             or recorded.get("temporal_address")
             or f"localhost:{DEFAULT_TEMPORAL_PORT}",
             database_url=self.database_url or recorded.get("database_url"),
+            # `overdue up --encrypt` records its key file, so other commands read what it wrote.
+            encryption_key_file=self.encryption_key_file
+            or (
+                Path(recorded["encryption_key_file"])
+                if recorded.get("encryption_key_file") and not self.encryption_keys
+                else None
+            ),
         )

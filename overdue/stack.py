@@ -73,6 +73,7 @@ class EmbeddedStack:
     temporal_address: str = ""
     database_url: str = ""
     ui_url: str | None = None
+    codec_endpoint: str | None = None  # the codec server the Web UI decodes payloads with
     _temporal: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     _pgdata: Path | None = field(default=None, repr=False)
 
@@ -126,6 +127,8 @@ class EmbeddedStack:
         ]
         for name, kind in SEARCH_ATTRIBUTES.items():
             args += ["--search-attribute", f"{name}={kind}"]
+        if self.codec_endpoint:
+            args += ["--ui-codec-endpoint", self.codec_endpoint]
         log = (self.config.home / "temporal.log").open("ab")
         # Own process group: Ctrl-C reaches us first, and we stop the server in order.
         self._temporal = subprocess.Popen(args, stdout=log, stderr=log, start_new_session=True)
@@ -141,6 +144,11 @@ class EmbeddedStack:
                     "temporal_address": self.temporal_address,
                     "database_url": self.database_url,
                     "ui_url": self.ui_url,
+                    "codec_endpoint": self.codec_endpoint,
+                    # Where the keys are (never the keys), so other commands can read payloads.
+                    "encryption_key_file": str(self.config.encryption_key_file)
+                    if self.config.encryption_key_file
+                    else None,
                 },
                 indent=2,
             )

@@ -1,0 +1,538 @@
+"""Payload encryption on the real dev server: the server stores ciphertext, the project reads it.
+
+A loan is collected with encryption on (the production worker in this process, the CLI in
+subprocesses, both given the keys); a client without the codec then reads the raw history and
+finds only ``binary/encrypted`` payloads and none of the borrower's details. The codec server
+decodes what the worker encoded, for the UI's origin and the right token only, and so does
+``temporal workflow show --codec-endpoint``. Finally ``overdue up --encrypt`` runs the whole
+stack encrypted, and commands from another shell still work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import os
+import signal
+import stat
+import sys
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+import pytest_asyncio
+from google.protobuf.message import Message
+from temporalio.api.common.v1 import Payload
+from temporalio.api.history.v1 import History
+from temporalio.client import Client
+from temporalio.service import RPCError
+from temporalio.worker import Worker
+
+from overdue import client as ops
+from overdue.codec import ENCODING, KEY_ID_METADATA, EncryptionCodec, KeyRing, new_key
+from overdue.codec_server import run_codec_server
+from overdue.config import Config
+from overdue.stack import EmbeddedStack, free_port, installed_binary, port_is_free
+from overdue.worker import build_worker, connect
+from tests.integration.support import (
+    QUIET_DAY_SECONDS,
+    Cli,
+    Loans,
+    daytime_zone,
+    eventually,
+    yesterday,
+)
+from workflows.loan_collection import LoanCollection
+from workflows.types import CollectionInput, PaymentReceived, workflow_id_for
+
+pytestmark = pytest.mark.integration
+
+OVERDUE = str(Path(sys.executable).parent / "overdue")
+OLD_KEY, ACTIVE_KEY = new_key(), new_key()
+KEYS = f"active:{ACTIVE_KEY},old:{OLD_KEY}"
+TOKEN = uuid.uuid4().hex
+UI_ORIGIN = "http://127.0.0.1:8233"
+# The test borrower's details: none may reach the Temporal server in the clear.
+BORROWER = {
+    "name": "Zelda Quixote-Marsh",
+    "phone": "+15557770101",
+    "references": ("Yusuf Okonkwo-Bright", "+15557770202", "Wanda Fitzgerald-Ng", "+15557770303"),
+}
+PII = [BORROWER["name"], BORROWER["phone"], *BORROWER["references"]]
+
+
+def start_args(loan_id: str, zone: str) -> list[str]:
+    ref1_name, ref1_phone, ref2_name, ref2_phone = BORROWER["references"]
+    return [
+        "start",
+        "--loan-id",
+        loan_id,
+        "--borrower-id",
+        f"never_answers-{loan_id}",
+        "--name",
+        str(BORROWER["name"]),
+        "--phone",
+        str(BORROWER["phone"]),
+        "--timezone",
+        zone,
+        "--outstanding",
+        "300.00",
+        "--currency",
+        "USD",
+        "--due-date",
+        yesterday(zone),
+        "--jurisdiction",
+        "us",
+        "--contact",
+        f"{loan_id}-c1|{ref1_name}|{ref1_phone}|sibling",
+        "--contact",
+        f"{loan_id}-c2|{ref2_name}|{ref2_phone}|workplace",
+        "--day-seconds",
+        QUIET_DAY_SECONDS,
+        "--json",
+    ]
+
+
+def payloads_in(message: Message, path: str = "") -> Iterator[tuple[str, Payload]]:
+    """Every payload anywhere in ``message``, with its field path."""
+    if isinstance(message, Payload):
+        yield path, message
+        return
+    for field, value in message.ListFields():
+        if field.message_type is None:
+            continue
+        where = f"{path}.{field.name}"
+        if field.message_type.GetOptions().map_entry:
+            for key, item in value.items():
+                if isinstance(item, Message):
+                    yield from payloads_in(item, f"{where}[{key}]")
+        elif isinstance(value, Message):
+            yield from payloads_in(value, where)
+        else:
+            for index, item in enumerate(value):
+                yield from payloads_in(item, f"{where}[{index}]")
+
+
+def assert_no_pii(raw: bytes, where: str) -> None:
+    for detail in PII:
+        assert detail.encode() not in raw, f"{detail!r} in {where}"
+        # Also not base64-encoded, as protobuf JSON would show bytes.
+        assert base64.b64encode(detail.encode())[:12] not in raw, f"{detail!r} (base64) in {where}"
+
+
+async def raw_histories(client: Client, workflow_id: str) -> list[History]:
+    """The stored history of every run of the workflow, as the server holds it."""
+    histories = []
+    async for execution in client.list_workflows(f"WorkflowId = '{workflow_id}'"):
+        fetched = await client.get_workflow_handle(
+            workflow_id, run_id=execution.run_id
+        ).fetch_history()
+        histories.append(History(events=fetched.events))
+    return histories
+
+
+# --- fixtures -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def loans() -> Loans:
+    return Loans()
+
+
+@pytest.fixture(scope="module")
+def encrypted_config(config: Config) -> Config:
+    return replace(config, encryption_keys=KEYS)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def encrypted_client(encrypted_config: Config) -> Client:
+    return await connect(encrypted_config)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def plain_client(stack: EmbeddedStack) -> Client:
+    """A client without the codec: it sees what the server stores."""
+    return await Client.connect(stack.temporal_address)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def encrypted_worker(
+    encrypted_client: Client, pool: asyncpg.Pool, encrypted_config: Config, loans: Loans
+) -> AsyncIterator[Worker]:
+    async with build_worker(encrypted_client, pool, encrypted_config) as running:
+        yield running
+        for loan_id in loans.ids:
+            with contextlib.suppress(RPCError):
+                await encrypted_client.get_workflow_handle(workflow_id_for(loan_id)).terminate(
+                    reason="integration tests finished"
+                )
+
+
+@pytest.fixture(scope="module")
+def encrypted_cli(encrypted_worker: Worker, stack: EmbeddedStack, overdue_home: Path) -> Cli:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OVERDUE_", "TEMPORAL_"))}
+    env.update(
+        TEMPORAL_ADDRESS=stack.temporal_address,
+        DATABASE_URL=stack.database_url,
+        OVERDUE_HOME=str(overdue_home),
+        OVERDUE_ENCRYPTION_KEYS=KEYS,
+    )
+    return Cli(env)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def cured_loan(
+    encrypted_cli: Cli, encrypted_client: Client, pool: asyncpg.Pool, loans: Loans
+) -> str:
+    """A loan collected encrypted from start to cure: input, a signal, an update, a result."""
+    loan_id = loans.new_id("enc")
+    started = await encrypted_cli(*start_args(loan_id, daytime_zone()))
+    assert started.code == 0, started
+    paid = await encrypted_cli("pay", loan_id, "100.00", "--payment-id", f"{loan_id}-p1", "--json")
+    assert paid.code == 0, paid
+
+    async def first_applied() -> bool:
+        view = await ops.loan_status(encrypted_client, pool, loan_id)
+        return bool(view.get("applied_payment_ids"))
+
+    await eventually(first_applied, what="the signalled payment applied")
+    rest = PaymentReceived(
+        payment_id=f"{loan_id}-p2",
+        amount_minor=20000,
+        currency="USD",
+        paid_at=datetime.now(UTC),
+        source="bank",
+    )
+    await ops.record_payment(encrypted_client, pool, loan_id, rest)  # the apply_payment update
+    await asyncio.wait_for(
+        encrypted_client.get_workflow_handle(workflow_id_for(loan_id)).result(), 30
+    )
+    return loan_id
+
+
+# --- what the server stores -----------------------------------------------------------------
+
+
+async def test_server_stores_only_ciphertext(cured_loan: str, plain_client: Client) -> None:
+    histories = await raw_histories(plain_client, workflow_id_for(cured_loan))
+    assert histories
+    kinds: set[str] = set()
+    for history in histories:
+        assert_no_pii(history.SerializeToString(), "the raw history")
+        for event in history.events:
+            attributes = event.WhichOneof("attributes")
+            assert attributes is not None
+            for path, payload in payloads_in(getattr(event, attributes), attributes):
+                if ".search_attributes" in path:
+                    continue  # indexed by the server, never encrypted: checked in test_pii
+                assert payload.metadata.get("encoding") == ENCODING, path
+                assert payload.metadata.get(KEY_ID_METADATA) == b"active", path
+                kinds.add(attributes)
+    # The workflow input, a signal, an update and the result are all among what was checked.
+    for wanted in (
+        "workflow_execution_started_event_attributes",
+        "workflow_execution_signaled_event_attributes",
+        "workflow_execution_update_accepted_event_attributes",
+        "workflow_execution_completed_event_attributes",
+        "activity_task_scheduled_event_attributes",
+    ):
+        assert wanted in kinds, f"no payloads in {wanted}: {sorted(kinds)}"
+
+
+async def test_without_the_codec_the_result_cannot_be_read(
+    cured_loan: str, plain_client: Client
+) -> None:
+    with pytest.raises(Exception, match=r"binary/encrypted"):
+        await plain_client.get_workflow_handle(workflow_id_for(cured_loan)).result()
+
+
+async def test_with_the_codec_the_history_decodes(
+    cured_loan: str, encrypted_client: Client, plain_client: Client
+) -> None:
+    (first, *_) = [
+        h
+        for h in await raw_histories(plain_client, workflow_id_for(cured_loan))
+        if h.events[0].workflow_execution_started_event_attributes.input.payloads
+    ]
+    stored = first.events[0].workflow_execution_started_event_attributes.input.payloads
+    (decoded,) = await encrypted_client.data_converter.decode(stored, [CollectionInput])
+    assert decoded.loan.borrower.name == BORROWER["name"]
+    assert [c.phone for c in decoded.loan.contacts] == [
+        BORROWER["references"][1],
+        BORROWER["references"][3],
+    ]
+    handle = encrypted_client.get_workflow_handle_for(
+        LoanCollection.run, workflow_id_for(cured_loan)
+    )
+    summary = await handle.result()
+    assert summary.final_stage == "cured"
+    assert summary.payments == 2
+
+
+async def test_a_key_rotated_out_of_use_still_decrypts(
+    cured_loan: str, plain_client: Client
+) -> None:
+    """After rotation the old key (no longer active) still reads what it encrypted."""
+    rotated = EncryptionCodec(KeyRing.parse(f"newer:{new_key()},{KEYS}"))
+    history = (await raw_histories(plain_client, workflow_id_for(cured_loan)))[0]
+    stored = list(history.events[0].workflow_execution_started_event_attributes.input.payloads)
+    decoded = await rotated.decode(stored)
+    assert BORROWER["name"].encode() in decoded[0].data
+    assert (await rotated.encode(decoded))[0].metadata[KEY_ID_METADATA] == b"newer"
+
+
+# --- the codec server -----------------------------------------------------------------------
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def codec_url(encrypted_client: Client) -> AsyncIterator[str]:
+    codec = encrypted_client.data_converter.payload_codec
+    assert codec is not None
+    port = free_port()
+    stop = asyncio.Event()
+    serving = asyncio.create_task(
+        run_codec_server(
+            codec, host="127.0.0.1", port=port, origins=[UI_ORIGIN], stop=stop, token=TOKEN
+        )
+    )
+    await eventually(lambda: _true(not port_is_free(port)), what="the codec server listening")
+    yield f"http://127.0.0.1:{port}"
+    stop.set()
+    await serving
+
+
+async def _true(value: bool) -> bool:
+    return value
+
+
+async def result_payloads(plain_client: Client, loan_id: str) -> dict[str, Any]:
+    """The workflow result as the worker encoded it, in the codec server's JSON form."""
+    for history in await raw_histories(plain_client, workflow_id_for(loan_id)):
+        last = history.events[-1]
+        if last.HasField("workflow_execution_completed_event_attributes"):
+            result = last.workflow_execution_completed_event_attributes.result
+            return {
+                "payloads": [
+                    {
+                        "metadata": {
+                            k: base64.b64encode(v).decode() for k, v in p.metadata.items()
+                        },
+                        "data": base64.b64encode(p.data).decode(),
+                    }
+                    for p in result.payloads
+                ]
+            }
+    raise AssertionError("no completed run")
+
+
+async def test_codec_server_decodes_what_the_worker_encoded(
+    cured_loan: str, plain_client: Client, codec_url: str
+) -> None:
+    body = await result_payloads(plain_client, cured_loan)
+    headers = {"Authorization": f"Bearer {TOKEN}", "X-Namespace": "default"}
+    async with httpx.AsyncClient(base_url=codec_url) as http:
+        decoded = await http.post("/decode", json=body, headers=headers)
+        assert decoded.status_code == 200, decoded.text
+        (payload,) = decoded.json()["payloads"]
+        assert base64.b64decode(payload["metadata"]["encoding"]) == b"json/plain"
+        summary = json.loads(base64.b64decode(payload["data"]))
+        assert summary["loan_id"] == cured_loan
+        assert summary["final_stage"] == "cured"
+        # Encoding again gives ciphertext under the active key, which decodes back the same.
+        encoded = await http.post("/encode", json=decoded.json(), headers=headers)
+        assert encoded.status_code == 200
+        (sealed,) = encoded.json()["payloads"]
+        assert base64.b64decode(sealed["metadata"]["encoding"]) == ENCODING
+        again = await http.post("/default/decode", json=encoded.json(), headers=headers)
+        assert again.json() == decoded.json()
+
+
+async def test_codec_server_refuses_a_missing_or_wrong_token(
+    cured_loan: str, plain_client: Client, codec_url: str
+) -> None:
+    body = await result_payloads(plain_client, cured_loan)
+    async with httpx.AsyncClient(base_url=codec_url) as http:
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN}):
+            refused = await http.post("/decode", json=body, headers=headers)
+            assert refused.status_code == 401, headers
+            assert "Zelda" not in refused.text
+            assert refused.json() == {"detail": "authorization: a valid bearer token is required"}
+
+
+async def test_codec_server_bad_input_is_one_clear_line(codec_url: str) -> None:
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    async with httpx.AsyncClient(base_url=codec_url) as http:
+        garbage = await http.post("/decode", content=b"{not json", headers=headers)
+        assert garbage.status_code == 400
+        assert garbage.json()["detail"].startswith("payloads: ")
+        stranger = {
+            "payloads": [
+                {
+                    "metadata": {
+                        "encoding": base64.b64encode(ENCODING).decode(),
+                        KEY_ID_METADATA: base64.b64encode(b"gone").decode(),
+                    },
+                    "data": base64.b64encode(b"x" * 40).decode(),
+                }
+            ]
+        }
+        unknown = await http.post("/decode", json=stranger, headers=headers)
+        assert unknown.status_code == 400
+        assert "key 'gone' is not configured" in unknown.json()["detail"]
+
+
+async def test_codec_server_cors_allows_the_ui_origin_only(codec_url: str) -> None:
+    preflight = {
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization,content-type,x-namespace",
+    }
+    async with httpx.AsyncClient(base_url=codec_url) as http:
+        allowed = await http.options("/decode", headers={"Origin": UI_ORIGIN, **preflight})
+        assert allowed.status_code == 200
+        assert allowed.headers["access-control-allow-origin"] == UI_ORIGIN
+        assert allowed.headers["access-control-allow-credentials"] == "true"
+        allowed_headers = allowed.headers["access-control-allow-headers"].lower()
+        for header in ("authorization", "content-type", "x-namespace"):
+            assert header in allowed_headers
+        for stranger in ("http://evil.example", "http://localhost:9999", "null"):
+            refused = await http.options("/decode", headers={"Origin": stranger, **preflight})
+            assert "access-control-allow-origin" not in refused.headers, stranger
+            posted = await http.post("/decode", json={"payloads": []}, headers={"Origin": stranger})
+            assert "access-control-allow-origin" not in posted.headers, stranger
+
+
+async def test_temporal_cli_shows_the_history_through_the_codec_server(
+    cured_loan: str, stack: EmbeddedStack, codec_url: str
+) -> None:
+    async def show(*extra: str) -> str:
+        process = await asyncio.create_subprocess_exec(
+            installed_binary("temporal"),
+            "workflow",
+            "show",
+            "--address",
+            stack.temporal_address,
+            "--workflow-id",
+            workflow_id_for(cured_loan),
+            "--output",
+            "json",
+            *extra,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(process.communicate(), 30)
+        assert process.returncode == 0, err.decode()
+        return out.decode()
+
+    def result(shown: str) -> tuple[bytes, bytes]:
+        last = json.loads(shown)["events"][-1]
+        (payload,) = last["workflowExecutionCompletedEventAttributes"]["result"]["payloads"]
+        encoding = base64.b64decode(payload["metadata"]["encoding"])
+        return encoding, base64.b64decode(payload["data"])
+
+    assert result(await show())[0] == ENCODING
+    encoding, data = result(
+        await show("--codec-endpoint", codec_url, "--codec-auth", f"Bearer {TOKEN}")
+    )
+    assert encoding == b"json/plain"
+    assert json.loads(data)["final_stage"] == "cured"
+
+
+# --- `overdue up --encrypt` -----------------------------------------------------------------
+
+
+def _up_env(home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OVERDUE_", "TEMPORAL_"))}
+    env.pop("DATABASE_URL", None)
+    env["OVERDUE_HOME"] = str(home)
+    env["OVERDUE_METRICS_ADDRESS"] = "off"
+    return env
+
+
+async def test_up_encrypt_runs_the_stack_encrypted(tmp_path: Path) -> None:
+    home = tmp_path / "encrypted-home"
+    env = _up_env(home)
+    process = await asyncio.create_subprocess_exec(
+        OVERDUE,
+        "up",
+        "--encrypt",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    assert process.stdout is not None
+    lines: list[str] = []
+    try:
+        async with asyncio.timeout(90):
+            while not lines or not lines[-1].startswith("Worker"):
+                line = (await process.stdout.readline()).decode()
+                assert line, f"`overdue up --encrypt` ended early: {lines}"
+                lines.append(line.strip())
+        assert any(line.startswith("Codec server") for line in lines), lines
+
+        # The key file: created in the data dir, for its owner only, and recorded for others.
+        recorded = json.loads((home / "stack.json").read_text())
+        key_file = Path(recorded["encryption_key_file"])
+        assert key_file.parent == home
+        assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+        assert recorded["codec_endpoint"].startswith("http://127.0.0.1:")
+
+        # The Web UI is pointed at the codec server.
+        async with httpx.AsyncClient() as http:
+            settings = (await http.get(f"{recorded['ui_url']}/api/v1/settings")).json()
+        assert settings["Codec"]["Endpoint"] == recorded["codec_endpoint"]
+
+        # Another shell, with nothing but the data dir, starts and reads a loan.
+        loan_id = f"up-enc-{uuid.uuid4().hex[:6]}"
+        cli = Cli(env)
+        started = await cli(*start_args(loan_id, daytime_zone()))
+        assert started.code == 0, started
+        status = await eventually(
+            lambda: _status(cli, loan_id), what="status of the encrypted loan", timeout=20
+        )
+        assert status["loan_id"] == loan_id
+
+        # The server holds ciphertext; the codec server decodes it for the UI's origin.
+        plain = await Client.connect(recorded["temporal_address"])
+        (history, *_) = await raw_histories(plain, workflow_id_for(loan_id))
+        assert_no_pii(history.SerializeToString(), "the raw history under `up --encrypt`")
+        (stored,) = history.events[0].workflow_execution_started_event_attributes.input.payloads
+        assert stored.metadata["encoding"] == ENCODING
+        body = {
+            "payloads": [
+                {
+                    "metadata": {
+                        k: base64.b64encode(v).decode() for k, v in stored.metadata.items()
+                    },
+                    "data": base64.b64encode(stored.data).decode(),
+                }
+            ]
+        }
+        async with httpx.AsyncClient() as http:
+            decoded = await http.post(
+                f"{recorded['codec_endpoint']}/decode",
+                json=body,
+                headers={"Origin": recorded["ui_url"], "X-Namespace": "default"},
+            )
+        assert decoded.status_code == 200, decoded.text
+        assert decoded.headers["access-control-allow-origin"] == recorded["ui_url"]
+        data = base64.b64decode(decoded.json()["payloads"][0]["data"])
+        assert BORROWER["name"].encode() in data
+        await cli("pay", loan_id, "300.00", "--payment-id", f"{loan_id}-p1", "--json")
+    finally:
+        process.send_signal(signal.SIGINT)
+        async with asyncio.timeout(60):
+            await process.communicate()
+    assert process.returncode == 0, lines
+
+
+async def _status(cli: Cli, loan_id: str) -> dict[str, Any] | None:
+    shown = await cli("status", loan_id, "--json")
+    return shown.json() if shown.code == 0 else None
