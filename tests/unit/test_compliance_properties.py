@@ -7,8 +7,9 @@ schedules it with ``planner.plan_borrower_call`` / ``planner.plan_message`` as t
 ``_schedule`` does, and performs it at the planned moment after the planner's second look, as
 ``_reach_out`` does, with an outcome drawn by hypothesis. Between attempts it applies generated
 signals: payments, conversation outcomes (promises, disputes, cease requests, death reports,
-refusals, short- and long-term hardship, complaints), dispute resolutions and review decisions,
-the way ``_apply_payments``, ``_apply_outcomes``, ``_situation_event``, ``_meet_deadlines`` and
+refusals, short- and long-term hardship, complaints), dispute resolutions, review decisions and
+operators' pauses and resumes, the way ``_apply_payments``, ``_apply_outcomes``,
+``_apply_hold_changes``, ``_situation_event``, ``_meet_deadlines`` and
 ``_perform`` do (death verification with a registry answer drawn by hypothesis, letters,
 instalment plans, broken promises and instalments). It sleeps like ``run``: until the earliest
 of the next contact, the next local midnight, a deadline or the next signal, and restores the
@@ -17,8 +18,9 @@ machine at every stage change as continue-as-new does.
 What the law says is then checked on what was performed, counted here from the driver's own log
 and its own record of what was reported (never from the planner's helpers or the history flags):
 
-(a) nothing at all while a dispute is open, no call or SMS after a cease request, and no contact
-    of any kind with the borrower while a death report stands;
+(a) nothing at all while a dispute is open, no call or SMS after a cease request or while
+    operations hold the loan, and no contact of any kind with the borrower while a death report
+    stands;
 (b) every call and SMS is inside the profile window, borrower-local, and breaks no cap;
 (c) no debt is disclosed to a third party: the reference script, rendered as
     ``activities/channels.py`` renders it, names no loan, amount or debt; and each reference is
@@ -147,7 +149,14 @@ class Payment:
     share: float
 
 
-Event = ReportedOutcome | Resolution | Decision | Payment
+@dataclass(frozen=True)
+class Hold:
+    """A ``pause`` (or ``resume``) signal from operations."""
+
+    pause: bool
+
+
+Event = ReportedOutcome | Resolution | Decision | Payment | Hold
 
 FACTS = (
     "promise",
@@ -183,11 +192,12 @@ EVENT_KINDS = {
     "resolution": RESOLUTIONS,
     "decision": DECISIONS,
     "payment": PAYMENTS,
+    "hold": st.builds(Hold, pause=st.booleans()),
 }
 EVENTS = st.lists(
     st.tuples(
         st.integers(0, 2 * 24 * 60),  # minutes after the previous event
-        st.sampled_from(["outcome"] * 4 + ["resolution", "decision", "payment"]).flatmap(
+        st.sampled_from(["outcome"] * 4 + ["resolution", "decision", "payment", "hold"]).flatmap(
             EVENT_KINDS.__getitem__
         ),
     ),
@@ -255,6 +265,7 @@ class Standing:
     dispute_open: bool  # a dispute was reported and no resolution came since
     ceased: bool  # a cease request was reported
     deceased: bool  # a death was reported and no "not verified" answer came since
+    on_hold: bool = False  # operations paused the collection and did not resume it since
     # The open dispute is one the machine could not take. None is dropped today (see
     # test_a_dispute_reported_during_death_verification_holds_contact_until_resolved); read from
     # ``machine.accepts``, so the exemption stays honest if a situation ever refuses disputes.
@@ -311,6 +322,7 @@ class Driver:
     dispute_dropped: bool = False
     cease_reported: bool = False
     death_reported: bool = False
+    on_hold: bool = False
     performed: list[Performed] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -339,6 +351,7 @@ class Driver:
                 days_in_stage=(self.now - self.stage_entered_at).days,
                 broken_promises=self.broken_promises,
                 cease_requested=self.history.cease_requested,
+                on_hold=self.on_hold,
             ),
             referral_after_days=self.strategy.referral_after_days,
             broken_promise_limit=self.strategy.broken_promise_limit,
@@ -367,6 +380,7 @@ class Driver:
                 [e for e in inbox if isinstance(e, Decision)],
                 [e for e in inbox if isinstance(e, Resolution)],
             )
+            self._apply_holds([e for e in inbox if isinstance(e, Hold)])
             self._meet_deadlines()
             if self.machine.is_closed:
                 return
@@ -580,11 +594,7 @@ class Driver:
         history.dispute_open = machine.situation == "disputed"
         if event == "death_not_verified":
             history.borrower_deceased = False
-        if machine.collection_paused and not was_paused:
-            self.paused_since = self.now
-        elif was_paused and not machine.collection_paused and self.paused_since is not None:
-            self.paused_seconds += (self.now - self.paused_since).total_seconds()
-            self.paused_since = None
+        self._track_pause(was_paused)
         if machine.situation != "promised":
             self.promise = None
         if machine.situation not in ("arrangement", "forbearance"):
@@ -665,12 +675,33 @@ class Driver:
             self.due_date, days + 1 + self.strategy.promise_grace_days, self.zone
         )
 
+    def _track_pause(self, was_paused: bool) -> None:
+        paused = self.machine.collection_paused
+        if paused and not was_paused:
+            self.paused_since = self.now
+        elif was_paused and not paused and self.paused_since is not None:
+            self.paused_seconds += (self.now - self.paused_since).total_seconds()
+            self.paused_since = None
+
+    def _apply_holds(self, holds: list[Hold]) -> None:
+        """As ``_apply_hold_changes``: a pause or resume that changes something."""
+        for hold in holds:
+            if self.machine.is_closed or hold.pause == self.on_hold:
+                continue
+            was_paused = self.machine.collection_paused
+            self.on_hold = self.machine.facts.on_hold = hold.pause
+            self._track_pause(was_paused)
+            if hold.pause:
+                self.next = None
+
     def _verification_deadline(self) -> datetime | None:
         if self.machine.situation != "deceased_reported" or not self.death_reported_at:
             return None
         return self.death_reported_at + timedelta(days=self.strategy.death_verification_days)
 
     def _deadlines(self) -> list[datetime]:
+        if self.on_hold:
+            return []
         moments = [self._verification_deadline()]
         if self.promise is not None:
             moments.append(self._broken_after(self.promise.due_date))
@@ -680,6 +711,8 @@ class Driver:
         return [m for m in moments if m is not None]
 
     def _meet_deadlines(self) -> None:
+        if self.on_hold:
+            return
         if self.promise is not None and self.now >= self._broken_after(self.promise.due_date):
             self._settle_promise(kept=False)
         instalment = self._next_instalment()
@@ -783,7 +816,11 @@ class Driver:
             first_name=self.scenario.first_name, loan_id=self.scenario.loan_id
         )
         standing = Standing(
-            self.dispute_reported, self.cease_reported, self.death_reported, self.dispute_dropped
+            self.dispute_reported,
+            self.cease_reported,
+            self.death_reported,
+            self.on_hold,
+            self.dispute_dropped,
         )
         self.performed.append(
             Performed(self.now, channel, target, target_id, template, result, standing, text)
@@ -824,7 +861,7 @@ def _describe(driver: Driver, p: Performed) -> str:
 
 @given(scenario=SCENARIOS, data=st.data())
 @SETTINGS
-def test_no_contact_during_a_dispute_a_cease_or_after_a_death_report(
+def test_no_contact_during_a_dispute_a_cease_a_hold_or_after_a_death_report(
     scenario: Scenario, data: st.DataObject
 ) -> None:
     driver = _collect(scenario, data)
@@ -835,6 +872,7 @@ def test_no_contact_during_a_dispute_a_cease_or_after_a_death_report(
             assert not p.standing.dispute_open, "contact while a dispute is open: " + where
         if _reaches_out(p):
             assert not p.standing.ceased, "call or SMS after a cease request: " + where
+            assert not p.standing.on_hold, "call or SMS while operations hold the loan: " + where
         if p.target == Target.BORROWER:
             # Not even a letter: the family and the estate get letters of their own.
             assert not p.standing.deceased, "borrower contacted after a death report: " + where

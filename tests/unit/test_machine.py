@@ -418,6 +418,18 @@ def test_no_referral_while_collection_is_paused(situation: str) -> None:
     assert_refused(m, "referral_due")
 
 
+@pytest.mark.parametrize("situation", NOT_PAUSING)
+def test_an_operators_hold_pauses_in_any_situation(situation: str) -> None:
+    m = restored(Stage.LEGAL, situation, dpd=40, days_in_stage=REFERRAL_AFTER * 5)
+    m.facts.on_hold = True
+    assert m.outreach_held and m.collection_paused
+    assert m.observe_day() is False
+    assert m.stage == Stage.LEGAL
+    m.facts.on_hold = False
+    assert m.observe_day() is True
+    assert m.stage == Stage.REFERRED
+
+
 @pytest.mark.parametrize(
     ("situation", "lifted_by"),
     [
