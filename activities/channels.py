@@ -15,6 +15,7 @@ import asyncpg
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities import metrics
 from activities.ledger import append_audit
 from workflows.commands import ContactRequest, ContactResult
 from workflows.types import Target
@@ -93,7 +94,7 @@ class ChannelActivities:
                 outcome,
                 text if request.channel == "sms" else None,
             )
-            await append_audit(
+            written = await append_audit(
                 conn,
                 event_key=f"{request.loan_id}:attempt:{request.attempt_no}",
                 loan_id=request.loan_id,
@@ -109,6 +110,10 @@ class ChannelActivities:
                     "planner": {"allowed_at": request.at, "deferred_by": request.deferred_by},
                 },
             )
+        # The audit entry is keyed like the attempt and written in its transaction: it is new
+        # only when this call recorded the attempt. Two racing runs count the one stored outcome.
+        if written:
+            metrics.contact_attempt(request.channel, stored)
         return ContactResult(request.idempotency_key, stored)
 
     async def _recipient(self, request: ContactRequest) -> tuple[str, str]:

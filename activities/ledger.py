@@ -15,6 +15,7 @@ from asyncpg.pool import PoolConnectionProxy
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities import metrics
 from workflows.commands import (
     PAYMENT_CONFLICT,
     OpenLoan,
@@ -35,11 +36,16 @@ async def append_audit(
     action: str,
     details: dict[str, Any],
     actor: str = "workflow",
-) -> None:
-    """Append one audit entry; the same ``event_key`` twice is one entry."""
-    await conn.execute(
+) -> bool:
+    """Append one audit entry; the same ``event_key`` twice is one entry.
+
+    Returns:
+        True when this call wrote the entry, False when it was already there.
+    """
+    appended = await conn.fetchval(
         "INSERT INTO audit_log (event_key, loan_id, at, actor, action, details)"
-        " VALUES ($1, $2, $3, $4, $5, $6::jsonb) ON CONFLICT (event_key) DO NOTHING",
+        " VALUES ($1, $2, $3, $4, $5, $6::jsonb) ON CONFLICT (event_key) DO NOTHING"
+        " RETURNING seq",
         event_key,
         loan_id,
         at,
@@ -47,6 +53,7 @@ async def append_audit(
         action,
         json.dumps(details, default=str),
     )
+    return appended is not None
 
 
 class PaymentConflict(ValueError):
@@ -178,11 +185,16 @@ class LedgerActivities:
         """
         async with self._pool.acquire() as conn, conn.transaction():
             try:
-                await write_payment(conn, entry, action="payment_applied")
+                written = await write_payment(conn, entry, action="payment_applied")
             except PaymentConflict as conflict:
                 raise ApplicationError(
                     str(conflict), type=PAYMENT_CONFLICT, non_retryable=True
                 ) from None
+        # Counted only when this call wrote the payment: a retry finds it and counts nothing.
+        if written:
+            metrics.payment(
+                entry.payment.currency, entry.outstanding_before - entry.outstanding_after
+            )
 
     @activity.defn(name="record_rejected_payment")
     async def record_rejected_payment(self, rejected: RejectedPayment) -> None:
@@ -214,15 +226,15 @@ class LedgerActivities:
             "written_off",
         )
         async with self._pool.acquire() as conn, conn.transaction():
-            await conn.execute(
+            opened_at = await conn.fetchval(
                 "UPDATE loans SET stage = $2, closed_at = CASE WHEN $3 THEN $4 ELSE closed_at END"
-                " WHERE loan_id = $1",
+                " WHERE loan_id = $1 RETURNING opened_at",
                 change.loan_id,
                 change.to_stage,
                 closing,
                 change.at,
             )
-            await append_audit(
+            changed = await append_audit(
                 conn,
                 event_key=f"{change.loan_id}:stage:{change.sequence}",
                 loan_id=change.loan_id,
@@ -235,3 +247,11 @@ class LedgerActivities:
                     "outstanding_minor": change.outstanding_minor,
                 },
             )
+        # The audit entry, keyed by the change's sequence, is new only on the first run: a retried
+        # activity must not count the change twice.
+        if changed:
+            metrics.stage_transition(change.from_stage, change.to_stage)
+            if change.to_stage == "cured" and opened_at is not None:
+                # The loan opened at the start of its collection clock, and the change is
+                # stamped in collection time: the difference is collection time, even compressed.
+                metrics.cure(change.days_past_due, change.at - opened_at)

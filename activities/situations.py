@@ -15,6 +15,7 @@ import asyncpg
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities import metrics
 from activities.credit_bureau import CreditBureau
 from activities.ledger import append_audit
 from workflows.commands import (
@@ -291,7 +292,7 @@ class SituationActivities:
                     report.currency,
                     report.at,
                 )
-            await append_audit(
+            reported = await append_audit(
                 conn,
                 event_key=f"{report.loan_id}:promise:{report.promise_id}:reported",
                 loan_id=report.loan_id,
@@ -308,6 +309,10 @@ class SituationActivities:
                     "broken_count": report.broken_count,
                 },
             )
+        # Written with the credit record, the audit entry is new only on the first report: a
+        # retry, or a second run that raced this one to the bureau, counts nothing.
+        if reported:
+            metrics.broken_promise(report.currency)
         return CreditReport(record_key=record_key, bureau_reference=kept)
 
     @activity.defn(name="record_situation_event")

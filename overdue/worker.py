@@ -12,6 +12,7 @@ from typing import Any
 import asyncpg
 from temporalio.client import Client
 from temporalio.envconfig import ClientConfigProfile
+from temporalio.runtime import Runtime
 from temporalio.worker import Worker
 
 from activities.channels import ChannelActivities, ChannelProvider
@@ -155,21 +156,27 @@ def connect_options(config: Config, env: Mapping[str, str] | None = None) -> dic
     return options
 
 
-async def connect(config: Config) -> Client:
+async def connect(config: Config, *, runtime: Runtime | None = None) -> Client:
     """Connect to Temporal as configured: address, namespace, TLS or API key, payload codec.
 
     Every Temporal client of the project comes from here, so all of them read and write the
-    same (possibly encrypted) payloads.
+    same (possibly encrypted) payloads. ``runtime`` is a worker's, serving its metrics
+    (``overdue.metrics``); without it the client uses the SDK's default runtime.
     """
     assert config.temporal_address is not None
-    return await Client.connect(**connect_options(config))
+    return await Client.connect(**connect_options(config), runtime=runtime)
 
 
-async def run_worker(config: Config, stop: asyncio.Event | None = None) -> None:
-    """Run a worker against the configured services until ``stop`` is set (or forever)."""
+async def run_worker(
+    config: Config, stop: asyncio.Event | None = None, *, runtime: Runtime | None = None
+) -> None:
+    """Run a worker against the configured services until ``stop`` is set (or forever).
+
+    A worker connected with ``runtime`` reports its metrics, and the activities', through it.
+    """
     if not config.database_url:
         raise SystemExit("DATABASE_URL is not set and no embedded stack is running (`overdue up`)")
-    client = await connect(config)
+    client = await connect(config, runtime=runtime)
     pool = await asyncpg.create_pool(config.database_url, min_size=1, max_size=10)
     try:
         async with build_worker(client, pool, config):
