@@ -1,0 +1,66 @@
+"""`overdue migrate` against a fresh database on the real PostgreSQL, as a deploy runs it."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+import pytest_asyncio
+
+from overdue.db import migration_files
+from overdue.stack import DATABASE
+from tests.integration.support import Cli
+
+pytestmark = pytest.mark.integration
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def empty_database(pool: asyncpg.Pool, database_url: str) -> AsyncIterator[str]:
+    """The URL of a database of its own, with no tables, on the session's server."""
+    name = f"migrate_{uuid.uuid4().hex[:8]}"
+    await pool.execute(f'CREATE DATABASE "{name}"')
+    yield database_url.replace(f"/{DATABASE}", f"/{name}", 1)
+    await pool.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+def cli_for(database_url: str, home: Path) -> Cli:
+    env = {k: v for k, v in os.environ.items() if k != "OVERDUE_DEBUG"}
+    env.update(DATABASE_URL=database_url, OVERDUE_HOME=str(home))
+    return Cli(env)
+
+
+async def test_migrate_applies_every_migration_once(empty_database: str, tmp_path: Path) -> None:
+    cli = cli_for(empty_database, tmp_path)
+    versions = [version for version, _ in migration_files()]
+
+    first = await cli("migrate", "--json")
+    assert first.code == 0, first
+    assert first.json() == {"applied": versions}
+
+    again = await cli("migrate", "--json")
+    assert again.code == 0, again
+    assert again.json() == {"applied": []}
+
+    conn = await asyncpg.connect(empty_database)
+    try:
+        recorded = await conn.fetch("SELECT version FROM schema_migrations ORDER BY version")
+        ledger_tables = await conn.fetchval(
+            "SELECT count(*) FROM information_schema.tables"
+            " WHERE table_name IN ('loans', 'payments', 'audit_log')"
+        )
+    finally:
+        await conn.close()
+    assert [r["version"] for r in recorded] == versions
+    assert ledger_tables == 3
+
+
+async def test_migrate_reports_an_unreachable_database_in_one_line(tmp_path: Path) -> None:
+    # Port 1 on the loopback refuses at once: nothing listens there.
+    cli = cli_for("postgresql://overdue:secret@127.0.0.1:1/overdue", tmp_path)
+    result = await cli("migrate")
+    result.assert_user_error("DATABASE_URL")
+    assert "secret" not in result.stderr
