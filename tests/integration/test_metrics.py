@@ -20,6 +20,7 @@ import sys
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -119,8 +120,9 @@ class Scrape:
         return {key: value for key, value in sums.items() if value}
 
 
-def bound_port() -> Iterator[int]:
-    """A port held by a listening socket for as long as the generator is not closed."""
+@contextmanager
+def held_port() -> Iterator[int]:
+    """A port another process could be listening on: held by a listening socket meanwhile."""
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
         holder.listen()
@@ -388,14 +390,9 @@ async def test_a_retried_activity_counts_once(pool: asyncpg.Pool) -> None:
 
 
 def test_a_taken_default_port_moves_the_endpoint_a_configured_one_does_not() -> None:
-    holders = bound_port()
-    taken = next(holders)
-    try:
-        with pytest.raises(MetricsUnavailable, match=ADDRESS_VARIABLE):
-            worker_runtime({ADDRESS_VARIABLE: f"127.0.0.1:{taken}"})
-        assert worker_runtime({ADDRESS_VARIABLE: "off"}) == (None, None)
-    finally:
-        holders.close()
+    with held_port() as taken, pytest.raises(MetricsUnavailable, match=ADDRESS_VARIABLE):
+        worker_runtime({ADDRESS_VARIABLE: f"127.0.0.1:{taken}"})
+    assert worker_runtime({ADDRESS_VARIABLE: "off"}) == (None, None)
     # Unset, the default port is used when free and another is found when not (a second
     # worker on the same machine): either way the URL printed is one that answers.
     with socket.socket() as default:
@@ -404,8 +401,8 @@ def test_a_taken_default_port_moves_the_endpoint_a_configured_one_does_not() -> 
             default.listen()
         except OSError:
             pass  # already taken, by another worker on this machine
-        _, url = worker_runtime({})
-    assert url is not None and f":{DEFAULT_PORT}/" not in url
+        runtime, url = worker_runtime({})  # held: the endpoint lives as long as its runtime
+    assert runtime is not None and url is not None and f":{DEFAULT_PORT}/" not in url
     assert httpx.get(url, timeout=10).status_code == 200
 
 
@@ -456,9 +453,7 @@ async def test_up_prints_the_metrics_url_and_it_answers(tmp_path: Path) -> None:
 async def test_a_taken_metrics_address_is_one_line_and_nothing_starts(
     command: str, tmp_path: Path, stack: EmbeddedStack
 ) -> None:
-    holders = bound_port()
-    taken = next(holders)
-    try:
+    with held_port() as taken:
         process = await asyncio.create_subprocess_exec(
             OVERDUE,
             command,
@@ -473,10 +468,8 @@ async def test_a_taken_metrics_address_is_one_line_and_nothing_starts(
         )
         async with asyncio.timeout(30):
             stdout, stderr = await process.communicate()
-    finally:
-        holders.close()
     lines = stderr.decode().strip().splitlines()
     assert process.returncode == 2, (stdout, stderr)
     assert len(lines) == 1 and lines[0].startswith(f"error: {ADDRESS_VARIABLE}:"), lines
     assert f"127.0.0.1:{taken}" in lines[0]
-    assert not (tmp_path / "home").exists(), "nothing may start before the metrics address is had"
+    assert not (tmp_path / "home").exists(), "nothing starts when the metrics address is taken"
