@@ -1,0 +1,249 @@
+"""The Temporal Web UI as collections operations use it, in a real headless Chromium.
+
+The UI is the one the embedded dev server serves; the loans are started with ``overdue start``
+and collected by the production worker. The browser filters the loans by search attributes,
+opens one and reads its current details, and takes the screenshots the README shows. They are
+written to a temporary directory on every run, and also to ``docs/images/`` when
+``OVERDUE_UPDATE_SCREENSHOTS=1`` is set.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import partial
+from pathlib import Path
+from urllib.parse import quote
+from zoneinfo import ZoneInfo
+
+import pytest
+import pytest_asyncio
+from playwright.async_api import Browser, Locator, Page, ViewportSize, expect
+from temporalio.client import Client
+
+from overdue.stack import EmbeddedStack
+from tests.integration.browser import ChromiumUnavailable, chromium, ensure_chromium
+from tests.integration.support import Cli, Loans, daytime_zone, eventually, start_args
+from workflows.loan_collection import LoanCollection
+from workflows.types import workflow_id_for
+
+# Installing Chromium on a fresh machine is part of the first test's setup.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(1200)]
+
+LATE_QUERY = 'CollectionStage="late" AND DaysPastDue > 20'
+# A collection day of 15 real minutes: the late stage's firm SMS (jittered by at most 20
+# collection minutes) goes out within about 12 s, while the next local midnight of a borrower
+# in daytime is at least 8 collection hours, 5 real minutes, away: DPD holds during the module.
+DAY_SECONDS = "900"
+HIDDEN_COLUMNS = ("Run ID", "Type", "Start", "End")
+COLLECTION_COLUMNS = (
+    "CollectionStage",
+    "DaysPastDue",
+    "Situation",
+    "OutstandingMinor",
+    "NextContactAt",
+)
+UI_TIMEOUT_MS = 30_000  # the UI's first load compiles a large bundle; the machine may be busy
+VIEWPORT: ViewportSize = {"width": 1600, "height": 860}
+UPDATE_SCREENSHOTS = os.environ.get("OVERDUE_UPDATE_SCREENSHOTS") == "1"
+DOCS_IMAGES = Path(__file__).parents[2] / "docs" / "images"
+
+
+@dataclass
+class Portfolio:
+    """Loans in known places: two late (24 and 20 days past due), one early, one promised."""
+
+    late: str
+    late_day_20: str
+    early: str
+    promised: str
+
+
+@pytest.fixture(scope="module")
+def chromium_executable() -> Path:
+    try:
+        return ensure_chromium()
+    except ChromiumUnavailable as reason:
+        pytest.skip(f"no Chromium for the Web UI tests: {reason}")
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def browser(chromium_executable: Path) -> AsyncIterator[Browser]:
+    async with chromium(chromium_executable) as launched:
+        yield launched
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def page(browser: Browser) -> AsyncIterator[Page]:
+    # UTC and one locale: the screenshots read the same wherever the test runs.
+    context = await browser.new_context(viewport=VIEWPORT, timezone_id="UTC", locale="en-US")
+    context.set_default_timeout(UI_TIMEOUT_MS)
+    opened = await context.new_page()
+    yield opened
+    await context.close()
+
+
+@pytest.fixture(scope="module")
+def screenshots(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """Where each screenshot goes: always a temporary directory, on request the docs too."""
+    return [tmp_path_factory.mktemp("web-ui")] + ([DOCS_IMAGES] if UPDATE_SCREENSHOTS else [])
+
+
+async def screenshot(page: Page, directories: list[Path], name: str) -> None:
+    for directory in directories:
+        directory.mkdir(parents=True, exist_ok=True)
+        await page.screenshot(path=directory / name)
+
+
+def days_ago(zone: str, days: int) -> str:
+    return (datetime.now(ZoneInfo(zone)).date() - timedelta(days=days)).isoformat()
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def portfolio(cli: Cli, client: Client, loans: Loans) -> Portfolio:
+    """The loans started, visible to the filters, and the late one's firm SMS sent."""
+    zone = daytime_zone()
+    placed = Portfolio(
+        late=loans.new_id("ui-late"),
+        late_day_20=loans.new_id("ui-late-20"),
+        early=loans.new_id("ui-early"),
+        promised=loans.new_id("ui-promised"),
+    )
+    for loan_id, due_date in (
+        (placed.late, days_ago(zone, 24)),
+        (placed.late_day_20, days_ago(zone, 20)),
+        (placed.early, days_ago(zone, 1)),
+        (placed.promised, days_ago(zone, 1)),
+    ):
+        started = await cli(
+            *start_args(loan_id, timezone=zone, due_date=due_date, day_seconds=DAY_SECONDS)
+        )
+        assert started.code == 0, started
+    promise = await cli(
+        "outcome",
+        placed.promised,
+        "--outcome-id",
+        f"{placed.promised}-o1",
+        "--promise-amount",
+        "100.00",
+        "--promise-date",
+        days_ago(zone, -3),
+    )
+    assert promise.code == 0, promise
+
+    async def running(query: str) -> list[str]:
+        return [w.id async for w in client.list_workflows(f'{query} AND ExecutionStatus="Running"')]
+
+    # A late loan gets there through continue-as-new from early: wait until each loan's running
+    # run is listed where it belongs.
+    for loan_id, query in (
+        (placed.late, f'{LATE_QUERY} AND LoanId="{placed.late}"'),
+        (placed.late_day_20, f'CollectionStage="late" AND LoanId="{placed.late_day_20}"'),
+        (placed.early, f'CollectionStage="early" AND LoanId="{placed.early}"'),
+        (placed.promised, f'Situation="promise" AND LoanId="{placed.promised}"'),
+    ):
+        await eventually(partial(running, query), timeout=60, what=f"{loan_id} in visibility")
+
+    handle = client.get_workflow_handle_for(LoanCollection.run, workflow_id_for(placed.late))
+
+    async def firm_sms_sent() -> bool:
+        status = await handle.query(LoanCollection.status)
+        return status.attempt_count >= 1
+
+    await eventually(firm_sms_sent, timeout=60, what="the late loan's firm SMS")
+    return placed
+
+
+async def open_loan_list(page: Page, stack: EmbeddedStack, query: str) -> None:
+    """The workflow list filtered by a visibility query given in the URL, in collection columns.
+
+    The columns are what an operator sets once in the table's "Configure Columns" drawer (the
+    browser keeps them): where each loan stands instead of run ids and workflow types.
+    """
+    await page.goto(f"{stack.ui_url}/namespaces/default/workflows?query={quote(query)}")
+    await page.get_by_role("button", name="Configure Columns").click()
+    for column in HIDDEN_COLUMNS:
+        await page.get_by_role("button", name=f"Remove {column} column").click()
+    for column in COLLECTION_COLUMNS:
+        await page.get_by_role("button", name=f"Add {column} column").click()
+    await page.get_by_role("button", name="Close").click()
+    await expect(page.get_by_role("heading", name="Configure Workflows Table")).to_be_hidden()
+
+
+def listed(page: Page, loan_id: str) -> Locator:
+    """The rows of the workflow list that show the loan's collection (one per run listed)."""
+    return page.get_by_test_id("workflows-summary-configurable-table-row").filter(
+        has_text=workflow_id_for(loan_id)
+    )
+
+
+async def test_operations_filter_late_loans_and_read_the_current_details(
+    page: Page, stack: EmbeddedStack, portfolio: Portfolio, screenshots: list[Path]
+) -> None:
+    await open_loan_list(page, stack, LATE_QUERY)
+    late_running = listed(page, portfolio.late).filter(
+        has_text=re.compile("running", re.IGNORECASE)
+    )
+    await expect(late_running).to_have_count(1)
+    # Late but only 20 days past due, and early: both left out by the filter.
+    await expect(listed(page, portfolio.late_day_20)).to_have_count(0)
+    await expect(listed(page, portfolio.early)).to_have_count(0)
+    await screenshot(page, screenshots, "web-ui-late-loans.png")
+
+    await late_running.get_by_role("link", name=workflow_id_for(portfolio.late)).first.click()
+    await expect(page.get_by_role("heading", name=workflow_id_for(portfolio.late))).to_be_visible()
+    await page.get_by_role("tab", name="User Metadata").click()
+    # The UI renders the markdown of the current details in a frame of its own.
+    details = page.frame_locator("#user-metadata-current-details")
+    await expect(details.get_by_text(re.compile(r"Stage\s+late\s+·\s+DPD\s+24"))).to_be_visible()
+    await expect(details.get_by_text(re.compile(r"Outstanding\s+500\.00 USD"))).to_be_visible()
+    await expect(details.get_by_text(re.compile(r"Last outcome\s+\w+"))).to_be_visible()
+    local_and_utc = (
+        r"Next\s+\w+ .* at \d{4}-\d\d-\d\d \d\d:\d\d \S+ \(UTC \d{4}-\d\d-\d\d \d\d:\d\d\)"
+    )
+    await expect(details.get_by_text(re.compile(local_and_utc))).to_be_visible()
+    await screenshot(page, screenshots, "web-ui-loan-details.png")
+
+    await page.get_by_role("tab", name="Timeline").click()
+    # The firm SMS and the sleep after it, each named by its summary.
+    await expect(
+        page.get_by_text(re.compile(r"sms #\d+ · borrower · \w+ slot")).first
+    ).to_be_visible()
+    await expect(page.get_by_text(re.compile(r"wait for .* borrower-local")).first).to_be_visible()
+    heading = page.get_by_role("heading", name="Timeline", exact=True)
+    timeline = heading.locator("xpath=ancestor::div[3]")
+    for directory in screenshots:
+        await timeline.screenshot(path=directory / "web-ui-loan-timeline.png")
+
+
+async def test_operations_find_the_loans_with_a_promise_to_pay(
+    page: Page, stack: EmbeddedStack, portfolio: Portfolio, screenshots: list[Path]
+) -> None:
+    await open_loan_list(page, stack, 'Situation="promise"')
+    await expect(listed(page, portfolio.promised)).to_have_count(1)
+    for other in (portfolio.late, portfolio.late_day_20, portfolio.early):
+        await expect(listed(page, other)).to_have_count(0)
+    await screenshot(page, screenshots, "web-ui-promises.png")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the static summary is given at start only: the run after a continue-as-new has none",
+)
+async def test_a_loan_past_early_still_shows_its_summary(
+    page: Page, stack: EmbeddedStack, portfolio: Portfolio
+) -> None:
+    """Loan id, product and amount band stay in view after the stage changes."""
+    await page.goto(
+        f"{stack.ui_url}/namespaces/default/workflows/{workflow_id_for(portfolio.late)}"
+    )
+    await page.get_by_role("tab", name="User Metadata").click()
+    details = page.frame_locator("#user-metadata-current-details")
+    await expect(details.get_by_text(re.compile(r"Stage\s+late"))).to_be_visible()
+    # The summary panel and the details frame are filled from one description of the run.
+    glance = re.compile(rf"Loan {re.escape(portfolio.late)} · ")
+    shown = await page.get_by_text(glance).count() + await details.get_by_text(glance).count()
+    assert shown > 0, "no summary of the loan on its page"
