@@ -151,7 +151,6 @@ def _worker_metrics() -> tuple[Runtime | None, str | None]:
 async def _up(config: Config, *, encrypt: bool = False) -> None:
     # Before anything starts: a metrics address that cannot be bound stops `up` at once.
     runtime, metrics = _worker_metrics()
-    api, token_at = _stack_api(config)
     codec = codecs.prepare_stack_codec(config) if encrypt else None
     if codec is not None:
         config = codec.config
@@ -173,6 +172,8 @@ async def _up(config: Config, *, encrypt: bool = False) -> None:
             keys = config.encryption_key_file or "OVERDUE_ENCRYPTION_KEYS"
             made = f", new key {codec.created_key}" if codec.created_key else ""
             out.print(f"Codec server     {codec.endpoint} (payloads encrypted; keys {keys}{made})")
+        # The port is chosen just before it is bound: another `up` may have taken it meanwhile.
+        api, token_at = _stack_api(config)
         serving.append(
             asyncio.create_task(
                 run_api(
@@ -473,8 +474,11 @@ def import_payments(
     data_dir: DataDirOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Apply a bank file of payments received. Bad lines are reported by line and field, and
-    skipped; a payment id seen before is a duplicate and changes nothing."""
+    """Apply a bank file of payments received; bad lines are named by line and field.
+
+    A payment id seen before is a duplicate and changes nothing. Payments Temporal cannot take
+    now are stored and applied later by the relay of `overdue up` or `overdue api`.
+    """
     try:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:

@@ -28,6 +28,9 @@ class Config:
     # Payload encryption (overdue/codec.py): key material stays out of reprs and logs.
     encryption_keys: str | None = field(default=None, repr=False)
     encryption_key_file: Path | None = None
+    # The HTTP API (overdue/api.py): where it listens (host:port) and its bearer token.
+    api_address: str | None = None
+    api_token: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, home: Path | None = None) -> Config:
@@ -38,6 +41,8 @@ class Config:
             temporal_address=env.get("TEMPORAL_ADDRESS") or None,
             database_url=env.get("DATABASE_URL") or None,
             simulation_seed=int(env.get("OVERDUE_SIM_SEED") or 0),
+            api_address=env.get("OVERDUE_API_ADDRESS") or None,
+            api_token=env.get("OVERDUE_API_TOKEN") or None,
             encryption_keys=env.get("OVERDUE_ENCRYPTION_KEYS") or None,
             encryption_key_file=Path(env["OVERDUE_ENCRYPTION_KEY_FILE"])
             if env.get("OVERDUE_ENCRYPTION_KEY_FILE")

@@ -1,0 +1,649 @@
+"""The HTTP API for payment services: report payments and contact outcomes, read a loan.
+
+Built on FastAPI: request and response bodies are pydantic models, so the OpenAPI document
+(``/openapi.json``, browsable at ``/docs``) is the contract. Every ``/v1`` route needs
+``Authorization: Bearer <token>``. Every refusal is one JSON object that names the field at
+fault: ``{"error": "amount: must be positive, got -5", "field": "amount"}``, plus the standard
+``detail`` list on a 422.
+
+A payment is stored in the outbox (``overdue.outbox``) before it is delivered: 200 means the
+collection applied it (the body has the balance after it), 202 that Temporal could not take it
+now and the relay will deliver it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import os
+import re
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Annotated, Any, Literal, TypeVar
+
+import asyncpg
+from fastapi import APIRouter, Depends, FastAPI, Path, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPBearer
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    ValidationInfo,
+    field_validator,
+)
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from activities.situations import outcome_facts
+from overdue import db
+from overdue.client import (
+    PaymentInvalid,
+    UnknownLoan,
+    loan_status,
+    loan_view,
+    send_outcome,
+)
+from overdue.config import Config
+from overdue.loans import ID_PATTERN
+from overdue.outbox import (
+    ClientProvider,
+    IncomingPayment,
+    Outbox,
+    OutboxEntry,
+    PaymentIdConflict,
+    TemporalClients,
+    TemporalUnavailable,
+    unreachable,
+)
+from overdue.outcomes import OutcomeInvalid, outcome_from_fields
+from overdue.serving import serve_asgi
+from overdue.stack import free_port, port_is_free
+from workflows.money import AmountError, check_currency, format_minor, to_minor
+from workflows.types import PaymentReceived
+
+API_TOKEN_ENV = "OVERDUE_API_TOKEN"
+API_ADDRESS_ENV = "OVERDUE_API_ADDRESS"
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
+TOKEN_FILE = "api-token"
+MIN_TOKEN_LENGTH = 16
+# A read or a signal that takes longer means Temporal (or every worker) is not answering.
+TEMPORAL_TIMEOUT = 10.0
+# Bank clocks drift; a payment dated a little ahead of ours is still a payment received.
+CLOCK_SKEW = timedelta(minutes=5)
+FIELD_PREFIX = re.compile(r"^([a-z_]+)[: ]")
+T = TypeVar("T")
+
+# --- settings -------------------------------------------------------------------------------
+
+
+def check_token(token: str | None) -> str:
+    """The bearer token, refused when it is missing or too short to be a secret.
+
+    Raises:
+        ValueError: the message names ``OVERDUE_API_TOKEN``.
+    """
+    token = (token or "").strip()
+    if not token:
+        raise ValueError(f"{API_TOKEN_ENV}: is not set; the API does not start without a token")
+    if len(token) < MIN_TOKEN_LENGTH:
+        raise ValueError(f"{API_TOKEN_ENV}: must be at least {MIN_TOKEN_LENGTH} characters")
+    return token
+
+
+def parse_address(text: str) -> tuple[str, int]:
+    """``host:port`` into its parts.
+
+    Raises:
+        ValueError: the message names ``OVERDUE_API_ADDRESS``.
+    """
+    host, _, port = text.strip().rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(
+            f"{API_ADDRESS_ENV}: expected host:port such as 127.0.0.1:8000, got {text!r}"
+        )
+    return host.strip("[]"), int(port)
+
+
+def stack_token(config: Config) -> tuple[str, str]:
+    """The token ``overdue up`` serves with, and where it is: ``OVERDUE_API_TOKEN`` when set,
+    else a token generated once and kept in the data dir, readable by its owner only."""
+    if config.api_token:
+        return check_token(config.api_token), API_TOKEN_ENV
+    path = config.home / TOKEN_FILE
+    try:
+        return check_token(path.read_text()), str(path)
+    except (FileNotFoundError, ValueError):
+        token = secrets.token_urlsafe(32)
+        config.home.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as file:
+            file.write(token + "\n")
+        os.chmod(path, 0o600)  # O_CREAT's mode does not apply to a file that existed
+        return token, str(path)
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    """Where the API listens and the bearer token it accepts."""
+
+    host: str
+    port: int
+    token: str
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
+def api_settings(
+    config: Config, *, host: str | None = None, port: int | None = None
+) -> ApiSettings:
+    """The settings of ``overdue api``: flags over ``OVERDUE_API_ADDRESS`` over the default.
+
+    Raises:
+        ValueError: the token is missing or weak, or the address is malformed; the message
+            names the variable or the option.
+    """
+    token = check_token(config.api_token)
+    default_host, default_port = (
+        parse_address(config.api_address) if config.api_address else (DEFAULT_HOST, DEFAULT_PORT)
+    )
+    port = default_port if port is None else port
+    if not 0 < port < 65536:
+        raise ValueError(f"port: must be between 1 and 65535, got {port}")
+    return ApiSettings(host or default_host, port, token)
+
+
+def stack_api_settings(config: Config) -> tuple[ApiSettings, str]:
+    """The settings of the API ``overdue up`` runs, and where its token is.
+
+    Without ``OVERDUE_API_ADDRESS`` it listens on 127.0.0.1:8000, or on a free port when that
+    one is taken (as the stack does for Temporal). A named address must be free.
+
+    Raises:
+        ValueError: a bad setting, or the named address is taken.
+    """
+    token, where = stack_token(config)
+    if config.api_address:
+        host, port = parse_address(config.api_address)
+        if not port_is_free(port):
+            raise ValueError(f"{API_ADDRESS_ENV}: port {port} is in use")
+    else:
+        host, port = DEFAULT_HOST, DEFAULT_PORT if port_is_free(DEFAULT_PORT) else free_port()
+    return ApiSettings(host, port, token), where
+
+
+# --- bodies ---------------------------------------------------------------------------------
+
+Identifier = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=64,
+        pattern=ID_PATTERN.pattern,
+        description="Letters, digits and _ . : - (at most 64).",
+    ),
+]
+
+
+class PaymentIn(BaseModel):
+    """A payment received, as a payment service reports it."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "payment_id": "BANK-2026-000123",
+                    "loan_id": "L-1001",
+                    "amount": "125.00",
+                    "currency": "USD",
+                    "paid_at": "2026-03-02T09:30:00Z",
+                    "reference": "statement 2026-03-02 line 17",
+                }
+            ]
+        },
+    )
+
+    payment_id: Identifier = Field(description="The payment's unique id: the idempotency key.")
+    loan_id: Identifier
+    # Before `amount`: the amount is checked against the currency's decimal places.
+    currency: str = Field(description="ISO 4217 code; must be the loan's.", examples=["USD"])
+    amount: str = Field(
+        description=(
+            "Amount in major units as a decimal string, at most the currency's decimal places"
+            " (125.00 USD, 5000 JPY). JSON numbers are refused: a binary float cannot hold"
+            " every amount of cents."
+        ),
+        examples=["125.00"],
+        json_schema_extra={"pattern": r"^[0-9]+(\.[0-9]+)?$"},
+    )
+    paid_at: AwareDatetime | None = Field(
+        default=None, description="When the money was received (with a zone). Default: now."
+    )
+    source: Identifier = Field(default="api", description="Who reports the payment.")
+    reference: str | None = Field(
+        default=None, max_length=140, description="The bank's reference, kept with the payment."
+    )
+
+    @field_validator("currency")
+    @classmethod
+    def _known_currency(cls, value: str) -> str:
+        try:
+            return check_currency(value)
+        except AmountError as problem:
+            raise ValueError(str(problem)) from None
+
+    @field_validator("amount", mode="before")
+    @classmethod
+    def _amount_is_text(cls, value: object) -> object:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            raise ValueError(
+                f'must be a decimal string such as "125.00", not the JSON number {value}'
+            )
+        return value
+
+    @field_validator("amount")
+    @classmethod
+    def _amount_in_currency(cls, value: str, info: ValidationInfo) -> str:
+        currency = info.data.get("currency")
+        if currency is not None:  # a bad currency is reported on its own
+            try:
+                to_minor(value, currency)
+            except AmountError as problem:
+                raise ValueError(str(problem)) from None
+        return value
+
+    @field_validator("paid_at")
+    @classmethod
+    def _not_in_future(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value > datetime.now(UTC) + CLOCK_SKEW:
+            raise ValueError("is in the future")
+        return value
+
+    def incoming(self) -> IncomingPayment:
+        return IncomingPayment(
+            loan_id=self.loan_id,
+            payment=PaymentReceived(
+                payment_id=self.payment_id,
+                amount_minor=to_minor(self.amount, self.currency),
+                currency=self.currency,
+                paid_at=(self.paid_at or datetime.now(UTC)).astimezone(UTC),
+                source=self.source,
+            ),
+            reference=self.reference,
+        )
+
+
+class PaymentOut(BaseModel):
+    """A stored payment and what became of it."""
+
+    payment_id: str
+    loan_id: str
+    status: Literal["applied", "queued", "rejected"] = Field(
+        description="applied: the collection (or the ledger) took it; queued: stored, to be"
+        " delivered when Temporal answers; rejected: refused for good (see last_error)."
+    )
+    replayed: bool = Field(
+        description="This request repeated a payment id already stored: nothing new was done."
+    )
+    amount: str
+    amount_minor: int
+    currency: str
+    paid_at: datetime
+    source: str
+    reference: str | None
+    outstanding_minor: int | None = Field(description="The balance after it, once applied.")
+    outstanding: str | None
+    stage: str | None
+    attempts: int = Field(description="Deliveries tried so far.")
+    next_attempt_at: datetime | None = Field(description="When a queued payment is tried next.")
+    last_error: str | None
+
+    @classmethod
+    def of(cls, entry: OutboxEntry, *, replayed: bool = False) -> PaymentOut:
+        payment, result = entry.payment, entry.result
+        return cls(
+            payment_id=payment.payment_id,
+            loan_id=entry.loan_id,
+            status=entry.outcome,  # type: ignore[arg-type]
+            replayed=replayed,
+            amount=format_minor(payment.amount_minor, payment.currency),
+            amount_minor=payment.amount_minor,
+            currency=payment.currency,
+            paid_at=payment.paid_at,
+            source=payment.source,
+            reference=entry.reference,
+            outstanding_minor=result.outstanding_minor if result else None,
+            outstanding=format_minor(result.outstanding_minor, result.currency) if result else None,
+            stage=result.stage if result else None,
+            attempts=entry.attempts,
+            next_attempt_at=entry.next_attempt_at if entry.status == "pending" else None,
+            last_error=entry.last_error,
+        )
+
+
+class OutcomeIn(BaseModel):
+    """What a conversation revealed, as a collector, a dialer or an agent desk reports it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    outcome_id: Identifier = Field(description="The outcome's unique id: the idempotency key.")
+    source: str = Field(default="collector:api", description="Who reports, as kind:name.")
+    right_party: StrictBool = Field(
+        default=True, description="False: the borrower was not reached."
+    )
+    situation: str | None = Field(default=None, description="A situation code.")
+    promise_amount: str | None = Field(
+        default=None, description="Amount promised, in major units of the loan's currency."
+    )
+    promise_date: date | None = Field(default=None, description="Borrower-local date promised.")
+    complaint: str | None = Field(default=None, description="A complaint category.")
+    dispute: StrictBool = Field(default=False, description="The borrower disputes the debt itself.")
+    hardship: Literal["short", "long"] | None = None
+    hardship_reason: str | None = None
+    deceased_reported_by: str | None = None
+    cease: StrictBool = Field(default=False, description="The borrower asks that contact stop.")
+    refusal: StrictBool = Field(default=False, description="The borrower wilfully refuses to pay.")
+    note: str | None = None
+
+
+class OutcomeOut(BaseModel):
+    loan_id: str
+    outcome_id: str
+    source: str
+    at: datetime = Field(description="Stamped with the collection's time.")
+    right_party: bool
+    facts: dict[str, Any]
+    signalled: bool
+
+
+class ErrorOut(BaseModel):
+    """Every refusal: one line naming the field at fault."""
+
+    error: str = Field(examples=["amount: must be positive, got -5"])
+    field: str | None = Field(examples=["amount"])
+    detail: list[dict[str, Any]] | None = Field(
+        default=None, description="On a 422 from the schema: FastAPI's standard list."
+    )
+
+
+# --- errors ---------------------------------------------------------------------------------
+
+
+class ApiError(Exception):
+    """A refusal with its HTTP status; ``message`` starts with the field it names."""
+
+    def __init__(self, status: int, message: str, *, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = headers
+
+
+def field_of(message: str) -> str | None:
+    """The field a message names: its first word, as in ``amount: must be positive``."""
+    found = FIELD_PREFIX.match(message)
+    return found.group(1) if found else None
+
+
+def _error(
+    status: int,
+    message: str,
+    *,
+    detail: list[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    body: dict[str, Any] = {"error": message, "field": field_of(message)}
+    if detail is not None:
+        body["detail"] = detail
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _validation_failed(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = list(exc.errors())
+    detail = [
+        {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+        for e in errors
+    ]
+    first = errors[0] if errors else {}
+    loc = [str(part) for part in first.get("loc", ())]
+    name = ".".join(loc[1:]) if len(loc) > 1 and first.get("type") != "json_invalid" else ""
+    name = name or (loc[0] if loc else "body")
+    message = str(first.get("msg", "is invalid")).removeprefix("Value error, ")
+    if first.get("type") == "json_invalid":
+        message = f"is not valid JSON ({message})"
+    elif loc == ["body"]:
+        message = f"a JSON object is required ({message})"
+    return _error(422, f"{name}: {message}", detail=detail)
+
+
+def _http_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400:  # a body FastAPI could not even decode (not UTF-8 text)
+        return _error(422, f"body: is not valid JSON ({exc.detail})")
+    return _error(exc.status_code, str(exc.detail), headers=exc.headers)
+
+
+def _refused(_: Request, exc: Exception) -> JSONResponse:
+    if isinstance(exc, ApiError):
+        return _error(exc.status, exc.message, headers=exc.headers)
+    if isinstance(exc, UnknownLoan):
+        return _error(404, str(exc.args[0]))
+    if isinstance(exc, PaymentIdConflict):
+        return _error(409, str(exc))
+    if isinstance(exc, PaymentInvalid | OutcomeInvalid):
+        return _error(422, str(exc))
+    if isinstance(exc, TemporalUnavailable):
+        message = str(exc) if field_of(str(exc)) == "loan_id" else f"temporal: {exc}"
+        return _error(503, message, headers={"Retry-After": "5"})
+    return _error(503, f"database: the ledger is unreachable ({exc})", headers={"Retry-After": "5"})
+
+
+def _rejection(entry: OutboxEntry) -> ApiError:
+    message = entry.last_error or "payment: rejected"
+    # The ledger refuses a payment id it holds with other details: the same conflict as ours.
+    status = 409 if field_of(message) == "payment_id" else 422
+    return ApiError(status, message)
+
+
+class BearerToken(HTTPBearer):
+    """The bearer-token check of every ``/v1`` route, and its security scheme in the OpenAPI."""
+
+    def __init__(self, token: str) -> None:
+        super().__init__(
+            auto_error=False,
+            scheme_name="bearerAuth",
+            description=f"The token in {API_TOKEN_ENV} (`overdue up` keeps one in the data dir).",
+        )
+        self._expected = hashlib.sha256(check_token(token).encode()).digest()
+
+    async def __call__(self, request: Request) -> None:  # type: ignore[override]
+        credentials = await super().__call__(request)
+        given = credentials.credentials if credentials is not None else ""
+        # Digests of equal length, compared in constant time: neither content nor length leaks.
+        if not hmac.compare_digest(hashlib.sha256(given.encode()).digest(), self._expected):
+            raise ApiError(
+                401,
+                "authorization: a valid bearer token is required",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+
+
+PathId = Annotated[str, Path(min_length=1, max_length=64, pattern=ID_PATTERN.pattern)]
+
+# --- the app --------------------------------------------------------------------------------
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorOut, "description": "Missing or wrong bearer token."},
+    404: {"model": ErrorOut, "description": "Unknown loan."},
+    422: {"model": ErrorOut, "description": "Invalid input; `field` names it."},
+    503: {"model": ErrorOut, "description": "Temporal or the ledger is unreachable; retry."},
+}
+
+
+def create_app(
+    client_provider: ClientProvider,
+    pool: asyncpg.Pool,
+    token: str,
+    *,
+    outbox: Outbox | None = None,
+    temporal_timeout: float = TEMPORAL_TIMEOUT,
+) -> FastAPI:
+    """The API, wired to its Temporal client, the ledger pool and the bearer token.
+
+    Args:
+        client_provider: Gives the Temporal client, or raises ``TemporalUnavailable``.
+        pool: The ledger's connection pool (the outbox lives there too).
+        token: The bearer token every ``/v1`` request must carry.
+        outbox: The payment outbox; default one on ``pool`` and ``client_provider``.
+        temporal_timeout: How long a read or a signal may wait for Temporal.
+    """
+    outbox = outbox or Outbox(pool, client_provider)
+
+    async def temporal(call: Callable[[], Awaitable[T]]) -> T:
+        try:
+            return await asyncio.wait_for(call(), temporal_timeout)
+        except Exception as problem:
+            if unreachable(problem) and not isinstance(problem, TemporalUnavailable):
+                raise TemporalUnavailable(f"not answering ({type(problem).__name__})") from None
+            raise
+
+    app = FastAPI(
+        title="overdue — payment services API",
+        version="1",
+        description=(
+            "Report payments received and contact outcomes to the collection of overdue loans,"
+            " and read where a loan stands. Amounts are decimal strings in major units."
+        ),
+    )
+    app.add_exception_handler(RequestValidationError, _validation_failed)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    for refusal in (
+        ApiError,
+        UnknownLoan,
+        PaymentInvalid,
+        OutcomeInvalid,
+        TemporalUnavailable,
+        OSError,
+        asyncpg.PostgresConnectionError,
+        asyncpg.InterfaceError,
+    ):
+        app.add_exception_handler(refusal, _refused)
+
+    v1 = APIRouter(prefix="/v1", dependencies=[Depends(BearerToken(token))], responses=ERRORS)
+
+    @v1.post(
+        "/payments",
+        response_model=PaymentOut,
+        status_code=200,
+        responses={
+            202: {"model": PaymentOut, "description": "Stored; delivered when Temporal answers."},
+            409: {"model": ErrorOut, "description": "Payment id reused with other details."},
+        },
+        summary="Report a payment received (idempotent by payment_id)",
+    )
+    async def post_payment(body: PaymentIn) -> JSONResponse:
+        """Store the payment, then apply it to the loan's collection.
+
+        200: applied; the body has the balance after it. A repeat of the same payment id,
+        loan, amount and currency answers as the first did, with ``replayed: true``.
+        202: Temporal could not take it now; it is stored and will be applied exactly once.
+        """
+        submitted = await outbox.submit(body.incoming())
+        entry = submitted.entry
+        if entry.status == "rejected":
+            raise _rejection(entry)
+        out = PaymentOut.of(entry, replayed=submitted.replayed)
+        status = 202 if entry.status == "pending" else 200
+        headers = {"Location": f"/v1/payments/{entry.payment.payment_id}"}
+        return JSONResponse(out.model_dump(mode="json"), status_code=status, headers=headers)
+
+    @v1.get("/payments/{payment_id}", response_model=PaymentOut, summary="A stored payment")
+    async def get_payment(payment_id: PathId) -> PaymentOut:
+        """Where a payment stands: applied, still queued (with its delivery attempts), rejected."""
+        entry = await outbox.get(payment_id)
+        if entry is None:
+            raise ApiError(404, f"payment_id: no payment {payment_id!r} was reported here")
+        return PaymentOut.of(entry)
+
+    @v1.get("/loans/{loan_id}", summary="Where a loan stands")
+    async def get_loan(loan_id: PathId) -> dict[str, Any]:
+        """The loan live from its collection, its full record from the ledger, and the
+        payments still queued for it (not yet in the balance)."""
+        client = await client_provider()
+        view = await temporal(lambda: loan_status(client, pool, loan_id))
+        view["queued_payments"] = [
+            PaymentOut.of(e).model_dump(mode="json") for e in await outbox.pending_for(loan_id)
+        ]
+        return view
+
+    @v1.post(
+        "/loans/{loan_id}/outcomes",
+        response_model=OutcomeOut,
+        status_code=202,
+        responses={409: {"model": ErrorOut, "description": "Collection ended; id reused."}},
+        summary="Report a contact outcome (idempotent by outcome_id)",
+    )
+    async def post_outcome(loan_id: PathId, body: OutcomeIn) -> OutcomeOut:
+        """Check the outcome against the running collection and signal ``contact_outcome``."""
+        client = await client_provider()
+        try:
+            loan = await temporal(lambda: loan_view(client, loan_id))
+        except OutcomeInvalid as ended:
+            raise ApiError(409, str(ended)) from None
+        fields = body.model_dump(exclude={"promise_date"})
+        outcome = outcome_from_fields(
+            loan,
+            promise_date=body.promise_date.isoformat() if body.promise_date else None,
+            **fields,
+        )
+        try:
+            await temporal(lambda: send_outcome(client, loan_id, outcome, pool=pool))
+        except OutcomeInvalid as conflict:  # ended meanwhile, or the id is another loan's
+            raise ApiError(409, str(conflict)) from None
+        return OutcomeOut(
+            loan_id=loan_id,
+            outcome_id=outcome.outcome_id,
+            source=outcome.source,
+            at=outcome.at,
+            right_party=outcome.right_party,
+            facts=outcome_facts(outcome),
+            signalled=True,
+        )
+
+    app.include_router(v1)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def health() -> dict[str, str]:
+        await pool.fetchval("SELECT 1")
+        return {"status": "ok"}
+
+    return app
+
+
+async def run_api(config: Config, settings: ApiSettings, stop: asyncio.Event) -> None:
+    """Serve the API and relay queued payments until ``stop`` is set.
+
+    Temporal may be down when this starts: payments are then stored and relayed once it is up.
+    """
+    assert config.database_url is not None
+    pool = await db.create_pool(config.database_url, max_size=10)
+    try:
+        await db.migrate(pool)  # the outbox must exist before the first payment
+        clients = TemporalClients(config)
+        outbox = Outbox(pool, clients)
+        app = create_app(clients, pool, settings.token, outbox=outbox)
+        await asyncio.gather(
+            serve_asgi(app, settings.host, settings.port, stop), outbox.relay(stop)
+        )
+    finally:
+        await pool.close()

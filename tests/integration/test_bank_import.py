@@ -1,0 +1,171 @@
+"""`overdue payments import`: bank files through the outbox, against the dev server and PostgreSQL."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import asyncpg
+import pytest
+from temporalio.client import Client
+
+from overdue.client import start_collection
+from overdue.outbox import Outbox
+from overdue.stack import free_port
+from tests.integration.support import Cli, Loans, eventually
+from workflows.loan_collection import LoanCollection
+from workflows.types import Borrower, Loan, workflow_id_for
+
+pytestmark = pytest.mark.integration
+HEADER = "payment_id,loan_id,amount,currency,paid_at,reference\n"
+
+
+async def _start_loan(client: Client, pool: asyncpg.Pool, loans: Loans, label: str) -> str:
+    loan_id = loans.new_id(f"bank-{label}-{uuid.uuid4().hex[:6]}")
+    loan = Loan(
+        loan_id=loan_id,
+        borrower=Borrower(f"never_answers-{loan_id}", "Bo Chen", "+15550100", "America/New_York"),
+        product="personal",
+        principal_minor=100_000,
+        outstanding_minor=50_000,
+        currency="USD",
+        due_date=(datetime.now(UTC) - timedelta(days=1)).date().isoformat(),
+        jurisdiction="us",
+    )
+    assert await start_collection(client, loan, day_seconds=600) == "started"
+
+    async def opened() -> bool:
+        return bool(await pool.fetchval("SELECT 1 FROM loans WHERE loan_id = $1", loan_id))
+
+    await eventually(opened, what=f"{loan_id} opened in the ledger")
+    return loan_id
+
+
+async def _outstanding(client: Client, loan_id: str) -> int:
+    handle = client.get_workflow_handle_for(LoanCollection.run, workflow_id_for(loan_id))
+    return (await handle.query(LoanCollection.status)).outstanding_minor
+
+
+def _ids(count: int) -> list[str]:
+    run = uuid.uuid4().hex[:8]
+    return [f"BANK-{run}-{n}" for n in range(count)]
+
+
+async def test_a_bank_file_is_applied_once_and_bad_lines_are_named(
+    cli: Cli, client: Client, pool: asyncpg.Pool, loans: Loans, tmp_path: Path
+) -> None:
+    first, second = [await _start_loan(client, pool, loans, n) for n in ("a", "b")]
+    p = _ids(8)
+    today = datetime.now(UTC).date().isoformat()
+    bank_file = tmp_path / "statement.csv"
+    bank_file.write_text(
+        HEADER
+        + f"{p[0]},{first},100.00,USD,{today},stmt line 1\n"
+        + f"{p[1]},{second},25.50,USD,{today}T08:15:00Z,\n"
+        + f"{p[2]},{first},-5,USD,{today},\n"  # line 4: amount
+        + f"{p[3]},{first},5.00,EUR,{today},\n"  # line 5: not the loan's currency
+        + f"{p[4]},NO-SUCH-LOAN,5.00,USD,{today},\n"  # line 6: unknown loan
+        + f"{p[5]},{first},5.00,USD,not-a-date,\n"  # line 7: paid_at
+        + f"{p[0]},{first},100.00,USD,{today},\n"  # line 8: twice in the file
+        + f"{p[6]},{second},0.50,USD,{today},\n"
+    )
+
+    result = await cli("payments", "import", str(bank_file), "--json")
+    assert result.code == 1, result
+    report = result.json()
+    assert report["applied"] == [p[0], p[1], p[6]]
+    assert (report["duplicates"], report["queued"]) == ([], [])
+    assert [(r["line"], r["field"]) for r in report["rejected"]] == [
+        (4, "amount"),
+        (5, "currency"),
+        (6, "loan_id"),
+        (7, "paid_at"),
+        (8, "payment_id"),
+    ]
+    assert report["rejected"][0]["error"] == "must be positive, got -5"
+    assert "does not match the loan's USD" in report["rejected"][1]["error"]
+    assert "Traceback" not in result.stderr
+    assert await _outstanding(client, first) == 40_000
+    assert await _outstanding(client, second) == 50_000 - 2_550 - 50
+    rows = await pool.fetch("SELECT payment_id FROM payments WHERE payment_id = ANY($1::text[])", p)
+    assert sorted(r["payment_id"] for r in rows) == sorted([p[0], p[1], p[6]])
+    reference = await pool.fetchval(
+        "SELECT reference FROM payment_outbox WHERE payment_id = $1", p[0]
+    )
+    assert reference == "stmt line 1"
+    stored_bad = await pool.fetchval(
+        "SELECT count(*) FROM payment_outbox WHERE payment_id = ANY($1::text[])", p[2:6]
+    )
+    assert stored_bad == 0
+
+    # The same file again: nothing is applied twice, the duplicates are reported.
+    again = await cli("payments", "import", str(bank_file))
+    assert again.code == 1, again
+    assert again.stdout.strip() == "applied 0, duplicates 3, queued 0, rejected lines 5"
+    assert f"{bank_file}:line 4: amount: must be positive, got -5" in again.stderr
+    assert await _outstanding(client, first) == 40_000
+    count = await pool.fetchval(
+        "SELECT count(*) FROM payments WHERE payment_id = ANY($1::text[])", p
+    )
+    assert count == 3
+
+
+async def test_a_clean_file_exits_zero(
+    cli: Cli, client: Client, pool: asyncpg.Pool, loans: Loans, tmp_path: Path
+) -> None:
+    loan_id = await _start_loan(client, pool, loans, "clean")
+    (payment_id,) = _ids(1)
+    bank_file = tmp_path / "clean.csv"
+    bank_file.write_text(
+        "payment_id,loan_id,amount,currency,paid_at\n"
+        + f"{payment_id},{loan_id},1.00,usd,{datetime.now(UTC).date()}\n"
+    )
+    result = await cli("payments", "import", str(bank_file), "--json")
+    assert (result.code, result.json()["applied"]) == (0, [payment_id]), result
+
+
+async def test_a_file_that_is_no_bank_file_is_one_line(cli: Cli, tmp_path: Path) -> None:
+    binary = tmp_path / "photo.csv"
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe")
+    (await cli("payments", "import", str(binary))).assert_user_error("path")
+    loan_book = tmp_path / "loans.csv"
+    loan_book.write_text("loan_id,borrower_id\nL-1,B-1\n")
+    line = (await cli("payments", "import", str(loan_book))).assert_user_error("path")
+    assert "its header lacks payment_id, amount, currency, paid_at" in line
+    (await cli("payments", "import", str(tmp_path / "missing.csv"))).assert_user_error("path")
+
+
+async def test_with_temporal_down_the_lines_are_queued_and_relayed_once(
+    cli: Cli, client: Client, pool: asyncpg.Pool, loans: Loans, tmp_path: Path
+) -> None:
+    loan_id = await _start_loan(client, pool, loans, "down")
+    p = _ids(3)
+    today = datetime.now(UTC).date().isoformat()
+    bank_file = tmp_path / "down.csv"
+    bank_file.write_text(HEADER + "".join(f"{pid},{loan_id},10.00,USD,{today},\n" for pid in p))
+    down = Cli({**cli.env, "TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}"})
+    result = await down("payments", "import", str(bank_file), "--json")
+    assert result.code == 0, result
+    assert result.json()["queued"] == p
+    statuses = await pool.fetch(
+        "SELECT status FROM payment_outbox WHERE payment_id = ANY($1::text[])", p
+    )
+    assert [r["status"] for r in statuses] == ["pending"] * 3
+    assert await _outstanding(client, loan_id) == 50_000
+
+    # Temporal is back: a relay delivers them, each once.
+    await pool.execute(
+        "UPDATE payment_outbox SET next_attempt_at = now() WHERE payment_id = ANY($1::text[])", p
+    )
+
+    async def provide() -> Client:
+        return client
+
+    relay = Outbox(pool, provide)
+    while await relay.deliver_due():
+        pass
+    assert await _outstanding(client, loan_id) == 47_000
+    again = await cli("payments", "import", str(bank_file), "--json")
+    assert (again.code, again.json()["duplicates"], again.json()["applied"]) == (0, p, [])
+    assert await _outstanding(client, loan_id) == 47_000
