@@ -32,8 +32,8 @@ from activities.ledger import PaymentConflict, write_payment
 from overdue.outcomes import LoanView, OutcomeInvalid, check_outcome, check_resolution
 from workflows import search_attributes as sa
 from workflows.commands import PaymentEntry
-from workflows.loan_collection import LoanCollection
-from workflows.money import AmountError, amount_band, check_currency, format_minor, to_minor
+from workflows.loan_collection import LoanCollection, loan_summary
+from workflows.money import AmountError, check_currency, format_minor, to_minor
 from workflows.types import (
     TASK_QUEUE,
     CollectionInput,
@@ -63,12 +63,6 @@ class HoldRefused(ValueError):
     """A pause or resume the collection cannot take; the message names the field."""
 
 
-def static_summary(loan: Loan) -> str:
-    """What the Web UI shows for a collection at a glance: no PII, no exact balance."""
-    band = amount_band(loan.outstanding_minor, loan.currency)
-    return f"Loan {loan.loan_id} · {loan.product} · {band} · {loan.jurisdiction}"
-
-
 class StartOutcome:
     STARTED = "started"
     ALREADY_RUNNING = "already_running"
@@ -89,7 +83,7 @@ async def start_collection(client: Client, loan: Loan, *, day_seconds: float | N
             task_queue=TASK_QUEUE,
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-            static_summary=static_summary(loan),
+            static_summary=loan_summary(loan),
             search_attributes=TypedSearchAttributes(
                 [
                     SearchAttributePair(sa.LOAN_ID, loan.loan_id),

@@ -40,7 +40,7 @@ from workflows.commands import (
     StageChange,
 )
 from workflows.machine import Action, CollectionMachine, LoanFacts
-from workflows.money import format_minor
+from workflows.money import amount_band, format_minor
 from workflows.types import (
     ActivePromise,
     Arrangement,
@@ -57,6 +57,7 @@ from workflows.types import (
     HoldChange,
     HoldRequest,
     Instalment,
+    Loan,
     NextAction,
     OperatorHold,
     Outcome,
@@ -1292,6 +1293,7 @@ class LoanCollection:
         workflow.set_current_details(
             "\n".join(
                 [
+                    loan_summary(self._loan),
                     f"**Stage** {state.stage} · **DPD** {self._dpd(now)}",
                     f"**Outstanding** {outstanding} {self._loan.currency}",
                     f"**Situation** {state.situation} · **Last outcome** {last_outcome}",
@@ -1352,6 +1354,16 @@ class LoanCollection:
     def _require_machine(self) -> CollectionMachine:
         assert self._machine is not None
         return self._machine
+
+
+def loan_summary(loan: Loan) -> str:
+    """What the Web UI shows for a collection at a glance: no PII, no exact balance.
+
+    It is the static summary of the first run, and the first line of every run's current
+    details: continue-as-new cannot carry a static summary to the next run.
+    """
+    band = amount_band(loan.outstanding_minor, loan.currency)
+    return f"Loan {loan.loan_id} · {loan.product} · {band} · {loan.jurisdiction}"
 
 
 def _attempt_summary(request: ContactRequest) -> str:

@@ -229,10 +229,6 @@ async def test_operations_find_the_loans_with_a_promise_to_pay(
     await screenshot(page, screenshots, "web-ui-promises.png")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the static summary is given at start only: the run after a continue-as-new has none",
-)
 async def test_a_loan_past_early_still_shows_its_summary(
     page: Page, stack: EmbeddedStack, portfolio: Portfolio
 ) -> None:
