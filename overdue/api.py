@@ -430,7 +430,8 @@ def _http_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     if exc.status_code == 400:  # a body FastAPI could not even decode (not UTF-8 text)
         return _error(422, f"body: is not valid JSON ({exc.detail})")
-    return _error(exc.status_code, str(exc.detail), headers=exc.headers)
+    headers = dict(exc.headers) if exc.headers else None
+    return _error(exc.status_code, str(exc.detail), headers=headers)
 
 
 def _refused(_: Request, exc: Exception) -> JSONResponse:

@@ -8,6 +8,7 @@ line with a problem is never stored; the good lines go on.
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 from collections.abc import Callable, Mapping
@@ -203,39 +204,72 @@ async def import_bank_file(
     bank_file: BankFile,
     *,
     on_line: Callable[[int], None] | None = None,
+    concurrency: int = 8,
 ) -> ImportReport:
-    """Submit every good line through the outbox, in file order; the file's errors come first.
+    """Submit every good line through the outbox; the file's errors are reported with them.
 
-    A payment id the outbox already holds with the same details is a duplicate: nothing is
-    stored or applied again. Once Temporal proves unreachable, the remaining lines are stored
-    without trying it again, for the relay to deliver.
+    Up to ``concurrency`` lines are in flight, but one loan's lines go in file order, so each
+    balance moves as the file says. A payment id the outbox already holds with the same details
+    is a duplicate: nothing is stored or applied again. Once Temporal proves unreachable, the
+    remaining lines are stored without trying it again, for the relay to deliver.
     """
-    report = ImportReport(rejected=list(bank_file.errors))
-    deliver = True
-    for done, item in enumerate(bank_file.lines, start=1):
-        payment_id = item.incoming.payment.payment_id
+    by_loan: dict[str, list[BankLine]] = {}
+    for item in bank_file.lines:
+        by_loan.setdefault(item.incoming.loan_id, []).append(item)
+    outcomes: dict[str, list[tuple[int, str]]] = {"applied": [], "duplicate": [], "queued": []}
+    rejected = list(bank_file.errors)
+    gate = asyncio.Semaphore(concurrency)
+    reachable = True
+    done = 0
+
+    async def submit(item: BankLine) -> None:
+        nonlocal reachable, done
         try:
-            submitted = await outbox.submit(item.incoming, deliver=deliver)
+            submitted = await outbox.submit(item.incoming, deliver=reachable)
         except UnknownLoan as unknown:
-            report.rejected.append(_line_error(item.line, str(unknown.args[0])))
+            rejected.append(_line_error(item.line, str(unknown.args[0])))
         except (PaymentIdConflict, PaymentInvalid, TemporalUnavailable) as problem:
-            report.rejected.append(_line_error(item.line, str(problem)))
+            rejected.append(_line_error(item.line, str(problem)))
         else:
-            deliver = deliver and not submitted.unreachable
-            entry = submitted.entry
-            result = entry.result
+            reachable = reachable and not submitted.unreachable
+            entry, result = submitted.entry, submitted.entry.result
             if entry.status == "rejected":
-                report.rejected.append(_line_error(item.line, entry.last_error or "rejected"))
-            elif submitted.replayed or (result is not None and result.duplicate):
-                report.duplicates.append(payment_id)
-            elif entry.status == "pending":
-                report.queued.append(payment_id)
+                rejected.append(_line_error(item.line, entry.last_error or "rejected"))
             else:
-                report.applied.append(payment_id)
+                duplicate = submitted.replayed or (result is not None and result.duplicate)
+                kind = (
+                    "duplicate"
+                    if duplicate
+                    else "queued"
+                    if entry.status == "pending"
+                    else "applied"
+                )
+                outcomes[kind].append((item.line, entry.payment.payment_id))
+        done += 1
         if on_line is not None:
             on_line(done)
-    report.rejected.sort(key=lambda e: e.line or 0)
-    return report
+
+    async def in_order(items: list[BankLine]) -> None:
+        for item in items:
+            async with gate:
+                await submit(item)
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            for items in by_loan.values():
+                group.create_task(in_order(items))
+    except ExceptionGroup as failed:  # the ledger went away: say why, not "a TaskGroup failed"
+        raise failed.exceptions[0] from None
+
+    def ids(kind: str) -> list[str]:
+        return [payment_id for _, payment_id in sorted(outcomes[kind])]
+
+    return ImportReport(
+        applied=ids("applied"),
+        duplicates=ids("duplicate"),
+        queued=ids("queued"),
+        rejected=sorted(rejected, key=lambda e: e.line or 0),
+    )
 
 
 def _line_error(line: int, message: str) -> FieldError:

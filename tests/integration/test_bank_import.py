@@ -90,6 +90,16 @@ async def test_a_bank_file_is_applied_once_and_bad_lines_are_named(
     assert await _outstanding(client, second) == 50_000 - 2_550 - 50
     rows = await pool.fetch("SELECT payment_id FROM payments WHERE payment_id = ANY($1::text[])", p)
     assert sorted(r["payment_id"] for r in rows) == sorted([p[0], p[1], p[6]])
+    # One loan's lines are applied in file order, whatever runs beside them.
+    balances = await pool.fetch(
+        "SELECT payment_id, outstanding_after FROM payments WHERE loan_id = $1"
+        " ORDER BY outstanding_after DESC",
+        second,
+    )
+    assert [(r["payment_id"], r["outstanding_after"]) for r in balances] == [
+        (p[1], 47_450),
+        (p[6], 47_400),
+    ]
     reference = await pool.fetchval(
         "SELECT reference FROM payment_outbox WHERE payment_id = $1", p[0]
     )
