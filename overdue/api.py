@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import logging
 import os
 import re
 import secrets
@@ -78,6 +79,7 @@ TEMPORAL_TIMEOUT = 10.0
 # Bank clocks drift; a payment dated a little ahead of ours is still a payment received.
 CLOCK_SKEW = timedelta(minutes=5)
 FIELD_PREFIX = re.compile(r"^([a-z_]+)[: ]")
+log = logging.getLogger("overdue.api")
 T = TypeVar("T")
 
 # --- settings -------------------------------------------------------------------------------
@@ -443,10 +445,17 @@ def _refused(_: Request, exc: Exception) -> JSONResponse:
         return _error(409, str(exc))
     if isinstance(exc, PaymentInvalid | OutcomeInvalid):
         return _error(422, str(exc))
+    # Where Temporal or the database runs is not the caller's business: the log has it.
+    log.warning("503: %s: %s", type(exc).__name__, exc)
     if isinstance(exc, TemporalUnavailable):
-        message = str(exc) if field_of(str(exc)) == "loan_id" else f"temporal: {exc}"
+        loan_unconfirmed = field_of(str(exc)) == "loan_id"
+        message = str(exc) if loan_unconfirmed else "temporal: unreachable now; try again later"
         return _error(503, message, headers={"Retry-After": "5"})
-    return _error(503, f"database: the ledger is unreachable ({exc})", headers={"Retry-After": "5"})
+    return _error(
+        503,
+        "database: the ledger is unreachable now; try again later",
+        headers={"Retry-After": "5"},
+    )
 
 
 def _rejection(entry: OutboxEntry) -> ApiError:

@@ -446,3 +446,20 @@ async def test_a_worker_that_does_not_answer_in_time_leaves_the_payment_queued(
     assert await _ledger_rows(pool, body["payment_id"]) == 1
     outstanding, applied_ids = await _outstanding(client, loan_id)
     assert outstanding == 47_000 and applied_ids.count(body["payment_id"]) == 1
+
+
+async def test_with_the_ledger_down_nothing_is_accepted(
+    client: Client, database_url: str, loans: Loans, pool: asyncpg.Pool
+) -> None:
+    loan_id = loans.ids[0] if loans.ids else await _start_loan(client, pool, loans, "nodb")
+    gone = await asyncpg.create_pool(database_url, min_size=1, max_size=1)
+    assert gone is not None
+    await gone.close()
+    async with _http(create_app(lambda: _provide(client), gone, TOKEN)) as api:
+        response = await api.post("/v1/payments", json=_payment(loan_id), headers=AUTH)
+    assert response.status_code == 503, response.text
+    assert response.json() == {
+        "error": "database: the ledger is unreachable now; try again later",
+        "field": "database",
+    }
+    assert response.headers["Retry-After"]
