@@ -230,12 +230,13 @@ async def test_server_stores_only_ciphertext(cured_loan: str, plain_client: Clie
         for event in history.events:
             attributes = event.WhichOneof("attributes")
             assert attributes is not None
-            for path, payload in payloads_in(getattr(event, attributes), attributes):
+            # The whole event: its attributes and its user metadata (summaries, details).
+            for path, payload in payloads_in(event, attributes):
                 if ".search_attributes" in path:
                     continue  # indexed by the server, never encrypted: checked in test_pii
                 assert payload.metadata.get("encoding") == ENCODING, path
                 assert payload.metadata.get(KEY_ID_METADATA) == b"active", path
-                kinds.add(attributes)
+                kinds.add(path.split(".")[1])
     # The workflow input, a signal, an update and the result are all among what was checked.
     for wanted in (
         "workflow_execution_started_event_attributes",
@@ -243,6 +244,7 @@ async def test_server_stores_only_ciphertext(cured_loan: str, plain_client: Clie
         "workflow_execution_update_accepted_event_attributes",
         "workflow_execution_completed_event_attributes",
         "activity_task_scheduled_event_attributes",
+        "user_metadata",
     ):
         assert wanted in kinds, f"no payloads in {wanted}: {sorted(kinds)}"
 
