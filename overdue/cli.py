@@ -37,7 +37,7 @@ from overdue import codec_server as codecs
 from overdue import db
 from overdue.api import ApiSettings, api_settings, run_api, stack_api_settings
 from overdue.bankfile import ImportReport, NotABankFile, import_bank_file, read_bank_file
-from overdue.codec import EncryptionKeyError
+from overdue.codec import EncryptionKeyError, data_converter
 from overdue.config import Config
 from overdue.demo import portfolio, run_portfolio, summarise
 from overdue.loans import LoanInvalid, loan_from_fields, read_loan_book
@@ -121,6 +121,15 @@ async def services(config: Config, *, need_db: bool = False) -> AsyncIterator[Se
             await pool.close()
 
 
+def _stop_on_signals() -> asyncio.Event:
+    """An event that Ctrl-C, SIGTERM or SIGHUP sets: long-running commands stop in order."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
 # --- the stack ------------------------------------------------------------------------------
 
 
@@ -156,10 +165,7 @@ async def _up(config: Config, *, encrypt: bool = False) -> None:
         config = codec.config
     stack = EmbeddedStack(config, codec_endpoint=codec.endpoint if codec else None)
     serving: list[asyncio.Task[None]] = []
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        loop.add_signal_handler(sig, stop.set)
+    stop = _stop_on_signals()
     try:
         await stack.start()
         out.print(f"[bold]overdue[/] data dir   {config.home}")
@@ -229,10 +235,7 @@ def codec_server(
     token = os.environ.get(codecs.TOKEN_ENV) or None
 
     async def serve() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            loop.add_signal_handler(sig, stop.set)
+        stop = _stop_on_signals()
         err.print(
             f"codec server: http://{host}:{port} for {', '.join(origins)}"
             f" ({'bearer token required' if token else 'no token: keep it on a private address'})"
@@ -276,10 +279,7 @@ def api_command(
         raise UserError("DATABASE_URL is not set and no embedded stack is running (`overdue up`)")
 
     async def serve() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            loop.add_signal_handler(sig, stop.set)
+        stop = _stop_on_signals()
         err.print(f"HTTP API: {settings.url} (docs {settings.url}/docs)")
         await run_api(config, settings, stop)
 
@@ -299,10 +299,7 @@ def run_worker_command(data_dir: Path | None = None) -> None:
     runtime, metrics = _worker_metrics()
 
     async def serve() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            loop.add_signal_handler(sig, stop.set)
+        stop = _stop_on_signals()
         err.print(f"worker: Temporal {config.temporal_address}, task queue 'collections'")
         err.print(f"worker: metrics {metrics or 'off (OVERDUE_METRICS_ADDRESS=off)'}")
         await run_worker(config, stop, runtime=runtime)
@@ -1028,7 +1025,9 @@ def replay(
 
     async def go() -> list[ReplayResult]:
         if not workflow_id and not query:
-            return await HistoryReplayer().replay_files(files or [])
+            # Exports of an encrypted deployment need the keys: the configured ones decode them.
+            converter = data_converter(_config(data_dir).with_running_stack())
+            return await HistoryReplayer(converter).replay_files(files or [])
         async with services(_config(data_dir)) as s:
             # The client's converter decodes what the server holds (and an encrypted export).
             replayer = HistoryReplayer(s.client.data_converter)
