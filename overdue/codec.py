@@ -23,7 +23,7 @@ import binascii
 import json
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -154,7 +154,7 @@ class EncryptionCodec(PayloadCodec):
     def active_key_id(self) -> str:
         return self._ring.active
 
-    async def encode(self, payloads: Iterable[Payload]) -> list[Payload]:
+    async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
         key_id = self._ring.active
         cipher = self._ciphers[key_id]
         encoded = []
@@ -169,7 +169,7 @@ class EncryptionCodec(PayloadCodec):
             )
         return encoded
 
-    async def decode(self, payloads: Iterable[Payload]) -> list[Payload]:
+    async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
         return [self._decode_one(payload) for payload in payloads]
 
     def _decode_one(self, payload: Payload) -> Payload:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import os
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from fastapi import FastAPI, Request, Response
@@ -45,7 +45,7 @@ DEFAULT_PORT = 8081
 DEFAULT_ORIGINS = ("http://localhost:8233", "http://127.0.0.1:8233")
 KEY_FILE_NAME = "encryption-keys.json"
 
-Transform = Callable[[Iterable[Payload]], Awaitable[list[Payload]]]
+Transform = Callable[[Sequence[Payload]], Awaitable[list[Payload]]]
 
 
 def origins_from_env(env: Mapping[str, str] | None = None) -> list[str]:
