@@ -275,13 +275,17 @@ async def _change_hold(
     try:
         return await handle.execute_update(update, request, result_type=CollectionStatus)
     except WorkflowUpdateFailedError as failure:
-        cause = failure.cause
-        message = cause.message if isinstance(cause, ApplicationError) else str(cause)
-        raise HoldRefused(message) from None
+        raise HoldRefused(_refusal(failure)) from None
     except RPCError as error:
         if error.status != RPCStatusCode.NOT_FOUND:
             raise
         raise HoldRefused(f"loan_id: the collection of {loan_id} has ended") from None
+
+
+def _refusal(failure: WorkflowUpdateFailedError) -> str:
+    """What the workflow said when it refused an update: its validators name the field."""
+    cause = failure.cause
+    return cause.message if isinstance(cause, ApplicationError) else str(cause)
 
 
 async def record_payment(
@@ -304,9 +308,7 @@ async def record_payment(
         try:
             return await handle.execute_update(LoanCollection.apply_payment, payment)
         except WorkflowUpdateFailedError as failure:
-            cause = failure.cause
-            message = cause.message if isinstance(cause, ApplicationError) else str(cause)
-            raise PaymentInvalid(message) from None
+            raise PaymentInvalid(_refusal(failure)) from None
         except RPCError as error:
             if error.status != RPCStatusCode.NOT_FOUND:
                 raise
