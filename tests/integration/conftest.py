@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -11,14 +10,12 @@ import asyncpg
 import pytest
 import pytest_asyncio
 from temporalio.client import Client
-from temporalio.service import RPCError
 from temporalio.worker import Worker
 
 from overdue.config import Config
 from overdue.stack import EmbeddedStack
 from overdue.worker import build_worker
-from tests.integration.support import Cli, Loans
-from workflows.types import workflow_id_for
+from tests.integration.support import Cli, Loans, terminate_collections
 
 
 @pytest.fixture(scope="module")
@@ -38,11 +35,7 @@ async def worker(
     """The production worker, in this process, for as long as the module's CLI calls run."""
     async with build_worker(client, pool, config) as running:
         yield running
-        for loan_id in loans.ids:
-            with contextlib.suppress(RPCError):  # never started, or already closed
-                await client.get_workflow_handle(workflow_id_for(loan_id)).terminate(
-                    reason="integration tests finished"
-                )
+        await terminate_collections(client, loans.ids)
 
 
 @pytest.fixture(scope="module")

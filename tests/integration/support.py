@@ -1,22 +1,27 @@
-"""Running the CLI as an operator does, and the loans the integration tests start."""
+"""Running the CLI and `overdue up` as an operator does; the loans the integration tests start."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import signal
 import sys
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
+import asyncpg
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
-from workflows.types import workflow_id_for
+from overdue.client import start_collection
+from workflows.types import Borrower, Contact, Loan, workflow_id_for
 
 OVERDUE = str(Path(sys.executable).parent / "overdue")
 RUN = uuid.uuid4().hex[:8]  # the dev server's state outlives no session, but be unique anyway
@@ -91,6 +96,42 @@ class Cli:
         return CliResult(args, process.returncode, out.decode(), err.decode())
 
 
+@asynccontextmanager
+async def running_up(
+    env: dict[str, str],
+    *flags: str,
+    start_timeout: float = 90,
+    stop_timeout: float = 60,
+) -> AsyncIterator[list[str]]:
+    """Run `overdue up` until it reports its worker, yielding what it printed so far.
+
+    On exit it is stopped as Ctrl-C stops it, and must exit cleanly.
+    """
+    command = " ".join(("overdue", "up", *flags))
+    process = await asyncio.create_subprocess_exec(
+        OVERDUE,
+        "up",
+        *flags,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    assert process.stdout is not None
+    lines: list[str] = []
+    try:
+        async with asyncio.timeout(start_timeout):
+            while not lines or not lines[-1].startswith("Worker"):
+                line = (await process.stdout.readline()).decode()
+                assert line, f"`{command}` ended early: {lines}"
+                lines.append(line.strip())
+        yield lines
+    finally:
+        process.send_signal(signal.SIGINT)
+        async with asyncio.timeout(stop_timeout):
+            await process.communicate()
+    assert process.returncode == 0, lines
+
+
 # --- loans ----------------------------------------------------------------------------------
 
 
@@ -124,46 +165,122 @@ class Loans:
         return loan_id
 
 
+# The borrower's references: (name, phone, relation) each.
+REFERENCES = (("Bo Chen", "+15550002000", "sibling"), ("Cy Diaz", "+15550003000", "workplace"))
+
+
+@dataclass(frozen=True)
+class PersonalDetails:
+    """A borrower's name and phone and their references': what reaches Temporal only in payloads.
+
+    Distinctive values, so that finding one anywhere else can only mean it leaked.
+    """
+
+    name: str
+    phone: str
+    references: tuple[tuple[str, str, str], ...]  # (name, phone, relation) each
+
+    def pii(self) -> list[str]:
+        return [
+            self.name,
+            self.phone,
+            *(name for name, _, _ in self.references),
+            *(phone for _, phone, _ in self.references),
+        ]
+
+
 def start_args(
     loan_id: str,
     *,
+    persona: str = "never_answers",
+    name: str = "Ann Lee",
+    phone: str = "+15550001000",
+    references: Sequence[tuple[str, str, str]] = REFERENCES,
     timezone: str = "America/New_York",
     outstanding: str = "500.00",
+    principal: str = "1000.00",
     currency: str = "USD",
     due_date: str | None = None,
     jurisdiction: str = "us",
     day_seconds: str = QUIET_DAY_SECONDS,
 ) -> list[str]:
-    return [
+    """The arguments of `overdue start` for a loan; its references get ids ``<loan_id>-c<n>``."""
+    args = [
         "start",
         "--loan-id",
         loan_id,
         "--borrower-id",
-        f"never_answers-{loan_id}",
+        f"{persona}-{loan_id}",
         "--name",
-        "Ann Lee",
+        name,
         "--phone",
-        "+15550001000",
+        phone,
         "--timezone",
         timezone,
         "--outstanding",
         outstanding,
         "--principal",
-        "1000.00",
+        principal,
         "--currency",
         currency,
         "--due-date",
         due_date or yesterday(timezone),
         "--jurisdiction",
         jurisdiction,
-        "--contact",
-        f"{loan_id}-c1|Bo Chen|+15550002000|sibling",
-        "--contact",
-        f"{loan_id}-c2|Cy Diaz|+15550003000|workplace",
-        "--day-seconds",
-        day_seconds,
-        "--json",
     ]
+    for index, (ref_name, ref_phone, relation) in enumerate(references, 1):
+        args += ["--contact", f"{loan_id}-c{index}|{ref_name}|{ref_phone}|{relation}"]
+    return [*args, "--day-seconds", day_seconds, "--json"]
+
+
+def past_due_loan(
+    loan_id: str,
+    *,
+    persona: str = "never_answers",
+    name: str = "Ann Lee",
+    phone: str = "+15550001000",
+    zone: str = "America/New_York",
+    principal_minor: int = 100_000,
+    outstanding_minor: int = 50_000,
+    currency: str = "USD",
+    contacts: Sequence[Contact] = (),
+) -> Loan:
+    """A personal loan under US rules, due on the borrower's yesterday; the persona leads the
+    simulated borrower (``never_answers``: the simulator never pays, so every payment is ours)."""
+    return Loan(
+        loan_id=loan_id,
+        borrower=Borrower(f"{persona}-{loan_id}", name, phone, zone),
+        product="personal",
+        principal_minor=principal_minor,
+        outstanding_minor=outstanding_minor,
+        currency=currency,
+        due_date=yesterday(zone),
+        jurisdiction="us",
+        contacts=list(contacts),
+    )
+
+
+async def start_until_opened(
+    client: Client, pool: asyncpg.Pool, loan: Loan, *, day_seconds: float = float(QUIET_DAY_SECONDS)
+) -> str:
+    """Start the loan's collection (by default on a quiet clock: nothing moves on its own during
+    a test) and wait until the ledger has opened the loan; returns its id."""
+    assert await start_collection(client, loan, day_seconds=day_seconds) == "started"
+
+    async def opened() -> bool:
+        return bool(await pool.fetchval("SELECT 1 FROM loans WHERE loan_id = $1", loan.loan_id))
+
+    await eventually(opened, what=f"{loan.loan_id} opened in the ledger")
+    return loan.loan_id
+
+
+async def terminate_collections(client: Client, loan_ids: Iterable[str]) -> None:
+    """End what the tests left running of these loans' collections."""
+    for loan_id in loan_ids:
+        with contextlib.suppress(RPCError):  # never started, or already closed
+            await client.get_workflow_handle(workflow_id_for(loan_id)).terminate(
+                reason="integration tests finished"
+            )
 
 
 async def eventually(

@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
 import pytest
 from temporalio.client import Client
 
-from overdue.client import start_collection
 from overdue.outbox import Outbox
 from overdue.stack import free_port
-from tests.integration.support import Cli, Loans, eventually
+from tests.integration.support import Cli, Loans, past_due_loan, start_until_opened
 from workflows.loan_collection import LoanCollection
-from workflows.types import Borrower, Loan, workflow_id_for
+from workflows.types import workflow_id_for
 
 pytestmark = pytest.mark.integration
 HEADER = "payment_id,loan_id,amount,currency,paid_at,reference\n"
@@ -23,23 +22,7 @@ HEADER = "payment_id,loan_id,amount,currency,paid_at,reference\n"
 
 async def _start_loan(client: Client, pool: asyncpg.Pool, loans: Loans, label: str) -> str:
     loan_id = loans.new_id(f"bank-{label}-{uuid.uuid4().hex[:6]}")
-    loan = Loan(
-        loan_id=loan_id,
-        borrower=Borrower(f"never_answers-{loan_id}", "Bo Chen", "+15550100", "America/New_York"),
-        product="personal",
-        principal_minor=100_000,
-        outstanding_minor=50_000,
-        currency="USD",
-        due_date=(datetime.now(UTC) - timedelta(days=1)).date().isoformat(),
-        jurisdiction="us",
-    )
-    assert await start_collection(client, loan, day_seconds=600) == "started"
-
-    async def opened() -> bool:
-        return bool(await pool.fetchval("SELECT 1 FROM loans WHERE loan_id = $1", loan_id))
-
-    await eventually(opened, what=f"{loan_id} opened in the ledger")
-    return loan_id
+    return await start_until_opened(client, pool, past_due_loan(loan_id, outstanding_minor=50_000))
 
 
 async def _outstanding(client: Client, loan_id: str) -> int:

@@ -33,13 +33,14 @@ from tests.integration.support import (
     Loans,
     daytime_zone,
     eventually,
+    past_due_loan,
     start_args,
     workflow_exists,
     yesterday,
 )
 from workflows.loan_collection import LoanCollection
 from workflows.money import format_minor
-from workflows.types import Borrower, Contact, Loan, workflow_id_for
+from workflows.types import Contact, workflow_id_for
 
 pytestmark = pytest.mark.integration
 
@@ -507,15 +508,12 @@ async def test_status_and_pay_right_after_start(
 ) -> None:
     """Before its first activities finish a collection has no state yet; queries must still work."""
     loan_id = loans.new_id("early-query")
-    loan = Loan(
-        loan_id=loan_id,
-        borrower=Borrower(f"never_answers-{loan_id}", "Ann Lee", "+15550001000", "Europe/Paris"),
-        product="personal",
+    loan = past_due_loan(
+        loan_id,
+        zone="Europe/Paris",
         principal_minor=90000,
         outstanding_minor=30000,
         currency="EUR",
-        due_date=yesterday("Europe/Paris"),
-        jurisdiction="us",
         contacts=[Contact(f"{loan_id}-c1", "Bo Chen", "+15550002000", "sibling")],
     )
     assert await ops.start_collection(client, loan, day_seconds=float(QUIET_DAY_SECONDS))

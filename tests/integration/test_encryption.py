@@ -12,14 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import json
 import os
-import signal
 import stat
-import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,7 +30,6 @@ from google.protobuf.message import Message
 from temporalio.api.common.v1 import Payload
 from temporalio.api.history.v1 import History
 from temporalio.client import Client
-from temporalio.service import RPCError
 from temporalio.worker import Worker
 
 from overdue import client as ops
@@ -43,62 +39,46 @@ from overdue.config import Config
 from overdue.stack import EmbeddedStack, free_port, installed_binary, port_is_free
 from overdue.worker import build_worker, connect
 from tests.integration.support import (
-    QUIET_DAY_SECONDS,
     Cli,
     Loans,
+    PersonalDetails,
     daytime_zone,
     eventually,
-    yesterday,
+    running_up,
+    start_args,
+    terminate_collections,
 )
 from workflows.loan_collection import LoanCollection
 from workflows.types import CollectionInput, PaymentReceived, workflow_id_for
 
 pytestmark = pytest.mark.integration
 
-OVERDUE = str(Path(sys.executable).parent / "overdue")
 OLD_KEY, ACTIVE_KEY = new_key(), new_key()
 KEYS = f"active:{ACTIVE_KEY},old:{OLD_KEY}"
 TOKEN = uuid.uuid4().hex
 UI_ORIGIN = "http://127.0.0.1:8233"
 # The test borrower's details: none may reach the Temporal server in the clear.
-BORROWER = {
-    "name": "Zelda Quixote-Marsh",
-    "phone": "+15557770101",
-    "references": ("Yusuf Okonkwo-Bright", "+15557770202", "Wanda Fitzgerald-Ng", "+15557770303"),
-}
-PII = [BORROWER["name"], BORROWER["phone"], *BORROWER["references"]]
+BORROWER = PersonalDetails(
+    name="Zelda Quixote-Marsh",
+    phone="+15557770101",
+    references=(
+        ("Yusuf Okonkwo-Bright", "+15557770202", "sibling"),
+        ("Wanda Fitzgerald-Ng", "+15557770303", "workplace"),
+    ),
+)
 
 
-def start_args(loan_id: str, zone: str) -> list[str]:
-    ref1_name, ref1_phone, ref2_name, ref2_phone = BORROWER["references"]
-    return [
-        "start",
-        "--loan-id",
+def encrypted_start_args(loan_id: str) -> list[str]:
+    """A loan owing 300.00 whose borrower it is daytime for, on a quiet clock."""
+    return start_args(
         loan_id,
-        "--borrower-id",
-        f"never_answers-{loan_id}",
-        "--name",
-        str(BORROWER["name"]),
-        "--phone",
-        str(BORROWER["phone"]),
-        "--timezone",
-        zone,
-        "--outstanding",
-        "300.00",
-        "--currency",
-        "USD",
-        "--due-date",
-        yesterday(zone),
-        "--jurisdiction",
-        "us",
-        "--contact",
-        f"{loan_id}-c1|{ref1_name}|{ref1_phone}|sibling",
-        "--contact",
-        f"{loan_id}-c2|{ref2_name}|{ref2_phone}|workplace",
-        "--day-seconds",
-        QUIET_DAY_SECONDS,
-        "--json",
-    ]
+        name=BORROWER.name,
+        phone=BORROWER.phone,
+        references=BORROWER.references,
+        timezone=daytime_zone(),
+        outstanding="300.00",
+        principal="300.00",
+    )
 
 
 def payloads_in(message: Message, path: str = "") -> Iterator[tuple[str, Payload]]:
@@ -122,7 +102,7 @@ def payloads_in(message: Message, path: str = "") -> Iterator[tuple[str, Payload
 
 
 def assert_no_pii(raw: bytes, where: str) -> None:
-    for detail in PII:
+    for detail in BORROWER.pii():
         assert detail.encode() not in raw, f"{detail!r} in {where}"
         # Also not base64-encoded, as protobuf JSON would show bytes.
         assert base64.b64encode(detail.encode())[:12] not in raw, f"{detail!r} (base64) in {where}"
@@ -139,12 +119,20 @@ async def raw_histories(client: Client, workflow_id: str) -> list[History]:
     return histories
 
 
+def codec_json(payloads: Iterable[Payload]) -> dict[str, Any]:
+    """Payloads in the JSON form of the codec server's requests and answers."""
+    return {
+        "payloads": [
+            {
+                "metadata": {k: base64.b64encode(v).decode() for k, v in p.metadata.items()},
+                "data": base64.b64encode(p.data).decode(),
+            }
+            for p in payloads
+        ]
+    }
+
+
 # --- fixtures -------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def loans() -> Loans:
-    return Loans()
 
 
 @pytest.fixture(scope="module")
@@ -157,10 +145,10 @@ async def encrypted_client(encrypted_config: Config) -> Client:
     return await connect(encrypted_config)
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def plain_client(stack: EmbeddedStack) -> Client:
-    """A client without the codec: it sees what the server stores."""
-    return await Client.connect(stack.temporal_address)
+@pytest.fixture(scope="module")
+def plain_client(client: Client) -> Client:
+    """The shared client, which has no codec: it sees what the server stores."""
+    return client
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
@@ -169,11 +157,7 @@ async def encrypted_worker(
 ) -> AsyncIterator[Worker]:
     async with build_worker(encrypted_client, pool, encrypted_config) as running:
         yield running
-        for loan_id in loans.ids:
-            with contextlib.suppress(RPCError):
-                await encrypted_client.get_workflow_handle(workflow_id_for(loan_id)).terminate(
-                    reason="integration tests finished"
-                )
+        await terminate_collections(encrypted_client, loans.ids)
 
 
 @pytest.fixture(scope="module")
@@ -194,7 +178,7 @@ async def cured_loan(
 ) -> str:
     """A loan collected encrypted from start to cure: input, a signal, an update, a result."""
     loan_id = loans.new_id("enc")
-    started = await encrypted_cli(*start_args(loan_id, daytime_zone()))
+    started = await encrypted_cli(*encrypted_start_args(loan_id))
     assert started.code == 0, started
     paid = await encrypted_cli("pay", loan_id, "100.00", "--payment-id", f"{loan_id}-p1", "--json")
     assert paid.code == 0, paid
@@ -266,10 +250,9 @@ async def test_with_the_codec_the_history_decodes(
     ]
     stored = first.events[0].workflow_execution_started_event_attributes.input.payloads
     (decoded,) = await encrypted_client.data_converter.decode(stored, [CollectionInput])
-    assert decoded.loan.borrower.name == BORROWER["name"]
+    assert decoded.loan.borrower.name == BORROWER.name
     assert [c.phone for c in decoded.loan.contacts] == [
-        BORROWER["references"][1],
-        BORROWER["references"][3],
+        phone for _, phone, _ in BORROWER.references
     ]
     handle = encrypted_client.get_workflow_handle_for(
         LoanCollection.run, workflow_id_for(cured_loan)
@@ -287,7 +270,7 @@ async def test_a_key_rotated_out_of_use_still_decrypts(
     history = (await raw_histories(plain_client, workflow_id_for(cured_loan)))[0]
     stored = list(history.events[0].workflow_execution_started_event_attributes.input.payloads)
     decoded = await rotated.decode(stored)
-    assert BORROWER["name"].encode() in decoded[0].data
+    assert BORROWER.name.encode() in decoded[0].data
     assert (await rotated.encode(decoded))[0].metadata[KEY_ID_METADATA] == b"newer"
 
 
@@ -320,18 +303,7 @@ async def result_payloads(plain_client: Client, loan_id: str) -> dict[str, Any]:
     for history in await raw_histories(plain_client, workflow_id_for(loan_id)):
         last = history.events[-1]
         if last.HasField("workflow_execution_completed_event_attributes"):
-            result = last.workflow_execution_completed_event_attributes.result
-            return {
-                "payloads": [
-                    {
-                        "metadata": {
-                            k: base64.b64encode(v).decode() for k, v in p.metadata.items()
-                        },
-                        "data": base64.b64encode(p.data).decode(),
-                    }
-                    for p in result.payloads
-                ]
-            }
+            return codec_json(last.workflow_execution_completed_event_attributes.result.payloads)
     raise AssertionError("no completed run")
 
 
@@ -461,22 +433,7 @@ def _up_env(home: Path) -> dict[str, str]:
 async def test_up_encrypt_runs_the_stack_encrypted(tmp_path: Path) -> None:
     home = tmp_path / "encrypted-home"
     env = _up_env(home)
-    process = await asyncio.create_subprocess_exec(
-        OVERDUE,
-        "up",
-        "--encrypt",
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    assert process.stdout is not None
-    lines: list[str] = []
-    try:
-        async with asyncio.timeout(90):
-            while not lines or not lines[-1].startswith("Worker"):
-                line = (await process.stdout.readline()).decode()
-                assert line, f"`overdue up --encrypt` ended early: {lines}"
-                lines.append(line.strip())
+    async with running_up(env, "--encrypt") as lines:
         assert any(line.startswith("Codec server") for line in lines), lines
 
         # The key file: created in the data dir, for its owner only, and recorded for others.
@@ -494,7 +451,7 @@ async def test_up_encrypt_runs_the_stack_encrypted(tmp_path: Path) -> None:
         # Another shell, with nothing but the data dir, starts and reads a loan.
         loan_id = f"up-enc-{uuid.uuid4().hex[:6]}"
         cli = Cli(env)
-        started = await cli(*start_args(loan_id, daytime_zone()))
+        started = await cli(*encrypted_start_args(loan_id))
         assert started.code == 0, started
         status = await eventually(
             lambda: _status(cli, loan_id), what="status of the encrypted loan", timeout=20
@@ -507,32 +464,17 @@ async def test_up_encrypt_runs_the_stack_encrypted(tmp_path: Path) -> None:
         assert_no_pii(history.SerializeToString(), "the raw history under `up --encrypt`")
         (stored,) = history.events[0].workflow_execution_started_event_attributes.input.payloads
         assert stored.metadata["encoding"] == ENCODING
-        body = {
-            "payloads": [
-                {
-                    "metadata": {
-                        k: base64.b64encode(v).decode() for k, v in stored.metadata.items()
-                    },
-                    "data": base64.b64encode(stored.data).decode(),
-                }
-            ]
-        }
         async with httpx.AsyncClient() as http:
             decoded = await http.post(
                 f"{recorded['codec_endpoint']}/decode",
-                json=body,
+                json=codec_json([stored]),
                 headers={"Origin": recorded["ui_url"], "X-Namespace": "default"},
             )
         assert decoded.status_code == 200, decoded.text
         assert decoded.headers["access-control-allow-origin"] == recorded["ui_url"]
         data = base64.b64decode(decoded.json()["payloads"][0]["data"])
-        assert BORROWER["name"].encode() in data
+        assert BORROWER.name.encode() in data
         await cli("pay", loan_id, "300.00", "--payment-id", f"{loan_id}-p1", "--json")
-    finally:
-        process.send_signal(signal.SIGINT)
-        async with asyncio.timeout(60):
-            await process.communicate()
-    assert process.returncode == 0, lines
 
 
 async def _status(cli: Cli, loan_id: str) -> dict[str, Any] | None:

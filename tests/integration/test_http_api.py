@@ -21,13 +21,12 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from overdue.api import create_app
-from overdue.client import start_collection
 from overdue.config import Config
 from overdue.outbox import Backoff, Outbox, TemporalClients
 from overdue.stack import free_port
-from tests.integration.support import Loans, eventually
+from tests.integration.support import Loans, eventually, past_due_loan, start_until_opened
 from workflows.loan_collection import LoanCollection
-from workflows.types import Borrower, Loan, workflow_id_for
+from workflows.types import workflow_id_for
 
 pytestmark = pytest.mark.integration
 TOKEN = "test-token-" + uuid.uuid4().hex
@@ -58,24 +57,7 @@ def down_clients(config: Config) -> TemporalClients:
 
 async def _start_loan(client: Client, pool: asyncpg.Pool, loans: Loans, label: str) -> str:
     loan_id = loans.new_id(f"http-{label}-{uuid.uuid4().hex[:6]}")
-    loan = Loan(
-        loan_id=loan_id,
-        borrower=Borrower(f"never_answers-{loan_id}", "Ann Lee", "+15550100", "America/New_York"),
-        product="personal",
-        principal_minor=100_000,
-        outstanding_minor=50_000,
-        currency="USD",
-        due_date=(datetime.now(UTC) - timedelta(days=1)).date().isoformat(),
-        jurisdiction="us",
-    )
-    # A collection day of 10 minutes: nothing moves on its own during the test.
-    assert await start_collection(client, loan, day_seconds=600) == "started"
-
-    async def opened() -> bool:
-        return bool(await pool.fetchval("SELECT 1 FROM loans WHERE loan_id = $1", loan_id))
-
-    await eventually(opened, what=f"{loan_id} opened in the ledger")
-    return loan_id
+    return await start_until_opened(client, pool, past_due_loan(loan_id, outstanding_minor=50_000))
 
 
 def _payment(loan_id: str, amount: str = "100.00", **fields: Any) -> dict[str, Any]:
@@ -101,6 +83,15 @@ async def _ledger_rows(pool: asyncpg.Pool, payment_id: str) -> int:
         "SELECT count(*) FROM payments WHERE payment_id = $1", payment_id
     )
     return count
+
+
+async def _assert_applied_once(
+    client: Client, pool: asyncpg.Pool, loan_id: str, payment_id: str, outstanding_minor: int
+) -> None:
+    """The payment is in the ledger once and applied once by the collection, leaving this owed."""
+    assert await _ledger_rows(pool, payment_id) == 1
+    outstanding, applied_ids = await _outstanding(client, loan_id)
+    assert outstanding == outstanding_minor and applied_ids.count(payment_id) == 1
 
 
 # --- auth and the document ------------------------------------------------------------------
@@ -257,9 +248,7 @@ async def test_concurrent_repeats_apply_once(
     )
     assert {a.status_code for a in answers} <= {200, 202}
     assert sum(not a.json()["replayed"] for a in answers) == 1
-    assert await _ledger_rows(pool, body["payment_id"]) == 1
-    outstanding, applied_ids = await _outstanding(client, loan_id)
-    assert outstanding == 45_000 and applied_ids.count(body["payment_id"]) == 1
+    await _assert_applied_once(client, pool, loan_id, body["payment_id"], 45_000)
 
 
 async def test_a_payment_id_applied_by_a_signal_is_a_conflict_with_other_details(
@@ -405,9 +394,7 @@ async def test_with_temporal_down_a_payment_is_queued_then_relayed_once(
     finally:
         stop.set()
         await asyncio.gather(*relays)
-    assert await _ledger_rows(pool, body["payment_id"]) == 1
-    outstanding, applied_ids = await _outstanding(client, loan_id)
-    assert outstanding == 42_000 and applied_ids.count(body["payment_id"]) == 1
+    await _assert_applied_once(client, pool, loan_id, body["payment_id"], 42_000)
 
     # A relay that died after delivering, before recording it: the payment is delivered again,
     # and nothing changes.
@@ -420,9 +407,7 @@ async def test_with_temporal_down_a_payment_is_queued_then_relayed_once(
     entry = await Outbox(pool, lambda: _provide(client)).get(body["payment_id"])
     assert entry is not None and entry.status == "delivered"
     assert entry.result is not None and entry.result.duplicate is True
-    assert await _ledger_rows(pool, body["payment_id"]) == 1
-    outstanding, applied_ids = await _outstanding(client, loan_id)
-    assert outstanding == 42_000 and applied_ids.count(body["payment_id"]) == 1
+    await _assert_applied_once(client, pool, loan_id, body["payment_id"], 42_000)
 
 
 async def test_a_worker_that_does_not_answer_in_time_leaves_the_payment_queued(
@@ -443,9 +428,7 @@ async def test_a_worker_that_does_not_answer_in_time_leaves_the_payment_queued(
     await Outbox(pool, lambda: _provide(client)).deliver_due()
     entry = await Outbox(pool, lambda: _provide(client)).get(body["payment_id"])
     assert entry is not None and entry.status == "delivered"
-    assert await _ledger_rows(pool, body["payment_id"]) == 1
-    outstanding, applied_ids = await _outstanding(client, loan_id)
-    assert outstanding == 47_000 and applied_ids.count(body["payment_id"]) == 1
+    await _assert_applied_once(client, pool, loan_id, body["payment_id"], 47_000)
 
 
 async def test_with_the_ledger_down_nothing_is_accepted(

@@ -14,15 +14,14 @@ import asyncio
 import dataclasses
 import os
 import re
-import signal
 import socket
-import sys
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
@@ -50,6 +49,7 @@ from overdue.metrics import (
 from overdue.simulator import SimulatedCreditBureau
 from overdue.stack import EmbeddedStack, free_port, register_search_attributes
 from overdue.worker import build_worker, connect
+from tests.integration.support import OVERDUE, past_due_loan, running_up
 from workflows.commands import (
     BrokenPromise,
     ContactRequest,
@@ -58,16 +58,16 @@ from workflows.commands import (
     StageChange,
 )
 from workflows.loan_collection import LoanCollection
-from workflows.types import Borrower, Loan, PaymentReceived, workflow_id_for
+from workflows.types import PaymentReceived, workflow_id_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
-OVERDUE = str(Path(sys.executable).parent / "overdue")
 RUN = uuid.uuid4().hex[:8]
 DAY_SECONDS = 1.0  # a collection day lasts a real second: a loan is collected within a minute
 # partial_payer pays half, half again, then the rest at three conversations: cured.
 # promise_breaker promises and never pays: broken promises, escalations, referred.
 PERSONAS = ("partial_payer", "promise_breaker")
+OUTSTANDING_MINOR = 60_000  # what each loan owes: 600.00 USD
 SAMPLE = re.compile(
     r"^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(?P<labels>[^}]*)\})? (?P<value>\S+)$"
 )
@@ -138,6 +138,9 @@ class Metered:
     namespace: str
     url: str
 
+    async def scrape(self) -> Scrape:
+        return await Scrape.of(self.url)
+
 
 async def _register_namespace(client: Client, namespace: str) -> None:
     await client.workflow_service.register_namespace(
@@ -173,23 +176,13 @@ async def metered(
         yield Metered(client, namespace, url)
 
 
-def _loan(persona: str, loan_id: str) -> Loan:
-    return Loan(
-        loan_id=loan_id,
-        borrower=Borrower(f"{persona}-{loan_id}", "Ann Lee", "+15550100", "America/New_York"),
-        product="personal",
-        principal_minor=100_000,
-        outstanding_minor=60_000,
-        currency="USD",
-        due_date=(datetime.now(UTC) - timedelta(days=1)).date().isoformat(),
-        jurisdiction="us",
-    )
-
-
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def collected(metered: Metered) -> list[str]:
     """Collect one loan per persona to its end; returns the loan ids."""
-    loans = [_loan(persona, f"met-{RUN}-{persona}") for persona in PERSONAS]
+    loans = [
+        past_due_loan(f"met-{RUN}-{persona}", persona=persona, outstanding_minor=OUTSTANDING_MINOR)
+        for persona in PERSONAS
+    ]
     for loan in loans:
         assert await start_collection(metered.client, loan, day_seconds=DAY_SECONDS) == "started"
     handles = [
@@ -204,8 +197,15 @@ async def collected(metered: Metered) -> list[str]:
 # --- the loans on the endpoint ---------------------------------------------------------------
 
 
+async def _ledger_counts(
+    pool: asyncpg.Pool, query: str, *args: Any
+) -> dict[tuple[str, ...], float]:
+    """A grouped count from the ledger, keyed as ``Scrape.by`` keys its sums: the count last."""
+    return {tuple(row[:-1]): float(row[-1]) for row in await pool.fetch(query, *args)}
+
+
 async def test_sdk_metrics_are_served(metered: Metered, collected: list[str]) -> None:
-    scrape = await Scrape.of(metered.url)
+    scrape = await metered.scrape()
     ns = {"namespace": metered.namespace}
     # The SDK's own: the worker polled, and ran these workflows and their activities.
     assert scrape.total("temporal_workflow_completed", **ns) == len(collected)
@@ -222,15 +222,14 @@ async def test_sdk_metrics_are_served(metered: Metered, collected: list[str]) ->
 async def test_stage_transitions_match_the_ledger(
     metered: Metered, collected: list[str], pool: asyncpg.Pool
 ) -> None:
-    rows = await pool.fetch(
-        "SELECT details->>'from' AS from_stage, details->>'to' AS to_stage, count(*) AS n"
-        " FROM audit_log WHERE action = 'stage_changed' AND loan_id = ANY($1::text[])"
-        " GROUP BY 1, 2",
+    expected = await _ledger_counts(
+        pool,
+        "SELECT details->>'from', details->>'to', count(*) FROM audit_log"
+        " WHERE action = 'stage_changed' AND loan_id = ANY($1::text[]) GROUP BY 1, 2",
         collected,
     )
-    expected = {(r["from_stage"], r["to_stage"]): float(r["n"]) for r in rows}
     assert ("early", "middle") in expected and ("legal", "referred") in expected
-    scrape = await Scrape.of(metered.url)
+    scrape = await metered.scrape()
     counted = scrape.by(
         product.STAGE_TRANSITIONS,
         "from_stage",
@@ -244,14 +243,14 @@ async def test_stage_transitions_match_the_ledger(
 async def test_attempts_by_channel_and_outcome_match_the_ledger(
     metered: Metered, collected: list[str], pool: asyncpg.Pool
 ) -> None:
-    rows = await pool.fetch(
-        "SELECT channel, outcome, count(*) AS n FROM contact_attempts"
+    expected = await _ledger_counts(
+        pool,
+        "SELECT channel, outcome, count(*) FROM contact_attempts"
         " WHERE loan_id = ANY($1::text[]) GROUP BY 1, 2",
         collected,
     )
-    expected = {(r["channel"], r["outcome"]): float(r["n"]) for r in rows}
     assert ("call", "answered") in expected and sum(expected.values()) >= 3
-    scrape = await Scrape.of(metered.url)
+    scrape = await metered.scrape()
     counted = scrape.by(product.CONTACT_ATTEMPTS, "channel", "outcome", namespace=metered.namespace)
     assert counted == expected
 
@@ -266,11 +265,11 @@ async def test_payments_and_amount_recovered_match_the_ledger(
     )
     assert row is not None
     # partial_payer's three payments cleared its 600.00; promise_breaker never paid.
-    assert (row["n"], row["recovered"]) == (3, 60_000)
-    scrape = await Scrape.of(metered.url)
+    assert (row["n"], row["recovered"]) == (3, OUTSTANDING_MINOR)
+    scrape = await metered.scrape()
     ns = {"namespace": metered.namespace, "currency": "USD"}
     assert scrape.total(product.PAYMENTS, **ns) == 3
-    assert scrape.total(product.RECOVERED, **ns) == 60_000
+    assert scrape.total(product.RECOVERED, **ns) == OUTSTANDING_MINOR
 
 
 async def test_broken_promises_match_the_ledger(
@@ -282,7 +281,7 @@ async def test_broken_promises_match_the_ledger(
         collected,
     )
     assert reported >= 2  # the second broken promise is what refers promise_breaker's loan
-    scrape = await Scrape.of(metered.url)
+    scrape = await metered.scrape()
     counted = scrape.total(product.BROKEN_PROMISES, namespace=metered.namespace, currency="USD")
     assert counted == reported
 
@@ -298,7 +297,7 @@ async def test_time_to_cure_is_observed_once_per_cured_loan(
         collected,
     )
     assert cured is not None
-    scrape = await Scrape.of(metered.url)
+    scrape = await metered.scrape()
     ns = {"namespace": metered.namespace}
     assert scrape.total(f"{product.CURE_DAYS_PAST_DUE}_count", **ns) == 1
     assert scrape.total(f"{product.CURE_DAYS_PAST_DUE}_sum", **ns) == cured["dpd"]
@@ -333,7 +332,7 @@ async def test_a_retried_activity_counts_once(pool: asyncpg.Pool) -> None:
     url = f"http://127.0.0.1:{port}/metrics"
     loan_id = f"met-retry-{RUN}"
     at = datetime.now(UTC)
-    loan = _loan("prompt_payer", loan_id)
+    loan = past_due_loan(loan_id, persona="prompt_payer", outstanding_minor=OUTSTANDING_MINOR)
     ledger = LedgerActivities(pool)
     await env.run(ledger.open_loan, OpenLoan(loan=loan, opened_at=at - timedelta(days=3)))
 
@@ -418,21 +417,8 @@ def _env(**extra: str) -> dict[str, str]:
 
 async def test_up_prints_the_metrics_url_and_it_answers(tmp_path: Path) -> None:
     port = free_port()
-    process = await asyncio.create_subprocess_exec(
-        OVERDUE,
-        "up",
-        env=_env(OVERDUE_HOME=str(tmp_path / "home"), OVERDUE_METRICS_ADDRESS=f"127.0.0.1:{port}"),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    assert process.stdout is not None
-    lines: list[str] = []
-    try:
-        async with asyncio.timeout(90):
-            while not lines or not lines[-1].startswith("Worker"):
-                line = (await process.stdout.readline()).decode()
-                assert line, f"`overdue up` ended early: {lines}"
-                lines.append(line.strip())
+    env = _env(OVERDUE_HOME=str(tmp_path / "home"), OVERDUE_METRICS_ADDRESS=f"127.0.0.1:{port}")
+    async with running_up(env, stop_timeout=30) as lines:
         url = f"http://127.0.0.1:{port}/metrics"
         assert f"Metrics          {url}" in lines
         # The worker's pollers report as soon as they start.
@@ -442,11 +428,6 @@ async def test_up_prints_the_metrics_url_and_it_answers(tmp_path: Path) -> None:
                 break
             await asyncio.sleep(0.2)
         assert scrape.select("temporal_num_pollers", namespace="default"), scrape.names()
-    finally:
-        process.send_signal(signal.SIGINT)
-        async with asyncio.timeout(30):
-            await process.communicate()
-    assert process.returncode == 0
 
 
 @pytest.mark.parametrize("command", ["up", "worker"])

@@ -25,34 +25,31 @@ from tests.integration.support import (
     BUSY_DAY_SECONDS,
     Cli,
     Loans,
+    PersonalDetails,
     daytime_zone,
     eventually,
-    yesterday,
+    start_args,
 )
 from workflows.types import workflow_id_for
 
 pytestmark = pytest.mark.integration
 
-# Distinctive details, so that finding one anywhere can only mean it leaked.
-BORROWER_NAME = "Philippa Xerxes-Lindqvist"
-BORROWER_PHONE = "+15558880404"
-REFERENCES = [
-    ("Bartholomew Quince-Adeyemi", "+15558880505", "sibling"),
-    ("Henrietta Vasquez-Olufemi", "+15558880606", "workplace"),
-]
-PII = [
-    BORROWER_NAME,
-    BORROWER_PHONE,
-    *(name for name, _, _ in REFERENCES),
-    *(phone for _, phone, _ in REFERENCES),
-]
+BORROWER = PersonalDetails(
+    name="Philippa Xerxes-Lindqvist",
+    phone="+15558880404",
+    references=(
+        ("Bartholomew Quince-Adeyemi", "+15558880505", "sibling"),
+        ("Henrietta Vasquez-Olufemi", "+15558880606", "workplace"),
+    ),
+)
 
 
 def pii_forms() -> list[str]:
     """Each detail as written, plus the phone numbers' digits alone and the surnames alone."""
-    forms = list(PII)
-    forms += [p.lstrip("+") for p in PII if p.startswith("+")]
-    forms += [name.split()[-1] for name in PII if not name.startswith("+")]
+    pii = BORROWER.pii()
+    forms = list(pii)
+    forms += [p.lstrip("+") for p in pii if p.startswith("+")]
+    forms += [name.split()[-1] for name in pii if not name.startswith("+")]
     return forms
 
 
@@ -61,34 +58,19 @@ def assert_no_pii(text: str, where: str) -> None:
     assert not leaked, f"PII {leaked} in {where}: {text[:2000]}"
 
 
-def start_args(loan_id: str, persona: str, zone: str) -> list[str]:
-    args = [
-        "start",
-        "--loan-id",
+def busy_start_args(loan_id: str, persona: str, zone: str) -> list[str]:
+    """A loan owing 800.00, on a busy clock: outreach within seconds of the start."""
+    return start_args(
         loan_id,
-        "--borrower-id",
-        f"{persona}-{loan_id}",
-        "--name",
-        BORROWER_NAME,
-        "--phone",
-        BORROWER_PHONE,
-        "--timezone",
-        zone,
-        "--outstanding",
-        "800.00",
-        "--currency",
-        "USD",
-        "--due-date",
-        yesterday(zone),
-        "--jurisdiction",
-        "us",
-        "--day-seconds",
-        BUSY_DAY_SECONDS,
-        "--json",
-    ]
-    for index, (name, phone, relation) in enumerate(REFERENCES, 1):
-        args += ["--contact", f"{loan_id}-c{index}|{name}|{phone}|{relation}"]
-    return args
+        persona=persona,
+        name=BORROWER.name,
+        phone=BORROWER.phone,
+        references=BORROWER.references,
+        timezone=zone,
+        outstanding="800.00",
+        principal="800.00",
+        day_seconds=BUSY_DAY_SECONDS,
+    )
 
 
 class Captured(logging.Handler):
@@ -127,7 +109,7 @@ async def test_no_pii_outside_the_payloads(
     started = {}
     for persona in ("never_answers", "promise_breaker"):
         loan_id = loans.new_id(f"pii-{persona}")
-        result = await cli(*start_args(loan_id, persona, zone))
+        result = await cli(*busy_start_args(loan_id, persona, zone))
         assert result.code == 0, result
         started[loan_id] = persona
 

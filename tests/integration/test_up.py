@@ -5,50 +5,21 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
-import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psutil
 import pytest
 
+from tests.integration.support import OVERDUE, running_up
+
 pytestmark = pytest.mark.integration
-OVERDUE = str(Path(sys.executable).parent / "overdue")
 
 
 def _env(home: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("TEMPORAL_ADDRESS", "DATABASE_URL")}
     env["OVERDUE_HOME"] = str(home)
     return env
-
-
-@asynccontextmanager
-async def running_up(home: Path) -> AsyncIterator[list[str]]:
-    """Run `overdue up` until it reports its worker; stop it with SIGINT on exit."""
-    process = await asyncio.create_subprocess_exec(
-        OVERDUE,
-        "up",
-        env=_env(home),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    assert process.stdout is not None
-    lines: list[str] = []
-    async with asyncio.timeout(60):
-        while not lines or not lines[-1].startswith("Worker"):
-            line = (await process.stdout.readline()).decode()
-            assert line, f"`overdue up` ended early: {lines}"
-            lines.append(line.strip())
-    try:
-        yield lines
-    finally:
-        process.send_signal(signal.SIGINT)
-        async with asyncio.timeout(30):
-            await process.communicate()
-        assert process.returncode == 0
 
 
 async def _cli(home: Path, *args: str) -> tuple[int, dict]:
@@ -77,7 +48,7 @@ def _servers_of(home: Path) -> list[psutil.Process]:
 async def test_up_starts_stops_and_resumes(tmp_path: Path) -> None:
     home = tmp_path / "home"
     due = (datetime.now(UTC) - timedelta(days=2)).date().isoformat()
-    async with running_up(home) as lines:
+    async with running_up(_env(home), start_timeout=60, stop_timeout=30) as lines:
         printed = "\n".join(lines)
         assert "Temporal Web UI  http://127.0.0.1:" in printed
         assert "PostgreSQL       postgresql://" in printed
@@ -90,7 +61,7 @@ async def test_up_starts_stops_and_resumes(tmp_path: Path) -> None:
     assert not _servers_of(home), "Ctrl-C must stop the Temporal server and PostgreSQL"
     assert (home / "temporal.db").exists() and (home / "postgres" / "PG_VERSION").exists()
 
-    async with running_up(home):
+    async with running_up(_env(home), start_timeout=60, stop_timeout=30):
         code, status = await _cli(home, "status", "UP-1")
         assert code == 0
         assert status["workflow_status"] == "running"
