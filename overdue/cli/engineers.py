@@ -1,0 +1,143 @@
+"""For engineers changing workflow code: ``replay`` histories with the current code, and
+``history export`` to grow the replay corpus."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+from temporalio.service import RPCError, RPCStatusCode
+
+from overdue.cli.common import (
+    DataDirOption,
+    JsonOption,
+    UserError,
+    app,
+    emit_json,
+    load_config,
+    out,
+    run_async,
+    services,
+)
+from overdue.codec import data_converter
+
+T = TypeVar("T")
+
+
+@app.command()
+def replay(
+    files: Annotated[list[Path] | None, typer.Argument(help="History JSON files.")] = None,
+    workflow_id: Annotated[
+        str | None, typer.Option(help="Replay every run of this workflow.")
+    ] = None,
+    query: Annotated[
+        str | None,
+        typer.Option(
+            help="Replay every run a visibility query matches, e.g. 'CollectionStage=\"late\"'."
+        ),
+    ] = None,
+    data_dir: DataDirOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Replay workflow histories with the current code; exits 1 on any non-determinism."""
+    from overdue.replay import HistoryReplayer, ReplayResult
+
+    if not files and not workflow_id and not query:
+        raise UserError("give history files, --workflow-id or --query")
+    missing = [str(f) for f in files or [] if not f.is_file()]
+    if missing:
+        raise UserError(f"files: no such file {missing[0]}")
+
+    async def go() -> list[ReplayResult]:
+        if not workflow_id and not query:
+            # Exports of an encrypted deployment need the keys: the configured ones decode them.
+            converter = data_converter(load_config(data_dir).with_running_stack())
+            return await HistoryReplayer(converter).replay_files(files or [])
+        async with services(load_config(data_dir)) as s:
+            # The client's converter decodes what the server holds (and an encrypted export).
+            replayer = HistoryReplayer(s.client.data_converter)
+            results = await replayer.replay_files(files or [])
+            if workflow_id:
+                results += await replayer.replay_workflow(s.client, workflow_id)
+            if query:
+                results += await _visible(replayer.replay_query(s.client, query), query)
+        return results
+
+    results = run_async(go())
+    failed = [r for r in results if not r.ok]
+    if as_json:
+        emit_json(
+            {
+                "replayed": len(results),
+                "failed": len(failed),
+                "results": [asdict(r) | {"ok": r.ok} for r in results],
+            }
+        )
+    else:
+        for r in results:
+            run = f" run {r.run_id}" if r.run_id else ""
+            if r.ok:
+                out.print(f"ok   {r.workflow_id}{run} ({r.source})", highlight=False)
+                continue
+            at = (
+                f" first diverging event {r.diverging.event_id} ({r.diverging.event_type})"
+                if r.diverging
+                else ""
+            )
+            out.print(f"FAIL {r.workflow_id}{run} ({r.source}){at}: {r.error}", highlight=False)
+        out.print(f"{len(results)} replayed, {len(failed)} failed")
+    if failed:
+        raise typer.Exit(1)
+
+
+async def _visible(listing: Awaitable[T], query: str) -> T:
+    """Await a visibility listing, turning a malformed query into one line naming it."""
+    try:
+        return await listing
+    except RPCError as error:
+        if error.status == RPCStatusCode.INVALID_ARGUMENT:
+            raise UserError(f"query: {error.message}") from None
+        raise
+
+
+history_app = typer.Typer(
+    help="Workflow histories, for the replay test corpus.", no_args_is_help=True
+)
+app.add_typer(history_app, name="history")
+
+
+@history_app.command("export")
+def history_export(
+    workflow_id: Annotated[str | None, typer.Option(help="Every run of this workflow.")] = None,
+    query: Annotated[
+        str | None, typer.Option(help="Every run this visibility query matches.")
+    ] = None,
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="Folder to write <workflow id>@<run id>.json files in.")
+    ] = Path("tests/replay/histories"),
+    data_dir: DataDirOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Write histories as JSON files (the Temporal CLI's form) for `overdue replay` and the corpus."""
+    from overdue.replay import export_histories, quoted
+
+    if bool(workflow_id) == bool(query):
+        raise UserError("give either --workflow-id or --query")
+    wanted = query or f"WorkflowId = {quoted(workflow_id or '')}"
+
+    async def go() -> list[Path]:
+        async with services(load_config(data_dir)) as s:
+            return await _visible(export_histories(s.client, wanted, out_dir), wanted)
+
+    written = run_async(go())
+    if not written:
+        raise UserError(f"query: no workflow matches {wanted}")
+    if as_json:
+        emit_json({"written": [str(p) for p in written]})
+    else:
+        for path in written:
+            out.print(str(path), highlight=False)
+        out.print(f"{len(written)} histories written to {out_dir}")
