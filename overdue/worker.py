@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Mapping, Sequence
+from datetime import timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,10 @@ from overdue.simulator import (
 from workflows.loan_collection import LoanCollection
 from workflows.sandbox import workflow_runner
 from workflows.types import TASK_QUEUE, ContactOutcome, PaymentReceived, workflow_id_for
+
+# On stop (Ctrl-C, SIGTERM from a container runtime) activities in hand get this long to finish
+# before they are cancelled and retried elsewhere; under docker-compose's 30 s stop grace.
+GRACEFUL_SHUTDOWN = timedelta(seconds=20)
 
 
 def package_folder(name: str) -> Path:
@@ -179,7 +184,7 @@ async def run_worker(
     client = await connect(config, runtime=runtime)
     pool = await asyncpg.create_pool(config.database_url, min_size=1, max_size=10)
     try:
-        async with build_worker(client, pool, config):
+        async with build_worker(client, pool, config, graceful_shutdown_timeout=GRACEFUL_SHUTDOWN):
             await (stop or asyncio.Event()).wait()
     finally:
         await pool.close()
