@@ -22,7 +22,7 @@ import re
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal, TypeVar
 
 import asyncpg
@@ -53,6 +53,7 @@ from overdue.client import (
 from overdue.config import Config
 from overdue.loans import ID_PATTERN
 from overdue.outbox import (
+    CLOCK_SKEW,
     ClientProvider,
     IncomingPayment,
     Outbox,
@@ -76,8 +77,6 @@ TOKEN_FILE = "api-token"
 MIN_TOKEN_LENGTH = 16
 # A read or a signal that takes longer means Temporal (or every worker) is not answering.
 TEMPORAL_TIMEOUT = 10.0
-# Bank clocks drift; a payment dated a little ahead of ours is still a payment received.
-CLOCK_SKEW = timedelta(minutes=5)
 FIELD_PREFIX = re.compile(r"^([a-z_]+)[: ]")
 log = logging.getLogger("overdue.api")
 T = TypeVar("T")

@@ -13,18 +13,22 @@ import csv
 import io
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time
 
 from overdue.client import PaymentInvalid, UnknownLoan
 from overdue.loans import ID_PATTERN, FieldError
-from overdue.outbox import IncomingPayment, Outbox, PaymentIdConflict, TemporalUnavailable
+from overdue.outbox import (
+    CLOCK_SKEW,
+    IncomingPayment,
+    Outbox,
+    PaymentIdConflict,
+    TemporalUnavailable,
+)
 from workflows.money import AmountError, check_currency, to_minor
 from workflows.types import PaymentReceived
 
 REQUIRED_COLUMNS = ("payment_id", "loan_id", "amount", "currency", "paid_at")
 MAX_REFERENCE = 140
-# Bank clocks drift; a payment dated a little ahead of ours is still a payment received.
-CLOCK_SKEW = timedelta(minutes=5)
 SOURCE = "bankfile"
 
 

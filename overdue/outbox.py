@@ -22,8 +22,7 @@ import logging
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timedelta
 
 import asyncpg
 from temporalio.client import Client, WorkflowUpdateRPCTimeoutOrCancelledError
@@ -41,6 +40,9 @@ ClientProvider = Callable[[], Awaitable[Client]]
 """Gives the Temporal client to use, or raises ``TemporalUnavailable``."""
 
 # What a caller waits for Temporal to apply a payment before it is left to the relay.
+# Payment services' and banks' clocks drift: a payment dated a little ahead of ours is still a
+# payment received. Anything later is refused as in the future.
+CLOCK_SKEW = timedelta(minutes=5)
 DELIVERY_TIMEOUT = 10.0
 # A claim outlives a delivery's deadline, so that a relay that died mid-delivery is replaced.
 LEASE_MARGIN = 30.0
@@ -412,10 +414,9 @@ class Outbox:
             error,
         )
         if row is None:
-            row = await self._pool.fetchrow(
-                "SELECT * FROM payment_outbox WHERE payment_id = $1", entry.payment.payment_id
-            )
-            assert row is not None  # settled by the other delivery, and never deleted
+            settled = await self.get(entry.payment.payment_id)
+            assert settled is not None  # settled by the other delivery, and never deleted
+            return settled
         return OutboxEntry.from_row(row)
 
 
@@ -423,22 +424,3 @@ def _conflict(payment_id: str) -> PaymentIdConflict:
     return PaymentIdConflict(
         f"payment_id: {payment_id} is already recorded with another loan, amount or currency"
     )
-
-
-def entry_view(entry: OutboxEntry) -> dict[str, Any]:
-    """A stored payment as JSON-ready data, for the API and the CLI."""
-    result = entry.result
-    return {
-        "payment_id": entry.payment.payment_id,
-        "loan_id": entry.loan_id,
-        "status": entry.outcome,
-        "amount_minor": entry.payment.amount_minor,
-        "currency": entry.payment.currency,
-        "paid_at": entry.payment.paid_at.isoformat(),
-        "source": entry.payment.source,
-        "reference": entry.reference,
-        "outstanding_minor": result.outstanding_minor if result else None,
-        "stage": result.stage if result else None,
-        "attempts": entry.attempts,
-        "last_error": entry.last_error,
-    }
