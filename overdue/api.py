@@ -65,7 +65,7 @@ from overdue.outbox import (
 )
 from overdue.outcomes import OutcomeInvalid, outcome_from_fields
 from overdue.serving import serve_asgi
-from overdue.stack import free_port, port_is_free
+from overdue.stack import port_is_free, port_or_free
 from workflows.money import AmountError, check_currency, format_minor, to_minor
 from workflows.types import PaymentReceived
 
@@ -177,7 +177,7 @@ def stack_api_settings(config: Config) -> tuple[ApiSettings, str]:
         if not port_is_free(port):
             raise ValueError(f"{API_ADDRESS_ENV}: port {port} is in use")
     else:
-        host, port = DEFAULT_HOST, DEFAULT_PORT if port_is_free(DEFAULT_PORT) else free_port()
+        host, port = DEFAULT_HOST, port_or_free(DEFAULT_PORT)
     return ApiSettings(host, port, token), where
 
 

@@ -35,7 +35,7 @@ from overdue.codec import (
 )
 from overdue.config import Config
 from overdue.serving import serve_asgi
-from overdue.stack import free_port, port_is_free
+from overdue.stack import port_or_free
 
 TOKEN_ENV = "OVERDUE_CODEC_TOKEN"
 ORIGINS_ENV = "OVERDUE_CODEC_ORIGINS"
@@ -180,5 +180,5 @@ def prepare_stack_codec(config: Config) -> StackCodec:
         if not key_file.exists():
             created = create_key_file(key_file)
         config = replace(config, encryption_key_file=key_file)
-    port = DEFAULT_PORT if port_is_free(DEFAULT_PORT) else free_port()
+    port = port_or_free(DEFAULT_PORT)
     return StackCodec(config=config, codec=codec_for(config), port=port, created_key=created)

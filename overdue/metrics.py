@@ -20,11 +20,10 @@ from collections.abc import Mapping
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
 from activities.metrics import HISTOGRAM_BUCKETS
-from overdue.stack import free_port, port_is_free
+from overdue.stack import port_or_free
 
 ADDRESS_VARIABLE = "OVERDUE_METRICS_ADDRESS"
 DEFAULT_PORT = 9464  # the OpenTelemetry Prometheus exporter's customary port
-DEFAULT_ADDRESS = f"127.0.0.1:{DEFAULT_PORT}"
 OFF = "off"
 
 
@@ -82,5 +81,5 @@ def worker_runtime(environ: Mapping[str, str] = os.environ) -> tuple[Runtime | N
     if address.lower() == OFF:
         return None, None
     if not address:
-        address = DEFAULT_ADDRESS if port_is_free(DEFAULT_PORT) else f"127.0.0.1:{free_port()}"
+        address = f"127.0.0.1:{port_or_free(DEFAULT_PORT)}"
     return prometheus_runtime(address), metrics_url(address)

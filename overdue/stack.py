@@ -57,6 +57,12 @@ def port_is_free(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) != 0
 
 
+def port_or_free(port: int) -> int:
+    """``port`` when nothing listens on it, else a free one: the embedded stack's servers move
+    aside rather than fail when another stack (or anything else) holds their usual port."""
+    return port if port_is_free(port) else free_port()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -106,9 +112,8 @@ class EmbeddedStack:
         return server.get_uri(DATABASE)
 
     async def _start_temporal(self) -> None:
-        for wanted in ("temporal_port", "ui_port"):
-            if not port_is_free(getattr(self, wanted)):
-                setattr(self, wanted, free_port())
+        self.temporal_port = port_or_free(self.temporal_port)
+        self.ui_port = port_or_free(self.ui_port)
         args = [
             installed_binary("temporal"),
             "server",
