@@ -14,8 +14,6 @@ now and the relay will deliver it.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import logging
 import os
 import re
@@ -64,7 +62,7 @@ from overdue.outbox import (
     unreachable,
 )
 from overdue.outcomes import OutcomeInvalid, outcome_from_fields
-from overdue.serving import serve_asgi
+from overdue.serving import serve_asgi, token_matches
 from overdue.stack import port_is_free, port_or_free
 from workflows.money import AmountError, check_currency, format_minor, to_minor
 from workflows.types import PaymentReceived
@@ -473,13 +471,12 @@ class BearerToken(HTTPBearer):
             scheme_name="bearerAuth",
             description=f"The token in {API_TOKEN_ENV} (`overdue up` keeps one in the data dir).",
         )
-        self._expected = hashlib.sha256(check_token(token).encode()).digest()
+        self._expected = check_token(token)
 
     async def __call__(self, request: Request) -> None:  # type: ignore[override]
         credentials = await super().__call__(request)
         given = credentials.credentials if credentials is not None else ""
-        # Digests of equal length, compared in constant time: neither content nor length leaks.
-        if not hmac.compare_digest(hashlib.sha256(given.encode()).digest(), self._expected):
+        if not token_matches(given, self._expected):
             raise ApiError(
                 401,
                 "authorization: a valid bearer token is required",

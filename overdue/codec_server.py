@@ -14,7 +14,6 @@ docs/pii-protection.md for putting it behind the UI's sign-in.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import os
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -34,7 +33,7 @@ from overdue.codec import (
     create_key_file,
 )
 from overdue.config import Config
-from overdue.serving import serve_asgi
+from overdue.serving import serve_asgi, token_matches
 from overdue.stack import port_or_free
 
 TOKEN_ENV = "OVERDUE_CODEC_TOKEN"
@@ -73,13 +72,12 @@ def create_app(codec: PayloadCodec, *, origins: Sequence[str], token: str | None
         allow_methods=["POST"],
         allow_headers=["Content-Type", "X-Namespace", "Authorization"],
     )
-    expected = f"Bearer {token}".encode() if token else None
 
     def authorised(request: Request) -> bool:
-        if expected is None:
+        if token is None:
             return True
-        given = request.headers.get("authorization", "").encode()
-        return hmac.compare_digest(given, expected)
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        return scheme.lower() == "bearer" and token_matches(given.strip(), token)
 
     async def apply(request: Request, transform: Transform) -> Response:
         if not authorised(request):

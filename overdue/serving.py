@@ -9,10 +9,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import hmac
 from collections.abc import Iterator
 from typing import Any
 
 import uvicorn
+
+
+def token_matches(given: str, expected: str) -> bool:
+    """Whether a bearer token is the expected one, in constant time.
+
+    The digests compared are of equal length, so neither the token's content nor its length
+    leaks through the time a refusal takes.
+    """
+    return hmac.compare_digest(
+        hashlib.sha256(given.encode()).digest(), hashlib.sha256(expected.encode()).digest()
+    )
 
 
 class _EmbeddedServer(uvicorn.Server):
