@@ -151,9 +151,7 @@ async def main(loans_count: int, calls: int, lines: int) -> None:
     stack = EmbeddedStack(Config(home=home), temporal_port=free_port(), ui_port=free_port())
     await stack.start()
     try:
-        config = Config(
-            home=home, temporal_address=stack.temporal_address, database_url=stack.database_url
-        )
+        config = stack.running_config
         client = await connect(config)
         pool = await db.create_pool(stack.database_url, max_size=10)
         async with build_worker(client, pool, config):

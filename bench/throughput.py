@@ -29,7 +29,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -167,12 +167,7 @@ async def main(args: argparse.Namespace) -> list[Round]:
         )
         await stack.start()
         try:
-            config = Config(
-                home=Path(home),
-                temporal_address=stack.temporal_address,
-                database_url=stack.database_url,
-                simulation_seed=args.seed,
-            )
+            config = replace(stack.running_config, simulation_seed=args.seed)
             client = await connect(config)
             rounds = []
             for workers in args.workers:

@@ -18,7 +18,7 @@ import socket
 import subprocess
 import sys
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import asyncpg
@@ -140,6 +140,13 @@ class EmbeddedStack:
         self.temporal_address = f"127.0.0.1:{self.temporal_port}"
         self.ui_url = f"http://127.0.0.1:{self.ui_port}"
         await _wait_for_port(self.temporal_port, self._temporal, self.config.home / "temporal.log")
+
+    @property
+    def running_config(self) -> Config:
+        """The configuration with this started stack's Temporal and PostgreSQL in it."""
+        return replace(
+            self.config, temporal_address=self.temporal_address, database_url=self.database_url
+        )
 
     def _record(self) -> None:
         self.config.stack_file.write_text(

@@ -59,12 +59,7 @@ async def _demo(
     if not running.database_url or not await _reachable(running):
         stack = EmbeddedStack(config)
         await stack.start()
-        running = replace(
-            config,
-            temporal_address=stack.temporal_address,
-            database_url=stack.database_url,
-            simulation_seed=seed,
-        )
+        running = replace(stack.running_config, simulation_seed=seed)
         if stack.ui_url:
             err.print(
                 f"Temporal Web UI: {stack.ui_url}  (the loans are visible there while the demo runs)"

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -81,31 +80,11 @@ async def _up(config: Config, *, encrypt: bool = False) -> None:
             out.print(f"Codec server     {codec.endpoint} (payloads encrypted; keys {keys}{made})")
         # The port is chosen just before it is bound: another `up` may have taken it meanwhile.
         api, token_at = _stack_api(config)
-        serving.append(
-            asyncio.create_task(
-                run_api(
-                    replace(
-                        config,
-                        temporal_address=stack.temporal_address,
-                        database_url=stack.database_url,
-                    ),
-                    api,
-                    stop,
-                )
-            )
-        )
+        serving.append(asyncio.create_task(run_api(stack.running_config, api, stop)))
         out.print(f"HTTP API         {api.url} (docs {api.url}/docs; bearer token in {token_at})")
         out.print(f"Metrics          {metrics or 'off (OVERDUE_METRICS_ADDRESS=off)'}")
         out.print("Worker           task queue 'collections' — press Ctrl-C to stop")
-        await run_worker(
-            replace(
-                config,
-                temporal_address=stack.temporal_address,
-                database_url=stack.database_url,
-            ),
-            stop,
-            runtime=runtime,
-        )
+        await run_worker(stack.running_config, stop, runtime=runtime)
     finally:
         out.print("stopping…")
         stop.set()
