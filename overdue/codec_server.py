@@ -36,7 +36,6 @@ from overdue.config import Config
 from overdue.serving import serve_asgi, token_matches
 from overdue.stack import port_or_free
 
-TOKEN_ENV = "OVERDUE_CODEC_TOKEN"
 ORIGINS_ENV = "OVERDUE_CODEC_ORIGINS"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8081
@@ -161,7 +160,7 @@ class StackCodec:
             port=self.port,
             origins=origins,
             stop=stop,
-            token=os.environ.get(TOKEN_ENV) or None,
+            token=self.config.codec_token,
         )
 
 

@@ -1,5 +1,10 @@
 """Configuration from the environment, in one place.
 
+Three groups of settings are read where they are used instead, each by the one piece that needs
+them: how to authenticate to Temporal (the SDK's ``temporalio.envconfig``, in
+``overdue.worker.connect_options``), the worker's metrics address (``overdue.metrics``) and the
+codec server's allowed origins (``overdue.codec_server``).
+
 ``TEMPORAL_ADDRESS``, ``TEMPORAL_NAMESPACE``, ``DATABASE_URL`` and ``OVERDUE_HOME`` are the
 contract. When ``TEMPORAL_ADDRESS`` or ``DATABASE_URL`` is set, that component is external and
 nothing embedded starts for it. When neither is set, commands use the embedded stack that
@@ -31,6 +36,8 @@ class Config:
     # The HTTP API (overdue/api.py): where it listens (host:port) and its bearer token.
     api_address: str | None = None
     api_token: str | None = field(default=None, repr=False)
+    # The codec server's bearer token (overdue/codec_server.py); none: no token asked.
+    codec_token: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, home: Path | None = None) -> Config:
@@ -43,6 +50,7 @@ class Config:
             simulation_seed=int(env.get("OVERDUE_SIM_SEED") or 0),
             api_address=env.get("OVERDUE_API_ADDRESS") or None,
             api_token=env.get("OVERDUE_API_TOKEN") or None,
+            codec_token=env.get("OVERDUE_CODEC_TOKEN") or None,
             encryption_keys=env.get("OVERDUE_ENCRYPTION_KEYS") or None,
             encryption_key_file=Path(env["OVERDUE_ENCRYPTION_KEY_FILE"])
             if env.get("OVERDUE_ENCRYPTION_KEY_FILE")

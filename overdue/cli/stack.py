@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 from pathlib import Path
 from typing import Annotated
 
@@ -112,7 +111,7 @@ def codec_server(
     config = load_config(data_dir).with_running_stack()
     codec = codecs.codec_for(config)
     origins = [o.rstrip("/") for o in origin] if origin else codecs.origins_from_env()
-    token = os.environ.get(codecs.TOKEN_ENV) or None
+    token = config.codec_token
 
     async def serve() -> None:
         stop = stop_on_signals()
