@@ -16,8 +16,16 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities import metrics
+from activities.budget import hold, lock_budget
 from activities.ledger import append_audit
-from workflows.commands import ContactRequest, ContactResult
+from workflows.budget import number_key
+from workflows.commands import (
+    DEFERRED,
+    ContactRequest,
+    ContactReservation,
+    ContactResult,
+    ReservationResult,
+)
 from workflows.types import Target
 
 
@@ -68,16 +76,22 @@ class ChannelActivities:
         )
         if recorded is not None:
             return ContactResult(request.idempotency_key, recorded)
+        if request.reservation is not None:
+            refused = await self._confirm(request.reservation)
+            if refused is not None:
+                return ContactResult(request.idempotency_key, DEFERRED, deferred=refused)
         phone, first_name = await self._recipient(request)
         text = Template(request.message).safe_substitute(
             first_name=first_name, loan_id=request.loan_id
         )
         outcome = await reach(Delivery(request=request, phone=phone, text=text))
         async with self._pool.acquire() as conn, conn.transaction():
+            reservation_key = request.reservation.reservation_key if request.reservation else None
             stored = await conn.fetchval(
                 "INSERT INTO contact_attempts (idempotency_key, loan_id, attempt_no, channel, target,"
-                " target_id, slot, purpose, stage, at_utc, at_local, outcome, message)"
-                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+                " target_id, slot, purpose, stage, at_utc, at_local, outcome, message,"
+                " borrower_id, number_key, reservation_key)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
                 " ON CONFLICT (idempotency_key) DO UPDATE SET idempotency_key = EXCLUDED.idempotency_key"
                 " RETURNING outcome",
                 request.idempotency_key,
@@ -93,7 +107,15 @@ class ChannelActivities:
                 request.at_local,
                 outcome,
                 text if request.channel == "sms" else None,
+                request.borrower_id,
+                number_key(phone),
+                reservation_key,
             )
+            if reservation_key is not None:
+                await conn.execute(
+                    "UPDATE contact_reservations SET status = 'used' WHERE reservation_key = $1",
+                    reservation_key,
+                )
             written = await append_audit(
                 conn,
                 event_key=f"{request.loan_id}:attempt:{request.attempt_no}",
@@ -115,6 +137,14 @@ class ChannelActivities:
         if written:
             metrics.contact_attempt(request.channel, stored)
         return ContactResult(request.idempotency_key, stored)
+
+    async def _confirm(self, reservation: ContactReservation) -> ReservationResult | None:
+        """Check the contact's place in the borrower's budget again, now, under the budget's
+        locks; returns the refusal, or None when the place is (still, or again) held."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            await lock_budget(conn, reservation)
+            result = await hold(conn, reservation)
+        return None if result.granted else result
 
     async def _recipient(self, request: ContactRequest) -> tuple[str, str]:
         if request.target == Target.CONTACT:

@@ -85,7 +85,7 @@ class SituationActivities:
         async with self._pool.acquire() as conn, conn.transaction():
             inserted = await conn.fetchval(
                 "INSERT INTO contact_outcomes (outcome_id, loan_id, source, at, right_party, stage,"
-                " details) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)"
+                " details, channel, conversation) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9)"
                 " ON CONFLICT (outcome_id) DO NOTHING RETURNING outcome_id",
                 outcome.outcome_id,
                 record.loan_id,
@@ -94,6 +94,8 @@ class SituationActivities:
                 outcome.right_party,
                 record.stage,
                 json.dumps(facts),
+                outcome.channel,
+                record.conversation,
             )
             if inserted is None:
                 owner = await conn.fetchval(

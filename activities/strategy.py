@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tomllib
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,8 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from workflows.commands import LoadStrategy
-from workflows.types import Slot, StageBands, Strategy
+from workflows.outreach import REFERENCE_SCRIPTS
+from workflows.types import CrossLoanPolicy, Slot, StageBands, Strategy
 
 
 def _minutes(value: str, field: str) -> int:
@@ -33,6 +35,17 @@ def _int(value: Any, field: str) -> int:
         return int(value)
     except (TypeError, ValueError):
         raise ValueError(f"{field}: expected a whole number, got {value!r}") from None
+
+
+def _cross_loan(data: dict[str, Any]) -> CrossLoanPolicy:
+    """The cross-loan policy: every switch defaults to on, the stricter choice."""
+    known = {f.name for f in fields(CrossLoanPolicy)}
+    for name, value in data.items():
+        if name not in known:
+            raise ValueError(f"cross_loan.{name}: unknown; known: {', '.join(sorted(known))}")
+        if not isinstance(value, bool):
+            raise ValueError(f"cross_loan.{name}: expected true or false, got {value!r}")
+    return CrossLoanPolicy(**data)
 
 
 def parse_strategy(data: dict[str, Any]) -> Strategy:
@@ -83,6 +96,7 @@ def parse_strategy(data: dict[str, Any]) -> Strategy:
                 data["arrangements"]["forbearance_instalments"],
                 "arrangements.forbearance_instalments",
             ),
+            cross_loan=_cross_loan(data.get("cross_loan", {})),
         )
     except KeyError as missing:
         raise ValueError(f"strategy is missing {missing.args[0]!r}") from None
@@ -99,6 +113,11 @@ def parse_strategy(data: dict[str, Any]) -> Strategy:
     for name in ("min_gap_minutes", "max_calls_per_day", "sms_after_unanswered"):
         if getattr(strategy, name) < 1:
             raise ValueError(f"cadence.{name} must be at least 1")
+    # Each reference script (the jurisdiction profile picks one) must have its words: a
+    # reference is never called with an empty script, nor with another profile's.
+    for template, _ in REFERENCE_SCRIPTS.values():
+        if not strategy.messages.get(template, "").strip():
+            raise ValueError(f"messages.{template}: the reference script is missing")
     return strategy
 
 

@@ -72,7 +72,9 @@ class Persona:
         pay_share: Share of the outstanding balance paid when paying in part (1.0: always in
             full). Such a borrower clears the rest from conversation ``clears_from`` on, or, when
             that is None, one time in three.
-        reference_relays: Likelihood that a reference agrees to relay a message.
+        reference_relays: Likelihood that a reference helps: agrees to relay a message (``cn``'s
+            relay script) or tells where the borrower can be reached (``us``'s locate script).
+            Either way the outcome is ``relayed``.
         says: What conversation 1, 2, ... reveals; the last entry holds for every later one. A
             conversation that ends in a payment reveals nothing.
         pays_from: The first conversation that can end in a payment.
@@ -191,7 +193,8 @@ PERSONAS: dict[str, Persona] = {
             pay_after_call=0.0,
             reference_relays=0.3,
             expected="never answers: calls rotate through the time slots, SMS nudges, references"
-            " asked to relay a message, legal notice: referred",
+            " asked where to reach the borrower (us) or to relay a message (cn), legal notice:"
+            " referred",
         ),
         Persona(
             "evening_only",
@@ -373,6 +376,7 @@ class BorrowerSimulator:
             source=self.outcome_source,
             at=request.at,
             right_party=persona.answered_by == "borrower",
+            attempt_key=request.idempotency_key,  # the dialer's call, already counted
         )
         draw = self.draw("says", request.borrower_id, request.idempotency_key)
         if says == Says.PROMISE:

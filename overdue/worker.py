@@ -16,6 +16,7 @@ from temporalio.envconfig import ClientConfigProfile
 from temporalio.runtime import Runtime
 from temporalio.worker import Worker
 
+from activities.budget import BudgetActivities
 from activities.channels import ChannelActivities, ChannelProvider
 from activities.credit_bureau import CreditBureau
 from activities.ledger import LedgerActivities
@@ -86,7 +87,9 @@ def activities_for(
     strategy = StrategyActivities(package_folder("strategies"))
     situations = SituationActivities(pool, bureau)
     verification = VerificationActivities(pool, registry)
+    budget = BudgetActivities(pool)
     return [
+        budget.reserve_contact,
         strategy.load_strategy,
         ledger.open_loan,
         ledger.record_payment,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from workflows.types import ContactOutcome, Loan, PaymentReceived
+from workflows.types import ContactOutcome, CrossLoanPolicy, Loan, PaymentReceived, SharedContacts
 
 
 @dataclass
@@ -21,6 +21,55 @@ class LoadStrategy:
 class OpenLoan:
     loan: Loan
     opened_at: datetime
+
+
+@dataclass
+class BudgetTerms:
+    """The rules a contact is checked against in the ledger, across the borrower's loans."""
+
+    jurisdiction: str
+    timezone: str
+    max_calls_per_day: int  # the strategy's, per borrower
+    min_gap_minutes: int  # the strategy's, per borrower and number
+    cross_loan: CrossLoanPolicy = field(default_factory=CrossLoanPolicy)
+
+
+@dataclass
+class ContactReservation:
+    """A place in the borrower's budget for one planned contact; ``reservation_key`` names it.
+
+    ``now`` and every moment are collection time. A held place lapses at ``expires_at``.
+    """
+
+    reservation_key: str
+    loan_id: str
+    borrower_id: str
+    channel: str
+    target: str
+    target_id: str
+    number: str  # the key of the number it reaches (workflows.budget.number_key)
+    at: datetime
+    expires_at: datetime
+    now: datetime
+    terms: BudgetTerms
+    # The loan's own view of the borrower's reachability, which the ledger cannot rebuild: the
+    # unanswered calls in a row (``cn`` asks references only of an unreachable borrower).
+    unanswered_streak: int = 0
+
+
+@dataclass
+class ReservationResult:
+    """The ledger's answer: the place is held, or the rule that refuses it and until when.
+
+    ``shared`` is what the borrower's other loans use of the budget, for the loan's next plan.
+    """
+
+    reservation_key: str
+    granted: bool
+    shared: SharedContacts
+    rule: str | None = None
+    not_before: datetime | None = None
+    across_loans: bool = False
 
 
 @dataclass
@@ -46,12 +95,21 @@ class ContactRequest:
     currency: str
     # The planner's decision, for the audit log: allowed now, after the denials listed here.
     deferred_by: list[str] = field(default_factory=list)
+    # The place held in the borrower's budget; the ledger checks it again before the contact.
+    reservation: ContactReservation | None = None
+
+
+DEFERRED = "deferred"  # a ContactResult outcome: the budget refused the contact; nothing was sent
 
 
 @dataclass
 class ContactResult:
+    """What became of a contact. ``deferred`` is the refusal (``rule until moment``) when the
+    borrower's budget no longer had room at the contact moment: nothing was sent."""
+
     idempotency_key: str
     outcome: str
+    deferred: ReservationResult | None = None
 
 
 PAYMENT_CONFLICT = "PaymentConflict"  # error type: a payment id already recorded otherwise
@@ -112,6 +170,7 @@ class OutcomeRecord:
     loan_id: str
     outcome: ContactOutcome
     stage: str
+    conversation: bool = False  # a right-party phone conversation that the budget counts
 
 
 @dataclass

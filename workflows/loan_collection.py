@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -18,14 +19,16 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeUpdate
 from temporalio.exceptions import ActivityError, ApplicationError
 
-from workflows import clock, outreach, planner
+from workflows import budget, clock, outreach, planner
 from workflows import search_attributes as sa
 from workflows.commands import (
     OUTCOME_CONFLICT,
     PAYMENT_CONFLICT,
     BrokenPromise,
+    BudgetTerms,
     ComplaintCase,
     ContactRequest,
+    ContactReservation,
     DeathCheck,
     DeathCheckResult,
     LoadStrategy,
@@ -36,12 +39,14 @@ from workflows.commands import (
     PromiseRecord,
     PromiseSettlement,
     RejectedPayment,
+    ReservationResult,
     SituationEvent,
     StageChange,
 )
 from workflows.machine import Action, CollectionMachine, LoanFacts
 from workflows.money import amount_band, format_minor
 from workflows.types import (
+    PHONE_CONVERSATIONS,
     ActivePromise,
     Arrangement,
     AttemptRecord,
@@ -74,6 +79,7 @@ from workflows.types import (
 with workflow.unsafe.imports_passed_through():
     from zoneinfo import ZoneInfo
 
+    from activities.budget import BudgetActivities
     from activities.channels import ChannelActivities
     from activities.ledger import LedgerActivities
     from activities.notices import NoticeActivities
@@ -84,6 +90,13 @@ with workflow.unsafe.imports_passed_through():
 # Patch ids: each gates a change of the command sequence that running histories must not see.
 APPLY_PAYMENTS_BEFORE_CONTINUE_AS_NEW = "apply-payments-before-continue-as-new"
 AUDIT_DENIED_CONTACTS = "audit-denied-contacts"
+# Contacts take a place in the borrower's budget in the ledger, across all the borrower's loans.
+BORROWER_CONTACT_BUDGET = "borrower-contact-budget"
+# A right-party phone conversation that an outcome reports counts like an answered dialer call.
+REPORTED_CONVERSATIONS_COUNT = "reported-conversations-count"
+# Plans tried in one wake when the ledger refuses each one; then the loan waits for the budget.
+MAX_PLANS_PER_WAKE = 3
+REGISTRY_MISS_GOES_TO_REVIEW = "registry-miss-goes-to-review"
 ArgT = TypeVar("ArgT")
 ResultT = TypeVar("ResultT")
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
@@ -112,6 +125,7 @@ SITUATION_AFTER = {
     "cease_requested": Situation.CEASED,
     "death_reported": Situation.DECEASED,
     "death_not_verified": Situation.CONTACTED,
+    "registry_not_verified": Situation.DECEASED,  # a person decides; the report still stands
     "short_term_hardship": Situation.HARDSHIP,
     "long_term_hardship": Situation.HARDSHIP,
     "forbearance_rejected": Situation.CONTACTED,
@@ -135,6 +149,8 @@ class LoanCollection:
         )
         self._machine: CollectionMachine | None = None
         self._next: tuple[outreach.Intent, planner.PlannedContact] | None = None
+        # When a plan the ledger refused may be tried again, and the rule that refused it.
+        self._budget_wait: tuple[datetime, str] | None = None
         self._rejections: dict[str, str] = {}  # payment id -> why it was not applied
         self._outcomes: list[ContactOutcome] = (
             list(input.state.pending_outcomes) if input.state else []
@@ -414,7 +430,7 @@ class LoanCollection:
             ),
             stage=Stage.EARLY,
             outstanding_minor=input.loan.outstanding_minor,
-            history=ContactHistory(),
+            history=ContactHistory(cross_loan=strategy.cross_loan),
             stage_entered_at=now,
             entered_stages=[Stage.EARLY],
         )
@@ -534,9 +550,12 @@ class LoanCollection:
         while self._outcomes and not machine.is_closed:
             outcome = self._outcomes[0]
             now = self._now()
-            if not await self._record_outcome(outcome):
+            conversation = self._is_reported_conversation(outcome)
+            if not await self._record_outcome(outcome, conversation=conversation):
                 self._outcomes.pop(0)
                 continue
+            if conversation:
+                self._count_conversation(min(outcome.at, now))
             if outcome.complaint is not None:
                 await self._open_complaint(outcome, now)
             if outcome.cease:
@@ -580,7 +599,38 @@ class LoanCollection:
             self._resolutions.pop(0)
             self._publish()
 
-    async def _record_outcome(self, outcome: ContactOutcome) -> bool:
+    def _is_reported_conversation(self, outcome: ContactOutcome) -> bool:
+        """A right-party phone conversation that no dialer attempt of ours has counted already
+        (a collector's own call, an inbound call): it counts for every conversation rule."""
+        return (
+            outcome.right_party
+            and outcome.channel in PHONE_CONVERSATIONS
+            and outcome.attempt_key is None
+            and workflow.patched(REPORTED_CONVERSATIONS_COUNT)
+        )
+
+    def _count_conversation(self, at: datetime) -> None:
+        """Fold a reported conversation into the history, as an answered call at ``at``."""
+        state = self._require_state()
+        borrower_id = self._loan.borrower.borrower_id
+        planner.record_attempt(
+            state.history,
+            AttemptRecord(
+                at,
+                Channel.CALL,
+                Target.BORROWER,
+                borrower_id,
+                planner.slot_of(at, state.strategy, self._zone),
+                Outcome.ANSWERED,
+                number=self._number_of(Target.BORROWER, borrower_id),
+                borrower_id=borrower_id,
+                loan_id=self._loan.loan_id,
+            ),
+            self._slot_names(),
+        )
+        self._next = None  # the quiet period and the caps have moved: plan again
+
+    async def _record_outcome(self, outcome: ContactOutcome, *, conversation: bool) -> bool:
         """Keep the outcome in the ledger. False when the ledger holds its id for another loan:
         the report is refused there (and audited), and the collection goes on without it.
         """
@@ -588,7 +638,7 @@ class LoanCollection:
         try:
             await self._activity(
                 SituationActivities.record_contact_outcome,
-                OutcomeRecord(self._loan.loan_id, outcome, state.stage),
+                OutcomeRecord(self._loan.loan_id, outcome, state.stage, conversation),
                 f"record outcome {outcome.outcome_id} from {outcome.source}",
             )
         except ActivityError as failure:
@@ -945,7 +995,14 @@ class LoanCollection:
         if result == DeathCheckResult.VERIFIED:
             await self._situation_event("death_verified", "registry", self._now())
         elif result == DeathCheckResult.NOT_VERIFIED:
-            await self._situation_event("death_not_verified", "registry", self._now())
+            if workflow.patched(REGISTRY_MISS_GOES_TO_REVIEW):
+                # Registries lag: a missing record does not overrule a report by family. A
+                # person decides (``review_decided``, death_verification); until then nothing
+                # goes to the borrower. Keyed by the report: each one is verified anew.
+                key = f"registry:{state.death_reported_at}"
+                await self._situation_event("registry_not_verified", key, self._now())
+            else:
+                await self._situation_event("death_not_verified", "registry", self._now())
         # No record yet: the verification deadline hands the loan to a person.
 
     async def _serve_letter(
@@ -1072,38 +1129,140 @@ class LoanCollection:
 
     async def _plan(self) -> datetime:
         """Choose the next outreach and return when to wake: contact, day boundary or stage end."""
-        state, machine = self._require_state(), self._require_machine()
+        machine = self._require_machine()
         now = self._now()
-        self._next = None
         # While a promise, a dispute or a cease request stands, the stage calls for nothing.
-        held = machine.outreach_held
-        intent = (
-            None
-            if held
-            else outreach.next_intent(
-                stage=machine.stage,
-                strategy=state.strategy,
-                profile=self._profile,
-                history=state.history,
-                queued_messages=state.queued_messages,
-                nudges_in_streak=state.history.nudges_in_streak,
-                borrower_id=self._loan.borrower.borrower_id,
-                contact_ids=[c.contact_id for c in self._loan.contacts],
-            )
-        )
-        if intent is not None:
+        intent = None if machine.outreach_held else self._intent()
+        budgeted = workflow.patched(BORROWER_CONTACT_BUDGET)
+        if intent is None:
+            self._next = None
+        elif not budgeted:
+            self._next = None
             planned = self._schedule(intent, now)
             if planned is not None:
                 self._next = (intent, planned)
+        elif self._next is None or self._next[0] != intent or self._next[1].at <= now:
+            # A planned contact keeps its place in the borrower's budget until it is made;
+            # only a new intent, or a moment gone by, plans (and reserves) again.
+            self._next = await self._plan_within_budget(intent, now)
         wake_at = self._next_day_boundary(now)
         if self._next is not None:
             wake_at = min(wake_at, self._next[1].at)
+        elif self._budget_wait is not None and intent is not None:
+            # Refused for now by the borrower's budget: look again when the rule lifts.
+            wake_at = min(wake_at, max(self._budget_wait[0], now))
         for deadline in self._deadlines():
             wake_at = min(wake_at, max(deadline, now))
         return wake_at
 
+    def _intent(self) -> outreach.Intent | None:
+        state, machine = self._require_state(), self._require_machine()
+        return outreach.next_intent(
+            stage=machine.stage,
+            strategy=state.strategy,
+            profile=self._profile,
+            history=state.history,
+            queued_messages=state.queued_messages,
+            nudges_in_streak=state.history.nudges_in_streak,
+            borrower_id=self._loan.borrower.borrower_id,
+            contact_ids=[c.contact_id for c in self._loan.contacts],
+        )
+
+    async def _plan_within_budget(
+        self, intent: outreach.Intent, now: datetime
+    ) -> tuple[outreach.Intent, planner.PlannedContact] | None:
+        """Plan the contact, and hold its place in the borrower's budget in the ledger.
+
+        The ledger knows what the borrower's other loans have done and hold; when it refuses
+        the planned moment, the loan plans again with that knowledge, from the moment the rule
+        lifts. No collection contact is planned before the first day past due.
+        """
+        state = self._require_state()
+        self._budget_wait = None
+        earliest = max(now, self._first_contact_moment())
+        for _ in range(MAX_PLANS_PER_WAKE):
+            planned = self._schedule(intent, earliest)
+            if planned is None:
+                return None
+            if earliest > now and now < self._first_contact_moment():
+                not_due = f"{planner.Rule.NOT_YET_DUE} until {earliest.isoformat()}"
+                planned = replace(planned, deferred_by=(not_due, *planned.deferred_by))
+            result = await self._reserve(intent, planned.at, now)
+            state.history.shared = result.shared
+            if result.granted:
+                return intent, planned
+            if await self._ceased_across_loans():
+                return None
+            if result.not_before is None:
+                return None
+            earliest = max(earliest, result.not_before)
+            refusal = planner.Decision(False, result.rule, None, result.across_loans)
+            self._budget_wait = (earliest, planner.describe(refusal).split(" until ")[0])
+        return None
+
+    async def _reserve(
+        self, intent: outreach.Intent, at: datetime, now: datetime
+    ) -> ReservationResult:
+        state = self._require_state()
+        state.reservations += 1
+        return await workflow.execute_local_activity_method(
+            BudgetActivities.reserve_contact,
+            self._reservation(intent, at, now, state.reservations),
+            start_to_close_timeout=ACTIVITY_TIMEOUT,
+            retry_policy=ACTIVITY_RETRY,
+            summary=f"reserve {intent.channel} · borrower budget",
+        )
+
+    def _reservation(
+        self, intent: outreach.Intent, at: datetime, now: datetime, number: int
+    ) -> ContactReservation:
+        state = self._require_state()
+        return ContactReservation(
+            reservation_key=f"{self._loan.loan_id}:reservation:{number}",
+            loan_id=self._loan.loan_id,
+            borrower_id=self._loan.borrower.borrower_id,
+            channel=intent.channel,
+            target=intent.target,
+            target_id=intent.target_id,
+            number=self._number_of(intent.target, intent.target_id),
+            at=at,
+            expires_at=budget.reservation_lapses(at, state.clock.day_seconds),
+            now=now,
+            unanswered_streak=state.history.unanswered_streak,
+            terms=BudgetTerms(
+                jurisdiction=self._loan.jurisdiction,
+                timezone=self._loan.borrower.timezone,
+                max_calls_per_day=state.strategy.max_calls_per_day,
+                min_gap_minutes=state.strategy.min_gap_minutes,
+                cross_loan=state.history.cross_loan,
+            ),
+        )
+
+    async def _ceased_across_loans(self) -> bool:
+        """A cease request on another of the borrower's loans covers this one too (strategy's
+        cross-loan policy): the loan takes the ceased situation, on the record."""
+        history = self._require_state().history
+        if history.cease_requested or not (
+            history.cross_loan.cease and history.shared.cease_requested
+        ):
+            return False
+        await self._situation_event("cease_requested", "borrower", self._now())
+        return True
+
+    def _number_of(self, target: str, target_id: str) -> str:
+        """The budget key of the number a contact reaches."""
+        if target == Target.CONTACT:
+            contact = next(c for c in self._loan.contacts if c.contact_id == target_id)
+            return budget.number_key(contact.phone)
+        return budget.number_key(self._loan.borrower.phone)
+
+    def _first_contact_moment(self) -> datetime:
+        """No collection contact before the first day past due, borrower-local."""
+        return clock.day_starts(self._loan.due_date, 1, self._zone)
+
     def _schedule(self, intent: outreach.Intent, now: datetime) -> planner.PlannedContact | None:
         state = self._require_state()
+        number = self._number_of(intent.target, intent.target_id)
         if intent.channel == Channel.CALL and intent.target == Target.BORROWER:
             return planner.plan_borrower_call(
                 self._profile,
@@ -1113,8 +1272,16 @@ class LoanCollection:
                 now,
                 self._zone,
                 workflow.random(),
+                number=number,
             )
-        proposal = planner.Proposal(now, intent.channel, intent.target, intent.target_id)
+        proposal = planner.Proposal(
+            now,
+            intent.channel,
+            intent.target,
+            intent.target_id,
+            number,
+            self._loan.borrower.borrower_id,
+        )
         return planner.plan_message(
             self._profile, state.strategy, state.history, proposal, self._zone, workflow.random()
         )
@@ -1123,28 +1290,26 @@ class LoanCollection:
         """Make the planned contact, if the planner still allows it now (the timer may be late)."""
         state = self._require_state()
         now = self._now()
-        proposal = planner.Proposal(now, intent.channel, intent.target, intent.target_id)
-        decision = planner.check(self._profile, state.history, proposal, self._zone)
+        budgeted = workflow.patched(BORROWER_CONTACT_BUDGET)
+        self._next = None
+        proposal = planner.Proposal(
+            now,
+            intent.channel,
+            intent.target,
+            intent.target_id,
+            self._number_of(intent.target, intent.target_id),
+            self._loan.borrower.borrower_id,
+        )
+        decision = planner.check(
+            self._profile,
+            state.history,
+            proposal,
+            self._zone,
+            state.strategy if budgeted else None,
+        )
         if not decision.allowed:
             if workflow.patched(AUDIT_DENIED_CONTACTS):
-                # Every decision of the gate is on record: this one refused the contact.
-                state.denials += 1
-                await self._activity(
-                    SituationActivities.record_situation_event,
-                    SituationEvent(
-                        self._loan.loan_id,
-                        f"{self._loan.loan_id}:contact_denied:{state.denials}",
-                        "contact_denied",
-                        now,
-                        {
-                            "channel": intent.channel,
-                            "target": intent.target,
-                            "purpose": intent.purpose,
-                            "rule": planner.describe(decision),
-                        },
-                    ),
-                    f"{intent.channel} denied · {decision.rule}",
-                )
+                await self._audit_denial(intent, planner.describe(decision), now)
             return
         state.attempt_count += 1
         slot = planner.slot_of(now, state.strategy, self._zone)
@@ -1167,6 +1332,9 @@ class LoanCollection:
             outstanding_minor=state.outstanding_minor,
             currency=self._loan.currency,
             deferred_by=list(planned.deferred_by),
+            reservation=(
+                self._reservation(intent, now, now, state.reservations) if budgeted else None
+            ),
         )
         method = (
             ChannelActivities.place_call
@@ -1174,10 +1342,31 @@ class LoanCollection:
             else ChannelActivities.send_sms
         )
         result = await self._activity(method, request, _attempt_summary(request))
+        if result.deferred is not None:
+            # The budget filled up since the plan (another loan's contact came first): nothing
+            # was sent, and the attempt number is free for the next plan.
+            state.attempt_count -= 1
+            state.history.shared = result.deferred.shared
+            refusal = planner.Decision(
+                False,
+                result.deferred.rule,
+                result.deferred.not_before,
+                result.deferred.across_loans,
+            )
+            await self._audit_denial(intent, planner.describe(refusal), now)
+            return
         planner.record_attempt(
             state.history,
             AttemptRecord(
-                now, intent.channel, intent.target, intent.target_id, slot, result.outcome
+                now,
+                intent.channel,
+                intent.target,
+                intent.target_id,
+                slot,
+                result.outcome,
+                number=proposal.number if budgeted else "",
+                borrower_id=self._loan.borrower.borrower_id if budgeted else "",
+                loan_id=self._loan.loan_id if budgeted else "",
             ),
             self._slot_names(),
         )
@@ -1187,6 +1376,27 @@ class LoanCollection:
             state.history.nudges_in_streak += 1
         state.last_outcome = result.outcome
         state.situation = _situation(state)
+
+    async def _audit_denial(self, intent: outreach.Intent, rule: str, now: datetime) -> None:
+        """Every decision of the gate is on record: this one refused the contact."""
+        state = self._require_state()
+        state.denials += 1
+        await self._activity(
+            SituationActivities.record_situation_event,
+            SituationEvent(
+                self._loan.loan_id,
+                f"{self._loan.loan_id}:contact_denied:{state.denials}",
+                "contact_denied",
+                now,
+                {
+                    "channel": intent.channel,
+                    "target": intent.target,
+                    "purpose": intent.purpose,
+                    "rule": rule,
+                },
+            ),
+            f"{intent.channel} denied · {rule.split(' until ')[0]}",
+        )
 
     async def _sleep_until(self, wake_at: datetime) -> None:
         """Sleep on one timer until ``wake_at`` (collection time) or until a payment arrives."""
@@ -1260,15 +1470,28 @@ class LoanCollection:
                 return NextAction(
                     kind="on_hold", at_utc=None, at_local=None, detail=f"by {state.hold.operator}"
                 )
+            if self._budget_wait is not None and state.stage in Stage.OPEN:
+                at, rule = self._budget_wait
+                return NextAction(
+                    kind="budget_wait",
+                    at_utc=at,
+                    at_local=clock.format_local(at, self._zone),
+                    detail=f"deferred by {rule}",
+                )
             kind = "none" if state.stage in (Stage.CURED, Stage.REFERRED) else "stage_review"
             return NextAction(kind=kind, at_utc=None, at_local=None)
         intent, planned = self._next
         kind = "contact" if intent.target == Target.CONTACT else intent.channel
+        detail = f"{intent.purpose} · {planned.slot} slot"
+        # The details name the borrower-level rule when it is what deferred the contact.
+        across = [d for d in planned.deferred_by if planner.ACROSS_LOANS in d]
+        if across:
+            detail += f" · deferred by {across[0].split(' until ')[0]}"
         return NextAction(
             kind=kind,
             at_utc=planned.at,
             at_local=clock.format_local(planned.at, self._zone),
-            detail=f"{intent.purpose} · {planned.slot} slot",
+            detail=detail,
         )
 
     def _publish(self) -> None:

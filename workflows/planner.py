@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
+from workflows import budget
 from workflows.types import AttemptRecord, Channel, ContactHistory, Outcome, Strategy, Target
 
 WEEK = timedelta(days=7)
@@ -33,6 +35,9 @@ class JurisdictionProfile:
         code: Profile id, as written on the loan.
         window_start: Earliest borrower-local time of any call or message.
         window_end: Borrower-local time at which the window closes (exclusive).
+        reference_script: What a reference (a third party) may be asked: ``locate`` (only a
+            way to reach the borrower: home address and phone, or workplace) or ``relay`` (to
+            pass a message on). Either way a reference is never told of the debt.
         max_unanswered_per_number_per_day: Unanswered attempts allowed to one number a local day.
         max_conversations_per_day: Right-party conversations allowed a local day.
         max_calls_per_week: Calls to the borrower in any 7 consecutive days.
@@ -45,6 +50,7 @@ class JurisdictionProfile:
     code: str
     window_start: time
     window_end: time
+    reference_script: str
     max_unanswered_per_number_per_day: int | None = None
     max_conversations_per_day: int | None = None
     max_calls_per_week: int | None = None
@@ -59,6 +65,7 @@ PROFILES: dict[str, JurisdictionProfile] = {
         code="cn",
         window_start=time(8, 0),
         window_end=time(22, 0),
+        reference_script="relay",  # a message may be relayed; the debt is never named
         max_unanswered_per_number_per_day=6,
         max_conversations_per_day=3,
         third_party_needs_unreachable=True,
@@ -69,6 +76,8 @@ PROFILES: dict[str, JurisdictionProfile] = {
         code="us",
         window_start=time(8, 0),
         window_end=time(21, 0),
+        # § 1006.10: location information only, never a message to relay.
+        reference_script="locate",
         max_calls_per_week=7,
         quiet_after_conversation=timedelta(days=7),
     ),
@@ -89,25 +98,49 @@ class Rule:
     DISPUTE_PENDING = "dispute_pending"
     CEASE_REQUESTED = "cease_requested"
     BORROWER_DECEASED = "borrower_deceased"
+    MIN_GAP = "min_gap"  # the strategy's least time between two attempts
+    DAILY_CALLS = "daily_calls"  # the strategy's calls to the borrower a day
+    NOT_YET_DUE = "not_yet_due"  # no collection contact before the first day past due
+
+
+class CallLimits(Protocol):
+    """The strategy's own limits per borrower: a ``Strategy``, or the ledger's ``BudgetTerms``."""
+
+    @property
+    def max_calls_per_day(self) -> int: ...
+
+    @property
+    def min_gap_minutes(self) -> int: ...
 
 
 @dataclass(frozen=True)
 class Proposal:
-    """A contact the workflow would like to make."""
+    """A contact the workflow would like to make.
+
+    ``number`` is the key of the phone number it would reach and ``borrower_id`` the borrower it
+    is about: the borrower-level budget counts by them. Empty, only this loan's attempts count.
+    """
 
     at: datetime
     channel: str
     target: str
     target_id: str
+    number: str = ""
+    borrower_id: str = ""
 
 
 @dataclass(frozen=True)
 class Decision:
-    """The planner's answer. ``not_before`` is None when the rule never lifts by itself."""
+    """The planner's answer. ``not_before`` is None when the rule never lifts by itself.
+
+    ``across_loans`` marks a denial that the borrower's other loans cause: this loan alone is
+    within the rule.
+    """
 
     allowed: bool
     rule: str | None = None
     not_before: datetime | None = None
+    across_loans: bool = False
 
 
 ALLOWED = Decision(allowed=True)
@@ -122,10 +155,14 @@ class PlannedContact:
     deferred_by: tuple[str, ...] = ()
 
 
+ACROSS_LOANS = "across the borrower's loans"
+
+
 def describe(decision: Decision) -> str:
     """A denial as the audit log states it: the rule, and until when (or for good)."""
     until = decision.not_before.isoformat() if decision.not_before else "further notice"
-    return f"{decision.rule} until {until}"
+    scope = f" {ACROSS_LOANS}" if decision.across_loans else ""
+    return f"{decision.rule}{scope} until {until}"
 
 
 def _note(trail: list[str] | None, decision: Decision) -> None:
@@ -166,15 +203,6 @@ def _next_day_opening(at: datetime, profile: JurisdictionProfile, zone: ZoneInfo
     return _window_opens(_local_day(at, zone) + timedelta(days=1), profile, zone)
 
 
-def is_conversation(attempt: AttemptRecord) -> bool:
-    """A right-party conversation: a call the borrower answered."""
-    return (
-        attempt.channel == Channel.CALL
-        and attempt.target == Target.BORROWER
-        and attempt.outcome == Outcome.ANSWERED
-    )
-
-
 def _borrower_calls(attempts: Iterable[AttemptRecord]) -> list[AttemptRecord]:
     return [a for a in attempts if a.channel == Channel.CALL and a.target == Target.BORROWER]
 
@@ -188,7 +216,11 @@ def borrower_unreachable(profile: JurisdictionProfile, history: ContactHistory) 
 
 
 def check(
-    profile: JurisdictionProfile, history: ContactHistory, proposal: Proposal, zone: ZoneInfo
+    profile: JurisdictionProfile,
+    history: ContactHistory,
+    proposal: Proposal,
+    zone: ZoneInfo,
+    strategy: CallLimits | None = None,
 ) -> Decision:
     """Whether ``proposal`` may happen at ``proposal.at``.
 
@@ -196,77 +228,203 @@ def check(
     also count against the profile's caps. Situations come first, and none lifts by itself: a
     dispute stops all collection outreach until it is resolved; a cease request stops calls and
     messages (notices remain); a borrower reported dead is not contacted at all.
+
+    Every cap set per person or per number counts the borrower's other loans too
+    (``history.shared``); a denial that only they cause says so (``across_loans``). With
+    ``strategy``, its calls a day and minimum gap are checked as well, per borrower and number.
     """
     at = proposal.at
     if history.dispute_open:
         return Decision(False, Rule.DISPUTE_PENDING)
     reaching_out = proposal.channel in (Channel.CALL, Channel.SMS)
-    if history.cease_requested and reaching_out:
-        return Decision(False, Rule.CEASE_REQUESTED)
-    if history.borrower_deceased and proposal.target == Target.BORROWER:
+    ceased, ceased_elsewhere = budget.cease_requested(history)
+    if ceased and reaching_out:
+        return Decision(False, Rule.CEASE_REQUESTED, across_loans=ceased_elsewhere)
+    deceased, deceased_elsewhere = budget.borrower_deceased(history)
+    if deceased and proposal.target == Target.BORROWER:
         # Not even a letter: the family and the estate get letters of their own.
-        return Decision(False, Rule.BORROWER_DECEASED)
+        return Decision(False, Rule.BORROWER_DECEASED, across_loans=deceased_elsewhere)
     if proposal.target == Target.CONTACT:
-        third_party = check_third_party(profile, history, proposal.target_id)
+        third_party = check_third_party(profile, history, proposal.target_id, proposal.number)
         if not third_party.allowed:
             return third_party
     if proposal.channel == Channel.LETTER:
         return ALLOWED
     if not _in_window(at, profile, zone):
         return Decision(False, Rule.WINDOW, _next_window_opening(at, profile, zone))
+    if strategy is not None:
+        spaced = _check_gap(strategy, history, proposal)
+        if not spaced.allowed:
+            return spaced
     if proposal.channel != Channel.CALL:
         return ALLOWED
+    return _check_call_caps(profile, history, proposal, zone, strategy)
 
+
+def _check_gap(strategy: CallLimits, history: ContactHistory, proposal: Proposal) -> Decision:
+    """No two attempts to one borrower or one number closer than the strategy's gap.
+
+    The loan's own past attempts are spaced by the plan; another loan's attempt or reservation
+    is spaced on both sides, since it may be planned after this one and still come first.
+    """
+    gap = timedelta(minutes=strategy.min_gap_minutes)
+    at = proposal.at
+    blocking = [a.at for a in history.attempts if a.at <= at and at < a.at + gap]
+    blocking_others = [
+        a.at
+        for a in history.shared.attempts
+        if _same_person_or_number(a, proposal) and abs(at - a.at) < gap
+    ]
+    if not blocking and not blocking_others:
+        return ALLOWED
+    return Decision(
+        False,
+        Rule.MIN_GAP,
+        max(blocking + blocking_others) + gap,
+        across_loans=not blocking,
+    )
+
+
+def _same_person_or_number(attempt: AttemptRecord, proposal: Proposal) -> bool:
+    return (bool(proposal.borrower_id) and attempt.borrower_id == proposal.borrower_id) or (
+        budget.same_number(attempt, proposal.number, proposal.target_id)
+    )
+
+
+def _check_call_caps(
+    profile: JurisdictionProfile,
+    history: ContactHistory,
+    proposal: Proposal,
+    zone: ZoneInfo,
+    strategy: CallLimits | None,
+) -> Decision:
+    at = proposal.at
     today = _local_day(at, zone)
-    todays = [a for a in history.attempts if a.at <= at and _local_day(a.at, zone) == today]
+    own = [a for a in history.attempts if a.at <= at and _local_day(a.at, zone) == today]
+    others = [
+        a
+        for a in history.shared.attempts
+        if budget.happened_by(a, at) and _local_day(a.at, zone) == today
+    ]
     if profile.max_unanswered_per_number_per_day is not None:
-        unanswered = [
-            a
-            for a in todays
-            if a.channel == Channel.CALL
-            and a.target_id == proposal.target_id
-            and a.outcome in Outcome.UNANSWERED
-        ]
-        if len(unanswered) >= profile.max_unanswered_per_number_per_day:
-            return Decision(
-                False, Rule.UNANSWERED_PER_NUMBER_PER_DAY, _next_day_opening(at, profile, zone)
+        cap = profile.max_unanswered_per_number_per_day
+
+        def unanswered(a: AttemptRecord) -> bool:
+            return (
+                a.channel == Channel.CALL
+                and budget.same_number(a, proposal.number, proposal.target_id)
+                and a.outcome in (*Outcome.UNANSWERED, budget.RESERVED)
             )
+
+        counted = budget.count(history, map(unanswered, own), map(unanswered, others))
+        if counted.over(cap):
+            return Decision(
+                False,
+                Rule.UNANSWERED_PER_NUMBER_PER_DAY,
+                _next_day_opening(at, profile, zone),
+                across_loans=counted.only_with_others(cap),
+            )
+    borrower_id = proposal.borrower_id
     if profile.max_conversations_per_day is not None:
-        conversations = [a for a in todays if is_conversation(a)]
-        if len(conversations) >= profile.max_conversations_per_day:
-            return Decision(False, Rule.CONVERSATIONS_PER_DAY, _next_day_opening(at, profile, zone))
+        cap = profile.max_conversations_per_day
+        counted = budget.count(
+            history,
+            map(budget.is_conversation, own),
+            (budget.may_be_conversation(a) and budget.of_borrower(a, borrower_id) for a in others),
+        )
+        if counted.over(cap):
+            return Decision(
+                False,
+                Rule.CONVERSATIONS_PER_DAY,
+                _next_day_opening(at, profile, zone),
+                across_loans=counted.only_with_others(cap),
+            )
     if proposal.target != Target.BORROWER:
         return ALLOWED
-    if profile.quiet_after_conversation is not None:
-        last = _last_conversation(history, at)
-        if last is not None and at < last + profile.quiet_after_conversation:
+    if strategy is not None:
+        cap = strategy.max_calls_per_day
+        counted = budget.count(
+            history,
+            (True for _ in _borrower_calls(own)),
+            (budget.of_borrower(a, borrower_id) for a in _borrower_calls(others)),
+        )
+        if counted.over(cap):
             return Decision(
-                False, Rule.QUIET_AFTER_CONVERSATION, last + profile.quiet_after_conversation
+                False,
+                Rule.DAILY_CALLS,
+                _next_day_opening(at, profile, zone),
+                across_loans=counted.only_with_others(cap),
             )
+    if profile.quiet_after_conversation is not None:
+        quiet = profile.quiet_after_conversation
+        last, elsewhere = _last_conversation(history, at, borrower_id)
+        if last is not None and at < last + quiet:
+            return Decision(False, Rule.QUIET_AFTER_CONVERSATION, last + quiet, elsewhere)
     if profile.max_calls_per_week is not None:
-        week = sorted(a.at for a in _borrower_calls(history.attempts) if at - WEEK < a.at <= at)
-        if len(week) >= profile.max_calls_per_week:
+        cap = profile.max_calls_per_week
+        own_week = [a.at for a in _borrower_calls(history.attempts) if at - WEEK < a.at <= at]
+        others_week = (
+            [
+                a.at
+                for a in _borrower_calls(history.shared.attempts)
+                if budget.of_borrower(a, borrower_id) and at - WEEK < a.at <= at
+            ]
+            if history.cross_loan.weekly_calls
+            else []
+        )
+        week = sorted(own_week + others_week)
+        if len(week) >= cap:
             # The window frees up when enough of the oldest calls in it fall out.
-            excess = len(week) - profile.max_calls_per_week
-            return Decision(False, Rule.CALLS_PER_WEEK, week[excess] + WEEK + timedelta(seconds=1))
+            excess = len(week) - cap
+            return Decision(
+                False,
+                Rule.CALLS_PER_WEEK,
+                week[excess] + WEEK + timedelta(seconds=1),
+                across_loans=len(own_week) < cap,
+            )
     return ALLOWED
 
 
-def _last_conversation(history: ContactHistory, at: datetime) -> datetime | None:
-    moments = [a.at for a in history.attempts if is_conversation(a) and a.at <= at]
+def _last_conversation(
+    history: ContactHistory, at: datetime, borrower_id: str
+) -> tuple[datetime | None, bool]:
+    """The last conversation by ``at``, and whether it was held about another loan."""
+    own = [a.at for a in history.attempts if budget.is_conversation(a) and a.at <= at]
     if history.last_conversation_at is not None and history.last_conversation_at <= at:
-        moments.append(history.last_conversation_at)
-    return max(moments, default=None)
+        own.append(history.last_conversation_at)
+    others = (
+        [
+            a.at
+            for a in history.shared.attempts
+            if budget.may_be_conversation(a) and budget.of_borrower(a, borrower_id) and a.at <= at
+        ]
+        if history.cross_loan.quiet_period
+        else []
+    )
+    last_own, last_other = max(own, default=None), max(others, default=None)
+    if last_other is not None and (last_own is None or last_other > last_own):
+        return last_other, True
+    return last_own, False
 
 
 def check_third_party(
-    profile: JurisdictionProfile, history: ContactHistory, contact_id: str
+    profile: JurisdictionProfile, history: ContactHistory, contact_id: str, number: str = ""
 ) -> Decision:
-    if contact_id in history.objected_third_parties:
-        return Decision(False, Rule.THIRD_PARTY_OBJECTED)
-    if contact_id in history.contacted_third_parties:
+    """The rules for references. An objection, and having been asked once, hold for the person
+    (by number) across all the borrower's loans."""
+    if budget.objected(history, contact_id, number):
+        return Decision(
+            False,
+            Rule.THIRD_PARTY_OBJECTED,
+            across_loans=contact_id not in history.objected_third_parties,
+        )
+    if budget.already_asked(history, contact_id, number):
         # Both profiles: a reference is asked once (Regulation F: location information once).
-        return Decision(False, Rule.THIRD_PARTY_ONCE)
+        return Decision(
+            False,
+            Rule.THIRD_PARTY_ONCE,
+            across_loans=contact_id not in history.contacted_third_parties,
+        )
     if profile.third_party_needs_unreachable and not borrower_unreachable(profile, history):
         return Decision(False, Rule.THIRD_PARTY_BORROWER_REACHABLE)
     return ALLOWED
@@ -280,6 +438,7 @@ def next_allowed(
     *,
     limit: datetime | None = None,
     trail: list[str] | None = None,
+    strategy: CallLimits | None = None,
 ) -> datetime | None:
     """The first moment at or after ``proposal.at`` when the proposal is allowed.
 
@@ -289,7 +448,7 @@ def next_allowed(
     limit = limit or proposal.at + timedelta(days=HORIZON_DAYS)
     at = proposal.at
     while at <= limit:
-        decision = check(profile, history, _at(proposal, at), zone)
+        decision = check(profile, history, _at(proposal, at), zone, strategy)
         _note(trail, decision)
         if decision.allowed:
             return at
@@ -300,9 +459,7 @@ def next_allowed(
 
 
 def _at(proposal: Proposal, at: datetime) -> Proposal:
-    return Proposal(
-        at=at, channel=proposal.channel, target=proposal.target, target_id=proposal.target_id
-    )
+    return replace(proposal, at=at)
 
 
 def earliest_next_attempt(history: ContactHistory, now: datetime, strategy: Strategy) -> datetime:
@@ -329,6 +486,7 @@ def plan_borrower_call(
     now: datetime,
     zone: ZoneInfo,
     rng: random.Random,
+    number: str = "",
 ) -> PlannedContact | None:
     """The next call to the borrower: a slot not yet tried in this rotation, minute jittered.
 
@@ -354,8 +512,10 @@ def plan_borrower_call(
             )
             if candidate is None:
                 continue
-            proposal = Proposal(candidate, Channel.CALL, Target.BORROWER, borrower_id)
-            decision = check(profile, history, proposal, zone)
+            proposal = Proposal(
+                candidate, Channel.CALL, Target.BORROWER, borrower_id, number, borrower_id
+            )
+            decision = check(profile, history, proposal, zone, strategy)
             if decision.allowed:
                 return PlannedContact(at=candidate, slot=slot.name, deferred_by=tuple(trail))
             _note(trail, decision)
@@ -432,11 +592,13 @@ def plan_message(
     """
     earliest = earliest_next_attempt(history, proposal.at, strategy)
     trail: list[str] = []
-    at = next_allowed(profile, history, _at(proposal, earliest), zone, trail=trail)
+    at = next_allowed(
+        profile, history, _at(proposal, earliest), zone, trail=trail, strategy=strategy
+    )
     if at is None:
         return None
     jittered = at + timedelta(minutes=rng.randint(0, 20))
-    if check(profile, history, _at(proposal, jittered), zone).allowed:
+    if check(profile, history, _at(proposal, jittered), zone, strategy).allowed:
         at = jittered
     return PlannedContact(at=at, slot=slot_of(at, strategy, zone), deferred_by=tuple(trail))
 
@@ -454,7 +616,7 @@ def record_attempt(history: ContactHistory, attempt: AttemptRecord, slot_names: 
         return
     if attempt.channel != Channel.CALL:
         return
-    if is_conversation(attempt):
+    if budget.is_conversation(attempt):
         history.unanswered_streak = 0
         history.nudges_in_streak = 0
         history.tried_slots = []

@@ -121,6 +121,17 @@ class ContactOutcome:
     cease: bool = False
     refusal: bool = False
     note: str | None = None
+    # How the conversation was held: "call", "inbound_call", "sms", "email" or "in_person". A
+    # right-party conversation by phone counts for every conversation rule, like an answered
+    # dialer call, across all the borrower's loans.
+    channel: str = "call"
+    # The dialer attempt this report is about, when there is one: that conversation is already
+    # counted, and the report adds no second one.
+    attempt_key: str | None = None
+
+
+CONVERSATION_CHANNELS = ("call", "inbound_call", "sms", "email", "in_person")
+PHONE_CONVERSATIONS = ("call", "inbound_call")
 
 
 @dataclass
@@ -246,7 +257,12 @@ class PaymentResult:
 
 @dataclass
 class AttemptRecord:
-    """One contact attempt as the contact planner sees it (no PII: ids only)."""
+    """One contact attempt as the contact planner sees it (no PII: ids and number keys only).
+
+    ``number`` is the key of the phone number reached (``budget.number_key``), ``borrower_id``
+    the person the attempt was about and ``loan_id`` the loan that made it: the borrower-level
+    budget counts attempts by all three. Histories recorded before the budget leave them empty.
+    """
 
     at: datetime  # UTC, collection time
     channel: str
@@ -254,6 +270,39 @@ class AttemptRecord:
     target_id: str
     slot: str
     outcome: str
+    number: str = ""
+    borrower_id: str = ""
+    loan_id: str = ""
+
+
+@dataclass
+class CrossLoanPolicy:
+    """Which rules the law sets per debt that this lender applies to all of a borrower's debts.
+
+    Strategy data. The law's floor (Regulation F) is per debt; the default is stricter: one
+    conversation quiets every debt of the borrower, one cease request covers all of them, and
+    the weekly call cap counts the calls of all of them. A dispute always stays per loan.
+    """
+
+    quiet_period: bool = True
+    cease: bool = True
+    weekly_calls: bool = True
+
+
+@dataclass
+class SharedContacts:
+    """What the ledger last said of the borrower's other loans, and of their phone numbers.
+
+    ``attempts`` are the other loans' recent attempts (to the borrower, to their numbers, or to
+    the same references) and their held reservations (outcome ``reserved``). The lasting facts
+    are the borrower's, whichever loan learnt them. Filled from the ``reserve_contact`` activity.
+    """
+
+    attempts: list[AttemptRecord] = field(default_factory=list)
+    cease_requested: bool = False  # on any loan of the borrower
+    borrower_deceased: bool = False  # reported on any loan, and not ruled out since
+    objected_numbers: list[str] = field(default_factory=list)  # references who objected
+    contacted_numbers: list[str] = field(default_factory=list)  # references already asked
 
 
 @dataclass
@@ -274,6 +323,8 @@ class ContactHistory:
     dispute_open: bool = False  # a dispute of the debt stops all collection outreach
     cease_requested: bool = False  # the borrower asked that collection contact stop
     borrower_deceased: bool = False  # reported dead: no contact with the borrower's number
+    shared: SharedContacts = field(default_factory=SharedContacts)  # the other loans' budget use
+    cross_loan: CrossLoanPolicy = field(default_factory=CrossLoanPolicy)
 
 
 @dataclass
@@ -330,6 +381,7 @@ class Strategy:
     broken_promise_limit: int = 2  # broken promises that escalate the loan to the next stage
     failed_debit_fee_minor: dict[str, int] = field(default_factory=dict)  # by currency
     complaint_routes: dict[str, str] = field(default_factory=dict)  # category -> team
+    cross_loan: CrossLoanPolicy = field(default_factory=CrossLoanPolicy)
 
 
 @dataclass
@@ -400,6 +452,7 @@ class CollectionState:
     arrangement: Arrangement | None = None
     arrangements_made: int = 0
     denials: int = 0  # contacts the planner refused at the planned moment
+    reservations: int = 0  # places asked for in the borrower's budget: keys the reservations
     death_reported_at: datetime | None = None
     pending_decisions: list[ReviewDecision] = field(default_factory=list)
     hold: OperatorHold | None = None
@@ -418,7 +471,9 @@ class CollectionInput:
 
 @dataclass
 class NextAction:
-    kind: str  # "call", "sms", "contact", "stage_review", "referral", "on_hold", "none"
+    # "call", "sms", "contact", "stage_review", "referral", "on_hold", "none", or "budget_wait"
+    # (the borrower's budget has no room yet: ``at_utc`` is when the loan looks again).
+    kind: str
     at_utc: datetime | None
     at_local: str | None
     detail: str = ""

@@ -21,6 +21,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from overdue.client import start_collection
+from tests.phones import unique_phone
 from workflows.types import Borrower, Contact, Loan, workflow_id_for
 
 OVERDUE = str(Path(sys.executable).parent / "overdue")
@@ -165,8 +166,9 @@ class Loans:
         return loan_id
 
 
-# The borrower's references: (name, phone, relation) each.
-REFERENCES = (("Bo Chen", "+15550002000", "sibling"), ("Cy Diaz", "+15550003000", "workplace"))
+def fresh_references() -> tuple[tuple[str, str, str], ...]:
+    """Two references of a borrower, (name, phone, relation) each, on numbers of their own."""
+    return (("Bo Chen", unique_phone(), "sibling"), ("Cy Diaz", unique_phone(), "workplace"))
 
 
 @dataclass(frozen=True)
@@ -194,8 +196,8 @@ def start_args(
     *,
     persona: str = "never_answers",
     name: str = "Ann Lee",
-    phone: str = "+15550001000",
-    references: Sequence[tuple[str, str, str]] = REFERENCES,
+    phone: str | None = None,
+    references: Sequence[tuple[str, str, str]] | None = None,
     timezone: str = "America/New_York",
     outstanding: str = "500.00",
     principal: str = "1000.00",
@@ -214,7 +216,7 @@ def start_args(
         "--name",
         name,
         "--phone",
-        phone,
+        phone or unique_phone(),
         "--timezone",
         timezone,
         "--outstanding",
@@ -228,7 +230,7 @@ def start_args(
         "--jurisdiction",
         jurisdiction,
     ]
-    for index, (ref_name, ref_phone, relation) in enumerate(references, 1):
+    for index, (ref_name, ref_phone, relation) in enumerate(references or fresh_references(), 1):
         args += ["--contact", f"{loan_id}-c{index}|{ref_name}|{ref_phone}|{relation}"]
     return [*args, "--day-seconds", day_seconds, "--json"]
 
@@ -238,7 +240,7 @@ def past_due_loan(
     *,
     persona: str = "never_answers",
     name: str = "Ann Lee",
-    phone: str = "+15550001000",
+    phone: str | None = None,
     zone: str = "America/New_York",
     principal_minor: int = 100_000,
     outstanding_minor: int = 50_000,
@@ -249,7 +251,7 @@ def past_due_loan(
     simulated borrower (``never_answers``: the simulator never pays, so every payment is ours)."""
     return Loan(
         loan_id=loan_id,
-        borrower=Borrower(f"{persona}-{loan_id}", name, phone, zone),
+        borrower=Borrower(f"{persona}-{loan_id}", name, phone or unique_phone(), zone),
         product="personal",
         principal_minor=principal_minor,
         outstanding_minor=outstanding_minor,

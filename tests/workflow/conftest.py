@@ -24,6 +24,7 @@ from temporalio.worker import Worker
 
 from overdue.config import Config
 from overdue.worker import build_worker
+from tests.phones import unique_phone
 from workflows.loan_collection import LoanCollection
 from workflows.types import (
     TASK_QUEUE,
@@ -70,7 +71,7 @@ class Loans:
         now = await self.env.get_current_time()
         return Loan(
             loan_id=loan_id,
-            borrower=Borrower(f"{persona}-{loan_id}", "Ann Lee", "+15550001000", timezone),
+            borrower=Borrower(f"{persona}-{loan_id}", "Ann Lee", unique_phone(), timezone),
             product="personal",
             principal_minor=outstanding_minor * 2,
             outstanding_minor=outstanding_minor,
@@ -78,8 +79,8 @@ class Loans:
             due_date=(now - timedelta(days=1)).date().isoformat(),
             jurisdiction=jurisdiction,
             contacts=[
-                Contact(f"{loan_id}-c1", "Bo Chen", "+15550002000", "sibling"),
-                Contact(f"{loan_id}-c2", "Cy Diaz", "+15550003000", "workplace"),
+                Contact(f"{loan_id}-c1", "Bo Chen", unique_phone(), "sibling"),
+                Contact(f"{loan_id}-c2", "Cy Diaz", unique_phone(), "workplace"),
             ],
         )
 
