@@ -69,8 +69,17 @@ class StartOutcome:
     ALREADY_ENDED = "already_ended"  # completed (cured or referred): not collected again
 
 
-async def start_collection(client: Client, loan: Loan, *, day_seconds: float | None = None) -> str:
+async def start_collection(
+    client: Client,
+    loan: Loan,
+    *,
+    day_seconds: float | None = None,
+    clock_origin: datetime | None = None,
+) -> str:
     """Start a loan's collection; returns a ``StartOutcome``.
+
+    On a compressed clock (``day_seconds``), loans started with one ``clock_origin`` share one
+    collection time, which the borrower-level budget needs to compare their contacts.
 
     The workflow id is the loan's, and a running collection is never duplicated; a loan whose
     earlier collection failed or was terminated may be started again, one that completed may not.
@@ -78,7 +87,7 @@ async def start_collection(client: Client, loan: Loan, *, day_seconds: float | N
     try:
         await client.start_workflow(
             LoanCollection.run,
-            CollectionInput(loan=loan, day_seconds=day_seconds),
+            CollectionInput(loan=loan, day_seconds=day_seconds, clock_origin=clock_origin),
             id=workflow_id_for(loan.loan_id),
             task_queue=TASK_QUEUE,
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,

@@ -16,8 +16,8 @@ import asyncio
 import random
 from collections import Counter, defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -55,6 +55,7 @@ ZONES = {
 }
 CURRENCY = {"us": "USD", "cn": "CNY"}
 PRODUCTS = ("personal", "card", "auto", "bnpl")
+SECOND_LOAN_EVERY = 5  # every fifth loan past the first personas is a borrower's second loan
 FIRST_NAMES = (
     "Alex",
     "Bo",
@@ -83,6 +84,22 @@ def portfolio(count: int, seed: int, run_tag: str, today: datetime) -> list[Loan
     weights = list(PERSONA_WEIGHTS.values())
     loans = []
     for i in range(count):
+        loan_id = f"DEMO-{run_tag}-{i:04d}"
+        if i >= len(personas) and i % SECOND_LOAN_EVERY == 0:
+            # Borrowers often have several overdue loans: this one is the previous borrower's
+            # second, on the same phone, with the same references and one contact budget.
+            first = loans[-1]
+            principal = rng.randrange(200, 20_000) * 100
+            loans.append(
+                replace(
+                    first,
+                    loan_id=loan_id,
+                    product=rng.choice(PRODUCTS),
+                    principal_minor=principal,
+                    outstanding_minor=principal // rng.choice((4, 6, 12)),
+                )
+            )
+            continue
         # Every persona appears at least once before the mix takes over.
         persona = personas[i] if i < len(personas) else rng.choices(personas, weights)[0]
         jurisdiction = "us" if i % 2 == 0 else "cn"
@@ -91,11 +108,11 @@ def portfolio(count: int, seed: int, run_tag: str, today: datetime) -> list[Loan
         name = f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)}"
         loans.append(
             Loan(
-                loan_id=f"DEMO-{run_tag}-{i:04d}",
+                loan_id=loan_id,
                 borrower=Borrower(
                     borrower_id=f"{persona}-s{seed}-{i:04d}",
                     name=name,
-                    phone=f"+1555{rng.randrange(10**6, 10**7)}",
+                    phone=_phone(rng),
                     timezone=zone,
                 ),
                 product=rng.choice(PRODUCTS),
@@ -106,15 +123,20 @@ def portfolio(count: int, seed: int, run_tag: str, today: datetime) -> list[Loan
                 jurisdiction=jurisdiction,
                 contacts=[
                     Contact(
-                        f"R{i:04d}-1", f"{rng.choice(FIRST_NAMES)} Ref", "+15550100", "sibling"
+                        f"R{i:04d}-1", f"{rng.choice(FIRST_NAMES)} Ref", _phone(rng), "sibling"
                     ),
                     Contact(
-                        f"R{i:04d}-2", f"{rng.choice(FIRST_NAMES)} Ref", "+15550101", "employer"
+                        f"R{i:04d}-2", f"{rng.choice(FIRST_NAMES)} Ref", _phone(rng), "employer"
                     ),
                 ],
             )
         )
     return loans
+
+
+def _phone(rng: random.Random) -> str:
+    """A number of the +1 555 fiction range: each person has their own (budgets are per number)."""
+    return f"+1555{rng.randrange(10**6, 10**7)}"
 
 
 @dataclass
@@ -285,8 +307,10 @@ async def run_portfolio(
     office decides the disputes that open."""
     started = asyncio.get_running_loop().time()
     back_office = BackOffice(client, seed)
+    # One clock for the whole portfolio: loans of one borrower compare their contacts' moments.
+    origin = datetime.now(UTC)
     for loan in loans:
-        await start_collection(client, loan, day_seconds=day_seconds)
+        await start_collection(client, loan, day_seconds=day_seconds, clock_origin=origin)
     handles = [
         client.get_workflow_handle_for(LoanCollection.run, workflow_id_for(loan.loan_id))
         for loan in loans

@@ -423,11 +423,14 @@ class LoanCollection:
             retry_policy=ACTIVITY_RETRY,
             summary="open loan in ledger",
         )
+        origin = input.clock_origin or now
+        anchor = ClockAnchor(
+            real_origin=origin, collection_origin=origin, day_seconds=input.day_seconds
+        )
+        now = clock.collection_now(anchor, now)
         return CollectionState(
             strategy=strategy,
-            clock=ClockAnchor(
-                real_origin=now, collection_origin=now, day_seconds=input.day_seconds
-            ),
+            clock=anchor,
             stage=Stage.EARLY,
             outstanding_minor=input.loan.outstanding_minor,
             history=ContactHistory(cross_loan=strategy.cross_loan),
@@ -1141,10 +1144,11 @@ class LoanCollection:
             planned = self._schedule(intent, now)
             if planned is not None:
                 self._next = (intent, planned)
-        elif self._next is None or self._next[0] != intent or self._next[1].at <= now:
-            # A planned contact keeps its place in the borrower's budget until it is made;
-            # only a new intent, or a moment gone by, plans (and reserves) again.
-            self._next = await self._plan_within_budget(intent, now)
+        else:
+            # A planned contact keeps its moment while the borrower's budget still has room for
+            # it; each wake asks the ledger again, and so learns what the other loans did.
+            kept = self._next if self._next is not None and self._next[0] == intent else None
+            self._next = await self._plan_within_budget(intent, now, kept)
         wake_at = self._next_day_boundary(now)
         if self._next is not None:
             wake_at = min(wake_at, self._next[1].at)
@@ -1166,12 +1170,19 @@ class LoanCollection:
             nudges_in_streak=state.history.nudges_in_streak,
             borrower_id=self._loan.borrower.borrower_id,
             contact_ids=[c.contact_id for c in self._loan.contacts],
+            contact_numbers={
+                c.contact_id: budget.number_key(c.phone) for c in self._loan.contacts
+            },
         )
 
     async def _plan_within_budget(
-        self, intent: outreach.Intent, now: datetime
+        self,
+        intent: outreach.Intent,
+        now: datetime,
+        kept: tuple[outreach.Intent, planner.PlannedContact] | None = None,
     ) -> tuple[outreach.Intent, planner.PlannedContact] | None:
-        """Plan the contact, and hold its place in the borrower's budget in the ledger.
+        """Plan the contact (or keep the ``kept`` plan), and hold its place in the borrower's
+        budget in the ledger.
 
         The ledger knows what the borrower's other loans have done and hold; when it refuses
         the planned moment, the loan plans again with that knowledge, from the moment the rule
@@ -1179,9 +1190,15 @@ class LoanCollection:
         """
         state = self._require_state()
         self._budget_wait = None
+        if await self._ceased_across_loans():
+            return None
         earliest = max(now, self._first_contact_moment())
         for _ in range(MAX_PLANS_PER_WAKE):
-            planned = self._schedule(intent, earliest)
+            if kept is not None and kept[1].at > now:
+                planned: planner.PlannedContact | None = kept[1]
+                kept = None
+            else:
+                planned = self._schedule(intent, earliest)
             if planned is None:
                 return None
             if earliest > now and now < self._first_contact_moment():
@@ -1191,9 +1208,7 @@ class LoanCollection:
             state.history.shared = result.shared
             if result.granted:
                 return intent, planned
-            if await self._ceased_across_loans():
-                return None
-            if result.not_before is None:
+            if await self._ceased_across_loans() or result.not_before is None:
                 return None
             earliest = max(earliest, result.not_before)
             refusal = planner.Decision(False, result.rule, None, result.across_loans)

@@ -6,6 +6,7 @@ contact planner decides *when* it is allowed. Both are pure.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from workflows.planner import JurisdictionProfile, check_third_party
@@ -17,7 +18,12 @@ CALL_PURPOSE = {
     Stage.LATE: "firm_reason",
 }
 NUDGE_TEMPLATE = "no_answer_nudge"
-REFERENCE_TEMPLATE = "reference_relay"
+# What a reference is asked, by the profile's ``reference_script``: (template, purpose). The law
+# sets the script (``planner.PROFILES``); the strategy holds its words.
+REFERENCE_SCRIPTS = {
+    "locate": ("reference_locate", "locate"),  # us: a way to reach the borrower, nothing more
+    "relay": ("reference_relay", "relay"),  # cn: ask them to pass a message on
+}
 
 
 @dataclass(frozen=True)
@@ -38,11 +44,14 @@ def next_intent(
     nudges_in_streak: int,
     borrower_id: str,
     contact_ids: list[str],
+    contact_numbers: Mapping[str, str] | None = None,
 ) -> Intent | None:
     """The next outreach for a loan in ``stage``, or None when the stage calls for none.
 
     In order: a message the stage asked for; a reference, once calls have gone unanswered long
-    enough; an SMS nudge after each run of unanswered calls; otherwise a call to the borrower.
+    enough, with the script its profile allows; an SMS nudge after each run of unanswered calls;
+    otherwise a call to the borrower. ``contact_numbers`` (contact id to number key) lets the
+    rules that hold for a reference across the borrower's loans recognise the person.
     """
     if stage not in CALL_PURPOSE:
         return None
@@ -51,11 +60,11 @@ def next_intent(
         return Intent(Channel.SMS, Target.BORROWER, borrower_id, template, template)
     streak = history.unanswered_streak
     if streak >= strategy.contacts_after_unanswered:
+        template, purpose = REFERENCE_SCRIPTS[profile.reference_script]
         for contact_id in contact_ids:
-            if check_third_party(profile, history, contact_id).allowed:
-                return Intent(
-                    Channel.CALL, Target.CONTACT, contact_id, "relay_or_locate", REFERENCE_TEMPLATE
-                )
+            number = (contact_numbers or {}).get(contact_id, "")
+            if check_third_party(profile, history, contact_id, number).allowed:
+                return Intent(Channel.CALL, Target.CONTACT, contact_id, purpose, template)
     if (
         streak >= strategy.sms_after_unanswered
         and streak // strategy.sms_after_unanswered > nudges_in_streak

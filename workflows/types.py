@@ -467,6 +467,9 @@ class CollectionInput:
     loan: Loan
     day_seconds: float | None = None
     state: CollectionState | None = None
+    # Where a compressed clock starts (real and collection time alike). Loans started with one
+    # origin share one collection time; without it, each loan's clock starts at its own start.
+    clock_origin: datetime | None = None
 
 
 @dataclass

@@ -1,0 +1,239 @@
+"""Budgets per person, not per loan: several loans of one borrower on the time-skipping server,
+with the real worker and PostgreSQL.
+
+Each test gives its borrower several loans on one phone number and checks what reached the
+number, counted from the ledger across all of them, as a compliance officer would.
+"""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from collections import Counter
+from dataclasses import replace
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import asyncpg
+import pytest
+from temporalio.testing import WorkflowEnvironment
+
+from tests.phones import unique_phone
+from tests.workflow.conftest import Loans
+from tests.workflow.support import (
+    advance_to_dpd,
+    audit,
+    collecting,
+    follow,
+    poll_status,
+    status_of,
+    wait_for_audit,
+)
+from workflows import budget, clock
+from workflows.loan_collection import LoanCollection
+from workflows.types import Contact, ContactOutcome, Loan, Situation
+
+pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.timeout(90)]
+
+MIN_GAP = timedelta(minutes=90)  # the default strategy's
+MAX_CALLS_PER_DAY = 3  # the default strategy's
+
+
+def siblings(first: Loan, count: int) -> list[Loan]:
+    """``first`` and ``count - 1`` more loans of the same borrower, phone and references."""
+    loans = [first]
+    for _ in range(count - 1):
+        loan_id = f"L-{uuid.uuid4().hex}"
+        contacts = [
+            Contact(f"{loan_id}-c{i}", c.name, c.phone, c.relation)
+            for i, c in enumerate(first.contacts, 1)
+        ]
+        loans.append(replace(first, loan_id=loan_id, contacts=contacts))
+    return loans
+
+
+async def attempts_of(pool: asyncpg.Pool, loans: list[Loan]) -> list[asyncpg.Record]:
+    return await pool.fetch(
+        "SELECT loan_id, channel, target, target_id, number_key, outcome, at_utc"
+        " FROM contact_attempts WHERE loan_id = ANY($1::text[]) ORDER BY at_utc",
+        [loan.loan_id for loan in loans],
+    )
+
+
+def local_day(at: datetime, zone: str) -> str:
+    return at.astimezone(ZoneInfo(zone)).date().isoformat()
+
+
+async def start_all(loans: Loans, portfolio: list[Loan]) -> None:
+    for loan in portfolio:
+        await loans.start(loan)
+    for loan in portfolio:
+        await collecting(follow(loans.env, loan))
+
+
+async def test_three_cn_loans_on_one_number_share_its_caps(
+    time_env: WorkflowEnvironment, loans: Loans, pool: asyncpg.Pool
+) -> None:
+    """Three loans, one borrower, one number that never answers: across the three, at most 6
+    unanswered calls a day to the number, the strategy's 3 calls a day, and its 90-minute gap."""
+    zone = "Asia/Shanghai"
+    first = await loans.build(timezone=zone, jurisdiction="cn", currency="CNY")
+    portfolio = siblings(first, 3)
+    await start_all(loans, portfolio)
+    await advance_to_dpd(time_env, first, 9)
+    for loan in portfolio:
+        await poll_status(follow(time_env, loan), lambda s: s.days_past_due >= 9)
+
+    rows = await attempts_of(pool, portfolio)
+    number = budget.number_key(first.borrower.phone)
+    calls = [r for r in rows if r["channel"] == "call" and r["number_key"] == number]
+    assert {r["loan_id"] for r in calls} == {loan.loan_id for loan in portfolio}, (
+        "every loan takes its turn"
+    )
+    per_day = Counter(local_day(r["at_utc"], zone) for r in calls)
+    assert max(per_day.values()) <= MAX_CALLS_PER_DAY
+    unanswered = Counter(
+        local_day(r["at_utc"], zone) for r in calls if r["outcome"] in ("no_answer", "busy")
+    )
+    assert max(unanswered.values()) <= 6
+    to_number = [r["at_utc"] for r in rows if r["number_key"] == number]
+    gaps = [b - a for a, b in itertools.pairwise(to_number)]
+    assert min(gaps) >= MIN_GAP, "no two loans reach the number within the strategy's gap"
+
+
+async def test_one_conversation_quiets_both_us_loans(
+    time_env: WorkflowEnvironment, loans: Loans, pool: asyncpg.Pool
+) -> None:
+    """A collector's own call about debt 1 (reported as an outcome) starts the 7-day quiet period
+    on debt 2 as well: no call to the borrower on either loan for 7 days."""
+    first = await loans.build()
+    portfolio = siblings(first, 2)
+    await start_all(loans, portfolio)
+    await advance_to_dpd(time_env, first, 2)
+    talked_at = await time_env.get_current_time()
+    await follow(time_env, first).signal(
+        LoanCollection.contact_outcome,
+        ContactOutcome(
+            outcome_id=f"O-{uuid.uuid4().hex}",
+            source="collector:ann",
+            at=talked_at,
+            channel="inbound_call",
+            note="called in about the card",
+        ),
+    )
+    await wait_for_audit(pool, first.loan_id, "contact_outcome", 1)
+    await advance_to_dpd(time_env, first, 11)
+    for loan in portfolio:
+        await poll_status(follow(time_env, loan), lambda s: s.days_past_due >= 11)
+
+    calls = [
+        r
+        for r in await attempts_of(pool, portfolio)
+        if r["channel"] == "call" and r["target"] == "borrower"
+    ]
+    quiet = [r for r in calls if talked_at < r["at_utc"] < talked_at + timedelta(days=7)]
+    assert quiet == [], "no call to the borrower on any loan in the quiet period"
+    assert any(r["at_utc"] >= talked_at + timedelta(days=7) for r in calls), "calls resume"
+    conversations = await pool.fetchval(
+        "SELECT count(*) FROM contact_outcomes WHERE loan_id = $1 AND conversation",
+        first.loan_id,
+    )
+    assert conversations == 1
+
+
+async def test_a_reference_who_objected_on_one_loan_is_not_called_for_another(
+    time_env: WorkflowEnvironment, loans: Loans, pool: asyncpg.Pool
+) -> None:
+    """The objection is the person's (by number): the borrower's other loan never calls them,
+    and asks the other reference instead."""
+    first = await loans.build(timezone="Asia/Shanghai", jurisdiction="cn", currency="CNY")
+    objecting = first.contacts[0]
+    earlier, later = siblings(first, 2)
+    await start_all(loans, [earlier])
+    # Only its record matters here: it stops, so that the later loan has the budget to itself.
+    await follow(time_env, earlier).terminate(reason="paid off at the branch")
+    # The earlier loan's dialer reached the reference, who asked not to be called again.
+    await pool.execute(
+        "INSERT INTO contact_attempts (idempotency_key, loan_id, attempt_no, channel, target,"
+        " target_id, slot, purpose, stage, at_utc, at_local, outcome, borrower_id, number_key)"
+        " VALUES ($1, $2, 999, 'call', 'contact', $3, 'morning', 'locate', 'early', $4, '-',"
+        " 'objected', $5, $6)",
+        f"{earlier.loan_id}:attempt:999",
+        earlier.loan_id,
+        objecting.contact_id,
+        await time_env.get_current_time(),
+        first.borrower.borrower_id,
+        budget.number_key(objecting.phone),
+    )
+    await start_all(loans, [later])
+    # References are asked after 8 unanswered calls in a row: within the first week.
+    await advance_to_dpd(time_env, first, 6)
+    await poll_status(follow(time_env, later), lambda s: s.days_past_due >= 6)
+
+    reference_calls = [r for r in await attempts_of(pool, [later]) if r["target"] == "contact"]
+    assert reference_calls, "the later loan asked a reference"
+    assert {r["number_key"] for r in reference_calls} == {
+        budget.number_key(later.contacts[1].phone)
+    }, "only the reference who never objected"
+
+
+async def test_a_cease_request_on_one_loan_covers_the_other(
+    time_env: WorkflowEnvironment, loans: Loans, pool: asyncpg.Pool
+) -> None:
+    """The borrower asks, about one loan, that we stop: no call or SMS on either loan after it,
+    and the other loan takes the ceased situation on the record."""
+    first = await loans.build()
+    portfolio = siblings(first, 2)
+    other = portfolio[1]
+    await start_all(loans, portfolio)
+    await advance_to_dpd(time_env, first, 2)
+    asked_at = await time_env.get_current_time()
+    await follow(time_env, first).signal(
+        LoanCollection.contact_outcome,
+        ContactOutcome(
+            outcome_id=f"O-{uuid.uuid4().hex}",
+            source="collector:ann",
+            at=asked_at,
+            cease=True,
+        ),
+    )
+    await wait_for_audit(pool, first.loan_id, "cease_requested", 1)
+    await advance_to_dpd(time_env, first, 5)
+    status = await poll_status(follow(time_env, other), lambda s: s.situation == Situation.CEASED)
+    assert status.next_action.at_utc is None
+    after = [
+        r
+        for r in await attempts_of(pool, portfolio)
+        if r["channel"] in ("call", "sms") and r["at_utc"] > asked_at
+    ]
+    assert after == []
+    assert await audit(pool, other.loan_id, "cease_requested")
+
+
+async def test_a_loan_started_before_its_due_date_waits_for_dpd_1(
+    time_env: WorkflowEnvironment, loans: Loans, pool: asyncpg.Pool
+) -> None:
+    """Started five days before it is due, the loan plans nothing before DPD 1, borrower-local,
+    and says so; then collection begins."""
+    template = await loans.build()
+    now = await time_env.get_current_time()
+    zone = ZoneInfo(template.borrower.timezone)
+    due = (now.astimezone(zone) + timedelta(days=5)).date().isoformat()
+    loan = replace(
+        template,
+        due_date=due,
+        borrower=replace(template.borrower, phone=unique_phone()),
+    )
+    await loans.start(loan)
+    handle = follow(time_env, loan)
+    status = await collecting(handle)
+    dpd_1 = clock.day_starts(due, 1, zone)
+    assert status.days_past_due == -5
+    assert status.next_action.at_utc is not None
+    assert status.next_action.at_utc >= dpd_1
+    await advance_to_dpd(time_env, loan, 2)
+    await poll_status(handle, lambda s: s.days_past_due >= 2)
+    rows = await attempts_of(pool, [loan])
+    assert rows, "collection begins at DPD 1"
+    assert min(r["at_utc"] for r in rows) >= dpd_1
+    assert (await status_of(handle)).attempt_count == len(rows)
