@@ -1193,17 +1193,19 @@ class LoanCollection:
         if await self._ceased_across_loans():
             return None
         earliest = max(now, self._first_contact_moment())
+        # The rules that pushed the plan past now, for the audit log and the Web UI.
+        pushed_by: list[str] = []
+        if earliest > now:
+            pushed_by.append(f"{planner.Rule.NOT_YET_DUE} until {earliest.isoformat()}")
         for _ in range(MAX_PLANS_PER_WAKE):
             if kept is not None and kept[1].at > now:
-                planned: planner.PlannedContact | None = kept[1]
+                planned = kept[1]
                 kept = None
             else:
-                planned = self._schedule(intent, earliest)
-            if planned is None:
-                return None
-            if earliest > now and now < self._first_contact_moment():
-                not_due = f"{planner.Rule.NOT_YET_DUE} until {earliest.isoformat()}"
-                planned = replace(planned, deferred_by=(not_due, *planned.deferred_by))
+                fresh = self._schedule(intent, earliest)
+                if fresh is None:
+                    return None
+                planned = replace(fresh, deferred_by=(*pushed_by, *fresh.deferred_by))
             result = await self._reserve(intent, planned.at, now)
             state.history.shared = result.shared
             if result.granted:
@@ -1211,7 +1213,8 @@ class LoanCollection:
             if await self._ceased_across_loans() or result.not_before is None:
                 return None
             earliest = max(earliest, result.not_before)
-            refusal = planner.Decision(False, result.rule, None, result.across_loans)
+            refusal = planner.Decision(False, result.rule, result.not_before, result.across_loans)
+            pushed_by.append(planner.describe(refusal))
             self._budget_wait = (earliest, planner.describe(refusal).split(" until ")[0])
         return None
 

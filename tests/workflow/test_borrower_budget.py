@@ -29,7 +29,7 @@ from tests.workflow.support import (
     status_of,
     wait_for_audit,
 )
-from workflows import budget, clock
+from workflows import budget, clock, planner
 from workflows.loan_collection import LoanCollection
 from workflows.types import Contact, ContactOutcome, Loan, Situation
 
@@ -122,6 +122,15 @@ async def test_one_conversation_quiets_both_us_loans(
         ),
     )
     await wait_for_audit(pool, first.loan_id, "contact_outcome", 1)
+    # The other loan learns it at its next wake, and says which rule defers its call: the
+    # status and the Web UI's current details name the borrower-level rule.
+    await advance_to_dpd(time_env, first, 4)
+    deferred = await poll_status(
+        follow(time_env, portfolio[1]), lambda s: planner.ACROSS_LOANS in s.next_action.detail
+    )
+    assert "quiet_after_conversation" in deferred.next_action.detail
+    assert deferred.next_action.at_utc is not None
+    assert deferred.next_action.at_utc >= talked_at + timedelta(days=7)
     await advance_to_dpd(time_env, first, 11)
     for loan in portfolio:
         await poll_status(follow(time_env, loan), lambda s: s.days_past_due >= 11)
