@@ -10,9 +10,11 @@ import csv
 import io
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import phonenumbers
 
 from workflows.money import AmountError, check_currency, to_minor
 from workflows.planner import PROFILES
@@ -20,6 +22,8 @@ from workflows.types import Borrower, Contact, Loan
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 PHONE_PATTERN = re.compile(r"^\+?[0-9][0-9 ()-]{5,19}$")
+# Where a number written without its country code is read: the jurisdiction's country.
+PHONE_REGIONS = {"cn": "CN", "us": "US"}
 CSV_COLUMNS = (
     "loan_id",
     "borrower_id",
@@ -73,6 +77,19 @@ def parse_contacts(text: str) -> list[Contact]:
     if len({c.contact_id for c in contacts}) != len(contacts):
         raise ValueError("contact ids must be unique")
     return contacts
+
+
+def e164(phone: str, region: str) -> str:
+    """``phone`` in E.164 (``+8613800138000``); a number without its country code is read as
+    one of ``region``'s. Budgets are kept per number, so one number is always written one way.
+    """
+    try:
+        number = phonenumbers.parse(phone, region)
+    except phonenumbers.NumberParseException:
+        raise ValueError(f"{phone!r} is not a phone number") from None
+    if not phonenumbers.is_possible_number(number):
+        raise ValueError(f"{phone!r} is not a possible phone number")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
 def loan_from_fields(values: Mapping[str, str | None], *, line: int | None = None) -> Loan:
@@ -131,6 +148,17 @@ def loan_from_fields(values: Mapping[str, str | None], *, line: int | None = Non
     except ValueError as problem:
         errors.append(FieldError("contacts", str(problem), line))
         contacts = []
+    region = PHONE_REGIONS.get(jurisdiction)
+    if phone and region and PHONE_PATTERN.match(phone):
+        try:
+            phone = e164(phone, region)
+        except ValueError as problem:
+            errors.append(FieldError("phone", str(problem), line))
+    if region:
+        try:
+            contacts = [replace(c, phone=e164(c.phone, region)) for c in contacts]
+        except ValueError as problem:
+            errors.append(FieldError("contacts", f"contact phone: {problem}", line))
     if errors:
         raise LoanInvalid(errors)
     return Loan(

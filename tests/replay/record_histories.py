@@ -6,8 +6,9 @@ Run from the project root, for every story or the ones named::
 
 It starts a throwaway embedded PostgreSQL (in a temporary data dir) and the Java time-skipping
 server, runs each story's loan with the production worker (see ``STORIES``: a cured loan, a
-referred one, promises, disputes, a cease request, a death, hardship, an operator's hold), and
-writes every run of each continue-as-new chain to ``tests/replay/histories/<story>-run<N>.json``.
+referred one, promises, disputes, a cease request, a death, a death the registry does not
+confirm, hardship, an operator's hold), and writes every run of each continue-as-new chain to
+``tests/replay/histories/<story>-run<N>.json``.
 
 Add a story when the workflow gains a path (a new signal, update or situation), so that the
 corpus covers it from then on. Re-record only when a workflow change is *meant* to be incompatible with the old histories (and
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import os
 import sys
 import tempfile
@@ -59,12 +61,16 @@ from workflows.types import (
 HISTORIES = Path(__file__).parent / "histories"
 
 
-def loan(loan_id: str, due_date: str, persona: str = "never_answers") -> Loan:
+def loan(
+    loan_id: str, due_date: str, persona: str = "never_answers", borrower: str | None = None
+) -> Loan:
+    """A loan of its own borrower, or of ``borrower`` (a name shared by a story's loans)."""
+    person = borrower or loan_id
     return Loan(
         loan_id=loan_id,
         # ``never_answers-`` picks the simulated persona that neither answers nor pays, so the
         # only payments and outcomes are the ones signalled here.
-        borrower=Borrower(f"{persona}-{loan_id}", "Ann Lee", "+15550001000", "America/New_York"),
+        borrower=Borrower(f"{persona}-{person}", "Ann Lee", phone(person), "America/New_York"),
         product="personal",
         principal_minor=100_000,
         outstanding_minor=50_000,
@@ -72,10 +78,17 @@ def loan(loan_id: str, due_date: str, persona: str = "never_answers") -> Loan:
         due_date=due_date,
         jurisdiction="us",
         contacts=[
-            Contact(f"{loan_id}-c1", "Bo Chen", "+15550002000", "sibling"),
-            Contact(f"{loan_id}-c2", "Cy Diaz", "+15550003000", "workplace"),
+            Contact(f"{loan_id}-c1", "Bo Chen", phone(f"{person}-c1"), "sibling"),
+            Contact(f"{loan_id}-c2", "Cy Diaz", phone(f"{person}-c2"), "workplace"),
         ],
     )
+
+
+def phone(person: str) -> str:
+    """A number of each person's own, the same at every recording: stories share one clock, and
+    budgets are per number."""
+    digits = int(hashlib.sha256(person.encode()).hexdigest(), 16) % 10**7
+    return f"+1555{digits:07d}"
 
 
 async def start(env: WorkflowEnvironment, subject: Loan) -> WorkflowHandle[LoanCollection, object]:
@@ -277,6 +290,46 @@ async def deceased(env: WorkflowEnvironment) -> Handle:
     return handle
 
 
+async def registry_miss(env: WorkflowEnvironment) -> Handle:
+    """A relative reports the death and the registry has no such death ("not verified"): the
+    loan waits for a person, who finds it not verified; collection resumes, and the borrower
+    pays. (Before the patch ``registry-miss-goes-to-review`` the registry's answer resumed
+    collection at once, and the person's decision came when nothing waited for it.)
+    """
+    # The simulated registry answers "not verified" for this borrower id (it is fixed by the id).
+    subject = loan("L-replay-registry-miss", await due_yesterday(env))
+    handle = await start(env, subject)
+    await status_when(handle, Stage.EARLY)
+    await tell(env, handle, "o-1", death_reported_by="relative")
+    await skip_to_dpd(env, subject, 3)  # time stands still while the registry is asked
+    follow = env.client.get_workflow_handle_for(LoanCollection.run, handle.id)
+    await decide(env, follow, "d-1", Review.DEATH_VERIFICATION, "not_verified")
+    await skip_to_dpd(env, subject, 4)  # collection has resumed: calls again
+    await pay_all(env, follow, "p-1")
+    return handle
+
+
+async def borrower_budget(env: WorkflowEnvironment) -> Handle:
+    """Two loans of one borrower on one phone share its contact budget: their calls keep the
+    strategy's gap and daily limit between them, and an inbound call about the second loan
+    quiets the first for 7 days. Then the first loan is paid off; the second is left running.
+    """
+    due_date = await due_yesterday(env)
+    subject = loan("L-replay-budget-1", due_date, borrower="B-replay-budget")
+    sibling = loan("L-replay-budget-2", due_date, borrower="B-replay-budget")
+    handle = await start(env, subject)
+    other = await start(env, sibling)
+    await status_when(handle, Stage.EARLY)
+    await skip_to_dpd(env, subject, 3)
+    await tell(env, other, "o-1", channel="inbound_call", note="called in about the card")
+    await skip_to_dpd(env, subject, 7)
+    follow = env.client.get_workflow_handle_for(LoanCollection.run, handle.id)
+    await status_when(follow, Stage.MIDDLE)
+    await pay_all(env, follow, "p-1")
+    await env.client.get_workflow_handle(other.id).terminate(reason="the story is told")
+    return handle
+
+
 async def hardship(env: WorkflowEnvironment) -> Handle:
     """Short-term hardship: a plan, its first instalment missed; then long-term: forbearance."""
     subject = loan("L-replay-hardship", await due_yesterday(env))
@@ -331,8 +384,10 @@ STORIES = {
     "dispute-rejected": dispute_rejected,
     "ceased": ceased,
     "deceased": deceased,
+    "registry-miss": registry_miss,
     "hardship": hardship,
     "operator-hold": operator_hold,
+    "borrower-budget": borrower_budget,
 }
 
 
