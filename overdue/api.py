@@ -329,6 +329,11 @@ class PaymentOut(BaseModel):
         )
 
 
+# How a conversation was held: ``workflows.types.CONVERSATION_CHANNELS``, spelt out for the
+# schema (tests/unit/test_outcome_validation.py keeps the two equal).
+ConversationChannel = Literal["call", "inbound_call", "sms", "email", "in_person"]
+
+
 class OutcomeIn(BaseModel):
     """What a conversation revealed, as a collector, a dialer or an agent desk reports it."""
 
@@ -352,12 +357,18 @@ class OutcomeIn(BaseModel):
     cease: StrictBool = Field(default=False, description="The borrower asks that contact stop.")
     refusal: StrictBool = Field(default=False, description="The borrower wilfully refuses to pay.")
     note: str | None = None
+    channel: ConversationChannel = Field(
+        default="call",
+        description="How the conversation was held: call (outbound), inbound_call, sms, email"
+        " or in_person. A right-party one by phone counts for the borrower's conversation rules.",
+    )
 
 
 class OutcomeOut(BaseModel):
     loan_id: str
     outcome_id: str
     source: str
+    channel: str
     at: datetime = Field(description="Stamped with the collection's time.")
     right_party: bool
     facts: dict[str, Any]
@@ -620,6 +631,7 @@ def create_app(
             loan_id=loan_id,
             outcome_id=outcome.outcome_id,
             source=outcome.source,
+            channel=outcome.channel,
             at=outcome.at,
             right_party=outcome.right_party,
             facts=outcome_facts(outcome),

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 from overdue.loans import ID_PATTERN
 from workflows.money import AmountError, format_minor, to_minor
 from workflows.types import (
+    CONVERSATION_CHANNELS,
     CollectionStatus,
     ComplaintCategory,
     ContactOutcome,
@@ -90,6 +91,7 @@ def outcome_from_fields(
     cease: bool = False,
     refusal: bool = False,
     note: str | None = None,
+    channel: str = "call",
 ) -> ContactOutcome:
     """Build an outcome from text fields (a collector's report), or raise ``OutcomeInvalid``.
 
@@ -110,6 +112,9 @@ def outcome_from_fields(
         cease: The borrower asks that collection contact stop.
         refusal: The borrower wilfully refuses to pay.
         note: Free text.
+        channel: How the conversation was held (``CONVERSATION_CHANNELS``): ``call`` (ours,
+            outbound), ``inbound_call``, ``sms``, ``email`` or ``in_person``. A right-party
+            conversation by phone counts for every conversation rule of the borrower.
 
     Raises:
         OutcomeInvalid: The first problem found; its message names the field.
@@ -151,6 +156,7 @@ def outcome_from_fields(
         cease=cease,
         refusal=refusal,
         note=_blank_is_a_value(note),
+        channel=(channel or "").strip(),
     )
     check_outcome(outcome, loan)
     return outcome
@@ -169,6 +175,10 @@ def check_outcome(outcome: ContactOutcome, loan: LoanView) -> None:
         )
     if outcome.at.tzinfo is None:
         raise OutcomeInvalid("at: must carry a time zone")
+    if outcome.channel not in CONVERSATION_CHANNELS:
+        raise OutcomeInvalid(
+            f"channel: {outcome.channel!r} is not one of {', '.join(CONVERSATION_CHANNELS)}"
+        )
     if outcome.situation is not None and outcome.situation not in SITUATION_CODES:
         raise OutcomeInvalid(
             f"situation: unknown code {outcome.situation!r}; expected one of"

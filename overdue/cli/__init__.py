@@ -6,8 +6,8 @@ output: the Temporal SDK can abort at interpreter exit (sdk-python#300).
 
 The commands live in modules by role, each registering on the one ``app`` of ``common``:
 ``stack`` (up, worker, api, codec-server, migrate), ``collections`` (start, import, payments,
-pay, outcome, dispute-resolved, decide, pause, resume, status), ``demo``, and ``engineers``
-(replay, history).
+pay, outcome, dispute-resolved, decide, pause, resume, status, borrower), ``demo``, and
+``engineers`` (replay, history).
 """
 
 from __future__ import annotations

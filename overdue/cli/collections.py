@@ -1,15 +1,17 @@
 """Collections: start one loan or import a loan book, report payments (one, or a bank file),
 conversation outcomes, dispute resolutions and review decisions, pause and resume, and show a
-loan's status."""
+loan's status and a borrower's loans and contact budget."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
+from zoneinfo import ZoneInfo
 
 import asyncpg
 import typer
@@ -18,8 +20,8 @@ from rich.table import Table
 from temporalio.client import Client
 
 from activities.situations import outcome_facts
+from overdue import borrowers, db
 from overdue import client as ops
-from overdue import db
 from overdue.bankfile import ImportReport, NotABankFile, import_bank_file, read_bank_file
 from overdue.cli.common import (
     DataDirOption,
@@ -34,7 +36,8 @@ from overdue.cli.common import (
     run_async,
     services,
 )
-from overdue.loans import LoanInvalid, loan_from_fields, read_loan_book
+from overdue.config import Config
+from overdue.loans import ID_PATTERN, LoanInvalid, loan_from_fields, read_loan_book
 from overdue.outbox import Outbox, TemporalClients
 from overdue.outcomes import (
     DEFAULT_SOURCE,
@@ -44,9 +47,12 @@ from overdue.outcomes import (
     outcome_from_fields,
     resolution_from_fields,
 )
-from workflows.types import ComplaintCategory, HoldRequest
+from overdue.worker import connect
+from workflows.clock import format_local
+from workflows.types import CONVERSATION_CHANNELS, ComplaintCategory, HoldRequest
 
 T = TypeVar("T")
+PLANS_TIMEOUT = 15.0  # seconds for the loans' plans before they are shown as unavailable
 
 
 @app.command()
@@ -313,6 +319,13 @@ def outcome(
         bool, typer.Option("--refusal", help="The borrower wilfully refuses to pay.")
     ] = False,
     note: Annotated[str | None, typer.Option(help="Free text.")] = None,
+    channel: Annotated[
+        str,
+        typer.Option(
+            help=f"How the conversation was held: {', '.join(CONVERSATION_CHANNELS)}."
+            " A right-party one by phone counts for the borrower's conversation rules."
+        ),
+    ] = "call",
     data_dir: DataDirOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -341,12 +354,14 @@ def outcome(
                 cease=cease,
                 refusal=refusal,
                 note=note,
+                channel=channel,
             )
             await ops.send_outcome(s.client, loan_id, reported, pool=s.pool)
         return {
             "loan_id": loan_id,
             "outcome_id": reported.outcome_id,
             "source": reported.source,
+            "channel": reported.channel,
             "at": reported.at.astimezone(UTC).isoformat(),
             "right_party": reported.right_party,
             "facts": outcome_facts(reported),
@@ -578,3 +593,146 @@ def _print_record(view: dict[str, Any]) -> None:
         out.print(f"[bold]{title}[/]: {len(rows)}")
         for row in rows:
             out.print("  " + ", ".join(f"{k}={v}" for k, v in row.items()))
+
+
+@app.command()
+def borrower(
+    borrower_id: Annotated[str, typer.Argument(help="Borrower id.")],
+    data_dir: DataDirOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show one borrower across their loans: the shared contact budget used today and this
+    week, places held in it, a cease request, and each loan's next contact."""
+    if not ID_PATTERN.match(borrower_id):
+        raise UserError(
+            f"borrower_id: use letters, digits, _ . : - (at most 64), got {borrower_id!r}"
+        )
+    config = load_config(data_dir).with_running_stack()
+    if not config.database_url:
+        raise UserError("DATABASE_URL is not set and no embedded stack is running (`overdue up`)")
+    limits = borrowers.default_strategy()
+
+    async def go() -> dict[str, Any]:
+        try:
+            pool = await db.create_pool(config.database_url or "", max_size=4)
+        except (OSError, asyncpg.PostgresError) as problem:
+            raise UserError(f"cannot reach the ledger database ({problem})") from None
+        try:
+            found = await borrowers.read_loans(pool, borrower_id)
+            if found is None:
+                raise UserError(f"borrower_id: no borrower {borrower_id!r} in the ledger")
+            # Temporal may be down: the ledger's part is shown all the same.
+            plans = await _borrower_plans(config, [loan["loan_id"] for loan in found.loans])
+            as_of, clock = borrowers.moment_of(plans, datetime.now(UTC))
+            rows = await borrowers.read_budget(pool, found, as_of - borrowers.LOOK_BACK)
+        finally:
+            await pool.close()
+        return borrowers.borrower_view(
+            found,
+            rows,
+            plans,
+            as_of=as_of,
+            clock=clock,
+            max_calls_per_day=limits.max_calls_per_day,
+        )
+
+    view = run_async(go())
+    if as_json:
+        emit_json(view)
+    else:
+        _print_borrower(view)
+
+
+async def _borrower_plans(config: Config, loan_ids: list[str]) -> borrowers.Plans:
+    """The loans' plans from Temporal, or why they are unavailable (never an error)."""
+    if not loan_ids:
+        return borrowers.Plans(True)
+    try:
+        async with asyncio.timeout(PLANS_TIMEOUT):
+            client = await connect(config)
+            return await borrowers.read_plans(client, loan_ids)
+    except RuntimeError as problem:
+        return borrowers.Plans.unavailable(
+            f"temporal: cannot reach {config.temporal_address} ({problem})"
+        )
+    except TimeoutError:
+        return borrowers.Plans.unavailable(f"temporal: no answer in {PLANS_TIMEOUT:.0f} s")
+
+
+def _print_borrower(view: dict[str, Any]) -> None:
+    """The borrower's loans, the shared budget next to its limits, held places, a cease request."""
+    out.print(f"[bold]borrower {view['borrower_id']}[/]  time zone {view['timezone']}")
+    out.print(f"[bold]Loans[/]: {len(view['loans'])}")
+    for loan in view["loans"]:
+        closed = f", closed {loan['closed_at'][:10]}" if loan["closed_at"] else ""
+        out.print(
+            f"  {loan['loan_id']}  {loan['product']}  stage {loan['stage']}"
+            f"  outstanding {loan['outstanding']} {loan['currency']}  {loan['jurisdiction']}"
+            f"  opened {loan['opened_at'][:10]}{closed}",
+            highlight=False,
+        )
+        nxt = loan["next_contact"]
+        if nxt is not None:
+            detail = f" ({nxt['detail']})" if nxt.get("detail") else ""
+            out.print(f"    next: {nxt['kind']} at {nxt['at_local']}{detail}", highlight=False)
+        else:
+            out.print(f"    next: none ({loan['workflow_status'] or 'plans unavailable'})")
+    budget = view["budget"]
+    table = Table(
+        "shared budget",
+        "today",
+        "limit",
+        "7 days",
+        "limit",
+        title=f"Contact budget at {budget['as_of_local']} ({budget['clock']} clock)",
+    )
+
+    def limit(entry: dict[str, Any], when: str) -> str:
+        value = entry[f"{when}_limit"]
+        return "-" if value is None else str(value)
+
+    rules: dict[str, int] = {}
+    for measure, title in borrowers.MEASURE_TITLES.items():
+        entry = budget[measure]
+        table.add_row(
+            title,
+            str(entry["today"]),
+            limit(entry, "today"),
+            str(entry["week"]),
+            limit(entry, "week"),
+        )
+        for when in ("today", "week"):
+            if entry[f"{when}_rule"]:
+                rules[entry[f"{when}_rule"]] = entry[f"{when}_limit"]
+    out.print(table)
+    if rules:
+        out.print("limits: " + ", ".join(f"{rule} {value}" for rule, value in rules.items()))
+    zone = ZoneInfo(view["timezone"])
+
+    def local(at: str) -> str:
+        return format_local(datetime.fromisoformat(at), zone)
+
+    last = budget["last_conversation_at"]
+    out.print(f"last conversation: {local(last) if last else 'none in 7 days'}", highlight=False)
+    if budget["quiet_until"]:
+        out.print(
+            f"no call to the borrower until {local(budget['quiet_until'])}"
+            " (quiet_after_conversation)",
+            highlight=False,
+        )
+    held = view["reservations"]
+    out.print(f"[bold]Held reservations[/]: {len(held)}")
+    for r in held:
+        out.print(
+            f"  {r['loan_id']}  {r['channel']} to {r['target']} at {r['at_local']}",
+            highlight=False,
+        )
+    ceased = view["cease_requested_on"]
+    out.print(
+        f"cease request: stands, for all loans (made on {', '.join(ceased)})"
+        if ceased
+        else "cease request: none",
+        highlight=False,
+    )
+    if not view["plans"]["available"]:
+        out.print(f"[yellow]plans unavailable[/]: {view['plans']['problem']}", highlight=False)

@@ -38,6 +38,7 @@ from tests.integration.support import (
     workflow_exists,
     yesterday,
 )
+from tests.phones import unique_phone
 from workflows.loan_collection import LoanCollection
 from workflows.money import format_minor
 from workflows.types import Contact, workflow_id_for
@@ -45,12 +46,18 @@ from workflows.types import Contact, workflow_id_for
 pytestmark = pytest.mark.integration
 
 
+BUSY_PHONE_E164 = unique_phone()
+BUSY_PHONE = f"+1 ({BUSY_PHONE_E164[2:5]}) {BUSY_PHONE_E164[5:8]}-{BUSY_PHONE_E164[8:]}"
+
+
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def busy_loan(cli: Cli, loans: Loans) -> tuple[str, str]:
     """A loan on a 30-second day whose borrower it is daytime for: outreach starts at once."""
     loan_id = loans.new_id("busy")
     zone = daytime_zone()
-    started = await cli(*start_args(loan_id, timezone=zone, day_seconds=BUSY_DAY_SECONDS))
+    started = await cli(
+        *start_args(loan_id, phone=BUSY_PHONE, timezone=zone, day_seconds=BUSY_DAY_SECONDS)
+    )
     assert started.code == 0, started
     assert started.json()["started"] is True
     return loan_id, zone
@@ -380,7 +387,7 @@ async def test_ledger_rows_and_the_first_reminder(
     )
     assert borrower is not None and dict(borrower) == {
         "name": "Ann Lee",
-        "phone": "+15550001000",
+        "phone": BUSY_PHONE_E164,  # stored as E.164, however it was written
         "timezone": zone,
     }
     contacts = await pool.fetch(

@@ -303,13 +303,15 @@ async def test_report_an_outcome(
         "source": "dialer:east-1",
         "promise_amount": "200.00",
         "promise_date": tomorrow,
+        "channel": "sms",
     }
     response = await api.post(f"/v1/loans/{loan_id}/outcomes", json=body, headers=AUTH)
     assert response.status_code == 202, response.text
     told = response.json()
-    assert (told["outcome_id"], told["source"], told["signalled"]) == (
+    assert (told["outcome_id"], told["source"], told["channel"], told["signalled"]) == (
         body["outcome_id"],
         "dialer:east-1",
+        "sms",
         True,
     )
     assert told["facts"]["promise"]["amount_minor"] == 20_000
@@ -332,6 +334,8 @@ async def test_report_an_outcome(
         ({"situation": "bored"}, "situation"),
         ({"dispute": "yes"}, "dispute"),
         ({"source": "nobody"}, "source"),
+        ({"channel": "fax"}, "channel"),
+        ({"channel": ""}, "channel"),
     ):
         bad = {k: v for k, v in {**body, **change, "outcome_id": "O-bad"}.items() if v is not None}
         refused = await api.post(f"/v1/loans/{loan_id}/outcomes", json=bad, headers=AUTH)

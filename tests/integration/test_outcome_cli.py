@@ -80,6 +80,7 @@ async def test_bad_outcomes_are_one_line_errors_and_signal_nothing(
         ("hardship_reason", outcome("--hardship-reason", "ill")),
         ("deceased_reported_by", outcome("--deceased-reported-by", "")),
         ("note", outcome("--note", "")),
+        ("channel", outcome("--channel", "fax", "--note", "x")),
         ("dispute", outcome("--no-answer", "--dispute")),
         ("promise_amount", outcome("--no-answer", "--promise-amount", "1", "--promise-date", future)),
         ("loan_id", ["outcome", f"{loan_id}-nope", "--outcome-id", "o-1", "--note", "x"]),
@@ -136,6 +137,8 @@ async def test_outcomes_and_a_resolution_are_signalled(
         "120.50",
         "--promise-date",
         promised_for,
+        "--channel",
+        "inbound_call",
         "--json",
     )
     assert promised.code == 0, promised
@@ -144,6 +147,7 @@ async def test_outcomes_and_a_resolution_are_signalled(
         "loan_id": loan_id,
         "outcome_id": promise_id,
         "source": "collector:ann",
+        "channel": "inbound_call",
         "right_party": True,
         "facts": {
             "situation": "hardship",
@@ -169,14 +173,16 @@ async def test_outcomes_and_a_resolution_are_signalled(
     assert payloads[0]["note"] == "called back"
     assert payloads[0]["source"] == "collector:cli"
     assert payloads[0]["right_party"] is True
+    assert payloads[0]["channel"] == "call"
     assert payloads[1]["promise"] == {"amount_minor": 12050, "due_date": promised_for}
+    assert payloads[1]["channel"] == "inbound_call"
     assert payloads[2]["resolution_id"] == f"{loan_id}-r"
 
     # The workflow records each outcome in the ledger, as reported.
     async def recorded() -> list[asyncpg.Record]:
         rows = await pool.fetch(
-            "SELECT outcome_id, source, right_party, details FROM contact_outcomes"
-            " WHERE loan_id = $1 ORDER BY at, recorded_at",
+            "SELECT outcome_id, source, right_party, details, channel, conversation"
+            " FROM contact_outcomes WHERE loan_id = $1 ORDER BY at, recorded_at",
             loan_id,
         )
         return rows if len(rows) == 2 else []
@@ -185,6 +191,12 @@ async def test_outcomes_and_a_resolution_are_signalled(
     by_id = {r["outcome_id"]: r for r in rows}
     assert json.loads(by_id[note_id]["details"]) == {"note": "called back"}
     assert by_id[note_id]["source"] == "collector:cli"
+    # Right-party phone conversations, by the collector's call and by the borrower's: both
+    # count for the borrower's conversation rules.
+    assert [(r["channel"], r["conversation"]) for r in rows] == [
+        ("call", True),
+        ("inbound_call", True),
+    ]
     assert json.loads(by_id[promise_id]["details"])["promise"] == {
         "amount_minor": 12050,
         "due_date": promised_for,

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 
+from overdue.api import ConversationChannel
 from overdue.outcomes import (
     SITUATION_CODES,
     LoanView,
@@ -16,6 +17,7 @@ from overdue.outcomes import (
     resolution_from_fields,
 )
 from workflows.types import (
+    CONVERSATION_CHANNELS,
     ComplaintCategory,
     ContactOutcome,
     Hardship,
@@ -132,11 +134,26 @@ def test_an_outcome_reports_something() -> None:
         ("deceased_reported_by", {"deceased_reported_by": " "}),
         ("note", {"note": ""}),
         ("note", {"note": "x" * 1001}),
+        ("channel", {"channel": "fax"}),
+        ("channel", {"channel": ""}),
+        ("channel", {"channel": "CALL"}),
     ],
 )
 def test_bad_fields_are_named(field_name: str, fields: dict[str, Any]) -> None:
     fields.setdefault("note", "n")  # so that only the field under test is at fault
     refused(field_name, **fields)
+
+
+def test_the_channel_says_how_the_conversation_was_held() -> None:
+    assert build(note="n").channel == "call"
+    for channel in CONVERSATION_CHANNELS:
+        assert build(note="n", channel=f" {channel} ").channel == channel
+    assert "inbound_call" in refused("channel", note="n", channel="phone")
+    # The HTTP API's schema offers the same values.
+    assert get_args(ConversationChannel) == CONVERSATION_CHANNELS
+    wrong = ContactOutcome("OUT-9", "dialer:east-1", COLLECTION_TIME, note="ok", channel="fax")
+    with pytest.raises(OutcomeInvalid, match=r"^channel: "):
+        check_outcome(wrong, LOAN)
 
 
 def test_a_promise_in_the_past_says_the_borrowers_today() -> None:
