@@ -23,14 +23,14 @@ from temporalio import activity
 
 from activities.ledger import Executor
 from workflows import planner
-from workflows.commands import ContactReservation, ReservationResult
+from workflows.commands import ContactReservation, ReservationResult, SiblingsQuery
 from workflows.types import AttemptRecord, Channel, ContactHistory, Outcome, SharedContacts, Target
 
 LOOK_BACK = planner.KEEP_ATTEMPTS_FOR
 
 
 class BudgetActivities:
-    """The ``reserve_contact`` activity. Holds the pool."""
+    """The ``reserve_contact`` and ``open_siblings`` activities. Holds the pool."""
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
@@ -51,6 +51,17 @@ class BudgetActivities:
                 request.reservation_key,
             )
             return await hold(conn, request)
+
+    @activity.defn(name="open_siblings")
+    async def open_siblings(self, query: SiblingsQuery) -> list[str]:
+        """The borrower's other loans that are still being collected, oldest first."""
+        rows = await self._pool.fetch(
+            "SELECT loan_id FROM loans WHERE borrower_id = $1 AND loan_id <> $2"
+            " AND closed_at IS NULL ORDER BY opened_at, loan_id",
+            query.borrower_id,
+            query.loan_id,
+        )
+        return [row["loan_id"] for row in rows]
 
 
 async def lock_budget(conn: Executor, request: ContactReservation) -> None:

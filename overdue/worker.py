@@ -90,6 +90,7 @@ def activities_for(
     budget = BudgetActivities(pool)
     return [
         budget.reserve_contact,
+        budget.open_siblings,
         strategy.load_strategy,
         ledger.open_loan,
         ledger.record_payment,

@@ -73,6 +73,14 @@ class ReservationResult:
 
 
 @dataclass
+class SiblingsQuery:
+    """Which other loans of a borrower are still being collected."""
+
+    borrower_id: str
+    loan_id: str
+
+
+@dataclass
 class ContactRequest:
     """One outreach to carry out; ``idempotency_key`` names it for every retry."""
 

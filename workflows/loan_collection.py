@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeUpdate
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 from workflows import budget, clock, outreach, planner
 from workflows import search_attributes as sa
@@ -40,6 +40,7 @@ from workflows.commands import (
     PromiseSettlement,
     RejectedPayment,
     ReservationResult,
+    SiblingsQuery,
     SituationEvent,
     StageChange,
 )
@@ -50,6 +51,7 @@ from workflows.types import (
     ActivePromise,
     Arrangement,
     AttemptRecord,
+    BorrowerChange,
     Channel,
     ClockAnchor,
     CollectionInput,
@@ -74,6 +76,7 @@ from workflows.types import (
     Situation,
     Stage,
     Target,
+    workflow_id_for,
 )
 
 with workflow.unsafe.imports_passed_through():
@@ -94,6 +97,8 @@ AUDIT_DENIED_CONTACTS = "audit-denied-contacts"
 BORROWER_CONTACT_BUDGET = "borrower-contact-budget"
 # A right-party phone conversation that an outcome reports counts like an answered dialer call.
 REPORTED_CONVERSATIONS_COUNT = "reported-conversations-count"
+# A conversation or a cease request is told to the borrower's other running loans at once.
+TELL_SIBLINGS = "tell-siblings"
 # Plans tried in one wake when the ledger refuses each one; then the loan waits for the budget.
 MAX_PLANS_PER_WAKE = 3
 REGISTRY_MISS_GOES_TO_REVIEW = "registry-miss-goes-to-review"
@@ -151,6 +156,8 @@ class LoanCollection:
         self._next: tuple[outreach.Intent, planner.PlannedContact] | None = None
         # When a plan the ledger refused may be tried again, and the rule that refused it.
         self._budget_wait: tuple[datetime, str] | None = None
+        # Another loan of the borrower said the shared budget changed: plan again now.
+        self._borrower_changed = False
         self._rejections: dict[str, str] = {}  # payment id -> why it was not applied
         self._outcomes: list[ContactOutcome] = (
             list(input.state.pending_outcomes) if input.state else []
@@ -256,6 +263,13 @@ class LoanCollection:
             self._decisions.append(decision)
 
     @workflow.signal
+    def borrower_changed(self, change: BorrowerChange) -> None:
+        """Another loan of the borrower had a conversation or took a cease request: the plan
+        this loan holds may no longer be allowed. It asks the ledger again at once."""
+        workflow.logger.info("borrower budget changed by %s: %s", change.by_loan, change.reason)
+        self._borrower_changed = True
+
+    @workflow.signal
     def pause(self, request: HoldRequest) -> None:
         """An operator pauses the collection: no outreach and no escalation until resumed.
 
@@ -316,6 +330,7 @@ class LoanCollection:
             or self._resolutions
             or self._decisions
             or self._hold_changes
+            or self._borrower_changed
         )
 
     @workflow.update
@@ -559,11 +574,13 @@ class LoanCollection:
                 continue
             if conversation:
                 self._count_conversation(min(outcome.at, now))
+                await self._tell_siblings("conversation")
             if outcome.complaint is not None:
                 await self._open_complaint(outcome, now)
             if outcome.cease:
                 # Recorded before the dispute, so that a cease request outlives a dispute.
                 await self._situation_event("cease_requested", outcome.outcome_id, now)
+                await self._tell_siblings("cease_requested")
             if outcome.dispute:
                 await self._situation_event("dispute_opened", outcome.outcome_id, now)
             if outcome.promise is not None and machine.accepts("promise_made"):
@@ -1134,6 +1151,8 @@ class LoanCollection:
         """Choose the next outreach and return when to wake: contact, day boundary or stage end."""
         machine = self._require_machine()
         now = self._now()
+        self._borrower_changed = False  # every plan below asks the ledger afresh
+        self._budget_wait = None
         # While a promise, a dispute or a cease request stands, the stage calls for nothing.
         intent = None if machine.outreach_held else self._intent()
         budgeted = workflow.patched(BORROWER_CONTACT_BUDGET)
@@ -1170,9 +1189,7 @@ class LoanCollection:
             nudges_in_streak=state.history.nudges_in_streak,
             borrower_id=self._loan.borrower.borrower_id,
             contact_ids=[c.contact_id for c in self._loan.contacts],
-            contact_numbers={
-                c.contact_id: budget.number_key(c.phone) for c in self._loan.contacts
-            },
+            contact_numbers={c.contact_id: budget.number_key(c.phone) for c in self._loan.contacts},
         )
 
     async def _plan_within_budget(
@@ -1189,7 +1206,6 @@ class LoanCollection:
         lifts. No collection contact is planned before the first day past due.
         """
         state = self._require_state()
-        self._budget_wait = None
         if await self._ceased_across_loans():
             return None
         earliest = max(now, self._first_contact_moment())
@@ -1266,6 +1282,28 @@ class LoanCollection:
             return False
         await self._situation_event("cease_requested", "borrower", self._now())
         return True
+
+    async def _tell_siblings(self, reason: str) -> None:
+        """Tell the borrower's other running loans that the shared budget changed, so that none
+        keeps a plan the change forbids (the quiet period, a cap, a cease request)."""
+        if not workflow.patched(TELL_SIBLINGS):
+            return
+        siblings = await workflow.execute_local_activity_method(
+            BudgetActivities.open_siblings,
+            SiblingsQuery(self._loan.borrower.borrower_id, self._loan.loan_id),
+            start_to_close_timeout=ACTIVITY_TIMEOUT,
+            retry_policy=ACTIVITY_RETRY,
+            summary="the borrower's other loans",
+        )
+        change = BorrowerChange(reason, self._loan.loan_id, self._now())
+        for loan_id in siblings:
+            try:
+                await workflow.get_external_workflow_handle(workflow_id_for(loan_id)).signal(
+                    LoanCollection.borrower_changed, change
+                )
+            except FailureError:
+                # Ended meanwhile, or never started here: it has no plan to change.
+                workflow.logger.info("loan %s was not told: not running", loan_id)
 
     def _number_of(self, target: str, target_id: str) -> str:
         """The budget key of the number a contact reaches."""
@@ -1388,6 +1426,8 @@ class LoanCollection:
             ),
             self._slot_names(),
         )
+        if budgeted and result.outcome == Outcome.ANSWERED and intent.target == Target.BORROWER:
+            await self._tell_siblings("conversation")
         if intent.template in state.queued_messages:
             state.queued_messages.remove(intent.template)
         if intent.template == outreach.NUDGE_TEMPLATE:

@@ -133,6 +133,9 @@ class CollectionMachine(StateMachine):
                 | deceased_review.to(normal)
             )
             verification_overdue = deceased_reported.to(deceased_review)
+            # A registry lags: its "not verified" does not overrule a report by family. A person
+            # decides (``death_verified`` or ``death_not_verified``), as after the deadline.
+            registry_not_verified = deceased_reported.to(deceased_review)
             short_term_hardship = normal.to(arrangement) | promised.to(arrangement)
             long_term_hardship = (
                 normal.to(hardship_review)

@@ -256,6 +256,17 @@ class PaymentResult:
 
 
 @dataclass
+class BorrowerChange:
+    """Signal ``borrower_changed``: another loan of the borrower used the shared budget in a way
+    that may forbid what this loan planned (a conversation, a cease request). The loan asks the
+    ledger again at once, instead of at its next contact."""
+
+    reason: str  # "conversation" or "cease_requested"
+    by_loan: str
+    at: datetime  # collection time
+
+
+@dataclass
 class AttemptRecord:
     """One contact attempt as the contact planner sees it (no PII: ids and number keys only).
 

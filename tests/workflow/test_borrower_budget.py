@@ -122,9 +122,8 @@ async def test_one_conversation_quiets_both_us_loans(
         ),
     )
     await wait_for_audit(pool, first.loan_id, "contact_outcome", 1)
-    # The other loan learns it at its next wake, and says which rule defers its call: the
-    # status and the Web UI's current details name the borrower-level rule.
-    await advance_to_dpd(time_env, first, 4)
+    # The other loan is told at once (no time passes here), plans again, and says which rule
+    # defers its call: the status and the Web UI's current details name the borrower-level rule.
     deferred = await poll_status(
         follow(time_env, portfolio[1]), lambda s: planner.ACROSS_LOANS in s.next_action.detail
     )
