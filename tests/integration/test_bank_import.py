@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
@@ -41,11 +41,13 @@ async def test_a_bank_file_is_applied_once_and_bad_lines_are_named(
     first, second = [await _start_loan(client, pool, loans, n) for n in ("a", "b")]
     p = _ids(8)
     today = datetime.now(UTC).date().isoformat()
+    # A moment with its time of day, always in the past whatever the hour the suite runs at.
+    an_hour_ago = (datetime.now(UTC) - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
     bank_file = tmp_path / "statement.csv"
     bank_file.write_text(
         HEADER
         + f"{p[0]},{first},100.00,USD,{today},stmt line 1\n"
-        + f"{p[1]},{second},25.50,USD,{today}T08:15:00Z,\n"
+        + f"{p[1]},{second},25.50,USD,{an_hour_ago},\n"
         + f"{p[2]},{first},-5,USD,{today},\n"  # line 4: amount
         + f"{p[3]},{first},5.00,EUR,{today},\n"  # line 5: not the loan's currency
         + f"{p[4]},NO-SUCH-LOAN,5.00,USD,{today},\n"  # line 6: unknown loan

@@ -39,6 +39,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -635,8 +636,9 @@ class Driver:
         if answer == DeathCheckResult.VERIFIED:
             self._situation_event("death_verified")
         elif answer == DeathCheckResult.NOT_VERIFIED:
-            self.death_reported = False
-            self._situation_event("death_not_verified")
+            # A registry miss hands the report to a person (the patched path of the
+            # workflow): the report still stands until a person decides.
+            self._situation_event("registry_not_verified")
 
     def _offer_plan(self, kind: str) -> None:
         count = (
@@ -1058,15 +1060,55 @@ class _RegistrySaysNotVerifiedThenNoRecord(_Scripted):
 
 
 def test_a_second_death_report_is_verified_anew() -> None:
-    first, second = DAY_MINUTES, 3 * DAY_MINUTES
+    # The registry's "not verified" hands the first report to a person, who finds it not
+    # verified: collection resumes. The second report gets a check of its own (no record).
+    first, decided, second = DAY_MINUTES, DAY_MINUTES, 2 * DAY_MINUTES
     driver = _fixed(
         [
             (first, ReportedOutcome(frozenset({"death"}))),
+            (decided, Decision(Review.DEATH_VERIFICATION, "not_verified")),
             (second, ReportedOutcome(frozenset({"death"}))),
         ],
         draws=_RegistrySaysNotVerifiedThenNoRecord(),
     )
     start = datetime.combine(date(2026, 11, 2), time(7, 0), tzinfo=ZoneInfo("Asia/Shanghai"))
-    reported_again = start.astimezone(UTC) + timedelta(minutes=first + second)
-    after = [p for p in driver.performed if p.target == Target.BORROWER and p.at >= reported_again]
+    resumed = start.astimezone(UTC) + timedelta(minutes=first + decided)
+    reported_again = resumed + timedelta(minutes=second)
+    between = [p for p in driver.performed if p.target == Target.BORROWER and p.at >= resumed]
+    assert any(p.at < reported_again for p in between), "a person's not_verified resumes"
+    after = [p for p in between if p.at >= reported_again]
     assert not after, f"the borrower was contacted after the second death report: {after[0]}"
+    assert len(driver.registry) == 2, "each report is checked with the registry"
+
+
+class _RegistrySaysNotVerified(_Scripted):
+    def draw(self, strategy: object, label: object = None) -> str:
+        if label == "registry":
+            return DeathCheckResult.NOT_VERIFIED
+        return Outcome.NO_ANSWER
+
+
+@pytest.mark.parametrize("decided", ["verified", "not_verified"])
+def test_a_registry_miss_holds_the_borrower_until_a_person_decides(decided: str) -> None:
+    # Registries lag: "not verified" from the registry does not resume collection; the report
+    # waits for a person, however long, and only the person's "not_verified" resumes it.
+    reported, waited = DAY_MINUTES, 20 * DAY_MINUTES
+    driver = _fixed(
+        [
+            (reported, ReportedOutcome(frozenset({"death"}))),
+            (waited, Decision(Review.DEATH_VERIFICATION, decided)),
+        ],
+        draws=_RegistrySaysNotVerified(),
+    )
+    start = datetime.combine(date(2026, 11, 2), time(7, 0), tzinfo=ZoneInfo("Asia/Shanghai"))
+    report_at = start.astimezone(UTC) + timedelta(minutes=reported)
+    decision_at = report_at + timedelta(minutes=waited)
+    to_borrower = [p for p in driver.performed if p.target == Target.BORROWER]
+    waiting = [p for p in to_borrower if report_at <= p.at < decision_at]
+    assert not waiting, f"the borrower was contacted while a person had to decide: {waiting[0]}"
+    resumed = [p for p in to_borrower if p.at >= decision_at]
+    if decided == "verified":
+        assert not resumed
+        assert driver.machine.situation == "estate_contact"
+    else:
+        assert resumed, "a person's not_verified resumes collection"

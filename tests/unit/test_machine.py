@@ -72,6 +72,7 @@ SITUATION_EVENTS = (
     "death_verified",
     "death_not_verified",
     "verification_overdue",
+    "registry_not_verified",
     "short_term_hardship",
     "long_term_hardship",
     "forbearance_approved",
@@ -150,6 +151,7 @@ ACCEPTED = {
         "death_verified",
         "death_not_verified",
         "verification_overdue",
+        "registry_not_verified",
         "dispute_opened",
     },
     DECEASED_REVIEW: {"death_verified", "death_not_verified", "dispute_opened"},
@@ -909,6 +911,43 @@ def test_verification_overdue_only_while_a_report_awaits_verification(situation:
     assert_refused(restored(Stage.MIDDLE, situation), "verification_overdue")
 
 
+@pytest.mark.parametrize("stage", Stage.OPEN)
+@pytest.mark.parametrize("cease", [False, True], ids=["no_cease", "cease_standing"])
+@pytest.mark.parametrize(
+    ("decided", "after", "actions"),
+    [
+        ("death_verified", ESTATE_CONTACT, [Action.ESTATE_INQUIRY]),
+        ("death_not_verified", NORMAL, []),
+    ],
+)
+def test_a_registry_miss_hands_the_report_to_a_person(
+    stage: str, cease: bool, decided: str, after: str, actions: list[str]
+) -> None:
+    # Registries lag: "not verified" does not overrule a report by family, nor resume contact.
+    m = restored(stage, CEASED if cease else NORMAL)
+    m.send("death_reported")
+    assert m.take_actions() == [Action.VERIFY_DEATH]
+    m.send("registry_not_verified")
+    assert (m.stage, m.situation) == (stage, DECEASED_REVIEW)
+    assert m.outreach_held
+    assert m.collection_paused
+    assert m.take_actions() == [], "no second verification request"
+    # Only a person moves it on: the deadline has passed its part, and the registry has spoken.
+    assert allowed(m) >= {"death_verified", "death_not_verified", "dispute_opened"}
+    for event in ("registry_not_verified", "verification_overdue", "death_reported"):
+        assert_refused(m, event)
+    m.send(decided)
+    expected = CEASED if cease and decided == "death_not_verified" else after
+    assert (m.stage, m.situation) == (stage, expected)
+    assert m.take_actions() == actions
+    assert m.outreach_held is (expected != NORMAL)
+
+
+@pytest.mark.parametrize("situation", [s for s in SITUATIONS if s != DECEASED_REPORTED])
+def test_a_registry_miss_only_while_a_report_awaits_verification(situation: str) -> None:
+    assert_refused(restored(Stage.MIDDLE, situation), "registry_not_verified")
+
+
 @pytest.mark.parametrize("event", ["death_verified", "death_not_verified"])
 @pytest.mark.parametrize(
     "situation", [s for s in SITUATIONS if s not in (DECEASED_REPORTED, DECEASED_REVIEW)]
@@ -1108,6 +1147,7 @@ def test_long_hardship_walk(limit_reached: bool) -> None:
             for s in DEATH_REPORTABLE
         ),
         (DECEASED_REPORTED, "verification_overdue", DECEASED_REVIEW, []),
+        (DECEASED_REPORTED, "registry_not_verified", DECEASED_REVIEW, []),
         (DECEASED_REPORTED, "death_verified", ESTATE_CONTACT, [Action.ESTATE_INQUIRY]),
         (DECEASED_REVIEW, "death_verified", ESTATE_CONTACT, [Action.ESTATE_INQUIRY]),
         (NORMAL, "short_term_hardship", ARRANGEMENT, [Action.ARRANGEMENT]),

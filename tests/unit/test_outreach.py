@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import pytest
 
@@ -59,10 +60,11 @@ NUDGE = Intent(
 )
 
 
-def reference(contact_id: str) -> Intent:
-    return Intent(
-        Channel.CALL, Target.CONTACT, contact_id, "relay_or_locate", outreach.REFERENCE_TEMPLATE
-    )
+def reference(contact_id: str, profile: JurisdictionProfile = CN) -> Intent:
+    """A call to a reference, with the script its profile allows."""
+    if profile.code == "us":
+        return Intent(Channel.CALL, Target.CONTACT, contact_id, "locate", "reference_locate")
+    return Intent(Channel.CALL, Target.CONTACT, contact_id, "relay", "reference_relay")
 
 
 @pytest.mark.parametrize(
@@ -119,10 +121,12 @@ def test_references_after_contacts_after_unanswered() -> None:
 @pytest.mark.parametrize("profile", [US, CN], ids=["us", "cn"])
 def test_only_allowed_references_are_asked(profile: JurisdictionProfile) -> None:
     a, b, c = CONTACT_IDS
-    assert intent(streak=CONTACTS_AFTER, nudges=2, contacted=[a], profile=profile) == reference(b)
+    assert intent(streak=CONTACTS_AFTER, nudges=2, contacted=[a], profile=profile) == reference(
+        b, profile
+    )
     assert intent(
         streak=CONTACTS_AFTER, nudges=2, contacted=[a, b], objected=[b], profile=profile
-    ) == reference(c)
+    ) == reference(c, profile)
 
 
 def test_when_no_reference_is_allowed_the_cadence_goes_on() -> None:
@@ -138,4 +142,50 @@ def test_cn_law_holds_even_if_the_strategy_asks_references_early() -> None:
     eager = dataclasses.replace(STRATEGY, contacts_after_unanswered=2)
     assert intent(streak=2, strategy=eager, profile=CN) == borrower_call("reminder")
     assert intent(streak=3, strategy=eager, profile=CN) == reference(CONTACT_IDS[0])
-    assert intent(streak=2, strategy=eager, profile=US) == reference(CONTACT_IDS[0])
+    assert intent(streak=2, strategy=eager, profile=US) == reference(CONTACT_IDS[0], US)
+
+
+# --- what a reference is asked, by profile ---------------------------------------------------
+
+
+def test_us_references_are_asked_for_location_information_only() -> None:
+    # Regulation F § 1006.10: a third party may be asked for location information only, never
+    # to relay a message.
+    assert US.reference_script == "locate"
+    found = intent(streak=CONTACTS_AFTER, nudges=2, profile=US)
+    assert found == Intent(
+        Channel.CALL, Target.CONTACT, CONTACT_IDS[0], "locate", "reference_locate"
+    )
+    assert found is not None and "relay" not in found.purpose + found.template
+
+
+def test_cn_references_may_be_asked_to_relay_a_message() -> None:
+    assert CN.reference_script == "relay"
+    found = intent(streak=CONTACTS_AFTER, nudges=2, profile=CN)
+    assert found == Intent(Channel.CALL, Target.CONTACT, CONTACT_IDS[0], "relay", "reference_relay")
+
+
+@pytest.mark.parametrize("profile", list(PROFILES.values()), ids=list(PROFILES))
+def test_every_profiles_reference_script_is_in_the_strategy(profile: JurisdictionProfile) -> None:
+    template, purpose = outreach.REFERENCE_SCRIPTS[profile.reference_script]
+    assert STRATEGY.messages[template].strip(), f"{profile.code}: {template} has no words"
+    assert purpose == profile.reference_script
+
+
+# The words a reference must never hear: the debt, the account, the loan, paying or owing.
+DEBT_WORDS = re.compile(r"debt|account|loan|pay|owe|overdue|collect|balance|amount")
+
+
+@pytest.mark.parametrize("template", ["reference_locate", "reference_relay"])
+def test_no_reference_script_mentions_the_debt(template: str) -> None:
+    text = STRATEGY.messages[template]
+    assert "$first_name" in text
+    assert not DEBT_WORDS.search(text.lower()), f"{template}: {text!r}"
+
+
+def test_the_locate_script_asks_only_for_a_way_to_reach_the_borrower() -> None:
+    text = STRATEGY.messages["reference_locate"].lower()
+    assert any(word in text for word in ("phone", "address", "workplace"))
+    # Not a message to pass on: no "call us back", no "tell them", no "ask them".
+    for relay in ("call us back", "ask them", "tell them", "pass on", "message"):
+        assert relay not in text, relay

@@ -38,7 +38,13 @@ def test_default_strategy_loads() -> None:
     assert strategy.sms_after_unanswered == 4
     assert strategy.contacts_after_unanswered == 8
     assert strategy.referral_after_days == 10
-    for template in ("early_reminder", "late_firm", "no_answer_nudge", "reference_relay"):
+    for template in (
+        "early_reminder",
+        "late_firm",
+        "no_answer_nudge",
+        "reference_relay",
+        "reference_locate",
+    ):
         assert template in strategy.messages
 
 
@@ -49,9 +55,10 @@ def test_default_strategy_is_within_the_law() -> None:
     assert all(0 <= s.start_minute < s.end_minute <= 24 * 60 for s in strategy.slots)
 
 
-def test_reference_script_never_mentions_the_debt() -> None:
-    text = default_strategy().messages["reference_relay"].lower()
-    for word in ("debt", "overdue", "payment", "loan", "$loan_id", "account"):
+@pytest.mark.parametrize("template", ["reference_relay", "reference_locate"])
+def test_reference_script_never_mentions_the_debt(template: str) -> None:
+    text = default_strategy().messages[template].lower()
+    for word in ("debt", "overdue", "payment", "loan", "$loan_id", "account", "owe"):
         assert word not in text
 
 
@@ -102,6 +109,12 @@ BAD = {
     "missing stages": (_drop("stages"), r"stages"),
     "missing slots": (_drop("slots"), r"slots"),
     "missing messages": (_drop("messages"), r"messages"),
+    "missing reference_locate": (_drop("messages", "reference_locate"), r"reference_locate"),
+    "missing reference_relay": (_drop("messages", "reference_relay"), r"reference_relay"),
+    "empty reference_locate": (
+        _set("messages", "reference_locate", value=" "),
+        r"messages\.reference_locate",
+    ),
     "missing min_gap_minutes": (_drop("cadence", "min_gap_minutes"), r"min_gap_minutes"),
     "missing referral_after_days": (
         _drop("cadence", "referral_after_days"),

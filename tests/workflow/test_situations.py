@@ -9,13 +9,14 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
+from overdue.institutions import SimulatedDeathRegistry
 from tests.workflow.conftest import Loans
 from tests.workflow.support import (
     Handle,
@@ -29,6 +30,7 @@ from tests.workflow.support import (
     status_of,
     wait_for_audit,
 )
+from workflows.commands import DeathCheck, DeathCheckResult
 from workflows.loan_collection import LoanCollection
 from workflows.types import (
     ContactOutcome,
@@ -327,20 +329,82 @@ async def test_verified_death_writes_to_the_estate_and_closes_as_a_claim(
     assert (await loan_row(pool, loan.loan_id))["stage"] == "estate_claim"
 
 
-async def test_unverified_death_resumes_and_a_late_answer_goes_to_a_person(
+async def start_with_registry_answer(loans: Loans, answer: str) -> tuple[Loan, Handle]:
+    """A new loan whose borrower's death the simulated registry answers with ``answer``.
+
+    The simulated registry fixes its answer by the borrower id ("not verified" or "no record"
+    for borrowers not named ``deceased-``): build loans until one draws ``answer``.
+    """
+    registry = SimulatedDeathRegistry()
+    for _ in range(100):
+        loan = await loans.build()
+        probe = DeathCheck(
+            check_key="probe",
+            loan_id=loan.loan_id,
+            borrower_id=loan.borrower.borrower_id,
+            reported_by="test",
+            reported_at=datetime.now(UTC),
+        )
+        if await registry.check(probe) == answer:
+            return loan, await loans.start(loan)
+    raise AssertionError(f"no borrower id drew {answer!r} from the simulated registry")
+
+
+@pytest.mark.parametrize("decided", ["verified", "not_verified"])
+async def test_a_registry_miss_waits_for_a_person_and_nothing_reaches_the_borrower(
+    time_env: WorkflowEnvironment, pool: asyncpg.Pool, loans: Loans, decided: str
+) -> None:
+    # Registries lag: the registry's "not verified" does not overrule a report by family.
+    loan, handle = await start_with_registry_answer(loans, DeathCheckResult.NOT_VERIFIED)
+    await collecting(handle)
+    reported_at = await time_env.get_current_time()
+    await report(time_env, handle, death_reported_by="daughter")
+    verification = await wait_for_audit(pool, loan.loan_id, "death_verification", 1)
+    assert verification[0]["result"] == DeathCheckResult.NOT_VERIFIED
+    await wait_for_audit(pool, loan.loan_id, "registry_not_verified", 1)
+    status = await poll_status(handle, lambda s: s.situation == Situation.DECEASED)
+    assert status.next_action.at_utc is None  # waits for a person
+
+    # It waits for as long as it takes, past the verification window, with nothing planned.
+    await advance_to_dpd(time_env, loan, 20)
+    status = await status_of(follow(time_env, loan))
+    assert (status.situation, status.next_action.at_utc) == (Situation.DECEASED, None)
+    assert status.stage == Stage.EARLY  # collection is paused
+    until = await time_env.get_current_time()
+    assert await attempts_between(pool, loan.loan_id, reported_at, until, ("call", "sms")) == 0
+    assert await wait_for_notices(pool, loan.loan_id, 1) == ["death_documents_request"]
+    assert await audit(pool, loan.loan_id, "death_not_verified") == []
+    assert await audit(pool, loan.loan_id, "verification_overdue") == []
+
+    await decide(time_env, follow(time_env, loan), Review.DEATH_VERIFICATION, decided)
+    if decided == "verified":
+        # On to the estate, by letter; still nothing to the borrower.
+        notices = await wait_for_notices(pool, loan.loan_id, 2)
+        assert notices == ["death_documents_request", "estate_inquiry"]
+        status = await status_of(follow(time_env, loan))
+        assert (status.situation, status.next_action.at_utc) == (Situation.DECEASED, None)
+        until = await time_env.get_current_time()
+        assert await attempts_between(pool, loan.loan_id, reported_at, until, ("call", "sms")) == 0
+    else:
+        # A person found it not verified: collection resumes.
+        status = await poll_status(
+            follow(time_env, loan),
+            lambda s: s.situation == Situation.CONTACTED and s.next_action.at_utc is not None,
+        )
+        assert len(await audit(pool, loan.loan_id, "death_not_verified")) == 1
+
+
+async def test_no_registry_record_goes_to_a_person_after_the_verification_window(
     time_env: WorkflowEnvironment, pool: asyncpg.Pool, loans: Loans
 ) -> None:
-    loan, handle = await loans.start_new()
+    loan, handle = await start_with_registry_answer(loans, DeathCheckResult.NO_RECORD)
     await collecting(handle)
     await report(time_env, handle, death_reported_by="neighbour")
-    # The simulated registry answers "not verified" or "no record" for other borrowers.
     verification = await wait_for_audit(pool, loan.loan_id, "death_verification", 1)
-    if verification[0]["result"] == "not_verified":
-        status = await poll_status(handle, lambda s: s.next_action.at_utc is not None)
-        assert status.situation == Situation.CONTACTED
-        return
+    assert verification[0]["result"] == DeathCheckResult.NO_RECORD
     # No record: after the verification window a person decides.
     await advance_to_dpd(time_env, loan, 17)
+    await wait_for_audit(pool, loan.loan_id, "verification_overdue", 1)
     await decide(time_env, follow(time_env, loan), Review.DEATH_VERIFICATION, "not_verified")
     status = await poll_status(follow(time_env, loan), lambda s: s.next_action.at_utc is not None)
     assert status.situation == Situation.CONTACTED
