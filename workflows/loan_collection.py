@@ -1384,7 +1384,7 @@ class LoanCollection:
             at=now,
             at_local=clock.format_local(now, self._zone),
             timezone=self._loan.borrower.timezone,
-            message=state.strategy.messages.get(intent.template, ""),
+            message=outreach.script(state.strategy, intent.template),
             outstanding_minor=state.outstanding_minor,
             currency=self._loan.currency,
             deferred_by=list(planned.deferred_by),

@@ -26,6 +26,19 @@ REFERENCE_SCRIPTS = {
 }
 
 
+# Scripts added to the strategy after loans were started with it: a loan keeps the strategy it
+# loaded, so one started before a script existed takes these words (the shipped strategy's).
+LATER_SCRIPTS = {
+    "reference_locate": "Hello, we are trying to reach $first_name. Could you tell us a phone"
+    " number, home address or workplace where we can reach them? Thank you.",
+}
+
+
+def script(strategy: Strategy, template: str) -> str:
+    """The words of ``template`` in the loan's strategy, or the shipped ones it predates."""
+    return strategy.messages.get(template) or LATER_SCRIPTS.get(template, "")
+
+
 @dataclass(frozen=True)
 class Intent:
     channel: str

@@ -189,3 +189,15 @@ def test_the_locate_script_asks_only_for_a_way_to_reach_the_borrower() -> None:
     # Not a message to pass on: no "call us back", no "tell them", no "ask them".
     for relay in ("call us back", "ask them", "tell them", "pass on", "message"):
         assert relay not in text, relay
+
+
+def test_a_loan_whose_strategy_predates_the_locate_script_still_asks_for_location_only() -> None:
+    """A loan keeps the strategy it started with; one started before ``reference_locate``
+    existed gets the shipped words, never an empty script or the relay one."""
+    strategy = default_strategy()
+    older = dataclasses.replace(
+        strategy,
+        messages={k: v for k, v in strategy.messages.items() if k != "reference_locate"},
+    )
+    assert outreach.script(older, "reference_locate") == strategy.messages["reference_locate"]
+    assert outreach.script(strategy, "reference_relay") == strategy.messages["reference_relay"]
