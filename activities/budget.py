@@ -86,6 +86,7 @@ async def hold(conn: Executor, request: ContactReservation) -> ReservationResult
             request.target_id,
             request.number,
             request.borrower_id,
+            at_contact=request.at_contact,
         ),
         ZoneInfo(request.terms.timezone),
         request.terms,

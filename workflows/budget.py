@@ -17,12 +17,16 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from workflows.types import AttemptRecord, Channel, ContactHistory, Outcome, Target
 
+if TYPE_CHECKING:
+    from workflows.planner import Proposal
+
 # The outcome of another loan's held reservation: a contact that is about to happen. Every rule
-# counts it as the worst it can turn out to be: an unanswered call for the number's cap, and a
-# conversation for the conversation rules.
+# counts it as a contact that will happen (an unanswered call, for the number's cap); at the
+# moment of a contact, one in flight may also be a conversation.
 RESERVED = "reserved"
 # How long after its moment a held, unused place in the budget lapses by itself.
 RESERVATION_GRACE = timedelta(minutes=15)
@@ -73,10 +77,17 @@ def is_conversation(attempt: AttemptRecord) -> bool:
     )
 
 
-def may_be_conversation(attempt: AttemptRecord) -> bool:
-    """A conversation, or another loan's reserved call to the borrower that may become one."""
+def may_be_conversation(attempt: AttemptRecord, proposal: Proposal) -> bool:
+    """A conversation, or, at the moment of a contact, another loan's call to the borrower in
+    flight (its place held for a moment already come), which may be turning into one.
+
+    A plan does not count another loan's planned call as a conversation: were it to become
+    one, the loan is told at once and plans again, and its contact is checked again anyway.
+    """
     return is_conversation(attempt) or (
-        attempt.outcome == RESERVED
+        proposal.at_contact
+        and attempt.outcome == RESERVED
+        and attempt.at <= proposal.at
         and attempt.channel == Channel.CALL
         and attempt.target == Target.BORROWER
     )

@@ -55,6 +55,8 @@ class ContactReservation:
     # The loan's own view of the borrower's reachability, which the ledger cannot rebuild: the
     # unanswered calls in a row (``cn`` asks references only of an unreachable borrower).
     unanswered_streak: int = 0
+    # Checked just before the contact is made, rather than when it is planned.
+    at_contact: bool = False
 
 
 @dataclass

@@ -16,7 +16,7 @@ from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributeUpdate
+from temporalio.common import RetryPolicy, SearchAttributeKey, SearchAttributeUpdate
 from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 from workflows import budget, clock, outreach, planner
@@ -99,6 +99,8 @@ BORROWER_CONTACT_BUDGET = "borrower-contact-budget"
 REPORTED_CONVERSATIONS_COUNT = "reported-conversations-count"
 # A conversation or a cease request is told to the borrower's other running loans at once.
 TELL_SIBLINGS = "tell-siblings"
+# Search attributes are upserted only when a value changed: most workflow tasks upsert nothing.
+SEARCH_ATTRIBUTES_ON_CHANGE = "search-attributes-on-change"
 # Plans tried in one wake when the ledger refuses each one; then the loan waits for the budget.
 MAX_PLANS_PER_WAKE = 3
 REGISTRY_MISS_GOES_TO_REVIEW = "registry-miss-goes-to-review"
@@ -158,6 +160,10 @@ class LoanCollection:
         self._budget_wait: tuple[datetime, str] | None = None
         # Another loan of the borrower said the shared budget changed: plan again now.
         self._borrower_changed = False
+        # The search attributes as last upserted (by this run, or as the run began with them).
+        self._published: dict[str, Any] = {
+            pair.key.name: pair.value for pair in workflow.info().typed_search_attributes
+        }
         self._rejections: dict[str, str] = {}  # payment id -> why it was not applied
         self._outcomes: list[ContactOutcome] = (
             list(input.state.pending_outcomes) if input.state else []
@@ -1248,7 +1254,13 @@ class LoanCollection:
         )
 
     def _reservation(
-        self, intent: outreach.Intent, at: datetime, now: datetime, number: int
+        self,
+        intent: outreach.Intent,
+        at: datetime,
+        now: datetime,
+        number: int,
+        *,
+        at_contact: bool = False,
     ) -> ContactReservation:
         state = self._require_state()
         return ContactReservation(
@@ -1263,6 +1275,7 @@ class LoanCollection:
             expires_at=budget.reservation_lapses(at, state.clock.day_seconds),
             now=now,
             unanswered_streak=state.history.unanswered_streak,
+            at_contact=at_contact,
             terms=BudgetTerms(
                 jurisdiction=self._loan.jurisdiction,
                 timezone=self._loan.borrower.timezone,
@@ -1355,6 +1368,7 @@ class LoanCollection:
             intent.target_id,
             self._number_of(intent.target, intent.target_id),
             self._loan.borrower.borrower_id,
+            at_contact=True,
         )
         decision = planner.check(
             self._profile,
@@ -1389,7 +1403,9 @@ class LoanCollection:
             currency=self._loan.currency,
             deferred_by=list(planned.deferred_by),
             reservation=(
-                self._reservation(intent, now, now, state.reservations) if budgeted else None
+                self._reservation(intent, now, now, state.reservations, at_contact=True)
+                if budgeted
+                else None
             ),
         )
         method = (
@@ -1559,18 +1575,26 @@ class LoanCollection:
         next_action = self._next_action()
         outstanding = format_minor(state.outstanding_minor, self._loan.currency)
         last_outcome = state.last_outcome or "-"
+        values: dict[SearchAttributeKey[Any], Any] = {
+            sa.LOAN_ID: self._loan.loan_id,
+            sa.COLLECTION_STAGE: state.stage,
+            sa.DAYS_PAST_DUE: self._dpd(now),
+            sa.OUTSTANDING_MINOR: state.outstanding_minor,
+            sa.SITUATION: state.situation,
+            sa.BROKEN_PROMISES: state.broken_promises,
+            sa.NEXT_CONTACT_AT: next_action.at_utc,
+        }
+        if workflow.patched(SEARCH_ATTRIBUTES_ON_CHANGE):
+            # Only what changed since the last upsert (or since the run began: continue-as-new
+            # carries the attributes over), so most workflow tasks upsert nothing.
+            values = {k: v for k, v in values.items() if self._published.get(k.name) != v}
+            self._published.update({k.name: v for k, v in values.items()})
         updates: list[SearchAttributeUpdate[Any]] = [
-            sa.LOAN_ID.value_set(self._loan.loan_id),
-            sa.COLLECTION_STAGE.value_set(state.stage),
-            sa.DAYS_PAST_DUE.value_set(self._dpd(now)),
-            sa.OUTSTANDING_MINOR.value_set(state.outstanding_minor),
-            sa.SITUATION.value_set(state.situation),
-            sa.BROKEN_PROMISES.value_set(state.broken_promises),
-            sa.NEXT_CONTACT_AT.value_set(next_action.at_utc)
-            if next_action.at_utc is not None
-            else sa.NEXT_CONTACT_AT.value_unset(),
+            key.value_set(value) if value is not None else key.value_unset()
+            for key, value in values.items()
         ]
-        workflow.upsert_search_attributes(updates)
+        if updates:
+            workflow.upsert_search_attributes(updates)
         workflow.set_current_details(
             "\n".join(
                 [

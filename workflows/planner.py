@@ -127,6 +127,10 @@ class Proposal:
     target_id: str
     number: str = ""
     borrower_id: str = ""
+    # Checked at the moment of the contact itself, not planned ahead: another loan's place is
+    # then kept apart by the gap alone (a planned contact keeps the gap and a grace for
+    # lateness), and another loan's contact in flight may be a conversation.
+    at_contact: bool = False
 
 
 @dataclass(frozen=True)
@@ -269,18 +273,25 @@ def _check_gap(strategy: CallLimits, history: ContactHistory, proposal: Proposal
     """
     gap = timedelta(minutes=strategy.min_gap_minutes)
     at = proposal.at
-    blocking = [a.at for a in history.attempts if a.at <= at and at < a.at + gap]
+
+    def apart(attempt: AttemptRecord) -> timedelta:
+        # A plan keeps a grace beyond the gap around another loan's place, so that either
+        # contact may run a little late and still keep the gap from the other.
+        planned_place = attempt.outcome == budget.RESERVED and not proposal.at_contact
+        return gap + budget.RESERVATION_GRACE if planned_place else gap
+
+    blocking = [a.at + gap for a in history.attempts if a.at <= at and at < a.at + gap]
     blocking_others = [
-        a.at
+        a.at + apart(a)
         for a in history.shared.attempts
-        if _same_person_or_number(a, proposal) and abs(at - a.at) < gap
+        if _same_person_or_number(a, proposal) and abs(at - a.at) < apart(a)
     ]
     if not blocking and not blocking_others:
         return ALLOWED
     return Decision(
         False,
         Rule.MIN_GAP,
-        max(blocking + blocking_others) + gap,
+        max(blocking + blocking_others),
         across_loans=not blocking,
     )
 
@@ -330,7 +341,10 @@ def _check_call_caps(
         counted = budget.count(
             history,
             map(budget.is_conversation, own),
-            (budget.may_be_conversation(a) and budget.of_borrower(a, borrower_id) for a in others),
+            (
+                budget.may_be_conversation(a, proposal) and budget.of_borrower(a, borrower_id)
+                for a in others
+            ),
         )
         if counted.over(cap):
             return Decision(
@@ -357,7 +371,7 @@ def _check_call_caps(
             )
     if profile.quiet_after_conversation is not None:
         quiet = profile.quiet_after_conversation
-        last, elsewhere = _last_conversation(history, at, borrower_id)
+        last, elsewhere = _last_conversation(history, proposal)
         if last is not None and at < last + quiet:
             return Decision(False, Rule.QUIET_AFTER_CONVERSATION, last + quiet, elsewhere)
     if profile.max_calls_per_week is not None:
@@ -385,10 +399,9 @@ def _check_call_caps(
     return ALLOWED
 
 
-def _last_conversation(
-    history: ContactHistory, at: datetime, borrower_id: str
-) -> tuple[datetime | None, bool]:
-    """The last conversation by ``at``, and whether it was held about another loan."""
+def _last_conversation(history: ContactHistory, proposal: Proposal) -> tuple[datetime | None, bool]:
+    """The last conversation by the proposal's moment, and whether it was about another loan."""
+    at, borrower_id = proposal.at, proposal.borrower_id
     own = [a.at for a in history.attempts if budget.is_conversation(a) and a.at <= at]
     if history.last_conversation_at is not None and history.last_conversation_at <= at:
         own.append(history.last_conversation_at)
@@ -396,7 +409,9 @@ def _last_conversation(
         [
             a.at
             for a in history.shared.attempts
-            if budget.may_be_conversation(a) and budget.of_borrower(a, borrower_id) and a.at <= at
+            if budget.may_be_conversation(a, proposal)
+            and budget.of_borrower(a, borrower_id)
+            and a.at <= at
         ]
         if history.cross_loan.quiet_period
         else []

@@ -212,6 +212,7 @@ KNOWN_PATCHES = {
     loan_collection.REPORTED_CONVERSATIONS_COUNT,
     loan_collection.TELL_SIBLINGS,
     loan_collection.REGISTRY_MISS_GOES_TO_REVIEW,
+    loan_collection.SEARCH_ATTRIBUTES_ON_CHANGE,
 }
 
 
