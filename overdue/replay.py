@@ -4,24 +4,48 @@ Histories come from files (exported by ``overdue history export``, the Temporal 
 UI), from one workflow id, or from every workflow a visibility query matches. A history that no
 longer replays is reported with the first event at which it diverges: the shortest prefix of the
 history that fails to replay ends with that event.
+
+All the histories of one call go through one replay worker (the SDK's
+``Replayer.workflow_replay_iterator``), set up once rather than once per history; the failed ones
+are then bisected on the same worker. What remains per history is mostly the worker's sandbox:
+each run imports the workflow modules afresh, as a worker's does (``bench/replay.py``).
+
+The SDK core's log lines (its warnings about a failing workflow task, an old server, ...) go to
+Python's logging (``core_logs_to_python``), which ``overdue`` writes to stderr, never to stdout,
+where ``--json`` prints its one document.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import logging
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHistory
 from temporalio.converter import DataConverter
+from temporalio.runtime import (
+    LogForwardingConfig,
+    LoggingConfig,
+    Runtime,
+    TelemetryConfig,
+    TelemetryFilter,
+)
 from temporalio.worker import Replayer
 
 from workflows.loan_collection import LoanCollection
 from workflows.sandbox import workflow_runner
 
 RUN_SEPARATOR = "@"  # exported files are named <workflow id>@<run id>.json
+CORE_LOGGER = logging.getLogger("overdue.temporal_core")
+
+Replayable = tuple[WorkflowHistory, str, str | None]
+"""A history to replay, where it came from (a file, a query) and its run id, when known."""
 
 
 @dataclass
@@ -46,64 +70,158 @@ class ReplayResult:
 
 
 class HistoryReplayer:
-    """Replays histories against ``LoanCollection`` as the worker runs it."""
+    """Replays histories against ``LoanCollection`` as the worker runs it (same sandbox)."""
 
-    def __init__(self, data_converter: DataConverter | None = None) -> None:
-        options = {"data_converter": data_converter} if data_converter is not None else {}
+    def __init__(
+        self, data_converter: DataConverter | None = None, *, runtime: Runtime | None = None
+    ) -> None:
         self._replayer = Replayer(
-            workflows=[LoanCollection], workflow_runner=workflow_runner(), **options
+            workflows=[LoanCollection],
+            workflow_runner=workflow_runner(),
+            data_converter=data_converter or DataConverter.default,
+            runtime=runtime or core_logs_to_python(),
         )
+
+    async def replay_all(
+        self, histories: Iterable[Replayable] | AsyncIterable[Replayable]
+    ) -> list[ReplayResult]:
+        """Replay every history on one worker, then find where each failed one diverges.
+
+        The histories are read from ``histories`` as they are replayed, so a listing from the
+        server is not held in memory; only the failed ones are kept, for the bisection.
+        """
+        results: list[ReplayResult] = []
+        failed: list[tuple[ReplayResult, WorkflowHistory]] = []
+        async with _replay_worker(self._replayer) as failure_of:
+            async for history, source, run_id in _each(histories):
+                failure = await failure_of(history)
+                result = ReplayResult(
+                    history.workflow_id, run_id or _run_id(history), source, failure
+                )
+                results.append(result)
+                if failure is not None:
+                    failed.append((result, history))
+            for result, history in failed:
+                result.diverging = await _first_diverging_event(failure_of, history)
+        return results
 
     async def replay(
         self, history: WorkflowHistory, source: str, run_id: str | None = None
     ) -> ReplayResult:
-        failure = await self._failure(history)
-        result = ReplayResult(history.workflow_id, run_id or _run_id(history), source, failure)
-        if failure is not None:
-            result.diverging = await self._first_diverging_event(history)
+        """One history (a worker is set up for it: prefer ``replay_all`` for several)."""
+        [result] = await self.replay_all([(history, source, run_id)])
         return result
 
-    async def _failure(self, history: WorkflowHistory) -> str | None:
-        replayed = await self._replayer.replay_workflow(history, raise_on_replay_failure=False)
-        return _readable(str(replayed.replay_failure)) if replayed.replay_failure else None
-
-    async def _first_diverging_event(self, history: WorkflowHistory) -> DivergingEvent | None:
-        """Bisect for the shortest failing prefix; its last event is where replay diverges.
-
-        A prefix of a history is a history the workflow was once at, and one that replays
-        cleanly up to some event keeps doing so for every shorter prefix, so the search is sound.
-        """
-        events = history.events
-        low, high = 1, len(events)
-        while low < high:
-            middle = (low + high) // 2
-            if await self._failure(WorkflowHistory(history.workflow_id, events[:middle])):
-                high = middle
-            else:
-                low = middle + 1
-        if not await self._failure(WorkflowHistory(history.workflow_id, events[:low])):
-            return None  # the failure needs the whole history (e.g. it ends mid-task)
-        event = events[low - 1]
-        return DivergingEvent(event.event_id, EventType.Name(event.event_type))
-
-    async def replay_files(self, paths: list[Path]) -> list[ReplayResult]:
-        results = []
-        for path in paths:
-            workflow_id, _, run_id = path.stem.partition(RUN_SEPARATOR)
-            history = WorkflowHistory.from_json(workflow_id, path.read_text())
-            results.append(await self.replay(history, str(path), run_id or None))
-        return results
+    async def replay_files(self, paths: Iterable[Path]) -> list[ReplayResult]:
+        return await self.replay_all(file_histories(paths))
 
     async def replay_query(self, client: Client, query: str) -> list[ReplayResult]:
         """Every run of every workflow the visibility query matches, running or closed."""
-        return [
-            await self.replay(history, f"query {query!r}", run_id)
-            async for history, run_id in histories(client, query)
-        ]
+        return await self.replay_all(server_histories(client, query))
 
     async def replay_workflow(self, client: Client, workflow_id: str) -> list[ReplayResult]:
         """Every run of one workflow id (a continue-as-new chain has several)."""
-        return await self.replay_query(client, f"WorkflowId = {quoted(workflow_id)}")
+        return await self.replay_query(client, workflow_query(workflow_id))
+
+
+FailureOf = Callable[[WorkflowHistory], Awaitable[str | None]]
+
+
+@asynccontextmanager
+async def _replay_worker(replayer: Replayer) -> AsyncIterator[FailureOf]:
+    """One replay worker, and a function that replays a history on it: its failure, or None.
+
+    The SDK's iterator takes its histories from an async iterator; this one is fed a history at
+    a time, so that what to replay next (a bisection's prefix) can depend on the last result.
+    """
+    fed: asyncio.Queue[WorkflowHistory] = asyncio.Queue(maxsize=1)
+
+    async def feed() -> AsyncIterator[WorkflowHistory]:
+        while True:
+            yield await fed.get()
+
+    async with replayer.workflow_replay_iterator(feed()) as replayed:
+
+        async def failure_of(history: WorkflowHistory) -> str | None:
+            await fed.put(history)
+            result = await anext(replayed)
+            failure = result.replay_failure
+            return _readable(str(failure)) if failure is not None else None
+
+        yield failure_of
+
+
+async def _first_diverging_event(
+    failure_of: FailureOf, history: WorkflowHistory
+) -> DivergingEvent | None:
+    """Bisect for the shortest failing prefix; its last event is where replay diverges.
+
+    A prefix of a history is a history the workflow was once at, and one that replays cleanly up
+    to some event keeps doing so for every shorter prefix, so the search is sound.
+    """
+    events = history.events
+    low, high = 1, len(events)
+    while low < high:
+        middle = (low + high) // 2
+        if await failure_of(WorkflowHistory(history.workflow_id, events[:middle])):
+            high = middle
+        else:
+            low = middle + 1
+    if not await failure_of(WorkflowHistory(history.workflow_id, events[:low])):
+        return None  # the failure needs the whole history (e.g. it ends mid-task)
+    event = events[low - 1]
+    return DivergingEvent(event.event_id, EventType.Name(event.event_type))
+
+
+async def _each(
+    histories: Iterable[Replayable] | AsyncIterable[Replayable],
+) -> AsyncIterator[Replayable]:
+    if isinstance(histories, AsyncIterable):
+        async for item in histories:
+            yield item
+    else:
+        for item in histories:
+            yield item
+
+
+def file_histories(paths: Iterable[Path]) -> Iterator[Replayable]:
+    """The history in each file, read when it is its turn; a file named ``<id>@<run>.json``
+    gives the workflow and run ids, any other file its name as the workflow id."""
+    for path in paths:
+        workflow_id, _, run_id = path.stem.partition(RUN_SEPARATOR)
+        yield WorkflowHistory.from_json(workflow_id, path.read_text()), str(path), run_id or None
+
+
+async def server_histories(client: Client, query: str) -> AsyncIterator[Replayable]:
+    """The history of each run the visibility query matches, as it is fetched."""
+    async for history, run_id in histories(client, query):
+        yield history, f"query {query!r}", run_id
+
+
+def workflow_query(workflow_id: str) -> str:
+    """The visibility query for every run of one workflow id."""
+    return f"WorkflowId = {quoted(workflow_id)}"
+
+
+@functools.cache
+def core_logs_to_python() -> Runtime:
+    """A Temporal runtime whose core log lines go to Python's logging, never to stdout.
+
+    The default runtime has the Rust core print its log lines on stdout ("Failing workflow
+    task ...", "Temporal Server 1.16.0 or newer is required ..."), where they would corrupt a
+    command's ``--json`` document. This one forwards them, at the SDK's default levels, to the
+    ``overdue.temporal_core`` logger: on stderr when nothing else handles it (Python's last
+    resort), and in pytest's log capture in the tests. One per process: a runtime owns a thread
+    pool.
+    """
+    return Runtime(
+        telemetry=TelemetryConfig(
+            logging=LoggingConfig(
+                filter=TelemetryFilter(core_level="WARN", other_level="ERROR"),
+                forwarding=LogForwardingConfig(logger=CORE_LOGGER),
+            )
+        )
+    )
 
 
 async def export_histories(client: Client, query: str, folder: Path) -> list[Path]:

@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+import sys
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, TypeVar
@@ -43,13 +44,21 @@ def replay(
     as_json: JsonOption = False,
 ) -> None:
     """Replay workflow histories with the current code; exits 1 on any non-determinism."""
-    from overdue.replay import HistoryReplayer, ReplayResult
+    from overdue.replay import (
+        HistoryReplayer,
+        Replayable,
+        ReplayResult,
+        file_histories,
+        server_histories,
+        workflow_query,
+    )
 
     if not files and not workflow_id and not query:
         raise UserError("give history files, --workflow-id or --query")
     missing = [str(f) for f in files or [] if not f.is_file()]
     if missing:
         raise UserError(f"files: no such file {missing[0]}")
+    _core_logs_to_stderr()
 
     async def go() -> list[ReplayResult]:
         if not workflow_id and not query:
@@ -57,14 +66,21 @@ def replay(
             converter = data_converter(load_config(data_dir).with_running_stack())
             return await HistoryReplayer(converter).replay_files(files or [])
         async with services(load_config(data_dir)) as s:
-            # The client's converter decodes what the server holds (and an encrypted export).
-            replayer = HistoryReplayer(s.client.data_converter)
-            results = await replayer.replay_files(files or [])
-            if workflow_id:
-                results += await replayer.replay_workflow(s.client, workflow_id)
-            if query:
-                results += await _visible(replayer.replay_query(s.client, query), query)
-        return results
+            client = s.client
+
+            async def every_history() -> AsyncIterator[Replayable]:
+                for item in file_histories(files or []):
+                    yield item
+                if workflow_id:
+                    async for item in server_histories(client, workflow_query(workflow_id)):
+                        yield item
+                if query:
+                    async for item in _visible_each(server_histories(client, query)):
+                        yield item
+
+            # All on one replay worker. The client's converter decodes what the server holds
+            # (and an encrypted export).
+            return await HistoryReplayer(client.data_converter).replay_all(every_history())
 
     results = run_async(go())
     failed = [r for r in results if not r.ok]
@@ -103,6 +119,34 @@ async def _visible(listing: Awaitable[T], query: str) -> T:
         raise
 
 
+async def _visible_each(listing: AsyncIterator[T]) -> AsyncIterator[T]:
+    """Iterate a visibility listing, turning a malformed query into one line naming it."""
+    try:
+        async for item in listing:
+            yield item
+    except RPCError as error:
+        if error.status == RPCStatusCode.INVALID_ARGUMENT:
+            raise UserError(f"query: {error.message}") from None
+        raise
+
+
+def _core_logs_to_stderr() -> None:
+    """The SDK core's log lines to stderr, for every client and replayer of this command: on
+    stdout they would break the one JSON document of ``--json``."""
+    import logging
+
+    from temporalio.runtime import Runtime
+
+    from overdue.replay import CORE_LOGGER, core_logs_to_python
+
+    if not CORE_LOGGER.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("temporal core %(levelname)s: %(message)s"))
+        CORE_LOGGER.addHandler(handler)
+        CORE_LOGGER.propagate = False
+    Runtime.set_default(core_logs_to_python(), error_if_already_set=False)
+
+
 history_app = typer.Typer(
     help="Workflow histories, for the replay test corpus.", no_args_is_help=True
 )
@@ -126,6 +170,7 @@ def history_export(
 
     if bool(workflow_id) == bool(query):
         raise UserError("give either --workflow-id or --query")
+    _core_logs_to_stderr()
     wanted = query or f"WorkflowId = {quoted(workflow_id or '')}"
 
     async def go() -> list[Path]:

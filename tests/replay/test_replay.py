@@ -3,18 +3,20 @@
 A change to ``LoanCollection`` (or to anything it calls) that would make a running loan take a
 different path on replay fails here with a non-determinism error. The histories are recorded by
 ``python -m tests.replay.record_histories``; every run of a continue-as-new chain is its own file.
-No server is needed.
+No server is needed. The corpus is replayed once, on one replay worker, as ``overdue replay`` does.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
+import pytest_asyncio
 from temporalio.client import WorkflowHistory
 
-from overdue.replay import HistoryReplayer
+from overdue.replay import HistoryReplayer, ReplayResult
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 
@@ -30,8 +32,18 @@ def test_histories_are_committed() -> None:
         assert path.stat().st_size < 1_000_000, f"{path.name} is too large to commit"
 
 
+@pytest_asyncio.fixture(scope="module")
+async def corpus() -> dict[str, ReplayResult]:
+    """The whole corpus replayed by one ``replay_files`` call (one replay worker), by file."""
+    results = await HistoryReplayer().replay_files(HISTORIES)
+    assert [r.source for r in results] == [str(p) for p in HISTORIES], "one result per file"
+    return {r.source: r for r in results}
+
+
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
-async def test_history_replays_deterministically(path: Path) -> None:
+async def test_history_replays_deterministically(
+    path: Path, corpus: dict[str, ReplayResult]
+) -> None:
     text = path.read_text()
     events = json.loads(text)["events"]
     assert events[0]["eventType"] == "EVENT_TYPE_WORKFLOW_EXECUTION_STARTED"
@@ -40,9 +52,30 @@ async def test_history_replays_deterministically(path: Path) -> None:
         "EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED",
     ), "record complete runs only"
 
-    history = WorkflowHistory.from_json(f"replay-{path.stem}", text)
-    result = await HistoryReplayer().replay(history, str(path))
+    result = corpus[str(path)]
     assert result.ok, f"{path.name}: {result.error}"
+    assert (result.workflow_id, result.diverging) == (path.stem.partition("@")[0], None)
+
+
+async def test_replay_files_gives_one_result_per_file_all_ok(
+    corpus: dict[str, ReplayResult],
+) -> None:
+    assert len(corpus) == len(HISTORIES)
+    assert [r for r in corpus.values() if not r.ok] == []
+    # Recorded stories are not named <workflow id>@<run id>: the run id comes from the history.
+    assert all(r.run_id for r in corpus.values())
+
+
+async def test_one_history_replays_on_its_own() -> None:
+    """``replay`` of a single history, as callers outside the corpus use it."""
+    path = HISTORIES[0]
+    history = WorkflowHistory.from_json(f"replay-{path.stem}", path.read_text())
+    result = await HistoryReplayer().replay(history, str(path))
+    assert (result.ok, result.workflow_id, result.source) == (
+        True,
+        f"replay-{path.stem}",
+        str(path),
+    )
 
 
 async def test_a_diverging_history_is_reported_at_its_first_diverging_event(
@@ -66,3 +99,41 @@ async def test_a_diverging_history_is_reported_at_its_first_diverging_event(
     assert result.diverging is not None
     assert result.diverging.event_id == int(changed["eventId"])
     assert result.diverging.event_type == "EVENT_TYPE_ACTIVITY_TASK_SCHEDULED"
+
+
+async def test_a_tampered_file_among_good_ones_is_the_only_failure(tmp_path: Path) -> None:
+    """On one replay worker, a failure neither spoils the histories after it nor is missed."""
+    history, changed_event_id = tampered_operator_hold()
+    tampered = tmp_path / "collection-L-y@run-2.json"
+    tampered.write_text(json.dumps(history))
+    middle = len(HISTORIES) // 2
+    paths = [*HISTORIES[:middle], tampered, *HISTORIES[middle:]]
+
+    results = await HistoryReplayer().replay_files(paths)
+    assert [r.source for r in results] == [str(p) for p in paths]
+    [failed] = [r for r in results if not r.ok]
+    assert (failed.source, failed.workflow_id, failed.run_id) == (
+        str(tampered),
+        "collection-L-y",
+        "run-2",
+    )
+    assert failed.error is not None and "something_else" in failed.error
+    assert failed.diverging is not None
+    assert (failed.diverging.event_id, failed.diverging.event_type) == (
+        changed_event_id,
+        "EVENT_TYPE_ACTIVITY_TASK_SCHEDULED",
+    )
+    assert all(r.diverging is None for r in results if r.ok)
+
+
+def tampered_operator_hold() -> tuple[dict[str, Any], int]:
+    """``operator-hold-run1`` with the activity of its third scheduled event (the audit of the
+    pause) renamed, and that event's id."""
+    source = Path(__file__).parent / "histories" / "operator-hold-run1.json"
+    history: dict[str, Any] = json.loads(source.read_text())
+    scheduled = [
+        e for e in history["events"] if e["eventType"] == "EVENT_TYPE_ACTIVITY_TASK_SCHEDULED"
+    ]
+    changed = scheduled[2]
+    changed["activityTaskScheduledEventAttributes"]["activityType"]["name"] = "something_else"
+    return history, int(changed["eventId"])
