@@ -1157,7 +1157,7 @@ class LoanCollection:
         """Choose the next outreach and return when to wake: contact, day boundary or stage end."""
         machine = self._require_machine()
         now = self._now()
-        self._borrower_changed = False  # every plan below asks the ledger afresh
+        told, self._borrower_changed = self._borrower_changed, False
         self._budget_wait = None
         # While a promise, a dispute or a cease request stands, the stage calls for nothing.
         intent = None if machine.outreach_held else self._intent()
@@ -1170,10 +1170,13 @@ class LoanCollection:
             if planned is not None:
                 self._next = (intent, planned)
         else:
-            # A planned contact keeps its moment while the borrower's budget still has room for
-            # it; each wake asks the ledger again, and so learns what the other loans did.
-            kept = self._next if self._next is not None and self._next[0] == intent else None
-            self._next = await self._plan_within_budget(intent, now, kept)
+            held = self._next
+            kept = held if held is not None and held[0] == intent and held[1].at > now else None
+            # A contact still ahead keeps its place in the ledger, which the other loans plan
+            # around; when one of them changes what it may do, it says so (``told``), and the
+            # loan asks the ledger again whether the place still stands.
+            if kept is None or told:
+                self._next = await self._plan_within_budget(intent, now, kept)
         wake_at = self._next_day_boundary(now)
         if self._next is not None:
             wake_at = min(wake_at, self._next[1].at)
