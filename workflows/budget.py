@@ -63,7 +63,7 @@ class Counted:
         return self.own < cap
 
 
-def count(history: ContactHistory, matches: Iterable[bool], shared: Iterable[bool]) -> Counted:
+def count(matches: Iterable[bool], shared: Iterable[bool]) -> Counted:
     """Count the attempts that match: ``matches`` over own attempts, ``shared`` over others."""
     return Counted(own=sum(1 for m in matches if m), others=sum(1 for m in shared if m))
 

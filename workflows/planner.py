@@ -317,58 +317,55 @@ def _check_call_caps(
         for a in history.shared.attempts
         if budget.happened_by(a, at) and _local_day(a.at, zone) == today
     ]
-    if profile.max_unanswered_per_number_per_day is not None:
-        cap = profile.max_unanswered_per_number_per_day
-
-        def unanswered(a: AttemptRecord) -> bool:
-            return (
-                a.channel == Channel.CALL
-                and budget.same_number(a, proposal.number, proposal.target_id)
-                and a.outcome in (*Outcome.UNANSWERED, budget.RESERVED)
-            )
-
-        counted = budget.count(history, map(unanswered, own), map(unanswered, others))
-        if counted.over(cap):
-            return Decision(
-                False,
-                Rule.UNANSWERED_PER_NUMBER_PER_DAY,
-                _next_day_opening(at, profile, zone),
-                across_loans=counted.only_with_others(cap),
-            )
     borrower_id = proposal.borrower_id
-    if profile.max_conversations_per_day is not None:
-        cap = profile.max_conversations_per_day
-        counted = budget.count(
-            history,
+
+    def full_today(rule: str, cap: int | None, counted: budget.Counted) -> Decision | None:
+        if cap is None or not counted.over(cap):
+            return None
+        return Decision(
+            False,
+            rule,
+            _next_day_opening(at, profile, zone),
+            across_loans=counted.only_with_others(cap),
+        )
+
+    def unanswered(a: AttemptRecord) -> bool:
+        return (
+            a.channel == Channel.CALL
+            and budget.same_number(a, proposal.number, proposal.target_id)
+            and a.outcome in (*Outcome.UNANSWERED, budget.RESERVED)
+        )
+
+    refusal = full_today(
+        Rule.UNANSWERED_PER_NUMBER_PER_DAY,
+        profile.max_unanswered_per_number_per_day,
+        budget.count(map(unanswered, own), map(unanswered, others)),
+    ) or full_today(
+        Rule.CONVERSATIONS_PER_DAY,
+        profile.max_conversations_per_day,
+        budget.count(
             map(budget.is_conversation, own),
             (
                 budget.may_be_conversation(a, proposal) and budget.of_borrower(a, borrower_id)
                 for a in others
             ),
-        )
-        if counted.over(cap):
-            return Decision(
-                False,
-                Rule.CONVERSATIONS_PER_DAY,
-                _next_day_opening(at, profile, zone),
-                across_loans=counted.only_with_others(cap),
-            )
+        ),
+    )
+    if refusal is not None:
+        return refusal
     if proposal.target != Target.BORROWER:
         return ALLOWED
     if strategy is not None:
-        cap = strategy.max_calls_per_day
-        counted = budget.count(
-            history,
-            (True for _ in _borrower_calls(own)),
-            (budget.of_borrower(a, borrower_id) for a in _borrower_calls(others)),
+        refusal = full_today(
+            Rule.DAILY_CALLS,
+            strategy.max_calls_per_day,
+            budget.count(
+                (True for _ in _borrower_calls(own)),
+                (budget.of_borrower(a, borrower_id) for a in _borrower_calls(others)),
+            ),
         )
-        if counted.over(cap):
-            return Decision(
-                False,
-                Rule.DAILY_CALLS,
-                _next_day_opening(at, profile, zone),
-                across_loans=counted.only_with_others(cap),
-            )
+        if refusal is not None:
+            return refusal
     if profile.quiet_after_conversation is not None:
         quiet = profile.quiet_after_conversation
         last, elsewhere = _last_conversation(history, proposal)

@@ -12,6 +12,7 @@ import uuid
 from collections import Counter
 from dataclasses import replace
 from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import asyncpg
@@ -64,6 +65,14 @@ def local_day(at: datetime, zone: str) -> str:
     return at.astimezone(ZoneInfo(zone)).date().isoformat()
 
 
+async def report(time_env: WorkflowEnvironment, loan: Loan, **facts: Any) -> datetime:
+    """A collector reports a conversation about ``loan`` now; returns when it was held."""
+    at = await time_env.get_current_time()
+    outcome = ContactOutcome(f"O-{uuid.uuid4().hex}", "collector:ann", at, **facts)
+    await follow(time_env, loan).signal(LoanCollection.contact_outcome, outcome)
+    return at
+
+
 async def start_all(loans: Loans, portfolio: list[Loan]) -> None:
     for loan in portfolio:
         await loans.start(loan)
@@ -110,16 +119,8 @@ async def test_one_conversation_quiets_both_us_loans(
     portfolio = siblings(first, 2)
     await start_all(loans, portfolio)
     await advance_to_dpd(time_env, first, 2)
-    talked_at = await time_env.get_current_time()
-    await follow(time_env, first).signal(
-        LoanCollection.contact_outcome,
-        ContactOutcome(
-            outcome_id=f"O-{uuid.uuid4().hex}",
-            source="collector:ann",
-            at=talked_at,
-            channel="inbound_call",
-            note="called in about the card",
-        ),
+    talked_at = await report(
+        time_env, first, channel="inbound_call", note="called in about the card"
     )
     await wait_for_audit(pool, first.loan_id, "contact_outcome", 1)
     # The other loan is told at once (no time passes here), plans again, and says which rule
@@ -195,16 +196,7 @@ async def test_a_cease_request_on_one_loan_covers_the_other(
     other = portfolio[1]
     await start_all(loans, portfolio)
     await advance_to_dpd(time_env, first, 2)
-    asked_at = await time_env.get_current_time()
-    await follow(time_env, first).signal(
-        LoanCollection.contact_outcome,
-        ContactOutcome(
-            outcome_id=f"O-{uuid.uuid4().hex}",
-            source="collector:ann",
-            at=asked_at,
-            cease=True,
-        ),
-    )
+    asked_at = await report(time_env, first, cease=True)
     await wait_for_audit(pool, first.loan_id, "cease_requested", 1)
     await advance_to_dpd(time_env, first, 5)
     status = await poll_status(follow(time_env, other), lambda s: s.situation == Situation.CEASED)
