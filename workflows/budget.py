@@ -119,9 +119,16 @@ def objected(history: ContactHistory, contact_id: str, number: str) -> bool:
 
 
 def already_asked(history: ContactHistory, contact_id: str, number: str) -> bool:
-    """A reference already asked, on this loan or on any of the borrower's loans."""
-    return contact_id in history.contacted_third_parties or (
-        bool(number) and number in history.shared.contacted_numbers
+    """A reference already asked, on this loan or on any of the borrower's loans, or being
+    asked: another loan holds a place to call them."""
+    if contact_id in history.contacted_third_parties:
+        return True
+    return bool(number) and (
+        number in history.shared.contacted_numbers
+        or any(
+            a.outcome == RESERVED and a.target == Target.CONTACT and a.number == number
+            for a in history.shared.attempts
+        )
     )
 
 
