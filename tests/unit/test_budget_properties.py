@@ -158,7 +158,6 @@ class Dialing:
     seq: int  # when it happened, in the order of everything else
     record: AttemptRecord
     digits: str
-    known: int  # how many entries the ledger's log held when the contact was confirmed
 
 
 @dataclass
@@ -325,8 +324,7 @@ class Logged:
     """Something the ledger recorded: an attempt of ours or a reported conversation.
 
     ``digits`` is the number reached as the fixture wrote it; ``seq`` the order it happened in
-    (an attempt happens when it is confirmed, and is recorded when it ends). ``known``: how many
-    entries the log held when it was confirmed.
+    (an attempt happens when it is confirmed, and is recorded when it ends).
     """
 
     seq: int
@@ -334,7 +332,6 @@ class Logged:
     record: AttemptRecord
     digits: str
     zone: str
-    known: int = 0
 
 
 @dataclass
@@ -602,7 +599,7 @@ class Run:
             budget.reservation_lapses(self.now, None),
         )
         seq = self.ledger.next_seq()
-        loan.dialing = Dialing(seq, record, intent.digits, len(self.ledger.log))
+        loan.dialing = Dialing(seq, record, intent.digits)
 
     def finish(self, loan: LoanRun) -> None:
         """The contact ends: the attempt is recorded and its place marked used, in one
@@ -613,14 +610,7 @@ class Run:
         loan.dialing = None
         self.ledger.reservations.pop(loan.loan_id, None)
         self.ledger.log.append(
-            Logged(
-                dialing.seq,
-                "attempt",
-                dialing.record,
-                dialing.digits,
-                loan.person.zone,
-                dialing.known,
-            )
+            Logged(dialing.seq, "attempt", dialing.record, dialing.digits, loan.person.zone)
         )
         planner.record_attempt(loan.history, dialing.record, self.slot_names)
         if budget.is_conversation(dialing.record):
@@ -962,11 +952,10 @@ def test_a_contact_being_made_counts_as_its_worst_outcome(
 def test_a_reference_being_asked_on_another_loan_is_not_asked_again(profile_code: str) -> None:
     """Loan L1 is calling reference R: the channel activity confirmed its place at 10:00 and the
     call is not recorded yet, so the ledger holds only L1's place (outcome ``reserved``). Loan
-    L2, same borrower, names R too; with a strategy gap of 5 minutes (the strategy allows any
-    gap of at least 1) its call to R at 10:09 passes every rule, and R is asked twice (and
-    would be called even if L1's call ends in an objection). Every other rule counts a held
-    place as the worst it can turn into; the reference rules should too. With a gap of at least
-    the grace (15 minutes) the gap itself keeps the two calls apart."""
+    L2, same borrower, names R too, and its timer fires at 10:09. With a strategy gap of 5
+    minutes (the strategy allows any gap of at least 1) no gap keeps the two calls apart, so
+    L1's held place must count as R asked (were it not, R would be asked twice, and called even
+    if L1's call ends in an objection). Found by the properties above with BRISK_STRATEGY."""
     zone = ZoneInfo("America/New_York")
     ten = datetime(2026, 3, 2, 10, 0, tzinfo=zone).astimezone(UTC)
     r = budget.number_key("+1 212-555-0199")
