@@ -143,7 +143,23 @@ class ChannelActivities:
         locks; returns the refusal, or None when the place is (still, or again) held."""
         async with self._pool.acquire() as conn, conn.transaction():
             await lock_budget(conn, reservation)
+            confirmed = await conn.fetchval(
+                "SELECT confirmed_at IS NOT NULL FROM contact_reservations"
+                " WHERE reservation_key = $1 AND status = 'held'",
+                reservation.reservation_key,
+            )
+            if confirmed:
+                # A retry after the provider was reached: the contact may have been made, so it
+                # is made (the provider de-duplicates by idempotency key) and recorded, not
+                # refused because another loan planned around a place that lapsed meanwhile.
+                return None
             result = await hold(conn, reservation)
+            if result.granted:
+                await conn.execute(
+                    "UPDATE contact_reservations SET confirmed_at = now()"
+                    " WHERE reservation_key = $1",
+                    reservation.reservation_key,
+                )
         return None if result.granted else result
 
     async def _recipient(self, request: ContactRequest) -> tuple[str, str]:

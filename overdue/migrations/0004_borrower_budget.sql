@@ -33,6 +33,9 @@ CREATE TABLE contact_reservations (
     at              timestamptz NOT NULL,
     expires_at      timestamptz NOT NULL,
     status          text NOT NULL DEFAULT 'held' CHECK (status IN ('held', 'used', 'released')),
+    -- Set when the channel activity confirmed the place and went on to dial: a retry of that
+    -- activity (the call may already have been made) goes on without a second check.
+    confirmed_at    timestamptz,
     created_at      timestamptz NOT NULL DEFAULT now(),
     CHECK (expires_at >= at)
 );
