@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import asyncpg
+from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
 from temporalio.client import Client
 
 from overdue import db
@@ -37,6 +38,8 @@ SEARCH_ATTRIBUTES = {
     "NextContactAt": "Datetime",
 }
 DATABASE = "overdue"
+START_ATTEMPTS = 3  # tries of the dev server, each on other ports if the last one died starting
+SETTLE_SECONDS = 0.5  # the dev server must still run this long after it first answered
 
 
 class StackError(RuntimeError):
@@ -112,8 +115,31 @@ class EmbeddedStack:
         return server.get_uri(DATABASE)
 
     async def _start_temporal(self) -> None:
+        """Start the dev server, and retry on other ports if it dies while starting.
+
+        A port seen free may be taken before the server binds it (by another stack starting on
+        the same machine, or by the server's own internal services), and the server then exits.
+        It counts as started only once it answers for its namespace and is still running.
+        """
         self.temporal_port = port_or_free(self.temporal_port)
         self.ui_port = port_or_free(self.ui_port)
+        for attempt in range(1, START_ATTEMPTS + 1):
+            self._launch_temporal()
+            assert self._temporal is not None
+            try:
+                await _wait_until_serving(
+                    self.temporal_address,
+                    self.config.namespace,
+                    self._temporal,
+                    self.config.home / "temporal.log",
+                )
+                return
+            except StackError:
+                if self._temporal.poll() is None or attempt == START_ATTEMPTS:
+                    raise
+            self.temporal_port, self.ui_port = free_port(), free_port()
+
+    def _launch_temporal(self) -> None:
         args = [
             installed_binary("temporal"),
             "server",
@@ -139,7 +165,6 @@ class EmbeddedStack:
         self._temporal = subprocess.Popen(args, stdout=log, stderr=log, start_new_session=True)
         self.temporal_address = f"127.0.0.1:{self.temporal_port}"
         self.ui_url = f"http://127.0.0.1:{self.ui_port}"
-        await _wait_for_port(self.temporal_port, self._temporal, self.config.home / "temporal.log")
 
     @property
     def running_config(self) -> Config:
@@ -196,14 +221,29 @@ async def _ensure_database(admin_url: str, name: str) -> None:
         await conn.close()
 
 
-async def _wait_for_port(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
+async def _wait_until_serving(
+    address: str, namespace: str, process: subprocess.Popen[bytes], log: Path
+) -> None:
+    """Wait until the dev server we started answers for ``namespace`` and is still running.
+
+    An open port alone is not enough: another process may hold it, or the server may be about
+    to exit because one of its own ports was taken.
+    """
+    port = int(address.rsplit(":", 1)[1])
     for _ in range(300):
         if process.poll() is not None:
             raise StackError(f"the Temporal dev server exited; see {log}")
         if not port_is_free(port):
-            return
+            with contextlib.suppress(Exception):  # not answering yet
+                client = await Client.connect(address, namespace=namespace)
+                await client.workflow_service.get_system_info(GetSystemInfoRequest())
+                await asyncio.sleep(SETTLE_SECONDS)
+                if process.poll() is None:
+                    return
         await asyncio.sleep(0.1)
-    raise StackError(f"the Temporal dev server did not open port {port}; see {log}")
+    if process.poll() is not None:
+        raise StackError(f"the Temporal dev server exited; see {log}")
+    raise StackError(f"the Temporal dev server did not answer on port {port}; see {log}")
 
 
 async def register_search_attributes(client: Client, namespace: str) -> None:

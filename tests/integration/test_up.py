@@ -5,12 +5,17 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psutil
 import pytest
+from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
+from temporalio.client import Client
 
+from overdue.config import Config
+from overdue.stack import EmbeddedStack
 from tests.integration.support import OVERDUE, running_up
 
 pytestmark = pytest.mark.integration
@@ -68,3 +73,22 @@ async def test_up_starts_stops_and_resumes(tmp_path: Path) -> None:
         assert status["stage"] == "early"
         assert status["outstanding_minor"] == 8000
     assert not _servers_of(home)
+
+
+async def test_the_dev_server_moves_aside_when_its_port_is_taken_as_it_starts(
+    stack: EmbeddedStack, tmp_path: Path
+) -> None:
+    """A port that looks free (bound, not yet listening) is taken when the server binds it: the
+    server exits, and the stack starts it again on other ports instead of reporting it ready."""
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))  # bound by another process, not listening yet
+        taken = squatter.getsockname()[1]
+        config = Config(home=tmp_path / "home", database_url=stack.database_url)
+        moved = EmbeddedStack(config=config, temporal_port=taken)
+        await moved.start()
+        try:
+            assert moved.temporal_port != taken
+            client = await Client.connect(moved.temporal_address)
+            await client.workflow_service.get_system_info(GetSystemInfoRequest())
+        finally:
+            await moved.stop()
