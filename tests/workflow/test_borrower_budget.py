@@ -7,6 +7,7 @@ number, counted from the ledger across all of them, as a compliance officer woul
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import uuid
 from collections import Counter
@@ -17,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 import pytest
+from temporalio.api.enums.v1 import EventType
 from temporalio.testing import WorkflowEnvironment
 
 from tests.phones import unique_phone
@@ -33,6 +35,8 @@ from tests.workflow.support import (
 from workflows import budget, clock, planner
 from workflows.loan_collection import LoanCollection
 from workflows.types import Contact, ContactOutcome, Loan, Situation
+
+SIGNAL_FAILED = EventType.EVENT_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_FAILED
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.timeout(90)]
 
@@ -237,3 +241,27 @@ async def test_a_loan_started_before_its_due_date_waits_for_dpd_1(
     assert rows, "collection begins at DPD 1"
     assert min(r["at_utc"] for r in rows) >= dpd_1
     assert (await status_of(handle)).attempt_count == len(rows)
+
+
+async def test_a_sibling_that_ended_is_not_told_and_nothing_breaks(
+    time_env: WorkflowEnvironment, loans: Loans, pool: asyncpg.Pool
+) -> None:
+    """The ledger still lists a loan whose workflow was terminated (its ledger row stays open):
+    telling it of a conversation fails, and the loan that told goes on."""
+    first = await loans.build()
+    portfolio = siblings(first, 2)
+    await start_all(loans, portfolio)
+    await follow(time_env, portfolio[1]).terminate(reason="moved to another system")
+    await report(time_env, first, channel="call", note="the borrower called back")
+    await wait_for_audit(pool, first.loan_id, "contact_outcome", 1)
+    for _ in range(200):
+        events = (await follow(time_env, first).fetch_history()).events
+        if any(e.event_type == SIGNAL_FAILED for e in events):
+            break
+        await asyncio.sleep(0.05)
+    else:
+        raise AssertionError("the ended sibling was never signalled")
+    await advance_to_dpd(time_env, first, 9)
+    status = await poll_status(follow(time_env, first), lambda s: s.days_past_due >= 9)
+    assert status.last_outcome is not None  # still collecting: calls went on after the quiet days
+    assert status.attempt_count >= 2
