@@ -143,10 +143,13 @@ async def budget_history(conn: Executor, request: ContactReservation) -> Contact
         " 'reported', 'answered', o.at FROM contact_outcomes o JOIN loans l USING (loan_id)"
         " WHERE o.conversation AND l.borrower_id = $1 AND o.at > $4"
         " UNION ALL"
-        " SELECT loan_id, borrower_id, number_key, channel, target, target_id, 'reserved',"
-        " 'reserved', at FROM contact_reservations"
-        " WHERE status = 'held' AND (borrower_id = $1 OR number_key = $2) AND loan_id <> $3"
-        " AND expires_at > $5",
+        " SELECT r.loan_id, r.borrower_id, r.number_key, r.channel, r.target, r.target_id,"
+        " 'reserved', 'reserved', r.at FROM contact_reservations r JOIN loans l USING (loan_id)"
+        " WHERE r.status = 'held' AND (r.borrower_id = $1 OR r.number_key = $2)"
+        " AND r.loan_id <> $3 AND l.closed_at IS NULL"
+        # A place confirmed at the contact counts until its contact is recorded, whatever its
+        # grace: the call may be under way, or its activity retrying.
+        " AND (r.expires_at > $5 OR (r.confirmed_at IS NOT NULL AND r.at > $5 - interval '1 day'))",
         request.borrower_id,
         request.number,
         request.loan_id,

@@ -130,9 +130,9 @@ async def test_two_loans_racing_for_one_moment_get_one_place(pool: asyncpg.Pool)
 async def test_a_retried_call_is_made_and_recorded_once_even_past_its_place(
     pool: asyncpg.Pool,
 ) -> None:
-    """The dialer was reached, its answer lost. By the retry the place has lapsed and a sibling
-    holds a place right after it; the retry still goes on (the call may have been made) and the
-    attempt is recorded once, under the one idempotency key the dialer saw twice."""
+    """The dialer was reached, its answer lost. Past the place's grace a sibling may still not
+    plan next to it; the retry goes on without a second check (the call may have been made) and
+    the attempt is recorded once, under the one idempotency key the dialer saw twice."""
     loan, sibling = await borrower_with_loans(pool, 2)
     mine = place(loan, 1, AT, AT - timedelta(hours=1))
     assert (await BudgetActivities(pool).reserve_contact(mine)).granted
@@ -142,9 +142,12 @@ async def test_a_retried_call_is_made_and_recorded_once_even_past_its_place(
     with pytest.raises(ConnectionError):
         await channels.place_call(request)
 
+    # Past the place's grace, the confirmed call still counts for the sibling: it may be under
+    # way, or its activity retrying, until its outcome is recorded.
     later = mine.expires_at + timedelta(minutes=1)
     theirs = place(sibling, 1, later + timedelta(minutes=5), later)
-    assert (await BudgetActivities(pool).reserve_contact(theirs)).granted
+    refused = await BudgetActivities(pool).reserve_contact(theirs)
+    assert not refused.granted and refused.rule == "min_gap"
 
     result = await channels.place_call(request)
     assert result.outcome == Outcome.NO_ANSWER and result.deferred is None
@@ -173,3 +176,24 @@ async def test_a_call_whose_place_another_loan_took_is_deferred_unmade(pool: asy
     assert not await pool.fetchval(
         "SELECT count(*) FROM contact_attempts WHERE loan_id = $1", loan.loan_id
     )
+
+
+@pytest.mark.parametrize(
+    "phone", ["+15550001000", "+1 (555) 000-1000", "13800138000", "+86 138-0013-8000", " +44 20"]
+)
+async def test_the_ledger_keys_a_number_as_the_workflow_does(
+    pool: asyncpg.Pool, phone: str
+) -> None:
+    """The migration keys the attempts recorded before it with SQL: the same key as Python's."""
+    assert await pool.fetchval("SELECT phone_number_key($1)", phone) == budget.number_key(phone)
+
+
+async def test_a_closed_loans_place_stops_counting_at_once(pool: asyncpg.Pool) -> None:
+    """A loan cured (closed in the ledger) before its planned contact blocks its siblings no
+    longer, without waiting for its place to lapse."""
+    cured, sibling = await borrower_with_loans(pool, 2)
+    activities = BudgetActivities(pool)
+    assert (await activities.reserve_contact(place(cured, 1, AT, AT - timedelta(hours=1)))).granted
+    assert not (await activities.reserve_contact(place(sibling, 1, AT, AT))).granted
+    await pool.execute("UPDATE loans SET closed_at = $2 WHERE loan_id = $1", cured.loan_id, AT)
+    assert (await activities.reserve_contact(place(sibling, 2, AT, AT))).granted
