@@ -1223,7 +1223,7 @@ class LoanCollection:
         if earliest > now:
             pushed_by.append(f"{planner.Rule.NOT_YET_DUE} until {earliest.isoformat()}")
         for _ in range(MAX_PLANS_PER_WAKE):
-            if kept is not None and kept[1].at > now:
+            if kept is not None:  # still ahead: the caller keeps only such a plan
                 planned = kept[1]
                 kept = None
             else:
