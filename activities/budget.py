@@ -11,7 +11,9 @@ budget. The channel activity checks the place again, under the same locks, just 
 (``confirm``), and marks it used in the transaction that records the attempt.
 
 Expiry: a held place that is never used (a crashed worker, a loan cured meanwhile) stops
-counting at its ``expires_at``, in collection time. Nothing has to clean it up.
+counting at its ``expires_at``, in collection time, or at once when its loan is closed in the
+ledger. A place confirmed at the contact counts until its contact is recorded (a day at most).
+Nothing has to clean it up.
 """
 
 from __future__ import annotations
