@@ -20,13 +20,12 @@ from activities.budget import hold, lock_budget
 from activities.ledger import append_audit
 from workflows.budget import number_key
 from workflows.commands import (
-    DEFERRED,
     ContactRequest,
     ContactReservation,
     ContactResult,
     ReservationResult,
 )
-from workflows.types import Target
+from workflows.types import Outcome, Target
 
 
 @dataclass(frozen=True)
@@ -45,11 +44,11 @@ class Delivery:
 class ChannelProvider(Protocol):
     """Reaches people. Implementations must pass ``request.idempotency_key`` on to their vendor."""
 
-    async def call(self, delivery: Delivery) -> str:
-        """Place a call and return its outcome (see ``workflows.types.Outcome``)."""
+    async def call(self, delivery: Delivery) -> Outcome:
+        """Place a call and return its outcome."""
         ...
 
-    async def send_sms(self, delivery: Delivery) -> str:
+    async def send_sms(self, delivery: Delivery) -> Outcome:
         """Send a text message and return its outcome."""
         ...
 
@@ -75,11 +74,11 @@ class ChannelActivities:
             request.idempotency_key,
         )
         if recorded is not None:
-            return ContactResult(request.idempotency_key, recorded)
+            return ContactResult(request.idempotency_key, Outcome(recorded))
         if request.reservation is not None:
             refused = await self._confirm(request.reservation)
             if refused is not None:
-                return ContactResult(request.idempotency_key, DEFERRED, deferred=refused)
+                return ContactResult(request.idempotency_key, Outcome.DEFERRED, deferred=refused)
         phone, first_name = await self._recipient(request)
         text = Template(request.message).safe_substitute(
             first_name=first_name, loan_id=request.loan_id
@@ -185,4 +184,4 @@ class ChannelActivities:
 
 
 class ProviderCall(Protocol):
-    async def __call__(self, delivery: Delivery) -> str: ...
+    async def __call__(self, delivery: Delivery) -> Outcome: ...

@@ -82,8 +82,9 @@ from overdue.simulator import SimulatedCreditBureau
 from overdue.stack import EmbeddedStack, free_port
 from overdue.worker import activities_for, connect, simulated_provider
 from workflows import planner
+from workflows.collection import LoanCollection
+from workflows.collection.patches import BORROWER_CONTACT_BUDGET
 from workflows.commands import ContactReservation, ReservationResult
-from workflows.loan_collection import BORROWER_CONTACT_BUDGET, LoanCollection
 from workflows.sandbox import workflow_runner
 from workflows.types import TASK_QUEUE, Borrower, CollectionInput, Contact, Loan, workflow_id_for
 

@@ -34,7 +34,7 @@ from overdue.replay import (
     core_logs_to_python,
     file_histories,
 )
-from workflows.loan_collection import LoanCollection
+from workflows.collection import LoanCollection
 from workflows.sandbox import workflow_runner
 
 CORPUS = Path(__file__).parents[1] / "tests" / "replay" / "histories"

@@ -31,8 +31,9 @@ from temporalio.service import RPCError, RPCStatusCode
 from activities.ledger import PaymentConflict, write_payment
 from overdue.outcomes import LoanView, OutcomeInvalid, check_outcome, check_resolution
 from workflows import search_attributes as sa
+from workflows.collection import LoanCollection
+from workflows.collection.view import loan_summary
 from workflows.commands import PaymentEntry
-from workflows.loan_collection import LoanCollection, loan_summary
 from workflows.money import AmountError, check_currency, format_minor, to_minor
 from workflows.types import (
     TASK_QUEUE,

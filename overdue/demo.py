@@ -34,7 +34,7 @@ from overdue.client import (
 )
 from overdue.outcomes import OutcomeInvalid
 from overdue.simulator import PERSONA_WEIGHTS, BorrowerSimulator
-from workflows.loan_collection import LoanCollection
+from workflows.collection import LoanCollection
 from workflows.money import format_minor
 from workflows.types import (
     Borrower,

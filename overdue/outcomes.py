@@ -28,13 +28,9 @@ from workflows.types import (
     Situation,
 )
 
-# Read from the class rather than listed, so that codes the workflow adds are accepted at once.
-# "none" is the absence of a situation, not something a conversation reveals.
-SITUATION_CODES: tuple[str, ...] = tuple(
-    value
-    for name, value in vars(Situation).items()
-    if name.isupper() and isinstance(value, str) and value != Situation.NONE
-)
+# The workflow's vocabulary, so that codes it adds are accepted at once. "none" is the absence
+# of a situation, not something a conversation reveals.
+SITUATION_CODES: tuple[str, ...] = tuple(s for s in Situation if s != Situation.NONE)
 HARDSHIP_TERMS = ("short", "long")
 # Who reports: a kind of source and a name, e.g. collector:ann, dialer:east-1, simulator:seed7.
 SOURCE_PATTERN = re.compile(r"^[a-z][a-z_]*:[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")

@@ -38,7 +38,7 @@ from temporalio.runtime import (
 )
 from temporalio.worker import Replayer
 
-from workflows.loan_collection import LoanCollection
+from workflows.collection import LoanCollection
 from workflows.sandbox import workflow_runner
 
 RUN_SEPARATOR = "@"  # exported files are named <workflow id>@<run id>.json

@@ -273,7 +273,7 @@ class BorrowerSimulator:
                 return PERSONAS[name]
         return PERSONAS["reluctant"]
 
-    def call_outcome(self, delivery: Delivery) -> str:
+    def call_outcome(self, delivery: Delivery) -> Outcome:
         request = delivery.request
         persona = self.persona_for(request.borrower_id)
         roll = self.draw("answer", request.borrower_id, request.idempotency_key)
@@ -480,7 +480,7 @@ class SimulatedProvider:
         self._outcome_sink = outcome_sink
         self._memory: ConversationMemory = memory or InMemoryConversations()
 
-    async def call(self, delivery: Delivery) -> str:
+    async def call(self, delivery: Delivery) -> Outcome:
         request = delivery.request
         outcome = self.simulator.call_outcome(delivery)
         conversation = 0
@@ -494,7 +494,7 @@ class SimulatedProvider:
         await self._maybe_pay(delivery, outcome, conversation)
         return outcome
 
-    async def send_sms(self, delivery: Delivery) -> str:
+    async def send_sms(self, delivery: Delivery) -> Outcome:
         await self._maybe_pay(delivery, Outcome.DELIVERED, 0)
         return Outcome.DELIVERED
 

@@ -33,7 +33,7 @@ from overdue.simulator import (
     SimulatedCreditBureau,
     SimulatedProvider,
 )
-from workflows.loan_collection import LoanCollection
+from workflows.collection import LoanCollection
 from workflows.sandbox import workflow_runner
 from workflows.types import TASK_QUEUE, ContactOutcome, PaymentReceived, workflow_id_for
 

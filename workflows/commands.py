@@ -9,7 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from workflows.types import ContactOutcome, CrossLoanPolicy, Loan, PaymentReceived, SharedContacts
+from workflows.types import (
+    ContactOutcome,
+    CrossLoanPolicy,
+    Loan,
+    Outcome,
+    PaymentReceived,
+    SharedContacts,
+)
 
 
 @dataclass
@@ -109,7 +116,6 @@ class ContactRequest:
     reservation: ContactReservation | None = None
 
 
-DEFERRED = "deferred"  # a ContactResult outcome: the budget refused the contact; nothing was sent
 
 
 @dataclass
@@ -118,7 +124,7 @@ class ContactResult:
     borrower's budget no longer had room at the contact moment: nothing was sent."""
 
     idempotency_key: str
-    outcome: str
+    outcome: Outcome
     deferred: ReservationResult | None = None
 
 

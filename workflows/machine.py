@@ -13,18 +13,19 @@ entering a state; it never decides a state itself.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
 
 from temporalio import workflow
 
-from workflows.types import StageBands
+from workflows.types import CollectionState, Stage
 
 with workflow.unsafe.imports_passed_through():
     # python-statemachine's i18n resolves paths at import, which the workflow sandbox forbids.
     from statemachine import State, StateMachine
-    from statemachine.exceptions import TransitionNotAllowed
 
 
-class Action:
+class Action(StrEnum):
     """What a state asks the workflow to carry out when it is entered."""
 
     REMINDER_SMS = "reminder_sms"
@@ -37,26 +38,49 @@ class Action:
 
 
 @dataclass
-class LoanFacts:
-    """What the machine's guards read. The workflow keeps it current before each event.
+class Calendar:
+    """What the workflow last read off the clock, for the guards that count days.
 
-    ``days_past_due`` here is collection DPD: the days a dispute (or an operator's hold) paused
+    ``days_past_due`` is collection DPD: the days a dispute (or an operator's hold) paused
     collection do not count towards the next stage, so a loan resumes where it was.
     """
 
-    days_past_due: int
-    outstanding_minor: int
+    days_past_due: int = 0
     days_in_stage: int = 0
-    broken_promises: int = 0
-    cease_requested: bool = False  # outlives a dispute: a rejected dispute returns to ceased
-    on_hold: bool = False  # an operator paused the collection, whatever the situation
 
 
-@dataclass
-class _Configuration:
-    """The model python-statemachine keeps the active states in; it restores a machine as-is."""
+class LoanModel:
+    """The machine's model (python-statemachine's domain model): the loan's own state.
 
-    state: object = None
+    The machine keeps its configuration in ``CollectionState.stage`` and ``situation_state``,
+    so what the workflow carries across continue-as-new is the machine itself, never a copy.
+    A fresh model has no configuration until the machine enters its initial states.
+    """
+
+    def __init__(self, loan: CollectionState, *, started: bool) -> None:
+        self.loan = loan
+        self._started = started
+
+    @property
+    def state(self) -> Any:
+        # Plain strings: the library reads this with ``getattr(model, "state", None)``, which
+        # would take an ``AttributeError`` raised here for "not started" and start afresh.
+        if not self._started:
+            return None
+        stage = str(self.loan.stage)
+        if stage in Stage.CLOSED:
+            return stage
+        return {"collecting", "stage", stage, "situation", str(self.loan.situation_state)}
+
+    @state.setter
+    def state(self, configuration: Any) -> None:
+        self._started = True
+        if isinstance(configuration, str):  # a final state
+            self.loan.stage = Stage(configuration)
+            return
+        active = {str(value) for value in configuration}
+        self.loan.stage = Stage(next(s for s in Stage.OPEN if s in active))
+        self.loan.situation_state = next(s for s in CollectionMachine.SITUATIONS if s in active)
 
 
 class CollectionMachine(StateMachine):
@@ -165,7 +189,7 @@ class CollectionMachine(StateMachine):
     estate_claim_filed = collecting.to(estate_claim, cond="estate_contacted")
     estate_written_off = collecting.to(written_off, cond="estate_contacted")
 
-    STAGES = ("early", "middle", "late", "legal")
+    STAGES = Stage.OPEN
     SITUATIONS = (
         "normal",
         "promised",
@@ -178,7 +202,7 @@ class CollectionMachine(StateMachine):
         "hardship_review",
         "forbearance",
     )
-    CLOSED = ("cured", "referred", "dispute_upheld", "estate_claim", "written_off")
+    CLOSED = Stage.CLOSED
     # Situations that pause collection: stage thresholds do not advance while they stand.
     PAUSING = (
         "disputed",
@@ -191,51 +215,36 @@ class CollectionMachine(StateMachine):
     )
 
     def __init__(
-        self,
-        bands: StageBands,
-        facts: LoanFacts,
-        referral_after_days: int,
-        broken_promise_limit: int,
-        stage: str | None = None,
-        situation: str | None = None,
+        self, loan: CollectionState, calendar: Calendar | None = None, *, restore: bool = False
     ) -> None:
-        """A new machine, or with ``stage`` (and ``situation``) one restored without entry actions."""
-        self.bands = bands
-        self.facts = facts
-        self.referral_after_days = referral_after_days
-        self.broken_promise_limit = broken_promise_limit
-        self.actions: list[str] = []
-        model = _Configuration()
-        if stage is not None and stage not in (*self.STAGES, *self.CLOSED):
-            raise ValueError(f"cannot restore the collection machine in stage {stage!r}")
-        if situation is not None and situation not in self.SITUATIONS:
-            raise ValueError(f"cannot restore the collection machine in situation {situation!r}")
-        if stage is not None:
-            open_stage = stage in self.STAGES
-            model.state = (
-                {"collecting", "stage", stage, "situation", situation or "normal"}
-                if open_stage
-                else stage
+        """A new machine over ``loan``, or with ``restore`` the one the loan's state holds,
+        restored as it was, without entry actions (they ran before continue-as-new)."""
+        if restore and loan.stage not in (*Stage.OPEN, *Stage.CLOSED):
+            raise ValueError(f"cannot restore the collection machine in stage {loan.stage!r}")
+        if restore and loan.situation_state not in self.SITUATIONS:
+            raise ValueError(
+                f"cannot restore the collection machine in situation {loan.situation_state!r}"
             )
-        if situation == "ceased":
-            facts.cease_requested = True
-        super().__init__(model=model)
+        self.loan = loan
+        self.calendar = calendar or Calendar()
+        self.actions: list[Action] = []
+        super().__init__(model=LoanModel(loan, started=restore))
 
     @property
-    def stage(self) -> str:
+    def stage(self) -> Stage:
         """The stage, or the final state once the loan is closed."""
-        return self._active_in((*self.STAGES, *self.CLOSED))
+        return self.loan.stage
 
     @property
     def situation(self) -> str:
         """The situation region's state, or ``closed`` once the loan is closed."""
         if self.is_closed:
             return "closed"
-        return self._active_in(self.SITUATIONS)
+        return self.loan.situation_state
 
     @property
     def is_closed(self) -> bool:
-        return self.stage in self.CLOSED
+        return self.stage in Stage.CLOSED
 
     @property
     def outreach_held(self) -> bool:
@@ -245,66 +254,60 @@ class CollectionMachine(StateMachine):
         hardship review stop outreach. Each situation does what it calls for instead. An
         operator's hold stops it in any situation.
         """
-        return self.facts.on_hold or self.situation != "normal"
+        return self.loan.hold is not None or self.situation != "normal"
 
     @property
     def collection_paused(self) -> bool:
         """Whether the stage thresholds and the referral wait (the days do not count)."""
-        return self.facts.on_hold or self.situation in self.PAUSING
+        return self.loan.hold is not None or self.situation in self.PAUSING
 
     def accepts(self, event: str) -> bool:
         """Whether ``event`` would be taken now (guards aside): outcomes do not always apply."""
         return any(e.id == event for e in self.allowed_events)
 
-    def observe_day(self) -> bool:
-        """Let the machine see the calendar. Returns whether the stage or the loan changed.
+    def observe_day(self, calendar: Calendar | None = None) -> bool:
+        """Let the machine see the calendar (as last seen, without one).
 
-        Most days cross no boundary: every guard declines, which the machine reports as a
-        transition not allowed. That is the one refusal expected here; any other event that
-        does not apply still raises.
+        Returns whether the stage or the loan changed. Most days cross no boundary.
         """
-        return self._guarded("day_passed") or self._guarded("referral_due")
+        self.calendar = calendar or self.calendar
+        return self.take("day_passed") or self.take("referral_due")
 
     def take(self, event: str) -> bool:
-        """Send ``event`` if it applies now, guards included. Returns whether it was taken."""
-        return self.accepts(event) and self._guarded(event)
+        """Send ``event`` if it applies now, guards included. Returns whether it was taken.
+
+        Any other event is refused by the library (``TransitionNotAllowed``): a bug.
+        """
+        if not any(e.id == event for e in self.enabled_events()):
+            return False
+        self.send(event)
+        return True
 
     def observe_payment(self) -> bool:
         """A payment was applied. Returns whether it cleared the balance (the loan is cured)."""
-        return self._guarded("payment_applied")
+        return self.take("payment_applied")
 
-    def _guarded(self, event: str) -> bool:
-        try:
-            self.send(event)
-        except TransitionNotAllowed:
-            return False
-        return True
-
-    def take_actions(self) -> list[str]:
+    def take_actions(self) -> list[Action]:
         """Hand the pending actions to the workflow, once."""
         actions, self.actions = self.actions, []
         return actions
 
-    def _active_in(self, ids: tuple[str, ...]) -> str:
-        active = {str(value) for value in self.configuration_values}
-        return next(i for i in ids if i in active)
-
     # Guards.
     def middle_reached(self) -> bool:
-        return self.facts.days_past_due >= self.bands.middle
+        return self.calendar.days_past_due >= self.loan.strategy.stages.middle
 
     def late_reached(self) -> bool:
-        return self.facts.days_past_due >= self.bands.late
+        return self.calendar.days_past_due >= self.loan.strategy.stages.late
 
     def legal_reached(self) -> bool:
-        return self.facts.days_past_due >= self.bands.legal
+        return self.calendar.days_past_due >= self.loan.strategy.stages.legal
 
     def in_legal_long_enough(self) -> bool:
         """Referral waits while collection is paused (a dispute, a death report, a plan)."""
         return (
             self.stage == "legal"
             and not self.collection_paused
-            and self.facts.days_in_stage >= self.referral_after_days
+            and self.calendar.days_in_stage >= self.loan.strategy.referral_after_days
         )
 
     def promise_standing(self) -> bool:
@@ -317,13 +320,13 @@ class CollectionMachine(StateMachine):
         return self.situation == "estate_contact"
 
     def cease_standing(self) -> bool:
-        return self.facts.cease_requested
+        return self.loan.history.cease_requested
 
     def broken_promise_limit_reached(self) -> bool:
-        return self.facts.broken_promises >= self.broken_promise_limit
+        return self.loan.broken_promises >= self.loan.strategy.broken_promise_limit
 
     def balance_cleared(self) -> bool:
-        return self.facts.outstanding_minor <= 0
+        return self.loan.outstanding_minor <= 0
 
     def in_dispute(self) -> bool:
         return self.situation == "disputed"
@@ -339,7 +342,7 @@ class CollectionMachine(StateMachine):
         self.actions.append(Action.LEGAL_NOTICE)
 
     def remember_cease(self) -> None:
-        self.facts.cease_requested = True
+        self.loan.history.cease_requested = True
 
     def verify_death(self) -> None:
         self.actions.append(Action.VERIFY_DEATH)

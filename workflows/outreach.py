@@ -41,15 +41,15 @@ def script(strategy: Strategy, template: str) -> str:
 
 @dataclass(frozen=True)
 class Intent:
-    channel: str
-    target: str
+    channel: Channel
+    target: Target
     target_id: str
     purpose: str
     template: str
 
 
 def next_intent(
-    stage: str,
+    stage: Stage,
     strategy: Strategy,
     profile: JurisdictionProfile,
     history: ContactHistory,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import ClassVar
+from enum import StrEnum, nonmember
 
 WORKFLOW_TYPE = "LoanCollection"
 TASK_QUEUE = "collections"
@@ -21,32 +21,42 @@ def workflow_id_for(loan_id: str) -> str:
     return f"collection-{loan_id}"
 
 
-class Stage:
-    """Collection stages, the state ids of the collection machine."""
+class Stage(StrEnum):
+    """Where a loan's collection stands: the stage region's states of the collection machine,
+    and the final states it ends in. The values are the state ids, and the strings histories,
+    the ledger and the ``CollectionStage`` search attribute hold."""
 
     EARLY = "early"
     MIDDLE = "middle"
     LATE = "late"
     LEGAL = "legal"
-    CURED = "cured"
-    REFERRED = "referred"
+    CURED = "cured"  # paid in full
+    REFERRED = "referred"  # handed to counsel after the legal stage
+    DISPUTE_UPHELD = "dispute_upheld"  # the debt was disputed, and the dispute upheld
+    ESTATE_CLAIM = "estate_claim"  # the borrower died; a claim is filed against the estate
+    WRITTEN_OFF = "written_off"  # the borrower died; nothing is claimed
 
-    OPEN = (EARLY, MIDDLE, LATE, LEGAL)
+    OPEN = nonmember((EARLY, MIDDLE, LATE, LEGAL))
+    CLOSED = nonmember((CURED, REFERRED, DISPUTE_UPHELD, ESTATE_CLAIM, WRITTEN_OFF))
 
 
-class Channel:
+class Channel(StrEnum):
+    """How the collection reaches someone."""
+
     CALL = "call"
     SMS = "sms"
     LETTER = "letter"
 
 
-class Target:
+class Target(StrEnum):
+    """Whom a contact reaches."""
+
     BORROWER = "borrower"
-    CONTACT = "contact"
+    CONTACT = "contact"  # a reference the borrower named
     ESTATE = "estate"  # letters to the family or the estate of a deceased borrower
 
 
-class Outcome:
+class Outcome(StrEnum):
     """What one contact attempt produced."""
 
     NO_ANSWER = "no_answer"
@@ -58,11 +68,16 @@ class Outcome:
     DELIVERED = "delivered"
     FAILED = "failed"
     SENT = "sent"
+    # Not an attempt yet: another loan's place held in the borrower's budget, for a contact
+    # that is about to happen (``SharedContacts.attempts``).
+    RESERVED = "reserved"
+    # Not an attempt: the borrower's budget had no room at the contact moment; nothing was sent.
+    DEFERRED = "deferred"
 
-    UNANSWERED = (NO_ANSWER, BUSY)
+    UNANSWERED = nonmember((NO_ANSWER, BUSY))
 
 
-class Situation:
+class Situation(StrEnum):
     """Why the loan is overdue, as far as the collection knows (the ``Situation`` attribute)."""
 
     NONE = "none"
@@ -77,13 +92,20 @@ class Situation:
     HARDSHIP = "hardship"
 
 
-class ComplaintCategory:
+class ComplaintCategory(StrEnum):
+    """What a complaint is about; each category has its own route (strategy data)."""
+
     SALE = "sale"
     APPROVED_AMOUNT = "approved_amount"
     COMPANY = "company"
     COLLECTOR_CONDUCT = "collector_conduct"
 
-    ALL = (SALE, APPROVED_AMOUNT, COMPANY, COLLECTOR_CONDUCT)
+    ALL = nonmember((SALE, APPROVED_AMOUNT, COMPANY, COLLECTOR_CONDUCT))
+
+
+class HardshipTerm(StrEnum):
+    SHORT = "short"  # an instalment arrangement with the borrower
+    LONG = "long"  # a person reviews forbearance
 
 
 @dataclass
@@ -96,7 +118,7 @@ class Promise:
 
 @dataclass
 class Hardship:
-    term: str  # "short" or "long"
+    term: HardshipTerm
     reason: str
 
 
@@ -112,9 +134,9 @@ class ContactOutcome:
     source: str
     at: datetime
     right_party: bool = True
-    situation: str | None = None
+    situation: Situation | None = None
     promise: Promise | None = None
-    complaint: str | None = None  # a ComplaintCategory
+    complaint: ComplaintCategory | None = None
     dispute: bool = False
     hardship: Hardship | None = None
     death_reported_by: str | None = None
@@ -144,18 +166,21 @@ class DisputeResolution:
     note: str | None = None
 
 
-class Review:
+class Review(StrEnum):
     """Decisions a person takes on a loan, through the ``review_decided`` signal."""
 
-    DEATH_VERIFICATION = "death_verification"  # outcomes: verified, not_verified
-    HARDSHIP = "hardship"  # outcomes: approved, rejected (forbearance)
-    ESTATE = "estate"  # outcomes: estate_claim, written_off
+    DEATH_VERIFICATION = "death_verification"
+    HARDSHIP = "hardship"  # forbearance for long-term hardship
+    ESTATE = "estate"
 
-    OUTCOMES: ClassVar[dict[str, tuple[str, ...]]] = {
-        DEATH_VERIFICATION: ("verified", "not_verified"),
-        HARDSHIP: ("approved", "rejected"),
-        ESTATE: ("estate_claim", "written_off"),
-    }
+    # The outcomes a person may decide in each review.
+    OUTCOMES = nonmember(
+        {
+            DEATH_VERIFICATION: ("verified", "not_verified"),
+            HARDSHIP: ("approved", "rejected"),
+            ESTATE: ("estate_claim", "written_off"),
+        }
+    )
 
 
 @dataclass
@@ -163,8 +188,8 @@ class ReviewDecision:
     """Signal ``review_decided``: a person's decision. Idempotent by ``decision_id``."""
 
     decision_id: str
-    review: str
-    outcome: str
+    review: Review
+    outcome: str  # one of ``Review.OUTCOMES[review]``
     by: str
     at: datetime
     note: str | None = None
@@ -252,7 +277,7 @@ class PaymentResult:
     rejection: str | None  # why the ledger refused it, if it did
     outstanding_minor: int
     currency: str
-    stage: str
+    stage: Stage
 
 
 @dataclass
@@ -276,11 +301,11 @@ class AttemptRecord:
     """
 
     at: datetime  # UTC, collection time
-    channel: str
-    target: str
+    channel: Channel
+    target: Target
     target_id: str
     slot: str
-    outcome: str
+    outcome: Outcome
     number: str = ""
     borrower_id: str = ""
     loan_id: str = ""
@@ -437,20 +462,22 @@ class CollectionState:
 
     strategy: Strategy
     clock: ClockAnchor
-    stage: str
+    # The collection machine's configuration: its stage (or final state) and its situation
+    # region's state. The machine reads and writes them itself (``workflows.machine``).
+    stage: Stage
     outstanding_minor: int
     history: ContactHistory
     applied_payment_ids: list[str] = field(default_factory=list)
     pending_payments: list[PendingPayment] = field(default_factory=list)
     recovered_minor: int = 0
     attempt_count: int = 0
-    situation: str = "none"
-    last_outcome: str | None = None
+    situation: Situation = Situation.NONE
+    last_outcome: Outcome | None = None
     stage_entered_at: datetime | None = None
-    entered_stages: list[str] = field(default_factory=list)
+    entered_stages: list[Stage] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)
     queued_messages: list[str] = field(default_factory=list)
-    situation_state: str = "normal"  # the machine's situation region
+    situation_state: str = "normal"
     promise: ActivePromise | None = None
     promises_made: int = 0
     broken_promises: int = 0
@@ -483,11 +510,21 @@ class CollectionInput:
     clock_origin: datetime | None = None
 
 
+class NextActionKind(StrEnum):
+    """What the loan does next, as ``status`` shows it."""
+
+    CALL = "call"  # a call to the borrower
+    SMS = "sms"  # a message to the borrower
+    CONTACT = "contact"  # a call or message to a reference
+    STAGE_REVIEW = "stage_review"  # nothing planned: the loan looks again at the next boundary
+    ON_HOLD = "on_hold"  # an operator paused the collection
+    BUDGET_WAIT = "budget_wait"  # the borrower's budget has no room yet; ``at_utc``: look again
+    NONE = "none"  # the collection has ended
+
+
 @dataclass
 class NextAction:
-    # "call", "sms", "contact", "stage_review", "referral", "on_hold", "none", or "budget_wait"
-    # (the borrower's budget has no room yet: ``at_utc`` is when the loan looks again).
-    kind: str
+    kind: NextActionKind
     at_utc: datetime | None
     at_local: str | None
     detail: str = ""
@@ -498,16 +535,16 @@ class CollectionStatus:
     """Query ``status``: where the loan stands, without PII."""
 
     loan_id: str
-    stage: str
+    stage: Stage
     days_past_due: int
     outstanding_minor: int
     recovered_minor: int
     currency: str
-    situation: str
+    situation: Situation
     jurisdiction: str
     timezone: str
     attempt_count: int
-    last_outcome: str | None
+    last_outcome: Outcome | None
     next_action: NextAction
     collection_time: datetime
     recent_attempts: list[AttemptRecord]
@@ -526,8 +563,8 @@ class CollectionSummary:
     """The workflow result when the collection ends."""
 
     loan_id: str
-    final_stage: str
-    resolved_in: str  # the open stage the loan was in when it ended
+    final_stage: Stage
+    resolved_in: Stage  # the open stage the loan was in when it ended
     days_past_due: int
     outstanding_minor: int
     recovered_minor: int
@@ -537,4 +574,4 @@ class CollectionSummary:
     notices: list[str]
     ended_at: datetime
     broken_promises: int = 0
-    situation: str = "none"
+    situation: Situation = Situation.NONE

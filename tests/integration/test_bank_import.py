@@ -13,7 +13,7 @@ from temporalio.client import Client
 from overdue.outbox import Outbox
 from overdue.stack import free_port
 from tests.integration.support import Cli, Loans, past_due_loan, start_until_opened
-from workflows.loan_collection import LoanCollection
+from workflows.collection import LoanCollection
 from workflows.types import workflow_id_for
 
 pytestmark = pytest.mark.integration

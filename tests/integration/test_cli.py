@@ -39,7 +39,7 @@ from tests.integration.support import (
     yesterday,
 )
 from tests.phones import unique_phone
-from workflows.loan_collection import LoanCollection
+from workflows.collection import LoanCollection
 from workflows.money import format_minor
 from workflows.types import Contact, workflow_id_for
 

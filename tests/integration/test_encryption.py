@@ -48,8 +48,7 @@ from tests.integration.support import (
     start_args,
     terminate_collections,
 )
-from workflows import loan_collection
-from workflows.loan_collection import LoanCollection
+from workflows.collection import LoanCollection, patches
 from workflows.types import CollectionInput, PaymentReceived, workflow_id_for
 
 pytestmark = pytest.mark.integration
@@ -205,15 +204,7 @@ async def cured_loan(
 
 # --- what the server stores -----------------------------------------------------------------
 
-KNOWN_PATCHES = {
-    loan_collection.APPLY_PAYMENTS_BEFORE_CONTINUE_AS_NEW,
-    loan_collection.AUDIT_DENIED_CONTACTS,
-    loan_collection.BORROWER_CONTACT_BUDGET,
-    loan_collection.REPORTED_CONVERSATIONS_COUNT,
-    loan_collection.TELL_SIBLINGS,
-    loan_collection.REGISTRY_MISS_GOES_TO_REVIEW,
-    loan_collection.SEARCH_ATTRIBUTES_ON_CHANGE,
-}
+KNOWN_PATCHES = set(patches.ALL)
 
 
 LOCAL_ACTIVITY_MARKER_DATA = {

@@ -25,7 +25,7 @@ from overdue.config import Config
 from overdue.outbox import Backoff, Outbox, TemporalClients
 from overdue.stack import free_port
 from tests.integration.support import Loans, eventually, past_due_loan, start_until_opened
-from workflows.loan_collection import LoanCollection
+from workflows.collection import LoanCollection
 from workflows.types import workflow_id_for
 
 pytestmark = pytest.mark.integration

@@ -50,6 +50,7 @@ from overdue.simulator import SimulatedCreditBureau
 from overdue.stack import EmbeddedStack, free_port, register_search_attributes
 from overdue.worker import build_worker, connect
 from tests.integration.support import OVERDUE, past_due_loan, running_up
+from workflows.collection import LoanCollection
 from workflows.commands import (
     BrokenPromise,
     ContactRequest,
@@ -57,7 +58,6 @@ from workflows.commands import (
     PaymentEntry,
     StageChange,
 )
-from workflows.loan_collection import LoanCollection
 from workflows.types import PaymentReceived, workflow_id_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]

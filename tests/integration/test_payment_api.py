@@ -15,7 +15,7 @@ from temporalio.worker import Worker
 
 from overdue.client import PaymentInvalid, UnknownLoan, record_payment
 from tests.integration.support import Loans, past_due_loan, start_until_opened
-from workflows.loan_collection import LoanCollection
+from workflows.collection import LoanCollection
 from workflows.types import PaymentReceived, workflow_id_for
 
 pytestmark = pytest.mark.integration

@@ -27,7 +27,7 @@ from temporalio.client import Client
 from overdue.stack import EmbeddedStack
 from tests.integration.browser import ChromiumUnavailable, chromium, ensure_chromium
 from tests.integration.support import Cli, Loans, daytime_zone, eventually, start_args
-from workflows.loan_collection import LoanCollection
+from workflows.collection import LoanCollection
 from workflows.types import workflow_id_for
 
 # Installing Chromium on a fresh machine is part of the first test's setup.

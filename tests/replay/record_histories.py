@@ -38,7 +38,7 @@ from overdue.config import Config
 from overdue.stack import EmbeddedStack, installed_binary, register_search_attributes
 from overdue.worker import build_worker
 from workflows import clock
-from workflows.loan_collection import LoanCollection
+from workflows.collection import LoanCollection
 from workflows.types import (
     TASK_QUEUE,
     Borrower,

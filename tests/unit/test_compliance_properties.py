@@ -45,8 +45,8 @@ from hypothesis import strategies as st
 
 from activities.strategy import read_strategy
 from workflows import clock, outreach, planner
+from workflows.collection.rules import REVIEW_EVENTS, STAGE_MESSAGES
 from workflows.commands import DeathCheckResult
-from workflows.loan_collection import REVIEW_EVENTS, STAGE_MESSAGES
 from workflows.machine import Action, CollectionMachine, LoanFacts
 from workflows.money import format_minor
 from workflows.types import (

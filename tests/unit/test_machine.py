@@ -10,13 +10,22 @@ write-off closes it.
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import UTC, datetime
 from itertools import product
 
 import pytest
 from statemachine.exceptions import TransitionNotAllowed
 
-from workflows.machine import Action, CollectionMachine, LoanFacts
-from workflows.types import Stage, StageBands
+from workflows.machine import Action, Calendar, CollectionMachine
+from workflows.types import (
+    ClockAnchor,
+    CollectionState,
+    ContactHistory,
+    OperatorHold,
+    Stage,
+    StageBands,
+)
 
 from .support import default_strategy
 
@@ -25,6 +34,8 @@ BANDS = STRATEGY.stages
 REFERRAL_AFTER = STRATEGY.referral_after_days
 LIMIT = STRATEGY.broken_promise_limit
 BALANCE = 50_000
+ORIGIN = datetime(2026, 1, 1, tzinfo=UTC)
+HOLD = OperatorHold("checking a complaint", "ops", ORIGIN)
 
 NORMAL, PROMISED, DISPUTED, CEASED = "normal", "promised", "disputed", "ceased"
 DECEASED_REPORTED, DECEASED_REVIEW, ESTATE_CONTACT = (
@@ -173,10 +184,28 @@ ACCEPTED = {
 }
 
 
-def facts(
-    dpd: int = 1, outstanding: int = BALANCE, days_in_stage: int = 0, broken: int = 0
-) -> LoanFacts:
-    return LoanFacts(dpd, outstanding, days_in_stage, broken)
+def loan_state(
+    outstanding: int = BALANCE,
+    broken: int = 0,
+    bands: StageBands = BANDS,
+    limit: int = LIMIT,
+    stage: str = Stage.EARLY,
+    situation: str = NORMAL,
+) -> CollectionState:
+    """The loan's state the machine keeps its configuration in and reads its facts from."""
+    strategy = replace(STRATEGY, stages=bands, broken_promise_limit=limit)
+    state = CollectionState(
+        strategy=strategy,
+        clock=ClockAnchor(ORIGIN, ORIGIN),
+        stage=stage,  # type: ignore[arg-type]  # unknown ids too: restoring them must fail
+        outstanding_minor=outstanding,
+        history=ContactHistory(),
+        broken_promises=broken,
+        situation_state=situation,
+    )
+    # A loan restored in ceased had its cease request recorded when it was made.
+    state.history.cease_requested = situation == CEASED
+    return state
 
 
 def new_machine(
@@ -190,7 +219,7 @@ def new_machine(
 ) -> CollectionMachine:
     """A machine as a new collection starts it: entry actions of early still pending."""
     return CollectionMachine(
-        bands, facts(dpd, outstanding, days_in_stage, broken), REFERRAL_AFTER, limit
+        loan_state(outstanding, broken, bands, limit), Calendar(dpd, days_in_stage)
     )
 
 
@@ -206,14 +235,10 @@ def restored(
     limit: int = LIMIT,
 ) -> CollectionMachine:
     """A machine restored as it was after continue-as-new."""
-    return CollectionMachine(
-        bands,
-        facts(dpd, outstanding, days_in_stage, broken),
-        REFERRAL_AFTER,
-        limit,
-        stage=stage,
-        situation=situation,
+    state = loan_state(
+        outstanding, broken, bands, limit, stage, NORMAL if situation is None else situation
     )
+    return CollectionMachine(state, Calendar(dpd, days_in_stage), restore=True)
 
 
 def reached(stage: str, situation: str, **kwargs: int) -> CollectionMachine:
@@ -292,7 +317,7 @@ def test_stage_changes_exactly_at_the_threshold(start: str) -> None:
     assert m.observe_day() is False, f"one day short of {threshold} stays in {start}"
     assert m.stage == start
     assert m.take_actions() == []
-    m.facts.days_past_due = threshold
+    m.calendar.days_past_due = threshold
     assert m.observe_day() is True
     assert m.stage == target
     assert m.take_actions() == ENTRY_ACTIONS[target]
@@ -303,7 +328,7 @@ def test_default_thresholds_are_6_19_29() -> None:
     m.take_actions()
     seen = {}
     for dpd in range(1, 40):
-        m.facts.days_past_due = dpd
+        m.calendar.days_past_due = dpd
         if m.observe_day():
             seen[m.stage] = dpd
     assert seen == {Stage.MIDDLE: 6, Stage.LATE: 19, Stage.LEGAL: 29}
@@ -314,10 +339,10 @@ def test_thresholds_come_from_the_strategy() -> None:
     m = restored(Stage.EARLY, dpd=3, bands=StageBands(middle=3, late=5, legal=7))
     assert m.observe_day()
     assert m.stage == Stage.MIDDLE
-    m.facts.days_past_due = 5
+    m.calendar.days_past_due = 5
     assert m.observe_day()
     assert m.stage == Stage.LATE
-    m.facts.days_past_due = 7
+    m.calendar.days_past_due = 7
     assert m.observe_day()
     assert m.stage == Stage.LEGAL
 
@@ -392,7 +417,7 @@ def test_referral_after_referral_after_days_in_legal(situation: str) -> None:
     m = restored(Stage.LEGAL, situation, dpd=40, days_in_stage=REFERRAL_AFTER - 1)
     assert m.observe_day() is False
     assert m.stage == Stage.LEGAL
-    m.facts.days_in_stage = REFERRAL_AFTER
+    m.calendar.days_in_stage = REFERRAL_AFTER
     assert m.observe_day() is True
     assert m.stage == Stage.REFERRED
     assert m.situation == "closed"
@@ -423,11 +448,11 @@ def test_no_referral_while_collection_is_paused(situation: str) -> None:
 @pytest.mark.parametrize("situation", NOT_PAUSING)
 def test_an_operators_hold_pauses_in_any_situation(situation: str) -> None:
     m = restored(Stage.LEGAL, situation, dpd=40, days_in_stage=REFERRAL_AFTER * 5)
-    m.facts.on_hold = True
+    m.loan.hold = HOLD
     assert m.outreach_held and m.collection_paused
     assert m.observe_day() is False
     assert m.stage == Stage.LEGAL
-    m.facts.on_hold = False
+    m.loan.hold = None
     assert m.observe_day() is True
     assert m.stage == Stage.REFERRED
 
@@ -462,7 +487,7 @@ def test_clearing_the_balance_cures_from_every_open_state(
     stage: str, situation: str, outstanding: int
 ) -> None:
     m = restored(stage, situation, dpd=30)
-    m.facts.outstanding_minor = outstanding
+    m.loan.outstanding_minor = outstanding
     assert m.observe_payment() is True
     assert m.stage == Stage.CURED
     assert m.situation == "closed"
@@ -475,7 +500,7 @@ def test_clearing_the_balance_cures_from_every_open_state(
 def test_a_payment_cures_from_every_situation_reached_by_its_events(situation: str) -> None:
     m = reached(Stage.MIDDLE, situation)
     assert m.take_actions() == PATH_ACTIONS[situation]
-    m.facts.outstanding_minor = 0
+    m.loan.outstanding_minor = 0
     assert m.observe_payment() is True
     assert (m.stage, m.situation) == (Stage.CURED, "closed")
     assert m.take_actions() == []
@@ -484,7 +509,7 @@ def test_a_payment_cures_from_every_situation_reached_by_its_events(situation: s
 @pytest.mark.parametrize(("stage", "situation"), OPEN_STATES)
 def test_partial_payment_changes_nothing(stage: str, situation: str) -> None:
     m = restored(stage, situation, dpd=30)
-    m.facts.outstanding_minor = 1
+    m.loan.outstanding_minor = 1
     assert m.observe_payment() is False
     assert (m.stage, m.situation) == (stage, situation)
     assert m.take_actions() == [], "staying does not repeat entry actions"
@@ -515,7 +540,7 @@ def test_restores_every_open_state_without_entry_actions(stage: str, situation: 
     assert not m.is_closed
     assert m.outreach_held == (situation != NORMAL)
     assert m.collection_paused == (situation in PAUSING)
-    assert m.facts.cease_requested == (situation == CEASED)
+    assert m.loan.history.cease_requested == (situation == CEASED)
     assert m.take_actions() == [], "entry actions ran before continue-as-new"
 
 
@@ -635,13 +660,13 @@ def test_escalation_is_exactly_at_the_strategy_limit(limit: int) -> None:
     m = restored(Stage.EARLY, limit=limit)
     for broken in range(1, limit + 1):
         m.send("promise_made")
-        m.facts.broken_promises = broken
+        m.loan.broken_promises = broken
         m.send("promise_broken")
         expected = Stage.MIDDLE if broken >= limit else Stage.EARLY
         assert m.stage == expected, f"{broken} broken of {limit}"
     assert m.situation == NORMAL
     m.send("promise_made")
-    m.facts.broken_promises = limit + 1
+    m.loan.broken_promises = limit + 1
     m.send("promise_broken")
     assert m.stage == Stage.LATE, "every broken promise past the limit escalates again"
     assert m.take_actions() == [Action.FIRM_SMS]
@@ -662,7 +687,7 @@ def test_escalation_does_not_skip_the_referral_clock() -> None:
     m.send("promise_broken")
     assert m.stage == Stage.LEGAL
     assert m.observe_day() is False
-    m.facts.days_in_stage = REFERRAL_AFTER
+    m.calendar.days_in_stage = REFERRAL_AFTER
     assert m.observe_day() is True
     assert m.stage == Stage.REFERRED
 
@@ -771,7 +796,7 @@ def test_cease_requested_from_normal_promised_and_an_arrangement(
     assert (m.stage, m.situation) == (stage, CEASED)
     assert m.outreach_held
     assert not m.collection_paused, "a ceased loan is still collected, by notices"
-    assert m.facts.cease_requested
+    assert m.loan.history.cease_requested
     assert m.take_actions() == []
 
 
@@ -795,7 +820,7 @@ def test_a_cease_request_outlives_a_rejected_dispute(when: str) -> None:
     if when == "during":
         # The machine stays disputed; the workflow records the request in the facts.
         assert not m.accepts("cease_requested")
-        m.facts.cease_requested = True
+        m.loan.history.cease_requested = True
     m.send("dispute_rejected")
     assert m.outreach_held
     assert m.situation == CEASED
@@ -807,7 +832,7 @@ def test_a_cease_request_during_an_arrangement_ends_the_arrangement() -> None:
     m.send("cease_requested")
     assert m.situation == CEASED
     assert not m.collection_paused
-    m.facts.broken_promises = LIMIT
+    m.loan.broken_promises = LIMIT
     assert_refused(m, "instalment_missed")
 
 
@@ -828,10 +853,10 @@ def test_a_cease_request_outlives_every_situation_that_ends(
     if cease_fact:
         # Refused by the machine here, the request is recorded in the facts by the workflow.
         assert not m.accepts("cease_requested")
-        m.facts.cease_requested = True
+        m.loan.history.cease_requested = True
     for event in events:
         m.send(event)
-    assert m.facts.cease_requested
+    assert m.loan.history.cease_requested
     assert m.situation == CEASED
 
 
@@ -1099,7 +1124,7 @@ def test_short_hardship_walk_escalates_exactly_at_the_limit(limit: int) -> None:
     for broken in range(1, limit + 1):
         m.send("short_term_hardship")
         assert m.take_actions() == [Action.ARRANGEMENT]
-        m.facts.broken_promises = broken
+        m.loan.broken_promises = broken
         m.send("instalment_missed")
         assert m.situation == NORMAL
         expected = Stage.MIDDLE if broken >= limit else Stage.EARLY
@@ -1111,11 +1136,11 @@ def test_promises_and_instalments_count_together() -> None:
     # One broken promise, then a missed instalment: the second breach reaches the limit of 2.
     m = restored(Stage.MIDDLE)
     m.send("promise_made")
-    m.facts.broken_promises = 1
+    m.loan.broken_promises = 1
     m.send("promise_broken")
     assert m.stage == Stage.MIDDLE
     m.send("short_term_hardship")
-    m.facts.broken_promises = LIMIT
+    m.loan.broken_promises = LIMIT
     m.send("instalment_missed")
     assert (m.stage, m.situation) == (Stage.LATE, NORMAL)
     assert m.take_actions() == [Action.ARRANGEMENT, Action.FIRM_SMS]
@@ -1174,7 +1199,7 @@ def test_entering_a_situation_asks_for_its_action_once(
     assert (m.stage, m.situation) == (Stage.MIDDLE, after)
     assert m.take_actions() == actions
     assert m.take_actions() == [], "actions are handed over once"
-    m.facts.days_past_due = 1
+    m.calendar.days_past_due = 1
     assert m.observe_day() is False
     assert m.take_actions() == [], "staying does not repeat entry actions"
 
@@ -1328,11 +1353,11 @@ def _closed_by(how: str) -> CollectionMachine:
 def test_every_event_raises_once_closed(how: str) -> None:
     m = _closed_by(how)
     # Every guard would pass: the refusal is the closing, not a guard.
-    m.facts.days_past_due = 60
-    m.facts.outstanding_minor = 0
-    m.facts.days_in_stage = REFERRAL_AFTER * 2
-    m.facts.broken_promises = LIMIT * 2
-    m.facts.cease_requested = True
+    m.calendar.days_past_due = 60
+    m.loan.outstanding_minor = 0
+    m.calendar.days_in_stage = REFERRAL_AFTER * 2
+    m.loan.broken_promises = LIMIT * 2
+    m.loan.history.cease_requested = True
     for event in EVENTS:
         assert not m.accepts(event), event
         assert_refused(m, event)
@@ -1342,8 +1367,8 @@ def test_every_event_raises_once_closed(how: str) -> None:
 @pytest.mark.parametrize("how", CLOSED)
 def test_observing_a_closed_machine_changes_nothing(how: str) -> None:
     m = _closed_by(how)
-    m.facts.outstanding_minor = 0
-    m.facts.days_in_stage = REFERRAL_AFTER * 2
+    m.loan.outstanding_minor = 0
+    m.calendar.days_in_stage = REFERRAL_AFTER * 2
     assert m.observe_day() is False
     assert m.observe_payment() is False
     assert m.stage == how

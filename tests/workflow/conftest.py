@@ -25,7 +25,7 @@ from temporalio.worker import Worker
 from overdue.config import Config
 from overdue.worker import build_worker
 from tests.phones import unique_phone
-from workflows.loan_collection import LoanCollection
+from workflows.collection import LoanCollection
 from workflows.types import (
     TASK_QUEUE,
     Borrower,

@@ -21,7 +21,7 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from workflows import clock
-from workflows.loan_collection import LoanCollection
+from workflows.collection import LoanCollection
 from workflows.types import (
     CollectionStatus,
     CollectionSummary,

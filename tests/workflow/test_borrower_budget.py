@@ -33,7 +33,7 @@ from tests.workflow.support import (
     wait_for_audit,
 )
 from workflows import budget, clock, planner
-from workflows.loan_collection import LoanCollection
+from workflows.collection import LoanCollection
 from workflows.types import Contact, ContactOutcome, Loan, Situation
 
 SIGNAL_FAILED = EventType.EVENT_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_FAILED

@@ -39,7 +39,7 @@ from tests.workflow.support import (
 )
 from workflows import clock
 from workflows import search_attributes as sa
-from workflows.loan_collection import LoanCollection
+from workflows.collection import LoanCollection
 from workflows.types import (
     Stage,
 )

@@ -22,7 +22,7 @@ from tests.workflow.support import (
     wait_for_audit,
 )
 from tests.workflow.test_situations import attempts_between
-from workflows.loan_collection import LoanCollection
+from workflows.collection import LoanCollection
 from workflows.types import HoldRequest, Stage
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.timeout(60)]

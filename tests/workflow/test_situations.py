@@ -30,8 +30,8 @@ from tests.workflow.support import (
     status_of,
     wait_for_audit,
 )
+from workflows.collection import LoanCollection
 from workflows.commands import DeathCheck, DeathCheckResult
-from workflows.loan_collection import LoanCollection
 from workflows.types import (
     ContactOutcome,
     DisputeResolution,

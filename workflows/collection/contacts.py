@@ -1,0 +1,376 @@
+"""Outreach: choosing the next contact, holding its place in the borrower's budget, making it.
+
+The outreach module says what the stage calls for next, the planner says when the law and the
+strategy allow it, and the ledger (``reserve_contact``) says whether the borrower's budget, shared
+with their other loans, has room. The contact is then made by a channel activity, which checks the
+place once more just before it dials.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime
+
+from temporalio import workflow
+from temporalio.exceptions import FailureError
+
+from workflows import budget, clock, outreach, planner
+from workflows.collection import events, patches, rules
+from workflows.collection.context import Collection, PlannedOutreach
+from workflows.commands import (
+    BudgetTerms,
+    ContactRequest,
+    ContactReservation,
+    ReservationResult,
+    SiblingsQuery,
+    SituationEvent,
+)
+from workflows.types import (
+    AttemptRecord,
+    BorrowerChange,
+    Channel,
+    Outcome,
+    Target,
+    workflow_id_for,
+)
+
+with workflow.unsafe.imports_passed_through():
+    from activities.budget import BudgetActivities
+    from activities.channels import ChannelActivities
+    from activities.situations import SituationActivities
+
+# Plans tried in one wake when the ledger refuses each one; then the loan waits for the budget.
+MAX_PLANS_PER_WAKE = 3
+
+
+async def plan(c: Collection, *, told: bool) -> datetime:
+    """Choose the next outreach and return when to wake: contact, day boundary or stage end.
+
+    ``told``: another loan of the borrower said the shared budget changed since the last plan.
+    """
+    now = c.now()
+    c.budget_wait = None
+    # While a promise, a dispute or a cease request stands, the stage calls for nothing.
+    intent = None if c.machine.outreach_held else _intent(c)
+    budgeted = workflow.patched(patches.BORROWER_CONTACT_BUDGET)
+    if intent is None:
+        c.next = None
+    elif not budgeted:
+        planned = _schedule(c, intent, now)
+        c.next = None if planned is None else PlannedOutreach(intent, planned)
+    else:
+        held = c.next
+        kept = (
+            held if held is not None and held.intent == intent and held.planned.at > now else None
+        )
+        # A contact still ahead keeps its place in the ledger, which the other loans plan
+        # around; when one of them changes what it may do, it says so (``told``), and the
+        # loan asks the ledger again whether the place still stands.
+        if kept is None or told:
+            c.next = await _plan_within_budget(c, intent, now, kept)
+    wake_at = rules.next_day_boundary(c.loan, c.state, now, c.zone)
+    if c.next is not None:
+        wake_at = min(wake_at, c.next.planned.at)
+    elif c.budget_wait is not None and intent is not None:
+        # Refused for now by the borrower's budget: look again when the rule lifts.
+        wake_at = min(wake_at, max(c.budget_wait[0], now))
+    for deadline in rules.deadlines(c.loan, c.state, c.machine.situation, c.zone):
+        wake_at = min(wake_at, max(deadline, now))
+    return wake_at
+
+
+def _intent(c: Collection) -> outreach.Intent | None:
+    state = c.state
+    return outreach.next_intent(
+        stage=c.machine.stage,
+        strategy=state.strategy,
+        profile=c.profile,
+        history=state.history,
+        queued_messages=state.queued_messages,
+        nudges_in_streak=state.history.nudges_in_streak,
+        borrower_id=c.loan.borrower.borrower_id,
+        contact_ids=[contact.contact_id for contact in c.loan.contacts],
+        contact_numbers={
+            contact.contact_id: budget.number_key(contact.phone) for contact in c.loan.contacts
+        },
+    )
+
+
+async def _plan_within_budget(
+    c: Collection, intent: outreach.Intent, now: datetime, kept: PlannedOutreach | None
+) -> PlannedOutreach | None:
+    """Plan the contact (or keep the ``kept`` plan), and hold its place in the borrower's
+    budget in the ledger.
+
+    The ledger knows what the borrower's other loans have done and hold; when it refuses the
+    planned moment, the loan plans again with that knowledge, from the moment the rule lifts.
+    No collection contact is planned before the first day past due.
+    """
+    state = c.state
+    if await _ceased_across_loans(c):
+        return None
+    earliest = max(now, rules.first_contact_moment(c.loan, c.zone))
+    # The rules that pushed the plan past now, for the audit log and the Web UI.
+    pushed_by: list[str] = []
+    if earliest > now:
+        pushed_by.append(f"{planner.Rule.NOT_YET_DUE} until {earliest.isoformat()}")
+    for _ in range(MAX_PLANS_PER_WAKE):
+        if kept is not None:  # still ahead: the caller keeps only such a plan
+            planned = kept.planned
+            kept = None
+        else:
+            fresh = _schedule(c, intent, earliest)
+            if fresh is None:
+                return None
+            planned = replace(fresh, deferred_by=(*pushed_by, *fresh.deferred_by))
+        result = await _reserve(c, intent, planned.at, now)
+        state.history.shared = result.shared
+        if result.granted:
+            return PlannedOutreach(intent, planned)
+        if await _ceased_across_loans(c) or result.not_before is None:
+            return None
+        earliest = max(earliest, result.not_before)
+        refusal = planner.Decision(False, result.rule, result.not_before, result.across_loans)
+        pushed_by.append(planner.describe(refusal))
+        c.budget_wait = (earliest, planner.describe(refusal).split(" until ")[0])
+    return None
+
+
+async def _reserve(
+    c: Collection, intent: outreach.Intent, at: datetime, now: datetime
+) -> ReservationResult:
+    c.state.reservations += 1
+    return await c.local_activity(
+        BudgetActivities.reserve_contact,
+        _reservation(c, intent, at, now, c.state.reservations),
+        f"reserve {intent.channel} · borrower budget",
+    )
+
+
+def _reservation(
+    c: Collection,
+    intent: outreach.Intent,
+    at: datetime,
+    now: datetime,
+    number: int,
+    *,
+    at_contact: bool = False,
+) -> ContactReservation:
+    state, loan = c.state, c.loan
+    return ContactReservation(
+        reservation_key=f"{loan.loan_id}:reservation:{number}",
+        loan_id=loan.loan_id,
+        borrower_id=loan.borrower.borrower_id,
+        channel=intent.channel,
+        target=intent.target,
+        target_id=intent.target_id,
+        number=c.number_of(intent.target, intent.target_id),
+        at=at,
+        expires_at=budget.reservation_lapses(at, state.clock.day_seconds),
+        now=now,
+        unanswered_streak=state.history.unanswered_streak,
+        at_contact=at_contact,
+        terms=BudgetTerms(
+            jurisdiction=loan.jurisdiction,
+            timezone=loan.borrower.timezone,
+            max_calls_per_day=state.strategy.max_calls_per_day,
+            min_gap_minutes=state.strategy.min_gap_minutes,
+            cross_loan=state.history.cross_loan,
+        ),
+    )
+
+
+async def _ceased_across_loans(c: Collection) -> bool:
+    """A cease request on another of the borrower's loans covers this one too (strategy's
+    cross-loan policy): the loan takes the ceased situation, on the record."""
+    history = c.state.history
+    if history.cease_requested or not (history.cross_loan.cease and history.shared.cease_requested):
+        return False
+    await events.situation_event(c, "cease_requested", "borrower", c.now())
+    return True
+
+
+async def tell_siblings(c: Collection, reason: str) -> None:
+    """Tell the borrower's other running loans that the shared budget changed, so that none
+    keeps a plan the change forbids (the quiet period, a cap, a cease request)."""
+    if not workflow.patched(patches.TELL_SIBLINGS):
+        return
+    siblings = await c.local_activity(
+        BudgetActivities.open_siblings,
+        SiblingsQuery(c.loan.borrower.borrower_id, c.loan.loan_id),
+        "the borrower's other loans",
+    )
+    change = BorrowerChange(reason, c.loan.loan_id, c.now())
+    for loan_id in siblings:
+        try:
+            await workflow.get_external_workflow_handle(workflow_id_for(loan_id)).signal(
+                "borrower_changed", change
+            )
+        except FailureError:
+            # Ended meanwhile, or never started here: it has no plan to change.
+            workflow.logger.info("loan %s was not told: not running", loan_id)
+
+
+def count_conversation(c: Collection, at: datetime) -> None:
+    """Fold a conversation someone reported into the history, as an answered call at ``at``."""
+    state = c.state
+    borrower_id = c.loan.borrower.borrower_id
+    planner.record_attempt(
+        state.history,
+        AttemptRecord(
+            at,
+            Channel.CALL,
+            Target.BORROWER,
+            borrower_id,
+            planner.slot_of(at, state.strategy, c.zone),
+            Outcome.ANSWERED,
+            number=c.number_of(Target.BORROWER, borrower_id),
+            borrower_id=borrower_id,
+            loan_id=c.loan.loan_id,
+        ),
+        c.slot_names(),
+    )
+    c.next = None  # the quiet period and the caps have moved: plan again
+
+
+def _schedule(
+    c: Collection, intent: outreach.Intent, now: datetime
+) -> planner.PlannedContact | None:
+    state = c.state
+    number = c.number_of(intent.target, intent.target_id)
+    if intent.channel == Channel.CALL and intent.target == Target.BORROWER:
+        return planner.plan_borrower_call(
+            c.profile,
+            state.strategy,
+            state.history,
+            intent.target_id,
+            now,
+            c.zone,
+            workflow.random(),
+            number=number,
+        )
+    proposal = planner.Proposal(
+        now, intent.channel, intent.target, intent.target_id, number, c.loan.borrower.borrower_id
+    )
+    return planner.plan_message(
+        c.profile, state.strategy, state.history, proposal, c.zone, workflow.random()
+    )
+
+
+async def reach_out(c: Collection, planned_outreach: PlannedOutreach) -> None:
+    """Make the planned contact, if the planner still allows it now (the timer may be late)."""
+    state, loan = c.state, c.loan
+    intent, planned = planned_outreach.intent, planned_outreach.planned
+    now = c.now()
+    budgeted = workflow.patched(patches.BORROWER_CONTACT_BUDGET)
+    c.next = None
+    proposal = planner.Proposal(
+        now,
+        intent.channel,
+        intent.target,
+        intent.target_id,
+        c.number_of(intent.target, intent.target_id),
+        loan.borrower.borrower_id,
+        at_contact=True,
+    )
+    decision = planner.check(
+        c.profile, state.history, proposal, c.zone, state.strategy if budgeted else None
+    )
+    if not decision.allowed:
+        if workflow.patched(patches.AUDIT_DENIED_CONTACTS):
+            await _audit_denial(c, intent, planner.describe(decision), now)
+        return
+    state.attempt_count += 1
+    slot = planner.slot_of(now, state.strategy, c.zone)
+    request = ContactRequest(
+        idempotency_key=f"{loan.loan_id}:attempt:{state.attempt_count}",
+        loan_id=loan.loan_id,
+        borrower_id=loan.borrower.borrower_id,
+        attempt_no=state.attempt_count,
+        channel=intent.channel,
+        target=intent.target,
+        target_id=intent.target_id,
+        slot=slot,
+        purpose=intent.purpose,
+        template=intent.template,
+        stage=state.stage,
+        at=now,
+        at_local=clock.format_local(now, c.zone),
+        timezone=loan.borrower.timezone,
+        message=outreach.script(state.strategy, intent.template),
+        outstanding_minor=state.outstanding_minor,
+        currency=loan.currency,
+        deferred_by=list(planned.deferred_by),
+        reservation=(
+            _reservation(c, intent, now, now, state.reservations, at_contact=True)
+            if budgeted
+            else None
+        ),
+    )
+    method = (
+        ChannelActivities.place_call
+        if intent.channel == Channel.CALL
+        else ChannelActivities.send_sms
+    )
+    result = await c.activity(method, request, attempt_summary(request))
+    if result.deferred is not None:
+        # The budget filled up since the plan (another loan's contact came first): nothing was
+        # sent, and the attempt number is free for the next plan.
+        state.attempt_count -= 1
+        state.history.shared = result.deferred.shared
+        refusal = planner.Decision(
+            False, result.deferred.rule, result.deferred.not_before, result.deferred.across_loans
+        )
+        await _audit_denial(c, intent, planner.describe(refusal), now)
+        return
+    planner.record_attempt(
+        state.history,
+        AttemptRecord(
+            now,
+            intent.channel,
+            intent.target,
+            intent.target_id,
+            slot,
+            result.outcome,
+            number=proposal.number if budgeted else "",
+            borrower_id=loan.borrower.borrower_id if budgeted else "",
+            loan_id=loan.loan_id if budgeted else "",
+        ),
+        c.slot_names(),
+    )
+    if budgeted and result.outcome == Outcome.ANSWERED and intent.target == Target.BORROWER:
+        await tell_siblings(c, "conversation")
+    if intent.template in state.queued_messages:
+        state.queued_messages.remove(intent.template)
+    if intent.template == outreach.NUDGE_TEMPLATE:
+        state.history.nudges_in_streak += 1
+    state.last_outcome = result.outcome
+    state.situation = rules.outreach_situation(state)
+
+
+async def _audit_denial(c: Collection, intent: outreach.Intent, rule: str, now: datetime) -> None:
+    """Every decision of the gate is on record: this one refused the contact."""
+    state = c.state
+    state.denials += 1
+    await c.activity(
+        SituationActivities.record_situation_event,
+        SituationEvent(
+            c.loan.loan_id,
+            f"{c.loan.loan_id}:contact_denied:{state.denials}",
+            "contact_denied",
+            now,
+            {
+                "channel": intent.channel,
+                "target": intent.target,
+                "purpose": intent.purpose,
+                "rule": rule,
+            },
+        ),
+        f"{intent.channel} denied · {rule.split(' until ')[0]}",
+    )
+
+
+def attempt_summary(request: ContactRequest) -> str:
+    """The activity's summary in the Web UI: no PII."""
+    who = "reference" if request.target == Target.CONTACT else "borrower"
+    return f"{request.channel} #{request.attempt_no} · {who} · {request.slot} slot"

@@ -1,0 +1,110 @@
+"""``Collection``: one loan being collected, as every step of the workflow reads and changes it.
+
+The workflow builds one once the loan is opened (or restored after continue-as-new) and hands it
+to the steps in ``events``, ``contacts``, ``letters`` and ``reports``. It holds the loan, its
+carried state and machine, the contact planned next, and the few helpers every step needs: the
+collection clock, and how an activity is run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+
+from workflows import budget, clock, outreach, planner
+from workflows.collection import rules
+from workflows.machine import CollectionMachine
+from workflows.types import CollectionState, Loan, Target
+
+with workflow.unsafe.imports_passed_through():
+    from zoneinfo import ZoneInfo
+
+ArgT = TypeVar("ArgT")
+ResultT = TypeVar("ResultT")
+ACTIVITY_TIMEOUT = timedelta(seconds=30)
+ACTIVITY_RETRY = RetryPolicy(maximum_interval=timedelta(minutes=1))
+
+
+@dataclass
+class PlannedOutreach:
+    """The contact the loan will make next, and when the planner allowed it."""
+
+    intent: outreach.Intent
+    planned: planner.PlannedContact
+
+
+@dataclass
+class Collection:
+    """One loan being collected. Only workflow code builds one (it reads ``workflow.now()``)."""
+
+    loan: Loan
+    zone: ZoneInfo
+    profile: planner.JurisdictionProfile
+    state: CollectionState
+    machine: CollectionMachine
+    # The contact planned next: kept while it is still ahead and allowed.
+    next: PlannedOutreach | None = None
+    # When a plan the ledger refused may be tried again, and the rule that refused it.
+    budget_wait: tuple[datetime, str] | None = None
+    # The search attributes as last upserted (by this run, or as the run began with them).
+    published: dict[str, Any] = field(default_factory=dict)
+
+    def now(self) -> datetime:
+        """Collection time: real workflow time, or the demo's compressed clock."""
+        return clock.collection_now(self.state.clock, workflow.now())
+
+    def dpd(self, at: datetime) -> int:
+        """True days past due at ``at``, as status and search attributes show them."""
+        return clock.days_past_due(self.loan.due_date, at, self.zone)
+
+    def collection_dpd(self) -> int:
+        """DPD less the days collection was paused: what the stage thresholds read.
+
+        A loan whose dispute is rejected resumes in the stage it was in, and its next boundary
+        comes as many days later as the dispute lasted.
+        """
+        now = self.now()
+        return self.dpd(now - rules.paused(self.state, now))
+
+    def days_in_stage(self) -> int:
+        entered = self.state.stage_entered_at or self.state.clock.collection_origin
+        return (self.now() - entered).days
+
+    def slot_names(self) -> list[str]:
+        return [s.name for s in self.state.strategy.slots]
+
+    def number_of(self, target: str, target_id: str) -> str:
+        """The budget key of the number a contact reaches."""
+        if target == Target.CONTACT:
+            contact = next(c for c in self.loan.contacts if c.contact_id == target_id)
+            return budget.number_key(contact.phone)
+        return budget.number_key(self.loan.borrower.phone)
+
+    async def activity(
+        self, method: Callable[[Any, ArgT], Awaitable[ResultT]], arg: ArgT, summary: str
+    ) -> ResultT:
+        """Run an activity method with the collection's timeout and retries."""
+        return await workflow.execute_activity_method(
+            method,
+            arg,
+            start_to_close_timeout=ACTIVITY_TIMEOUT,
+            retry_policy=ACTIVITY_RETRY,
+            summary=summary,
+        )
+
+    async def local_activity(
+        self, method: Callable[[Any, ArgT], Awaitable[ResultT]], arg: ArgT, summary: str
+    ) -> ResultT:
+        """Run a short ledger read or write as a local activity: one marker in the history."""
+        return await workflow.execute_local_activity_method(
+            method,
+            arg,
+            start_to_close_timeout=ACTIVITY_TIMEOUT,
+            retry_policy=ACTIVITY_RETRY,
+            summary=summary,
+        )

@@ -1,0 +1,109 @@
+"""The messages waiting for the workflow's main loop: payments, outcomes, decisions, holds.
+
+Signal and update handlers only put messages here; the main loop applies them in order, with
+the activities they call for (``reports``). Whatever is still waiting at continue-as-new is
+carried in the state, so nothing is lost between runs. Every message is idempotent by its id:
+a retried signal is recognised here, in this run or in an earlier one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from temporalio import workflow
+
+from workflows.types import (
+    CollectionState,
+    ContactOutcome,
+    DisputeResolution,
+    HoldChange,
+    PaymentReceived,
+    PendingPayment,
+    ReviewDecision,
+)
+
+
+@dataclass
+class Inbox:
+    """What was received and not yet applied."""
+
+    payments: list[PendingPayment] = field(default_factory=list)
+    outcomes: list[ContactOutcome] = field(default_factory=list)
+    resolutions: list[DisputeResolution] = field(default_factory=list)
+    decisions: list[ReviewDecision] = field(default_factory=list)
+    hold_changes: list[HoldChange] = field(default_factory=list)
+    # Another loan of the borrower said the shared budget changed: plan again now.
+    borrower_changed: bool = False
+    # Payment id -> why the payment was not applied (answered to the update that waits on it).
+    rejections: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def carried_in(cls, state: CollectionState | None) -> Inbox:
+        """The messages an earlier run handed over at continue-as-new."""
+        if state is None:
+            return cls()
+        return cls(
+            payments=list(state.pending_payments),
+            outcomes=list(state.pending_outcomes),
+            resolutions=list(state.pending_resolutions),
+            decisions=list(state.pending_decisions),
+            hold_changes=list(state.pending_hold_changes),
+        )
+
+    def carry_out(self, state: CollectionState) -> None:
+        """Put what is still waiting into ``state``, for the next run."""
+        state.pending_payments = list(self.payments)
+        state.pending_outcomes = list(self.outcomes)
+        state.pending_resolutions = list(self.resolutions)
+        state.pending_decisions = list(self.decisions)
+        state.pending_hold_changes = list(self.hold_changes)
+
+    @staticmethod
+    def taken_over(state: CollectionState) -> None:
+        """The run holds the carried messages now: the state no longer needs them."""
+        state.pending_payments = []
+        state.pending_outcomes = []
+        state.pending_resolutions = []
+        state.pending_decisions = []
+        state.pending_hold_changes = []
+
+    def has_mail(self) -> bool:
+        """Whether anything waits to be applied: the main loop wakes for it."""
+        return bool(
+            self.payments
+            or self.outcomes
+            or self.resolutions
+            or self.decisions
+            or self.hold_changes
+            or self.borrower_changed
+        )
+
+    def waiting_payment_ids(self) -> set[str]:
+        return {p.payment.payment_id for p in self.payments}
+
+    def take_payment(
+        self, payment: PaymentReceived, applied: list[str], problem: str | None = None
+    ) -> bool:
+        """Queue a payment unless its id was applied or is waiting. Returns whether queued."""
+        if payment.payment_id in applied or payment.payment_id in self.waiting_payment_ids():
+            return False
+        self.payments.append(PendingPayment(payment, problem))
+        return True
+
+    def first_sight(self, signal_id: str, seen: list[str]) -> bool:
+        """Whether a message id is new: neither applied (``seen``) nor waiting here."""
+        waiting = {o.outcome_id for o in self.outcomes}
+        waiting |= {r.resolution_id for r in self.resolutions}
+        waiting |= {d.decision_id for d in self.decisions}
+        waiting |= {c.request.request_id for c in self.hold_changes}
+        if signal_id in waiting or signal_id in seen:
+            workflow.logger.info("signal %s already received; ignored", signal_id)
+            return False
+        return True
+
+    def queue_hold_change(self, change: HoldChange, seen: list[str]) -> bool:
+        """Queue a pause or resume, unless its request id was seen. Returns whether queued."""
+        if change.request.request_id and not self.first_sight(change.request.request_id, seen):
+            return False
+        self.hold_changes.append(change)
+        return True

@@ -1,0 +1,207 @@
+"""What others see of a collection: the ``status`` query, search attributes, the UI's details.
+
+Nothing here changes the loan. ``publish`` is the one place that upserts search attributes and
+sets the Web UI's current details; it upserts only the values that changed.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from temporalio import workflow
+from temporalio.common import SearchAttributeKey, SearchAttributeUpdate
+
+from workflows import clock, planner
+from workflows import search_attributes as sa
+from workflows.collection import patches, rules
+from workflows.collection.context import Collection
+from workflows.money import amount_band, format_minor
+from workflows.types import (
+    CollectionStatus,
+    CollectionSummary,
+    Loan,
+    NextAction,
+    NextActionKind,
+    Situation,
+    Stage,
+    Target,
+)
+
+if TYPE_CHECKING:
+    from zoneinfo import ZoneInfo
+
+
+def status(c: Collection) -> CollectionStatus:
+    """Where the loan stands, without PII: the ``status`` query's answer."""
+    state, loan = c.state, c.loan
+    now = c.now()
+    return CollectionStatus(
+        loan_id=loan.loan_id,
+        stage=state.stage,
+        days_past_due=c.dpd(now),
+        outstanding_minor=state.outstanding_minor,
+        recovered_minor=state.recovered_minor,
+        currency=loan.currency,
+        situation=state.situation,
+        jurisdiction=loan.jurisdiction,
+        timezone=loan.borrower.timezone,
+        attempt_count=state.attempt_count,
+        last_outcome=state.last_outcome,
+        next_action=next_action(c),
+        collection_time=now,
+        recent_attempts=list(state.history.attempts),
+        applied_payment_ids=list(state.applied_payment_ids),
+        notices=list(state.notices),
+        broken_promises=state.broken_promises,
+        promise=state.promise,
+        complaint_cases=list(state.complaint_cases),
+        days_paused=rules.paused(state, now).days,
+        arrangement=state.arrangement,
+        hold=state.hold,
+    )
+
+
+def opening_status(loan: Loan, zone: ZoneInfo, now: datetime) -> CollectionStatus:
+    """The status before the loan is opened (the state exists after two activities), for a
+    query that comes first: ``overdue pay`` or ``status`` right after ``start``."""
+    return CollectionStatus(
+        loan_id=loan.loan_id,
+        stage=Stage.EARLY,
+        days_past_due=clock.days_past_due(loan.due_date, now, zone),
+        outstanding_minor=loan.outstanding_minor,
+        recovered_minor=0,
+        currency=loan.currency,
+        situation=Situation.NONE,
+        jurisdiction=loan.jurisdiction,
+        timezone=loan.borrower.timezone,
+        attempt_count=0,
+        last_outcome=None,
+        next_action=NextAction(kind=NextActionKind.STAGE_REVIEW, at_utc=None, at_local=None),
+        collection_time=now,
+        recent_attempts=[],
+        applied_payment_ids=[],
+        notices=[],
+    )
+
+
+def next_action(c: Collection) -> NextAction:
+    """The contact planned next, or why there is none."""
+    state = c.state
+    if c.next is None:
+        if state.hold is not None:
+            return NextAction(
+                kind=NextActionKind.ON_HOLD,
+                at_utc=None,
+                at_local=None,
+                detail=f"by {state.hold.operator}",
+            )
+        if c.budget_wait is not None and state.stage in Stage.OPEN:
+            at, rule = c.budget_wait
+            return NextAction(
+                kind=NextActionKind.BUDGET_WAIT,
+                at_utc=at,
+                at_local=clock.format_local(at, c.zone),
+                detail=f"deferred by {rule}",
+            )
+        kind = NextActionKind.NONE if state.stage in Stage.CLOSED else NextActionKind.STAGE_REVIEW
+        return NextAction(kind=kind, at_utc=None, at_local=None)
+    intent, planned = c.next.intent, c.next.planned
+    kind = (
+        NextActionKind.CONTACT
+        if intent.target == Target.CONTACT
+        else NextActionKind(intent.channel)
+    )
+    detail = f"{intent.purpose} · {planned.slot} slot"
+    # The details name the borrower-level rule when it is what deferred the contact.
+    across = [d for d in planned.deferred_by if planner.ACROSS_LOANS in d]
+    if across:
+        detail += f" · deferred by {across[0].split(' until ')[0]}"
+    return NextAction(
+        kind=kind,
+        at_utc=planned.at,
+        at_local=clock.format_local(planned.at, c.zone),
+        detail=detail,
+    )
+
+
+def publish(c: Collection) -> None:
+    """Keep search attributes and the UI's current details in step with the state."""
+    state, loan = c.state, c.loan
+    now = c.now()
+    upcoming = next_action(c)
+    values: dict[SearchAttributeKey[Any], Any] = {
+        sa.LOAN_ID: loan.loan_id,
+        sa.COLLECTION_STAGE: state.stage,
+        sa.DAYS_PAST_DUE: c.dpd(now),
+        sa.OUTSTANDING_MINOR: state.outstanding_minor,
+        sa.SITUATION: state.situation,
+        sa.BROKEN_PROMISES: state.broken_promises,
+        sa.NEXT_CONTACT_AT: upcoming.at_utc,
+    }
+    if workflow.patched(patches.SEARCH_ATTRIBUTES_ON_CHANGE):
+        # Only what changed since the last upsert (or since the run began: continue-as-new
+        # carries the attributes over), so most workflow tasks upsert nothing.
+        values = {k: v for k, v in values.items() if c.published.get(k.name) != v}
+        c.published.update({k.name: v for k, v in values.items()})
+    updates: list[SearchAttributeUpdate[Any]] = [
+        key.value_set(value) if value is not None else key.value_unset()
+        for key, value in values.items()
+    ]
+    if updates:
+        workflow.upsert_search_attributes(updates)
+    workflow.set_current_details(_details(c, now, upcoming))
+
+
+def _details(c: Collection, now: datetime, upcoming: NextAction) -> str:
+    state, loan = c.state, c.loan
+    outstanding = format_minor(state.outstanding_minor, loan.currency)
+    when = (
+        f" at {upcoming.at_local} (UTC {upcoming.at_utc:%Y-%m-%d %H:%M})"
+        if upcoming.at_utc is not None
+        else ""
+    )
+    lines = [
+        loan_summary(loan),
+        f"**Stage** {state.stage} · **DPD** {c.dpd(now)}",
+        f"**Outstanding** {outstanding} {loan.currency}",
+        f"**Situation** {state.situation} · **Last outcome** {state.last_outcome or '-'}",
+        f"**Next** {upcoming.kind} {upcoming.detail}".rstrip() + when,
+    ]
+    if state.hold is not None:
+        # The reason is an operator's free text and may name the borrower: it stays in the
+        # (encrypted) payloads and the ledger, never in the details the UI shows in clear.
+        since = clock.format_local(state.hold.since, c.zone)
+        lines.append(f"**Paused** by {state.hold.operator} since {since} borrower-local")
+    return "\n".join(lines)
+
+
+def summary(c: Collection) -> CollectionSummary:
+    """The workflow's result when the collection ends."""
+    state, loan = c.state, c.loan
+    open_stages = [s for s in state.entered_stages if s in Stage.OPEN]
+    return CollectionSummary(
+        loan_id=loan.loan_id,
+        final_stage=state.stage,
+        resolved_in=open_stages[-1] if open_stages else Stage.EARLY,
+        days_past_due=c.dpd(c.now()),
+        outstanding_minor=state.outstanding_minor,
+        recovered_minor=state.recovered_minor,
+        currency=loan.currency,
+        attempt_count=state.attempt_count,
+        payments=len(state.applied_payment_ids),
+        notices=list(state.notices),
+        ended_at=c.now(),
+        broken_promises=state.broken_promises,
+        situation=state.situation,
+    )
+
+
+def loan_summary(loan: Loan) -> str:
+    """What the Web UI shows for a collection at a glance: no PII, no exact balance.
+
+    It is the static summary of the first run, and the first line of every run's current
+    details: continue-as-new cannot carry a static summary to the next run.
+    """
+    band = amount_band(loan.outstanding_minor, loan.currency)
+    return f"Loan {loan.loan_id} · {loan.product} · {band} · {loan.jurisdiction}"

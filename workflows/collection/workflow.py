@@ -1,0 +1,328 @@
+"""``LoanCollection``: one durable workflow per overdue loan.
+
+The workflow owns no business rule of its own. The collection machine decides the stage and the
+situation, the outreach module what to do next, the contact planner when it is allowed, and
+activities carry it out. This module holds only the handlers, the main loop and continue-as-new:
+the loop applies what was received (``reports``), meets deadlines and day boundaries
+(``events``), plans and makes the next contact (``contacts``), publishes what operators see
+(``view``), and sleeps on one timer at a time until the next of these or a message.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import datetime, timedelta
+
+from temporalio import workflow
+
+from workflows import clock, planner
+from workflows.collection import contacts, events, patches, reports, rules, view
+from workflows.collection.context import ACTIVITY_RETRY, ACTIVITY_TIMEOUT, Collection
+from workflows.collection.inbox import Inbox
+from workflows.commands import LoadStrategy, OpenLoan
+from workflows.machine import Calendar, CollectionMachine
+from workflows.types import (
+    BorrowerChange,
+    ClockAnchor,
+    CollectionInput,
+    CollectionState,
+    CollectionStatus,
+    CollectionSummary,
+    ContactHistory,
+    ContactOutcome,
+    DisputeResolution,
+    HoldChange,
+    HoldRequest,
+    PaymentReceived,
+    PaymentResult,
+    ReviewDecision,
+    Stage,
+)
+
+with workflow.unsafe.imports_passed_through():
+    from zoneinfo import ZoneInfo
+
+    from activities.ledger import LedgerActivities
+    from activities.strategy import StrategyActivities
+
+
+@workflow.defn(name="LoanCollection")
+class LoanCollection:
+    """Collects one overdue loan, from its first day past due to cure or legal referral."""
+
+    @workflow.init
+    def __init__(self, input: CollectionInput) -> None:
+        self._loan = input.loan
+        self._zone = ZoneInfo(input.loan.borrower.timezone)
+        self._state: CollectionState | None = input.state
+        self._inbox = Inbox.carried_in(input.state)
+        # Set once the loan is opened, or restored from the state an earlier run handed over.
+        self._collection: Collection | None = None
+
+    @workflow.run
+    async def run(self, input: CollectionInput) -> CollectionSummary:
+        restored = self._state is not None
+        state = self._state if self._state is not None else await self._open(input)
+        self._state = state
+        # Restored as it was, without entry actions: they ran before continue-as-new.
+        machine = CollectionMachine(state, restore=restored)
+        c = self._collection = Collection(
+            loan=self._loan,
+            zone=self._zone,
+            profile=planner.profile_for(self._loan.jurisdiction),
+            state=state,
+            machine=machine,
+            published={
+                pair.key.name: pair.value for pair in workflow.info().typed_search_attributes
+            },
+        )
+        Inbox.taken_over(state)
+        stage_at_start = machine.stage
+        await events.perform(c, machine.take_actions())
+        view.publish(c)
+
+        while True:
+            await self._apply_reports(c)
+            await events.meet_deadlines(c)
+            if machine.is_closed:
+                break
+            await self._observe_days(c)
+            if machine.is_closed:
+                break
+            if machine.stage != stage_at_start:
+                await self._continue_as_new(c, input)
+                continue  # only reached when a waiting payment closed the loan instead
+            told, self._inbox.borrower_changed = self._inbox.borrower_changed, False
+            wake_at = await contacts.plan(c, told=told)
+            view.publish(c)
+            await self._sleep_until(c, wake_at)
+            if self._inbox.has_mail():
+                continue
+            if c.next is not None and c.now() >= c.next.planned.at:
+                await contacts.reach_out(c, c.next)
+            if workflow.info().is_continue_as_new_suggested():
+                await self._continue_as_new(c, input)
+                continue
+
+        # Payments that arrive while the loan closes are still recorded (as overpayments), and
+        # every update waiting on one gets its answer before the workflow completes. A pause or
+        # resume has nothing left to act on.
+        self._inbox.hold_changes.clear()
+        while self._inbox.payments or not workflow.all_handlers_finished():
+            await reports.apply_payments(c, self._inbox)
+            await workflow.wait_condition(
+                lambda: bool(self._inbox.payments) or workflow.all_handlers_finished()
+            )
+        c.next = None
+        view.publish(c)
+        return view.summary(c)
+
+    # --- signals, updates and the query ----------------------------------------------------
+
+    @workflow.signal
+    def payment_received(self, payment: PaymentReceived) -> None:
+        """A payment service reports money in. Idempotent by ``payment_id``."""
+        problem = rules.payment_problem(payment, self._loan.currency)
+        if not self._inbox.take_payment(payment, self._applied_payment_ids(), problem):
+            workflow.logger.info("payment %s already applied; ignored", payment.payment_id)
+
+    @workflow.signal
+    def contact_outcome(self, outcome: ContactOutcome) -> None:
+        """A collector, a dialer, an agent desk or the simulator reports what a contact revealed.
+
+        Idempotent by ``outcome_id``.
+        """
+        if self._inbox.first_sight(outcome.outcome_id, self._seen()):
+            self._inbox.outcomes.append(outcome)
+
+    @workflow.signal
+    def dispute_resolved(self, resolution: DisputeResolution) -> None:
+        """The decision on a dispute of the debt. Idempotent by ``resolution_id``."""
+        if self._inbox.first_sight(resolution.resolution_id, self._seen()):
+            self._inbox.resolutions.append(resolution)
+
+    @workflow.signal
+    def review_decided(self, decision: ReviewDecision) -> None:
+        """A person's decision on a death verification, a hardship review or an estate.
+
+        Idempotent by ``decision_id``. A decision the loan is not waiting for is recorded in the
+        history and otherwise ignored.
+        """
+        if self._inbox.first_sight(decision.decision_id, self._seen()):
+            self._inbox.decisions.append(decision)
+
+    @workflow.signal
+    def borrower_changed(self, change: BorrowerChange) -> None:
+        """Another loan of the borrower had a conversation or took a cease request: the plan
+        this loan holds may no longer be allowed. It asks the ledger again at once."""
+        workflow.logger.info("borrower budget changed by %s: %s", change.by_loan, change.reason)
+        self._inbox.borrower_changed = True
+
+    @workflow.signal
+    def pause(self, request: HoldRequest) -> None:
+        """An operator pauses the collection: no outreach and no escalation until resumed.
+
+        Payments, outcomes and decisions are still taken. Pausing a paused loan changes nothing.
+        """
+        self._inbox.queue_hold_change(HoldChange(pause=True, request=request), self._seen())
+
+    @workflow.signal
+    def resume(self, request: HoldRequest) -> None:
+        """An operator resumes a paused collection where it was. Resuming a running one changes
+        nothing."""
+        self._inbox.queue_hold_change(HoldChange(pause=False, request=request), self._seen())
+
+    @workflow.update
+    async def pause_collection(self, request: HoldRequest) -> CollectionStatus:
+        """Pause, as the ``pause`` signal does, and answer with the state once paused."""
+        return await self._change_hold(HoldChange(pause=True, request=request))
+
+    @pause_collection.validator
+    def _validate_pause(self, request: HoldRequest) -> None:
+        # Refused before anything is written to history: a pause must say why.
+        if not request.reason.strip():
+            raise ValueError("reason: is required to pause a collection")
+
+    @workflow.update
+    async def resume_collection(self, request: HoldRequest) -> CollectionStatus:
+        """Resume, as the ``resume`` signal does, and answer with the state once resumed."""
+        return await self._change_hold(HoldChange(pause=False, request=request))
+
+    async def _change_hold(self, change: HoldChange) -> CollectionStatus:
+        await workflow.wait_condition(lambda: self._state is not None)
+        if self._inbox.queue_hold_change(change, self._seen()):
+            # Done once the main loop has taken it, or when the loan closed first.
+            await workflow.wait_condition(
+                lambda: all(c is not change for c in self._inbox.hold_changes)
+            )
+        return self.status()
+
+    @workflow.update
+    async def apply_payment(self, payment: PaymentReceived) -> PaymentResult:
+        """Apply a payment and answer with the new balance. Idempotent by ``payment_id``.
+
+        The validator refuses a malformed payment before anything is written to history; a
+        duplicate is not an error, it answers with ``applied=False, duplicate=True``.
+        """
+        await workflow.wait_condition(lambda: self._state is not None)
+        state = self._state
+        assert state is not None
+        payment_id = payment.payment_id
+        duplicate = payment_id in state.applied_payment_ids
+        self._inbox.take_payment(payment, state.applied_payment_ids)
+        await workflow.wait_condition(
+            lambda: payment_id in state.applied_payment_ids or payment_id in self._inbox.rejections
+        )
+        return PaymentResult(
+            payment_id=payment_id,
+            applied=not duplicate and payment_id in state.applied_payment_ids,
+            duplicate=duplicate,
+            rejection=self._inbox.rejections.get(payment_id),
+            outstanding_minor=state.outstanding_minor,
+            currency=self._loan.currency,
+            stage=state.stage,
+        )
+
+    @apply_payment.validator
+    def _validate_payment(self, payment: PaymentReceived) -> None:
+        problem = rules.payment_problem(payment, self._loan.currency)
+        if problem is not None:
+            raise ValueError(problem)
+
+    @workflow.query
+    def status(self) -> CollectionStatus:
+        """Where the loan stands, without PII."""
+        if self._collection is None:
+            # A query can come before the loan is opened (after two activities): ``overdue pay``
+            # or ``status`` right after ``start``. Answer from the input instead.
+            return view.opening_status(self._loan, self._zone, workflow.now())
+        return view.status(self._collection)
+
+    def _seen(self) -> list[str]:
+        return self._state.seen_signal_ids if self._state is not None else []
+
+    def _applied_payment_ids(self) -> list[str]:
+        return self._state.applied_payment_ids if self._state is not None else []
+
+    # --- the loop's steps ------------------------------------------------------------------
+
+    async def _open(self, input: CollectionInput) -> CollectionState:
+        """Load the strategy and open the loan in the ledger: the state of the first run."""
+        strategy = await workflow.execute_activity_method(
+            StrategyActivities.load_strategy,
+            LoadStrategy(),
+            start_to_close_timeout=ACTIVITY_TIMEOUT,
+            retry_policy=ACTIVITY_RETRY,
+            summary="load collection strategy",
+        )
+        now = workflow.now()
+        await workflow.execute_activity_method(
+            LedgerActivities.open_loan,
+            OpenLoan(loan=input.loan, opened_at=now),
+            start_to_close_timeout=ACTIVITY_TIMEOUT,
+            retry_policy=ACTIVITY_RETRY,
+            summary="open loan in ledger",
+        )
+        origin = input.clock_origin or now
+        anchor = ClockAnchor(
+            real_origin=origin, collection_origin=origin, day_seconds=input.day_seconds
+        )
+        now = clock.collection_now(anchor, now)
+        return CollectionState(
+            strategy=strategy,
+            clock=anchor,
+            stage=Stage.EARLY,
+            outstanding_minor=input.loan.outstanding_minor,
+            history=ContactHistory(cross_loan=strategy.cross_loan),
+            stage_entered_at=now,
+            entered_stages=[Stage.EARLY],
+        )
+
+    async def _apply_reports(self, c: Collection) -> None:
+        await reports.apply_payments(c, self._inbox)
+        await reports.apply_outcomes(c, self._inbox)
+        await reports.apply_hold_changes(c, self._inbox)
+
+    async def _observe_days(self, c: Collection) -> None:
+        """Let the machine see the calendar; a loan may cross more than one boundary at once."""
+        machine = c.machine
+        while not machine.is_closed:
+            before = machine.stage
+            if not machine.observe_day(Calendar(c.collection_dpd(), c.days_in_stage())):
+                return
+            await events.stage_changed(c, before)
+
+    async def _continue_as_new(self, c: Collection, input: CollectionInput) -> None:
+        """Hand the whole state to a new run. Returns only if the loan closed meanwhile."""
+        inbox = self._inbox
+        if workflow.patched(patches.APPLY_PAYMENTS_BEFORE_CONTINUE_AS_NEW):
+            # An update waiting on a payment must be answered by this run: apply what is in the
+            # inbox and let every handler finish before handing over to the next run.
+            while inbox.payments or not workflow.all_handlers_finished():
+                await reports.apply_payments(c, inbox)
+                await reports.apply_hold_changes(c, inbox)
+                await workflow.wait_condition(
+                    lambda: (
+                        bool(inbox.payments or inbox.hold_changes)
+                        or workflow.all_handlers_finished()
+                    )
+                )
+            if c.machine.is_closed:
+                return  # a waiting payment cured the loan: it ends in this run
+        inbox.carry_out(c.state)
+        workflow.continue_as_new(
+            CollectionInput(loan=input.loan, day_seconds=input.day_seconds, state=c.state)
+        )
+
+    async def _sleep_until(self, c: Collection, wake_at: datetime) -> None:
+        """Sleep on one timer until ``wake_at`` (collection time) or until a message arrives."""
+        delay = clock.real_delay(c.state.clock, wake_at - c.now())
+        if delay <= timedelta(0) or self._inbox.has_mail():
+            return
+        local_wake = clock.format_local(wake_at, c.zone)
+        with contextlib.suppress(TimeoutError):
+            await workflow.wait_condition(
+                self._inbox.has_mail,
+                timeout=delay,
+                timeout_summary=f"wait for {local_wake} borrower-local",
+            )
