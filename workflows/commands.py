@@ -116,8 +116,6 @@ class ContactRequest:
     reservation: ContactReservation | None = None
 
 
-
-
 @dataclass
 class ContactResult:
     """What became of a contact. ``deferred`` is the refusal (``rule until moment``) when the

@@ -52,7 +52,7 @@ async def plan(c: Collection, *, told: bool) -> datetime:
     c.budget_wait = None
     # While a promise, a dispute or a cease request stands, the stage calls for nothing.
     intent = None if c.machine.outreach_held else _intent(c)
-    budgeted = workflow.patched(patches.BORROWER_CONTACT_BUDGET)
+    budgeted = c.patched(patches.BORROWER_CONTACT_BUDGET)
     if intent is None:
         c.next = None
     elif not budgeted:
@@ -193,7 +193,7 @@ async def _ceased_across_loans(c: Collection) -> bool:
 async def tell_siblings(c: Collection, reason: str) -> None:
     """Tell the borrower's other running loans that the shared budget changed, so that none
     keeps a plan the change forbids (the quiet period, a cap, a cease request)."""
-    if not workflow.patched(patches.TELL_SIBLINGS):
+    if not c.patched(patches.TELL_SIBLINGS):
         return
     siblings = await c.local_activity(
         BudgetActivities.open_siblings,
@@ -203,9 +203,7 @@ async def tell_siblings(c: Collection, reason: str) -> None:
     change = BorrowerChange(reason, c.loan.loan_id, c.now())
     for loan_id in siblings:
         try:
-            await workflow.get_external_workflow_handle(workflow_id_for(loan_id)).signal(
-                "borrower_changed", change
-            )
+            await c.signal(workflow_id_for(loan_id), "borrower_changed", change)
         except FailureError:
             # Ended meanwhile, or never started here: it has no plan to change.
             workflow.logger.info("loan %s was not told: not running", loan_id)
@@ -246,14 +244,14 @@ def _schedule(
             intent.target_id,
             now,
             c.zone,
-            workflow.random(),
+            c.random(),
             number=number,
         )
     proposal = planner.Proposal(
         now, intent.channel, intent.target, intent.target_id, number, c.loan.borrower.borrower_id
     )
     return planner.plan_message(
-        c.profile, state.strategy, state.history, proposal, c.zone, workflow.random()
+        c.profile, state.strategy, state.history, proposal, c.zone, c.random()
     )
 
 
@@ -262,7 +260,7 @@ async def reach_out(c: Collection, planned_outreach: PlannedOutreach) -> None:
     state, loan = c.state, c.loan
     intent, planned = planned_outreach.intent, planned_outreach.planned
     now = c.now()
-    budgeted = workflow.patched(patches.BORROWER_CONTACT_BUDGET)
+    budgeted = c.patched(patches.BORROWER_CONTACT_BUDGET)
     c.next = None
     proposal = planner.Proposal(
         now,
@@ -277,7 +275,7 @@ async def reach_out(c: Collection, planned_outreach: PlannedOutreach) -> None:
         c.profile, state.history, proposal, c.zone, state.strategy if budgeted else None
     )
     if not decision.allowed:
-        if workflow.patched(patches.AUDIT_DENIED_CONTACTS):
+        if c.patched(patches.AUDIT_DENIED_CONTACTS):
             await _audit_denial(c, intent, planner.describe(decision), now)
         return
     state.attempt_count += 1

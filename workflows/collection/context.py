@@ -1,20 +1,26 @@
 """``Collection``: one loan being collected, as every step of the workflow reads and changes it.
 
 The workflow builds one once the loan is opened (or restored after continue-as-new) and hands it
-to the steps in ``events``, ``contacts``, ``letters`` and ``reports``. It holds the loan, its
-carried state and machine, the contact planned next, and the few helpers every step needs: the
-collection clock, and how an activity is run.
+to the steps in ``events``, ``contacts``, ``letters``, ``reports`` and ``view``. It holds the
+loan, its carried state and machine, and the contact planned next.
+
+It is also the steps' one port to Temporal: the clock, patches, randomness, activities, signals
+to other loans and what operators see all go through its methods, never through ``workflow``
+directly. So the steps are plain functions that a test can drive without a server, by
+overriding these methods (``tests/unit/test_compliance_properties.py`` does), and what it drives
+is the workflow's own code.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import random
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import RetryPolicy, SearchAttributeUpdate
 
 from workflows import budget, clock, outreach, planner
 from workflows.collection import rules
@@ -56,7 +62,29 @@ class Collection:
 
     def now(self) -> datetime:
         """Collection time: real workflow time, or the demo's compressed clock."""
-        return clock.collection_now(self.state.clock, workflow.now())
+        return clock.collection_now(self.state.clock, self.real_now())
+
+    # --- the port to Temporal: a test driver overrides these ----------------------------------
+
+    def real_now(self) -> datetime:
+        return workflow.now()
+
+    def patched(self, patch_id: str) -> bool:
+        """Whether this history takes the change ``patch_id`` gates (see ``patches``)."""
+        return workflow.patched(patch_id)
+
+    def random(self) -> random.Random:
+        return workflow.random()
+
+    async def signal(self, workflow_id: str, name: str, arg: Any) -> None:
+        """Signal another loan's workflow; raises ``FailureError`` when it is not running."""
+        await workflow.get_external_workflow_handle(workflow_id).signal(name, arg)
+
+    def show(self, updates: Sequence[SearchAttributeUpdate[Any]], details: str) -> None:
+        """Upsert search attributes (when there are updates) and set the UI's current details."""
+        if updates:
+            workflow.upsert_search_attributes(list(updates))
+        workflow.set_current_details(details)
 
     def dpd(self, at: datetime) -> int:
         """True days past due at ``at``, as status and search attributes show them."""

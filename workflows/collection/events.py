@@ -23,7 +23,7 @@ from workflows.commands import (
     SituationEvent,
     StageChange,
 )
-from workflows.machine import Action
+from workflows.machine import Action, Calendar
 from workflows.types import ActivePromise, ContactOutcome, Instalment, Situation, Stage, Target
 
 with workflow.unsafe.imports_passed_through():
@@ -76,6 +76,16 @@ async def situation_event(c: Collection, event: str, key: str, now: datetime) ->
     if event == "dispute_rejected" and history.borrower_deceased:
         # A death reported while the dispute stood is verified once it is over.
         await situation_event(c, "death_reported", key, now)
+
+
+async def observe_days(c: Collection) -> None:
+    """Let the machine see the calendar; a loan may cross more than one boundary at once."""
+    machine = c.machine
+    while not machine.is_closed:
+        before = machine.stage
+        if not machine.observe_day(Calendar(c.collection_dpd(), c.days_in_stage())):
+            return
+        await stage_changed(c, before)
 
 
 async def stage_changed(c: Collection, from_stage: Stage) -> None:
@@ -135,7 +145,7 @@ async def verify_death(c: Collection) -> None:
     if result == DeathCheckResult.VERIFIED:
         await situation_event(c, "death_verified", "registry", c.now())
     elif result == DeathCheckResult.NOT_VERIFIED:
-        if workflow.patched(patches.REGISTRY_MISS_GOES_TO_REVIEW):
+        if c.patched(patches.REGISTRY_MISS_GOES_TO_REVIEW):
             # Registries lag: a missing record does not overrule a report by family. A person
             # decides (``review_decided``, death_verification); until then nothing goes to the
             # borrower. Keyed by the report: each one is verified anew.

@@ -37,6 +37,14 @@ with workflow.unsafe.imports_passed_through():
     from activities.situations import SituationActivities
 
 
+async def apply_all(c: Collection, inbox: Inbox) -> None:
+    """Apply everything waiting, in order: payments, outcomes (then decisions and dispute
+    resolutions), operators' holds."""
+    await apply_payments(c, inbox)
+    await apply_outcomes(c, inbox)
+    await apply_hold_changes(c, inbox)
+
+
 async def apply_payments(c: Collection, inbox: Inbox) -> None:
     """Write each waiting payment to the ledger and let the machine see the new balance."""
     machine, state = c.machine, c.state
@@ -114,7 +122,7 @@ async def apply_outcomes(c: Collection, inbox: Inbox) -> None:
     while inbox.outcomes and not machine.is_closed:
         outcome = inbox.outcomes[0]
         now = c.now()
-        conversation = _is_reported_conversation(outcome)
+        conversation = _is_reported_conversation(c, outcome)
         if not await _record_outcome(c, outcome, conversation=conversation):
             inbox.outcomes.pop(0)
             continue
@@ -166,14 +174,14 @@ async def apply_outcomes(c: Collection, inbox: Inbox) -> None:
         view.publish(c)
 
 
-def _is_reported_conversation(outcome: ContactOutcome) -> bool:
+def _is_reported_conversation(c: Collection, outcome: ContactOutcome) -> bool:
     """A right-party phone conversation that no dialer attempt of ours has counted already (a
     collector's own call, an inbound call): it counts for every conversation rule."""
     return (
         outcome.right_party
         and outcome.channel in PHONE_CONVERSATIONS
         and outcome.attempt_key is None
-        and workflow.patched(patches.REPORTED_CONVERSATIONS_COUNT)
+        and c.patched(patches.REPORTED_CONVERSATIONS_COUNT)
     )
 
 

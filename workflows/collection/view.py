@@ -9,7 +9,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from temporalio import workflow
 from temporalio.common import SearchAttributeKey, SearchAttributeUpdate
 
 from workflows import clock, planner
@@ -139,7 +138,7 @@ def publish(c: Collection) -> None:
         sa.BROKEN_PROMISES: state.broken_promises,
         sa.NEXT_CONTACT_AT: upcoming.at_utc,
     }
-    if workflow.patched(patches.SEARCH_ATTRIBUTES_ON_CHANGE):
+    if c.patched(patches.SEARCH_ATTRIBUTES_ON_CHANGE):
         # Only what changed since the last upsert (or since the run began: continue-as-new
         # carries the attributes over), so most workflow tasks upsert nothing.
         values = {k: v for k, v in values.items() if c.published.get(k.name) != v}
@@ -148,9 +147,7 @@ def publish(c: Collection) -> None:
         key.value_set(value) if value is not None else key.value_unset()
         for key, value in values.items()
     ]
-    if updates:
-        workflow.upsert_search_attributes(updates)
-    workflow.set_current_details(_details(c, now, upcoming))
+    c.show(updates, _details(c, now, upcoming))
 
 
 def _details(c: Collection, now: datetime, upcoming: NextAction) -> str:

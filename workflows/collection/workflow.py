@@ -20,7 +20,7 @@ from workflows.collection import contacts, events, patches, reports, rules, view
 from workflows.collection.context import ACTIVITY_RETRY, ACTIVITY_TIMEOUT, Collection
 from workflows.collection.inbox import Inbox
 from workflows.commands import LoadStrategy, OpenLoan
-from workflows.machine import Calendar, CollectionMachine
+from workflows.machine import CollectionMachine
 from workflows.types import (
     BorrowerChange,
     ClockAnchor,
@@ -82,11 +82,11 @@ class LoanCollection:
         view.publish(c)
 
         while True:
-            await self._apply_reports(c)
+            await reports.apply_all(c, self._inbox)
             await events.meet_deadlines(c)
             if machine.is_closed:
                 break
-            await self._observe_days(c)
+            await events.observe_days(c)
             if machine.is_closed:
                 break
             if machine.stage != stage_at_start:
@@ -277,20 +277,6 @@ class LoanCollection:
             stage_entered_at=now,
             entered_stages=[Stage.EARLY],
         )
-
-    async def _apply_reports(self, c: Collection) -> None:
-        await reports.apply_payments(c, self._inbox)
-        await reports.apply_outcomes(c, self._inbox)
-        await reports.apply_hold_changes(c, self._inbox)
-
-    async def _observe_days(self, c: Collection) -> None:
-        """Let the machine see the calendar; a loan may cross more than one boundary at once."""
-        machine = c.machine
-        while not machine.is_closed:
-            before = machine.stage
-            if not machine.observe_day(Calendar(c.collection_dpd(), c.days_in_stage())):
-                return
-            await events.stage_changed(c, before)
 
     async def _continue_as_new(self, c: Collection, input: CollectionInput) -> None:
         """Hand the whole state to a new run. Returns only if the loan closed meanwhile."""
