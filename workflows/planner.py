@@ -640,3 +640,50 @@ def record_attempt(history: ContactHistory, attempt: AttemptRecord, slot_names: 
             history.tried_slots.append(attempt.slot)
         if set(history.tried_slots) >= set(slot_names):
             history.tried_slots = []
+
+
+def slot_still_fits(
+    planned: PlannedContact,
+    channel: str,
+    target: str,
+    at: datetime,
+    strategy: Strategy,
+    history: ContactHistory,
+    zone: ZoneInfo,
+) -> bool:
+    """Whether a borrower call planned into ``planned.slot`` may be made at ``at``, the real
+    moment its timer fired.
+
+    A timer fires late when a worker was down or the demo's clock is compressed. A call that
+    slipped into a slot already tried without an answer in this rotation, or out of every slot,
+    would break the rotation: it is not made, and the loan plans again from ``at`` into an
+    untried slot. One that slipped into another untried slot keeps the rotation and is made.
+    Messages and reference calls are bound to no slot: ``check`` alone decides for them.
+    """
+    if channel != Channel.CALL or target != Target.BORROWER:
+        return True
+    slot = slot_of(at, strategy, zone)
+    if slot == planned.slot:
+        return True
+    return slot != "off_slot" and slot not in slots_to_avoid(history, strategy)
+
+
+def plan_shown(
+    profile: JurisdictionProfile,
+    history: ContactHistory,
+    proposal: Proposal,
+    zone: ZoneInfo,
+    *,
+    outreach_held: bool,
+) -> bool:
+    """Whether a planned contact may be shown as the loan's next action in its current state.
+
+    ``proposal`` is the plan at its planned moment. A plan is made in one state and shown in
+    another: a death report, a cease request (on this loan or, through ``history.shared``, on
+    another of the borrower's), a dispute, an operator's hold, a reference who objected or a
+    closed loan forbid it from then on, though the workflow drops it only when it plans again.
+    What is shown must pass the machine (``outreach_held``) and ``check`` as things are now.
+    """
+    if outreach_held:
+        return False
+    return check(profile, history, proposal, zone).allowed

@@ -446,3 +446,36 @@ def test_letters_to_the_estate_are_unaffected_by_a_death_or_a_cease_request(
     planned = _message_plan(s, history, letter)
     assert planned is not None
     assert planned.at >= at
+
+
+@settings(max_examples=150, deadline=None)
+@given(scenarios(), st.integers(1, 3 * DAY_SECONDS))
+def test_a_late_borrower_call_never_lands_in_a_slot_already_tried(
+    s: Scenario, late_by: int
+) -> None:
+    """Whatever the timer's lateness, the call made is in a slot the rotation has not tried:
+    either it still fits at the real moment (its own slot, or another untried one), or it is
+    planned again from there, into an untried slot."""
+    history = copy.deepcopy(s.history)
+    if set(history.tried_slots) >= set(SLOT_NAMES):
+        history.tried_slots = []  # unreachable through record_attempt, as above
+    tried = set(history.tried_slots)
+    planned = planner.plan_borrower_call(
+        s.profile, s.strategy, history, BORROWER_ID, s.now, s.zone, s.rng
+    )
+    if planned is None:
+        return
+    assert planned.slot not in tried
+    late = planned.at + timedelta(seconds=late_by)
+    if planner.slot_still_fits(
+        planned, Channel.CALL, Target.BORROWER, late, s.strategy, history, s.zone
+    ):
+        assert planner.slot_of(late, s.strategy, s.zone) not in tried | {"off_slot"}
+        return
+    again = planner.plan_borrower_call(
+        s.profile, s.strategy, history, BORROWER_ID, late, s.zone, s.rng
+    )
+    if again is None:
+        return
+    assert again.at >= late
+    assert again.slot not in tried, f"{again.slot} again before all slots were tried"

@@ -72,14 +72,31 @@ async def collecting(handle: Handle) -> CollectionStatus:
     return await poll_status(handle, lambda s: s.next_action.at_utc is not None)
 
 
-async def advance_to_dpd(env: WorkflowEnvironment, loan: Loan, dpd: int) -> None:
-    """Skip time to one hour after the borrower-local midnight at which the loan is ``dpd`` DPD."""
+async def advance_to_dpd(env: WorkflowEnvironment, loan: Loan, dpd: int) -> datetime:
+    """Skip time to one hour after the borrower-local midnight at which the loan is ``dpd`` DPD,
+    and return that moment."""
     target = clock.day_starts(loan.due_date, dpd, ZoneInfo(loan.borrower.timezone)) + timedelta(
         hours=1
     )
     now = await env.get_current_time()
     if target > now:
         await env.sleep(target - now)
+    return target
+
+
+def settled_by(moment: datetime) -> Callable[[CollectionStatus], bool]:
+    """A ``poll_status`` predicate: the loan did everything it planned before ``moment``.
+
+    A loan wakes only to act (a contact, a deadline, a stage boundary, a message), so its days
+    past due are those of its last wake; what shows it is up to date is that nothing it
+    planned is due before ``moment``.
+    """
+
+    def settled(status: CollectionStatus) -> bool:
+        upcoming = status.next_action.at_utc
+        return status.collection_time >= moment or upcoming is None or upcoming > moment
+
+    return settled
 
 
 async def reach_stage(env: WorkflowEnvironment, loan: Loan, stage: str) -> CollectionStatus:

@@ -29,6 +29,7 @@ from tests.workflow.support import (
     collecting,
     follow,
     poll_status,
+    settled_by,
     status_of,
     wait_for_audit,
 )
@@ -93,9 +94,9 @@ async def test_three_cn_loans_on_one_number_share_its_caps(
     first = await loans.build(timezone=zone, jurisdiction="cn", currency="CNY")
     portfolio = siblings(first, 3)
     await start_all(loans, portfolio)
-    await advance_to_dpd(time_env, first, 9)
+    moment = await advance_to_dpd(time_env, first, 9)
     for loan in portfolio:
-        await poll_status(follow(time_env, loan), lambda s: s.days_past_due >= 9)
+        await poll_status(follow(time_env, loan), settled_by(moment))
 
     rows = await attempts_of(pool, portfolio)
     number = budget.number_key(first.borrower.phone)
@@ -135,9 +136,9 @@ async def test_one_conversation_quiets_both_us_loans(
     assert "quiet_after_conversation" in deferred.next_action.detail
     assert deferred.next_action.at_utc is not None
     assert deferred.next_action.at_utc >= talked_at + timedelta(days=7)
-    await advance_to_dpd(time_env, first, 11)
+    moment = await advance_to_dpd(time_env, first, 11)
     for loan in portfolio:
-        await poll_status(follow(time_env, loan), lambda s: s.days_past_due >= 11)
+        await poll_status(follow(time_env, loan), settled_by(moment))
 
     calls = [
         r
@@ -180,8 +181,8 @@ async def test_a_reference_who_objected_on_one_loan_is_not_called_for_another(
     )
     await start_all(loans, [later])
     # References are asked after 8 unanswered calls in a row: within the first week.
-    await advance_to_dpd(time_env, first, 6)
-    await poll_status(follow(time_env, later), lambda s: s.days_past_due >= 6)
+    moment = await advance_to_dpd(time_env, first, 6)
+    await poll_status(follow(time_env, later), settled_by(moment))
 
     reference_calls = [r for r in await attempts_of(pool, [later]) if r["target"] == "contact"]
     assert reference_calls, "the later loan asked a reference"
@@ -235,8 +236,8 @@ async def test_a_loan_started_before_its_due_date_waits_for_dpd_1(
     assert status.days_past_due == -5
     assert status.next_action.at_utc is not None
     assert status.next_action.at_utc >= dpd_1
-    await advance_to_dpd(time_env, loan, 2)
-    await poll_status(handle, lambda s: s.days_past_due >= 2)
+    moment = await advance_to_dpd(time_env, loan, 2)
+    await poll_status(handle, settled_by(moment))
     rows = await attempts_of(pool, [loan])
     assert rows, "collection begins at DPD 1"
     assert min(r["at_utc"] for r in rows) >= dpd_1
@@ -261,7 +262,7 @@ async def test_a_sibling_that_ended_is_not_told_and_nothing_breaks(
         await asyncio.sleep(0.05)
     else:
         raise AssertionError("the ended sibling was never signalled")
-    await advance_to_dpd(time_env, first, 9)
-    status = await poll_status(follow(time_env, first), lambda s: s.days_past_due >= 9)
+    moment = await advance_to_dpd(time_env, first, 9)
+    status = await poll_status(follow(time_env, first), settled_by(moment))
     assert status.last_outcome is not None  # still collecting: calls went on after the quiet days
     assert status.attempt_count >= 2

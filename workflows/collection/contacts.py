@@ -43,8 +43,10 @@ with workflow.unsafe.imports_passed_through():
 MAX_PLANS_PER_WAKE = 3
 
 
-async def plan(c: Collection, *, told: bool) -> datetime:
-    """Choose the next outreach and return when to wake: contact, day boundary or stage end.
+async def plan(c: Collection, *, told: bool) -> datetime | None:
+    """Choose the next outreach and return when to wake: the contact, a deadline, the next
+    stage (or day), or None when only a message can wake the loan (it is paused, and nothing
+    is planned).
 
     ``told``: another loan of the borrower said the shared budget changed since the last plan.
     """
@@ -68,15 +70,25 @@ async def plan(c: Collection, *, told: bool) -> datetime:
         # loan asks the ledger again whether the place still stands.
         if kept is None or told:
             c.next = await _plan_within_budget(c, intent, now, kept)
-    wake_at = rules.next_day_boundary(c.loan, c.state, now, c.zone)
+    moments = [_calendar_wake(c, now)]
     if c.next is not None:
-        wake_at = min(wake_at, c.next.planned.at)
+        moments.append(c.next.planned.at)
     elif c.budget_wait is not None and intent is not None:
         # Refused for now by the borrower's budget: look again when the rule lifts.
-        wake_at = min(wake_at, max(c.budget_wait[0], now))
-    for deadline in rules.deadlines(c.loan, c.state, c.machine.situation, c.zone):
-        wake_at = min(wake_at, max(deadline, now))
-    return wake_at
+        moments.append(max(c.budget_wait[0], now))
+    moments += [max(d, now) for d in rules.deadlines(c.loan, c.state, c.machine.situation, c.zone)]
+    known = [m for m in moments if m is not None]
+    return min(known) if known else None
+
+
+def _calendar_wake(c: Collection, now: datetime) -> datetime | None:
+    """Older histories wake every local midnight; lean ones only when a stage starts (or the
+    referral falls due), and never while collection is paused."""
+    if not c.lean:
+        return rules.next_day_boundary(c.loan, c.state, now, c.zone)
+    if c.machine.collection_paused:
+        return None
+    return rules.stage_boundary(c.loan, c.state, now, c.zone, c.collection_dpd())
 
 
 def _intent(c: Collection) -> outreach.Intent | None:
@@ -278,6 +290,10 @@ async def reach_out(c: Collection, planned_outreach: PlannedOutreach) -> None:
         if c.patched(patches.AUDIT_DENIED_CONTACTS):
             await _audit_denial(c, intent, planner.describe(decision), now)
         return
+    if c.lean and not planner.slot_still_fits(
+        planned, intent.channel, intent.target, now, state.strategy, state.history, c.zone
+    ):
+        return  # slipped into a slot already tried: the loop plans it again from now
     state.attempt_count += 1
     slot = planner.slot_of(now, state.strategy, c.zone)
     request = ContactRequest(
@@ -310,7 +326,10 @@ async def reach_out(c: Collection, planned_outreach: PlannedOutreach) -> None:
         if intent.channel == Channel.CALL
         else ChannelActivities.send_sms
     )
-    result = await c.activity(method, request, attempt_summary(request))
+    # A short request to the provider, keyed by the attempt (a retry never reaches anyone
+    # twice): in lean histories a local activity, inside the workflow task that woke for it.
+    reach = c.local_activity if c.lean else c.activity
+    result = await reach(method, request, attempt_summary(request))
     if result.deferred is not None:
         # The budget filled up since the plan (another loan's contact came first): nothing was
         # sent, and the attempt number is free for the next plan.
@@ -350,7 +369,7 @@ async def _audit_denial(c: Collection, intent: outreach.Intent, rule: str, now: 
     """Every decision of the gate is on record: this one refused the contact."""
     state = c.state
     state.denials += 1
-    await c.activity(
+    await c.write(
         SituationActivities.record_situation_event,
         SituationEvent(
             c.loan.loan_id,

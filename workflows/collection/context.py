@@ -21,9 +21,10 @@ from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeUpdate
+from temporalio.exceptions import ActivityError, ApplicationError
 
 from workflows import budget, clock, outreach, planner
-from workflows.collection import rules
+from workflows.collection import patches, rules
 from workflows.machine import CollectionMachine
 from workflows.types import CollectionState, Loan, Target
 
@@ -34,6 +35,17 @@ ArgT = TypeVar("ArgT")
 ResultT = TypeVar("ResultT")
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
 ACTIVITY_RETRY = RetryPolicy(maximum_interval=timedelta(minutes=1))
+
+
+def refusal_of(
+    failure: ActivityError | ApplicationError, error_type: str
+) -> ApplicationError | None:
+    """The activity's own refusal of type ``error_type``, however the activity ran: a local
+    activity raises its ``ApplicationError`` as it is, an activity wraps it in ``ActivityError``."""
+    error = failure.cause if isinstance(failure, ActivityError) else failure
+    if isinstance(error, ApplicationError) and error.type == error_type:
+        return error
+    return None
 
 
 @dataclass
@@ -59,6 +71,8 @@ class Collection:
     budget_wait: tuple[datetime, str] | None = None
     # The search attributes as last upserted (by this run, or as the run began with them).
     published: dict[str, Any] = field(default_factory=dict)
+    # This history takes the lean shape (``patches.LEAN_HISTORY``), decided as each run starts.
+    lean: bool = False
 
     def now(self) -> datetime:
         """Collection time: real workflow time, or the demo's compressed clock."""
@@ -71,6 +85,8 @@ class Collection:
 
     def patched(self, patch_id: str) -> bool:
         """Whether this history takes the change ``patch_id`` gates (see ``patches``)."""
+        if self.lean and patch_id in patches.BEFORE_LEAN:
+            return True  # recorded by code that had every earlier change
         return workflow.patched(patch_id)
 
     def random(self) -> random.Random:
@@ -124,6 +140,15 @@ class Collection:
             retry_policy=ACTIVITY_RETRY,
             summary=summary,
         )
+
+    async def write(
+        self, method: Callable[[Any, ArgT], Awaitable[ResultT]], arg: ArgT, summary: str
+    ) -> ResultT:
+        """A short, idempotent ledger write (the ledger's unique keys make a retry harmless): a
+        local activity in lean histories, one marker in the workflow task that asked for it."""
+        if self.lean:
+            return await self.local_activity(method, arg, summary)
+        return await self.activity(method, arg, summary)
 
     async def local_activity(
         self, method: Callable[[Any, ArgT], Awaitable[ResultT]], arg: ArgT, summary: str

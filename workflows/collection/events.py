@@ -62,7 +62,7 @@ async def situation_event(c: Collection, event: str, key: str, now: datetime) ->
         state.promise = None
     if machine.situation not in ("arrangement", "forbearance"):
         state.arrangement = None
-    await c.activity(
+    await c.write(
         SituationActivities.record_situation_event,
         SituationEvent(c.loan.loan_id, f"{c.loan.loan_id}:{event}:{key}", event, now),
         event.replace("_", " "),
@@ -95,7 +95,7 @@ async def stage_changed(c: Collection, from_stage: Stage) -> None:
     state.stage_entered_at = now
     state.entered_stages.append(machine.stage)
     state.queued_messages = []
-    await c.activity(
+    await c.write(
         LedgerActivities.record_stage_change,
         StageChange(
             loan_id=c.loan.loan_id,
@@ -109,7 +109,7 @@ async def stage_changed(c: Collection, from_stage: Stage) -> None:
         f"stage {from_stage} → {machine.stage}",
     )
     await perform(c, machine.take_actions())
-    view.publish(c)
+    view.changed(c)
 
 
 async def perform(c: Collection, actions: list[Action]) -> None:
@@ -167,7 +167,7 @@ async def make_promise(c: Collection, outcome: ContactOutcome, now: datetime) ->
         due_date=outcome.promise.due_date,
         made_at=now,
     )
-    await c.activity(
+    await c.write(
         SituationActivities.record_promise,
         PromiseRecord(
             promise_id=promise.promise_id,
@@ -211,7 +211,7 @@ async def settle_promise(c: Collection, *, kept: bool) -> None:
     promise = state.promise
     assert promise is not None
     status = "kept" if kept else ("partially_kept" if promise.paid_minor > 0 else "broken")
-    await c.activity(
+    await c.write(
         SituationActivities.settle_promise,
         PromiseSettlement(promise.promise_id, c.loan.loan_id, status, promise.paid_minor, c.now()),
         f"promise {status.replace('_', ' ')}",
@@ -261,7 +261,7 @@ async def offer_plan(c: Collection, kind: str) -> None:
     today = clock.local(c.now(), c.zone).date()
     plan = rules.instalment_plan(kind, loan.loan_id, state, today, state.arrangements_made)
     for instalment in plan.instalments:
-        await c.activity(
+        await c.write(
             SituationActivities.record_promise,
             PromiseRecord(
                 promise_id=instalment.promise_id,
@@ -280,7 +280,7 @@ async def offer_plan(c: Collection, kind: str) -> None:
 async def miss_instalment(c: Collection, instalment: Instalment) -> None:
     """A missed instalment is a broken promise, and it ends the plan."""
     status = "partially_kept" if instalment.paid_minor > 0 else "broken"
-    await c.activity(
+    await c.write(
         SituationActivities.settle_promise,
         PromiseSettlement(
             instalment.promise_id, c.loan.loan_id, status, instalment.paid_minor, c.now()
@@ -298,7 +298,7 @@ async def pay_instalments(c: Collection, amount_minor: int) -> None:
     if plan is None:
         return
     for instalment in rules.pay_instalments(plan, amount_minor):
-        await c.activity(
+        await c.write(
             SituationActivities.settle_promise,
             PromiseSettlement(
                 instalment.promise_id, c.loan.loan_id, "kept", instalment.paid_minor, c.now()

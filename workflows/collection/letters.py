@@ -29,7 +29,7 @@ async def serve_letter(
         return False
     if not planner.check(c.profile, state.history, proposal, c.zone).allowed:
         return False
-    record = await c.activity(
+    record = await c.write(
         NoticeActivities.serve_notice,
         NoticeRequest(
             notice_key=notice_key,

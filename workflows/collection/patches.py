@@ -19,7 +19,20 @@ REGISTRY_MISS_GOES_TO_REVIEW = "registry-miss-goes-to-review"
 # Search attributes are upserted only when a value changed: most workflow tasks upsert nothing.
 SEARCH_ATTRIBUTES_ON_CHANGE = "search-attributes-on-change"
 
-ALL = (
+# Half the history per outreach action, and the workflow core reshaped:
+# - the ledger's short writes and the outreach actions run as local activities (one marker each,
+#   inside the workflow task that woke for them);
+# - search attributes are upserted once per wake, when the loop is about to sleep;
+# - the loan wakes for the calendar only when a stage starts or the referral falls due, and not
+#   at all while collection is paused: it wakes to act, or for a message;
+# - a borrower call whose moment slipped into a slot already tried in the rotation (or out of
+#   every slot) is planned again instead of made;
+# - what operators see of the next contact is only what the current state allows.
+# It is asked first thing in every run. In a history that takes it, every earlier patch holds
+# (the code that recorded it had them all), so their markers are not written again.
+LEAN_HISTORY = "lean-history"
+
+BEFORE_LEAN = (
     APPLY_PAYMENTS_BEFORE_CONTINUE_AS_NEW,
     AUDIT_DENIED_CONTACTS,
     BORROWER_CONTACT_BUDGET,
@@ -28,3 +41,4 @@ ALL = (
     REGISTRY_MISS_GOES_TO_REVIEW,
     SEARCH_ATTRIBUTES_ON_CHANGE,
 )
+ALL = (*BEFORE_LEAN, LEAN_HISTORY)

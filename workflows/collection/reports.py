@@ -13,7 +13,7 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 from workflows.collection import contacts, events, letters, patches, rules, view
-from workflows.collection.context import Collection
+from workflows.collection.context import Collection, refusal_of
 from workflows.collection.inbox import Inbox
 from workflows.commands import (
     OUTCOME_CONFLICT,
@@ -70,7 +70,7 @@ async def apply_payments(c: Collection, inbox: Inbox) -> None:
                 ),
             )
         if rejection is not None:
-            await c.activity(
+            await c.write(
                 LedgerActivities.record_rejected_payment,
                 RejectedPayment(c.loan.loan_id, payment, rejection),
                 f"reject payment {payment.payment_id}",
@@ -94,7 +94,7 @@ async def apply_payments(c: Collection, inbox: Inbox) -> None:
         stage = machine.stage
         if machine.observe_payment():
             await events.stage_changed(c, stage)
-        view.publish(c)
+        view.changed(c)
 
 
 async def _record_payment(c: Collection, entry: PaymentEntry) -> str | None:
@@ -104,14 +104,14 @@ async def _record_payment(c: Collection, entry: PaymentEntry) -> str | None:
     another loan). That is a fact about the payment, not a failure of the collection.
     """
     try:
-        await c.activity(
+        await c.write(
             LedgerActivities.record_payment, entry, f"record payment {entry.payment.payment_id}"
         )
-    except ActivityError as failure:
-        cause = failure.cause
-        if isinstance(cause, ApplicationError) and cause.type == PAYMENT_CONFLICT:
-            return cause.message
-        raise
+    except (ActivityError, ApplicationError) as failure:
+        conflict = refusal_of(failure, PAYMENT_CONFLICT)
+        if conflict is None:
+            raise
+        return conflict.message
     return None
 
 
@@ -155,7 +155,7 @@ async def apply_outcomes(c: Collection, inbox: Inbox) -> None:
             state.situation = outcome.situation
         state.seen_signal_ids.append(outcome.outcome_id)
         inbox.outcomes.pop(0)
-        view.publish(c)
+        view.changed(c)
     while inbox.decisions and not machine.is_closed:
         decision = inbox.decisions[0]
         decided = rules.REVIEW_EVENTS.get((decision.review, decision.outcome))
@@ -163,7 +163,7 @@ async def apply_outcomes(c: Collection, inbox: Inbox) -> None:
             await events.situation_event(c, decided, decision.decision_id, c.now())
         state.seen_signal_ids.append(decision.decision_id)
         inbox.decisions.pop(0)
-        view.publish(c)
+        view.changed(c)
     while inbox.resolutions and not machine.is_closed:
         resolution = inbox.resolutions[0]
         if machine.situation == "disputed":
@@ -171,7 +171,7 @@ async def apply_outcomes(c: Collection, inbox: Inbox) -> None:
             await events.situation_event(c, event, resolution.resolution_id, c.now())
         state.seen_signal_ids.append(resolution.resolution_id)
         inbox.resolutions.pop(0)
-        view.publish(c)
+        view.changed(c)
 
 
 def _is_reported_conversation(c: Collection, outcome: ContactOutcome) -> bool:
@@ -189,17 +189,17 @@ async def _record_outcome(c: Collection, outcome: ContactOutcome, *, conversatio
     """Keep the outcome in the ledger. False when the ledger holds its id for another loan: the
     report is refused there (and audited), and the collection goes on without it."""
     try:
-        await c.activity(
+        await c.write(
             SituationActivities.record_contact_outcome,
             OutcomeRecord(c.loan.loan_id, outcome, c.state.stage, conversation),
             f"record outcome {outcome.outcome_id} from {outcome.source}",
         )
-    except ActivityError as failure:
-        cause = failure.cause
-        if isinstance(cause, ApplicationError) and cause.type == OUTCOME_CONFLICT:
-            workflow.logger.warning("outcome %s refused: %s", outcome.outcome_id, cause.message)
-            return False
-        raise
+    except (ActivityError, ApplicationError) as failure:
+        conflict = refusal_of(failure, OUTCOME_CONFLICT)
+        if conflict is None:
+            raise
+        workflow.logger.warning("outcome %s refused: %s", outcome.outcome_id, conflict.message)
+        return False
     return True
 
 
@@ -207,7 +207,7 @@ async def _open_complaint(c: Collection, outcome: ContactOutcome, now: datetime)
     """A complaint is its own case, routed by category, apart from the repayment."""
     category = outcome.complaint or ""
     case_id = f"{c.loan.loan_id}:complaint:{outcome.outcome_id}"
-    await c.activity(
+    await c.write(
         SituationActivities.open_complaint_case,
         ComplaintCase(
             case_id=case_id,
@@ -242,7 +242,7 @@ async def apply_hold_changes(c: Collection, inbox: Inbox) -> None:
                 c.next = None  # what was planned is no longer going to happen
             state.holds += 1
             action = "collection_paused" if change.pause else "collection_resumed"
-            await c.activity(
+            await c.write(
                 SituationActivities.record_situation_event,
                 SituationEvent(
                     c.loan.loan_id,
@@ -256,4 +256,4 @@ async def apply_hold_changes(c: Collection, inbox: Inbox) -> None:
         if request.request_id:
             state.seen_signal_ids.append(request.request_id)
         inbox.hold_changes.pop(0)
-        view.publish(c)
+        view.changed(c)

@@ -189,6 +189,32 @@ def next_day_boundary(
     return boundary
 
 
+def stage_boundary(
+    loan: Loan, state: CollectionState, now: datetime, zone: ZoneInfo, collection_dpd: int
+) -> datetime | None:
+    """The local midnight the next stage starts, or the moment the legal stage's referral falls
+    due; None while collection is paused (the days do not count) or nothing is ahead.
+
+    Lean histories wake for the calendar only then: a midnight that starts no stage calls for
+    nothing, and days past due are refreshed by whatever wakes the loan next.
+    """
+    thresholds = {
+        Stage.EARLY: state.strategy.stages.middle,
+        Stage.MIDDLE: state.strategy.stages.late,
+        Stage.LATE: state.strategy.stages.legal,
+    }
+    threshold = thresholds.get(state.stage)
+    if threshold is not None:
+        days_to_go = max(1, threshold - collection_dpd)
+        dpd = clock.days_past_due(loan.due_date, now, zone)
+        return clock.day_starts(loan.due_date, dpd + days_to_go, zone)
+    if state.stage == Stage.LEGAL and state.stage_entered_at is not None:
+        referral = state.stage_entered_at + timedelta(days=state.strategy.referral_after_days)
+        if referral > now:
+            return referral
+    return None
+
+
 def first_contact_moment(loan: Loan, zone: ZoneInfo) -> datetime:
     """No collection contact before the first day past due, borrower-local."""
     return clock.day_starts(loan.due_date, 1, zone)

@@ -84,10 +84,17 @@ def opening_status(loan: Loan, zone: ZoneInfo, now: datetime) -> CollectionStatu
     )
 
 
-def next_action(c: Collection) -> NextAction:
-    """The contact planned next, or why there is none."""
+def next_action(c: Collection, *, checked: bool = True) -> NextAction:
+    """The contact planned next, or why there is none.
+
+    ``checked``: a plan is shown only while the current state allows it. A death report, a
+    cease request, a dispute, a hold or an objection since it was made forbid it at once,
+    though the loop drops it only when it plans again. (Histories older than
+    ``patches.LEAN_HISTORY`` published it unchecked: their search attributes must stay so.)
+    """
     state = c.state
-    if c.next is None:
+    held = checked and c.machine.outreach_held
+    if c.next is None or (checked and not _allowed_now(c)):
         if state.hold is not None:
             return NextAction(
                 kind=NextActionKind.ON_HOLD,
@@ -95,7 +102,7 @@ def next_action(c: Collection) -> NextAction:
                 at_local=None,
                 detail=f"by {state.hold.operator}",
             )
-        if c.budget_wait is not None and state.stage in Stage.OPEN:
+        if c.budget_wait is not None and state.stage in Stage.OPEN and not held:
             at, rule = c.budget_wait
             return NextAction(
                 kind=NextActionKind.BUDGET_WAIT,
@@ -124,11 +131,34 @@ def next_action(c: Collection) -> NextAction:
     )
 
 
+def changed(c: Collection) -> None:
+    """Something operators see changed. Older histories publish it at once; lean ones once per
+    wake, when the main loop is about to sleep (``publish``): one upsert per workflow task."""
+    if not c.lean:
+        publish(c)
+
+
+def _allowed_now(c: Collection) -> bool:
+    assert c.next is not None
+    intent, planned = c.next.intent, c.next.planned
+    proposal = planner.Proposal(
+        planned.at,
+        intent.channel,
+        intent.target,
+        intent.target_id,
+        c.number_of(intent.target, intent.target_id),
+        c.loan.borrower.borrower_id,
+    )
+    return planner.plan_shown(
+        c.profile, c.state.history, proposal, c.zone, outreach_held=c.machine.outreach_held
+    )
+
+
 def publish(c: Collection) -> None:
     """Keep search attributes and the UI's current details in step with the state."""
     state, loan = c.state, c.loan
     now = c.now()
-    upcoming = next_action(c)
+    upcoming = next_action(c, checked=c.lean)
     values: dict[SearchAttributeKey[Any], Any] = {
         sa.LOAN_ID: loan.loan_id,
         sa.COLLECTION_STAGE: state.stage,

@@ -62,7 +62,9 @@ class LoanCollection:
     @workflow.run
     async def run(self, input: CollectionInput) -> CollectionSummary:
         restored = self._state is not None
-        state = self._state if self._state is not None else await self._open(input)
+        # Decided once per run, first thing, so that every run of a new history takes it.
+        lean = workflow.patched(patches.LEAN_HISTORY)
+        state = self._state if self._state is not None else await self._open(input, lean=lean)
         self._state = state
         # Restored as it was, without entry actions: they ran before continue-as-new.
         machine = CollectionMachine(state, restore=restored)
@@ -75,11 +77,12 @@ class LoanCollection:
             published={
                 pair.key.name: pair.value for pair in workflow.info().typed_search_attributes
             },
+            lean=lean,
         )
         Inbox.taken_over(state)
         stage_at_start = machine.stage
         await events.perform(c, machine.take_actions())
-        view.publish(c)
+        view.changed(c)
 
         while True:
             await reports.apply_all(c, self._inbox)
@@ -246,9 +249,13 @@ class LoanCollection:
 
     # --- the loop's steps ------------------------------------------------------------------
 
-    async def _open(self, input: CollectionInput) -> CollectionState:
-        """Load the strategy and open the loan in the ledger: the state of the first run."""
-        strategy = await workflow.execute_activity_method(
+    async def _open(self, input: CollectionInput, *, lean: bool) -> CollectionState:
+        """Load the strategy and open the loan in the ledger: the state of the first run.
+
+        Both are short reads and writes: local activities in lean histories.
+        """
+        run = workflow.execute_local_activity_method if lean else workflow.execute_activity_method
+        strategy = await run(
             StrategyActivities.load_strategy,
             LoadStrategy(),
             start_to_close_timeout=ACTIVITY_TIMEOUT,
@@ -256,7 +263,7 @@ class LoanCollection:
             summary="load collection strategy",
         )
         now = workflow.now()
-        await workflow.execute_activity_method(
+        await run(
             LedgerActivities.open_loan,
             OpenLoan(loan=input.loan, opened_at=now),
             start_to_close_timeout=ACTIVITY_TIMEOUT,
@@ -281,7 +288,7 @@ class LoanCollection:
     async def _continue_as_new(self, c: Collection, input: CollectionInput) -> None:
         """Hand the whole state to a new run. Returns only if the loan closed meanwhile."""
         inbox = self._inbox
-        if workflow.patched(patches.APPLY_PAYMENTS_BEFORE_CONTINUE_AS_NEW):
+        if c.patched(patches.APPLY_PAYMENTS_BEFORE_CONTINUE_AS_NEW):
             # An update waiting on a payment must be answered by this run: apply what is in the
             # inbox and let every handler finish before handing over to the next run.
             while inbox.payments or not workflow.all_handlers_finished():
@@ -300,10 +307,16 @@ class LoanCollection:
             CollectionInput(loan=input.loan, day_seconds=input.day_seconds, state=c.state)
         )
 
-    async def _sleep_until(self, c: Collection, wake_at: datetime) -> None:
-        """Sleep on one timer until ``wake_at`` (collection time) or until a message arrives."""
+    async def _sleep_until(self, c: Collection, wake_at: datetime | None) -> None:
+        """Sleep on one timer until ``wake_at`` (collection time) or until a message arrives;
+        without a moment, until a message arrives."""
+        if self._inbox.has_mail():
+            return
+        if wake_at is None:
+            await workflow.wait_condition(self._inbox.has_mail)
+            return
         delay = clock.real_delay(c.state.clock, wake_at - c.now())
-        if delay <= timedelta(0) or self._inbox.has_mail():
+        if delay <= timedelta(0):
             return
         local_wake = clock.format_local(wake_at, c.zone)
         with contextlib.suppress(TimeoutError):
