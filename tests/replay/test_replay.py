@@ -82,7 +82,7 @@ async def test_a_diverging_history_is_reported_at_its_first_diverging_event(
     tmp_path: Path,
 ) -> None:
     """What the code would do differently is found: here, a renamed activity in the history."""
-    source = Path(__file__).parent / "histories" / "operator-hold-run1.json"
+    source = Path(__file__).parent / "histories" / "before-lean-history-operator-hold-run1.json"
     history = json.loads(source.read_text())
     scheduled = [
         e for e in history["events"] if e["eventType"] == "EVENT_TYPE_ACTIVITY_TASK_SCHEDULED"
@@ -127,9 +127,9 @@ async def test_a_tampered_file_among_good_ones_is_the_only_failure(tmp_path: Pat
 
 
 def tampered_operator_hold() -> tuple[dict[str, Any], int]:
-    """``operator-hold-run1`` with the activity of its third scheduled event (the audit of the
+    """``before-lean-history-operator-hold-run1`` (a history whose ledger writes are activities) with the activity of its third scheduled event (the audit of the
     pause) renamed, and that event's id."""
-    source = Path(__file__).parent / "histories" / "operator-hold-run1.json"
+    source = Path(__file__).parent / "histories" / "before-lean-history-operator-hold-run1.json"
     history: dict[str, Any] = json.loads(source.read_text())
     scheduled = [
         e for e in history["events"] if e["eventType"] == "EVENT_TYPE_ACTIVITY_TASK_SCHEDULED"

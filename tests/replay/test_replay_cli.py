@@ -37,7 +37,7 @@ def replay_json(tmp_path: Path, *files: Path) -> tuple[int, Any, str]:
 
 
 def test_a_good_history_prints_one_json_document(tmp_path: Path) -> None:
-    [good] = [p for p in HISTORIES if p.stem == "operator-hold-run1"]
+    [good] = [p for p in HISTORIES if p.stem == "before-lean-history-operator-hold-run1"]
     code, report, _ = replay_json(tmp_path, good)
     assert code == 0
     assert (report["replayed"], report["failed"]) == (1, 0)

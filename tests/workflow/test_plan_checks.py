@@ -30,8 +30,8 @@ from overdue.worker import activities_for, simulated_provider, workflow_runner
 from tests.unit.support import default_strategy
 from tests.workflow.conftest import EXECUTION_TIMEOUT, Loans
 from tests.workflow.support import Handle, poll_status, status_of, wait_for_audit
-from workflows.commands import SituationEvent
 from workflows.collection import LoanCollection
+from workflows.commands import SituationEvent
 from workflows.types import (
     Channel,
     CollectionInput,
