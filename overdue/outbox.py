@@ -30,8 +30,8 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from overdue.client import PaymentInvalid, UnknownLoan, loan_view, record_payment
 from overdue.config import Config
+from overdue.connection import connect
 from overdue.outcomes import OutcomeInvalid
-from overdue.worker import connect
 from workflows.types import PaymentReceived, PaymentResult
 
 log = logging.getLogger("overdue.outbox")

@@ -37,6 +37,7 @@ from overdue.cli.common import (
     services,
 )
 from overdue.config import Config
+from overdue.connection import connect
 from overdue.loans import ID_PATTERN, LoanInvalid, loan_from_fields, read_loan_book
 from overdue.outbox import Outbox, TemporalClients
 from overdue.outcomes import (
@@ -47,7 +48,6 @@ from overdue.outcomes import (
     outcome_from_fields,
     resolution_from_fields,
 )
-from overdue.worker import connect
 from workflows.clock import format_local
 from workflows.types import CONVERSATION_CHANNELS, ComplaintCategory, HoldRequest
 

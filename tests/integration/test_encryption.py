@@ -36,8 +36,9 @@ from overdue import client as ops
 from overdue.codec import ENCODING, KEY_ID_METADATA, EncryptionCodec, KeyRing, new_key
 from overdue.codec_server import run_codec_server
 from overdue.config import Config
+from overdue.connection import connect
 from overdue.stack import EmbeddedStack, free_port, installed_binary, port_is_free
-from overdue.worker import build_worker, connect
+from overdue.worker import build_worker
 from tests.integration.support import (
     Cli,
     Loans,
