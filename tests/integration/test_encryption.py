@@ -181,7 +181,9 @@ async def cured_loan(
     loan_id = loans.new_id("enc")
     started = await encrypted_cli(*encrypted_start_args(loan_id))
     assert started.code == 0, started
-    paid = await encrypted_cli("pay", loan_id, "100.00", "--payment-id", f"{loan_id}-p1", "--json")
+    paid = await encrypted_cli(
+        "pay", loan_id, "100.00", "--payment-id", f"{loan_id}-p1", "--signal", "--json"
+    )
     assert paid.code == 0, paid
 
     async def first_applied() -> bool:
