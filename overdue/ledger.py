@@ -18,6 +18,7 @@ changes nothing, and each runs in one transaction with its audit entry.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 import asyncpg
@@ -58,7 +59,9 @@ class PaymentConflict(PaymentInvalid):
 # --- checks ---------------------------------------------------------------------------------
 
 
-def same_payment(recorded: asyncpg.Record, loan_id: str, payment: PaymentReceived) -> bool:
+def same_payment(
+    recorded: asyncpg.Record | Mapping[str, Any], loan_id: str, payment: PaymentReceived
+) -> bool:
     """Whether a row recorded under a payment id is this payment.
 
     Loan, amount and currency are compared; payment time and source are not, because a bank's
