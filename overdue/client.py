@@ -408,7 +408,7 @@ async def record_payment(
     try:
         result = await handle.execute_update(LoanCollection.apply_payment, payment)
     except WorkflowUpdateFailedError as failure:
-        raise PaymentInvalid(_field_named(_refusal(failure))) from None
+        raise PaymentInvalid(ledger.field_named(_refusal(failure))) from None
     except RPCError as error:
         if error.status != RPCStatusCode.NOT_FOUND:
             raise
@@ -432,15 +432,6 @@ def _has_ended(error: RPCError) -> bool:
     # Temporal answers NOT_FOUND both for a workflow that never ran and for one that has
     # completed; only its message tells them apart.
     return "completed" in error.message.lower()
-
-
-def _field_named(message: str) -> str:
-    """``currency EUR does not match`` as ``currency: EUR does not match``: the workflow's
-    refusals start with the field, and every refusal here names it with a colon."""
-    word, _, rest = message.partition(" ")
-    if word.isidentifier() and word.islower() and not word.endswith(":") and rest:
-        return f"{word}: {rest}"
-    return message
 
 
 async def loan_status(client: Client, pool: asyncpg.Pool | None, loan_id: str) -> dict[str, Any]:

@@ -78,15 +78,25 @@ def same_payment(
 def payment_problem(payment: PaymentReceived, loan_currency: str) -> str | None:
     """Why a payment cannot be applied to a loan in ``loan_currency``, naming the field, or None.
 
-    The running workflow asks the same of a payment in its update validator and signal handler
-    (``LoanCollection._payment_problem``); this is the ledger's, for loans whose collection has
-    ended and for payments stored before they are delivered.
+    The rule is the collection's own (``workflows.collection.rules.payment_problem``, which its
+    update validator and signal handler apply), so the ledger refuses exactly what a running
+    collection would; only the wording is this side's, ``field: why``.
     """
-    if payment.amount_minor <= 0:
-        return f"amount_minor: must be positive, got {payment.amount_minor}"
-    if payment.currency != loan_currency:
-        return f"currency: {payment.currency} does not match the loan's {loan_currency}"
-    return None
+    # Imported here, not at the top: the workflow imports this module (through the ledger
+    # activities) passed through its sandbox, and must import its own rules inside it.
+    from workflows.collection.rules import payment_problem as collection_rule
+
+    problem = collection_rule(payment, loan_currency)
+    return None if problem is None else field_named(problem)
+
+
+def field_named(message: str) -> str:
+    """``currency EUR does not match`` as ``currency: EUR does not match``: the collection's
+    refusals start with the field, and every refusal on this side names it with a colon."""
+    word, _, rest = message.partition(" ")
+    if word.isidentifier() and word.islower() and not word.endswith(":") and rest:
+        return f"{word}: {rest}"
+    return message
 
 
 async def loan_currency(conn: Executor | asyncpg.Pool, loan_id: str) -> str | None:

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from overdue.client import _field_named
-from overdue.ledger import PaymentConflict, PaymentInvalid, payment_problem, same_payment
+from overdue.ledger import (
+    PaymentConflict,
+    PaymentInvalid,
+    field_named,
+    payment_problem,
+    same_payment,
+)
 from workflows.types import PaymentReceived
 
 
@@ -38,11 +43,11 @@ def test_a_conflict_is_a_refusal_naming_the_payment_id() -> None:
 
 
 def test_the_workflow_s_refusals_name_their_field_with_a_colon() -> None:
-    assert _field_named("currency EUR does not match the loan's USD") == (
+    assert field_named("currency EUR does not match the loan's USD") == (
         "currency: EUR does not match the loan's USD"
     )
-    assert _field_named("amount_minor must be positive, got -5") == (
+    assert field_named("amount_minor must be positive, got -5") == (
         "amount_minor: must be positive, got -5"
     )
-    assert _field_named("payment_id: X is taken") == "payment_id: X is taken"
-    assert _field_named("Something else went wrong") == "Something else went wrong"
+    assert field_named("payment_id: X is taken") == "payment_id: X is taken"
+    assert field_named("Something else went wrong") == "Something else went wrong"
