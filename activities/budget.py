@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 import asyncpg
 from temporalio import activity
 
-from activities.ledger import Executor
+from overdue.ledger import Executor
 from workflows import planner
 from workflows.commands import ContactReservation, ReservationResult, SiblingsQuery
 from workflows.types import AttemptRecord, Channel, ContactHistory, Outcome, SharedContacts, Target

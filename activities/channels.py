@@ -17,7 +17,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities import metrics
 from activities.budget import hold, lock_budget
-from activities.ledger import append_audit
+from overdue.ledger import append_audit
 from workflows.budget import number_key
 from workflows.commands import (
     ContactRequest,

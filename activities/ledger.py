@@ -1,21 +1,21 @@
 """Ledger activities: loans, payments and stage changes, with an audit entry for each.
 
 Each write runs in one transaction with its audit entry, and each is keyed: a retried activity
-finds its row already there and changes nothing.
+finds its row already there and changes nothing. The SQL the payment services share (payments,
+audit entries) is in ``overdue.ledger``; these activities call it, so the workflow's writes and
+theirs are the same statements.
 """
 
 from __future__ import annotations
 
-import json
 from datetime import date
-from typing import Any
 
 import asyncpg
-from asyncpg.pool import PoolConnectionProxy
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities import metrics
+from overdue.ledger import PaymentConflict, append_audit, write_payment
 from workflows.commands import (
     PAYMENT_CONFLICT,
     OpenLoan,
@@ -23,99 +23,6 @@ from workflows.commands import (
     RejectedPayment,
     StageChange,
 )
-
-Executor = asyncpg.Connection | PoolConnectionProxy
-
-
-async def append_audit(
-    conn: Executor,
-    *,
-    event_key: str,
-    loan_id: str,
-    at: Any,
-    action: str,
-    details: dict[str, Any],
-    actor: str = "workflow",
-) -> bool:
-    """Append one audit entry; the same ``event_key`` twice is one entry.
-
-    Returns:
-        True when this call wrote the entry, False when it was already there.
-    """
-    appended = await conn.fetchval(
-        "INSERT INTO audit_log (event_key, loan_id, at, actor, action, details)"
-        " VALUES ($1, $2, $3, $4, $5, $6::jsonb) ON CONFLICT (event_key) DO NOTHING"
-        " RETURNING seq",
-        event_key,
-        loan_id,
-        at,
-        actor,
-        action,
-        json.dumps(details, default=str),
-    )
-    return appended is not None
-
-
-class PaymentConflict(ValueError):
-    """A payment id already recorded with other details (another amount, currency or loan)."""
-
-
-async def write_payment(conn: Executor, entry: PaymentEntry, *, action: str) -> bool:
-    """Insert a payment keyed by its id, lower the loan's balance, and audit it, in ``conn``'s
-    transaction. Returns False when the same payment was already recorded.
-    """
-    payment = entry.payment
-    inserted = await conn.fetchval(
-        "INSERT INTO payments (payment_id, loan_id, amount_minor, currency, paid_at, source,"
-        " outstanding_before, outstanding_after, overpaid_minor, stage)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
-        " ON CONFLICT (payment_id) DO NOTHING RETURNING payment_id",
-        payment.payment_id,
-        entry.loan_id,
-        payment.amount_minor,
-        payment.currency,
-        payment.paid_at,
-        payment.source,
-        entry.outstanding_before,
-        entry.outstanding_after,
-        entry.overpaid_minor,
-        entry.stage,
-    )
-    if inserted is None:
-        existing = await conn.fetchrow(
-            "SELECT loan_id, amount_minor, currency FROM payments WHERE payment_id = $1",
-            payment.payment_id,
-        )
-        if existing is not None and (
-            existing["loan_id"] != entry.loan_id
-            or existing["amount_minor"] != payment.amount_minor
-            or existing["currency"].strip() != payment.currency
-        ):
-            raise PaymentConflict(
-                f"payment_id {payment.payment_id} is already recorded with other details"
-            )
-        return False
-    await conn.execute(
-        "UPDATE loans SET outstanding_minor = $2 WHERE loan_id = $1",
-        entry.loan_id,
-        entry.outstanding_after,
-    )
-    await append_audit(
-        conn,
-        event_key=f"{entry.loan_id}:payment:{payment.payment_id}",
-        loan_id=entry.loan_id,
-        at=payment.paid_at,
-        action=action,
-        actor=f"payment:{payment.source}",
-        details={
-            "payment_id": payment.payment_id,
-            "amount_minor": payment.amount_minor,
-            "currency": payment.currency,
-            "outstanding_after": entry.outstanding_after,
-            "overpaid_minor": entry.overpaid_minor,
-        },
-    )
-    return True
 
 
 class LedgerActivities:

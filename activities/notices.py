@@ -11,7 +11,7 @@ import jinja2
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.ledger import append_audit
+from overdue.ledger import append_audit
 from workflows.commands import NoticeRecord, NoticeRequest
 from workflows.money import format_minor
 

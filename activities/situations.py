@@ -17,7 +17,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities import metrics
 from activities.credit_bureau import CreditBureau
-from activities.ledger import append_audit
+from overdue.ledger import append_audit
 from workflows.commands import (
     OUTCOME_CONFLICT,
     BrokenPromise,

@@ -7,7 +7,7 @@ from typing import Protocol
 import asyncpg
 from temporalio import activity
 
-from activities.ledger import append_audit
+from overdue.ledger import append_audit
 from workflows.commands import DeathCheck
 
 

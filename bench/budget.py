@@ -77,10 +77,11 @@ from activities.budget import BudgetActivities
 from overdue import db
 from overdue.client import start_collection
 from overdue.config import Config
+from overdue.connection import connect
 from overdue.institutions import SimulatedDeathRegistry
 from overdue.simulator import SimulatedCreditBureau
 from overdue.stack import EmbeddedStack, free_port
-from overdue.worker import activities_for, connect, simulated_provider
+from overdue.worker import activities_for, simulated_provider
 from workflows import planner
 from workflows.collection import LoanCollection
 from workflows.collection.patches import BORROWER_CONTACT_BUDGET

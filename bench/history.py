@@ -58,8 +58,8 @@ from temporalio.client import Client
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from overdue.config import Config
+from overdue.connection import connect
 from overdue.stack import EmbeddedStack, free_port
-from overdue.worker import connect
 
 HISTORIES = Path(__file__).resolve().parent.parent / "tests" / "replay" / "histories"
 OLD_PREFIX = "before-"

@@ -40,9 +40,10 @@ from overdue.api import create_app
 from overdue.bankfile import import_bank_file, read_bank_file
 from overdue.client import start_collection
 from overdue.config import Config
+from overdue.connection import connect
 from overdue.outbox import Outbox, TemporalClients
 from overdue.stack import EmbeddedStack, free_port
-from overdue.worker import build_worker, connect
+from overdue.worker import build_worker
 from workflows.types import Borrower, Loan, workflow_id_for
 
 T = TypeVar("T")

@@ -39,9 +39,9 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
 from overdue.config import Config
+from overdue.connection import connect
 from overdue.demo import portfolio, run_portfolio
 from overdue.stack import EmbeddedStack, free_port
-from overdue.worker import connect
 from workflows.types import TASK_QUEUE, workflow_id_for
 
 OVERDUE = str(Path(sys.executable).parent / "overdue")

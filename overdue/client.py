@@ -28,12 +28,17 @@ from temporalio.common import (
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.ledger import PaymentConflict, write_payment
+from overdue import ledger
+
+# The payment errors are the ledger's; the callers of this module name them from here too.
+from overdue.ledger import PaymentConflict as PaymentConflict
+from overdue.ledger import PaymentInvalid as PaymentInvalid
+from overdue.ledger import UnknownLoan as UnknownLoan
+from overdue.ledger import ledger_record
 from overdue.outcomes import LoanView, OutcomeInvalid, check_outcome, check_resolution
 from workflows import search_attributes as sa
 from workflows.collection import LoanCollection
 from workflows.collection.view import loan_summary
-from workflows.commands import PaymentEntry
 from workflows.money import AmountError, check_currency, format_minor, to_minor
 from workflows.types import (
     TASK_QUEUE,
@@ -49,15 +54,6 @@ from workflows.types import (
     Stage,
     workflow_id_for,
 )
-
-
-class UnknownLoan(LookupError):
-    def __init__(self, loan_id: str) -> None:
-        super().__init__(f"loan_id: no collection for loan {loan_id!r}")
-
-
-class PaymentInvalid(ValueError):
-    """A payment that cannot be sent; the message names the field."""
 
 
 class HoldRefused(ValueError):
@@ -119,6 +115,72 @@ async def _describe(handle: WorkflowHandle[Any, Any]) -> WorkflowExecutionStatus
         raise
 
 
+def payment_from_input(
+    amount: str,
+    currency: str,
+    *,
+    payment_id: str,
+    source: str = "cli",
+    paid_at: datetime | None = None,
+) -> PaymentReceived:
+    """A payment as a person types it: an amount in major units of ``currency``.
+
+    Only the form is checked here (an id, a known currency, an amount with that currency's
+    decimal places); whether it fits the loan is the collection's or the ledger's to say.
+
+    Raises:
+        PaymentInvalid: the message names the field.
+    """
+    if not payment_id.strip():
+        raise PaymentInvalid("payment_id: is required")
+    try:
+        currency = check_currency(currency)
+    except AmountError as problem:
+        raise PaymentInvalid(f"currency: {problem}") from None
+    try:
+        amount_minor = to_minor(amount, currency)
+    except AmountError as problem:
+        raise PaymentInvalid(f"amount: {problem}") from None
+    return PaymentReceived(
+        payment_id=payment_id.strip(),
+        amount_minor=amount_minor,
+        currency=currency,
+        paid_at=paid_at or datetime.now(UTC),
+        source=source,
+    )
+
+
+async def loan_currency(client: Client, pool: asyncpg.Pool | None, loan_id: str) -> str:
+    """The loan's currency: from the ledger, or from its collection when the ledger does not hold
+    it yet (a collection started moments ago).
+
+    Raises:
+        UnknownLoan: neither knows the loan.
+    """
+    if pool is not None:
+        currency = await ledger.loan_currency(pool, loan_id)
+        if currency is not None:
+            return currency
+    return await collection_currency(client, loan_id)
+
+
+async def collection_currency(client: Client, loan_id: str) -> str:
+    """The loan's currency as its collection holds it: one ``status`` query, which also answers
+    for a collection that has ended.
+
+    Raises:
+        UnknownLoan: there is no collection for the loan.
+    """
+    handle = client.get_workflow_handle(workflow_id_for(loan_id))
+    try:
+        status: CollectionStatus = await handle.query("status", result_type=CollectionStatus)
+    except RPCError as error:
+        if error.status == RPCStatusCode.NOT_FOUND:
+            raise UnknownLoan(loan_id) from None
+        raise
+    return status.currency
+
+
 async def send_payment(
     client: Client,
     loan_id: str,
@@ -128,33 +190,51 @@ async def send_payment(
     currency: str | None = None,
     source: str = "cli",
     paid_at: datetime | None = None,
+    pool: asyncpg.Pool | None = None,
 ) -> PaymentReceived:
-    """Validate a payment against the running collection and signal ``payment_received``."""
-    if not payment_id.strip():
-        raise PaymentInvalid("payment_id: is required")
-    handle = await _running_collection(
-        client, loan_id, PaymentInvalid, "record the payment in the ledger instead"
+    """Signal ``payment_received``, for a source that cannot wait for the update's answer.
+
+    A signal cannot answer, and the collection records a payment it cannot apply as rejected
+    without telling the sender: so this checks the payment against the loan before it signals
+    (with the ledger's ``payment_problem``, the rule the collection applies). It does not wait
+    for the payment to be applied; ``record_payment`` does.
+
+    Args:
+        client: The Temporal client.
+        loan_id: The loan paid.
+        amount: The amount in major units (``"125.00"``).
+        payment_id: The payment's unique id: the signal is idempotent by it.
+        currency: The payment's currency; default: the loan's.
+        source: Who reports the payment.
+        paid_at: When the money was received; default: now.
+        pool: The ledger, where the loan's currency is read first; without it, or for a loan it
+            does not hold yet, the collection is asked.
+
+    Returns:
+        The payment signalled.
+
+    Raises:
+        UnknownLoan: no collection for the loan.
+        PaymentInvalid: the payment does not fit the loan, or the collection has ended; the
+            message names the field.
+    """
+    loan_currency_ = await loan_currency(client, pool, loan_id)
+    payment = payment_from_input(
+        amount, currency or loan_currency_, payment_id=payment_id, source=source, paid_at=paid_at
     )
-    loan_currency = (await handle.query(LoanCollection.status)).currency
-    if currency is not None:
-        try:
-            currency = check_currency(currency)
-        except AmountError as problem:
-            raise PaymentInvalid(f"currency: {problem}") from None
-        if currency != loan_currency:
-            raise PaymentInvalid(f"currency: {currency} does not match the loan's {loan_currency}")
+    problem = ledger.payment_problem(payment, loan_currency_)
+    if problem is not None:
+        raise PaymentInvalid(problem)
+    handle = client.get_workflow_handle_for(LoanCollection.run, workflow_id_for(loan_id))
     try:
-        amount_minor = to_minor(amount, loan_currency)
-    except AmountError as problem:
-        raise PaymentInvalid(f"amount: {problem}") from None
-    payment = PaymentReceived(
-        payment_id=payment_id.strip(),
-        amount_minor=amount_minor,
-        currency=loan_currency,
-        paid_at=paid_at or datetime.now(UTC),
-        source=source,
-    )
-    await handle.signal(LoanCollection.payment_received, payment)
+        await handle.signal(LoanCollection.payment_received, payment)
+    except RPCError as error:
+        if error.status != RPCStatusCode.NOT_FOUND:
+            raise
+        raise PaymentInvalid(
+            f"loan_id: the collection of {loan_id} has ended; pay without --signal to record"
+            " the payment in the ledger"
+        ) from None
     return payment
 
 
@@ -303,71 +383,55 @@ async def record_payment(
 ) -> PaymentResult:
     """For payment services: apply a payment and answer with the balance after it.
 
-    While the collection runs, the ``apply_payment`` update applies it; its validator refuses a
-    malformed payment before anything is written. A payment id applied before answers
-    ``duplicate=True`` and changes nothing. Once the collection has ended, the payment is
-    recorded in the ledger directly, and what exceeds the balance is kept as ``overpaid_minor``,
-    a credit to refund.
+    The ``apply_payment`` update is tried first, with no look beforehand: its validator refuses
+    a payment that does not fit the loan before anything is written, and a payment id applied
+    before answers ``duplicate=True`` and changes nothing. When Temporal answers that there is
+    no running collection (none, or it has ended), the payment is recorded in the ledger
+    directly, and what exceeds the balance is kept as ``overpaid_minor``, a credit to refund.
+
+    Args:
+        client: The Temporal client.
+        pool: The ledger. Without it a payment can reach only a running collection, and a
+            duplicate cannot be told from a conflict.
+        loan_id: The loan paid.
+        payment: The payment, in minor units.
+
+    Returns:
+        What became of the payment, and the balance after it.
 
     Raises:
         UnknownLoan: no collection and no ledger record for the loan.
-        PaymentInvalid: the payment cannot be applied; the message names the field.
+        PaymentInvalid: the payment does not fit the loan; the message names the field.
+        PaymentConflict: the payment id is recorded with another loan, amount or currency.
     """
     handle = client.get_workflow_handle_for(LoanCollection.run, workflow_id_for(loan_id))
-    if await _describe(handle) == WorkflowExecutionStatus.RUNNING:
-        try:
-            return await handle.execute_update(LoanCollection.apply_payment, payment)
-        except WorkflowUpdateFailedError as failure:
-            raise PaymentInvalid(_refusal(failure)) from None
-        except RPCError as error:
-            if error.status != RPCStatusCode.NOT_FOUND:
-                raise
-            # The collection ended between the two calls: the ledger takes the payment.
-    if pool is None:
-        raise PaymentInvalid(f"loan_id: the collection of {loan_id} is not running")
-    return await _record_after_collection(pool, loan_id, payment)
+    try:
+        result = await handle.execute_update(LoanCollection.apply_payment, payment)
+    except WorkflowUpdateFailedError as failure:
+        raise PaymentInvalid(ledger.field_named(_refusal(failure))) from None
+    except RPCError as error:
+        if error.status != RPCStatusCode.NOT_FOUND:
+            raise
+        # No running collection: it never started, or it has ended. The ledger knows which.
+        if pool is None:
+            if _has_ended(error):
+                raise PaymentInvalid(
+                    f"loan_id: the collection of {loan_id} has ended, and the ledger is not"
+                    " configured to record the payment in"
+                ) from None
+            raise UnknownLoan(loan_id) from None
+        return await ledger.record_after_collection(pool, loan_id, payment)
+    if result.duplicate and pool is not None:
+        # The collection remembers the ids of applied payments, not their amounts: the ledger
+        # tells a repeat from the same id reused with another amount or currency.
+        await ledger.check_payment_id(pool, loan_id, payment)
+    return result
 
 
-async def _record_after_collection(
-    pool: asyncpg.Pool, loan_id: str, payment: PaymentReceived
-) -> PaymentResult:
-    async with pool.acquire() as conn, conn.transaction():
-        loan = await conn.fetchrow(
-            "SELECT outstanding_minor, trim(currency) AS currency, stage FROM loans"
-            " WHERE loan_id = $1 FOR UPDATE",
-            loan_id,
-        )
-        if loan is None:
-            raise UnknownLoan(loan_id)
-        if payment.amount_minor <= 0:
-            raise PaymentInvalid(f"amount_minor: must be positive, got {payment.amount_minor}")
-        if payment.currency != loan["currency"]:
-            raise PaymentInvalid(
-                f"currency: {payment.currency} does not match the loan's {loan['currency']}"
-            )
-        before = loan["outstanding_minor"]
-        after = max(0, before - payment.amount_minor)
-        entry = PaymentEntry(
-            loan_id=loan_id,
-            payment=payment,
-            outstanding_before=before,
-            outstanding_after=after,
-            overpaid_minor=max(0, payment.amount_minor - before),
-            stage=loan["stage"],
-        )
-        try:
-            applied = await write_payment(conn, entry, action="payment_recorded_after_collection")
-        except PaymentConflict as conflict:
-            raise PaymentInvalid(f"payment_id: {conflict}") from None
-    return PaymentResult(
-        payment_id=payment.payment_id,
-        applied=applied,
-        duplicate=not applied,
-        rejection=None,
-        outstanding_minor=after if applied else before,
-        currency=loan["currency"],
-        stage=loan["stage"],
-    )
+def _has_ended(error: RPCError) -> bool:
+    # Temporal answers NOT_FOUND both for a workflow that never ran and for one that has
+    # completed; only its message tells them apart.
+    return "completed" in error.message.lower()
 
 
 async def loan_status(client: Client, pool: asyncpg.Pool | None, loan_id: str) -> dict[str, Any]:
@@ -417,61 +481,3 @@ def _iso(value: Any) -> str:
     if isinstance(value, datetime):
         return value.astimezone(UTC).isoformat()
     raise TypeError(f"cannot serialise {type(value).__name__}")
-
-
-async def ledger_record(pool: asyncpg.Pool, loan_id: str) -> dict[str, Any] | None:
-    """Everything the ledger holds on a loan: attempts, payments, promises and notices."""
-    async with pool.acquire() as conn:
-        loan = await conn.fetchrow(
-            "SELECT stage, outstanding_minor, trim(currency) AS currency, jurisdiction,"
-            " due_date, opened_at, closed_at FROM loans WHERE loan_id = $1",
-            loan_id,
-        )
-        if loan is None:
-            return None
-        attempts = await conn.fetch(
-            "SELECT attempt_no, at_utc, at_local, channel, target, target_id, slot, purpose,"
-            " stage, outcome FROM contact_attempts WHERE loan_id = $1 ORDER BY attempt_no",
-            loan_id,
-        )
-        payments = await conn.fetch(
-            "SELECT payment_id, amount_minor, trim(currency) AS currency, paid_at, source,"
-            " outstanding_after, overpaid_minor, stage FROM payments WHERE loan_id = $1"
-            " ORDER BY paid_at, recorded_at",
-            loan_id,
-        )
-        promises = await conn.fetch(
-            "SELECT promise_id, amount_minor, trim(currency) AS currency, due_date, status"
-            " FROM promises WHERE loan_id = $1 ORDER BY made_at",
-            loan_id,
-        )
-        notices = await conn.fetch(
-            "SELECT notice_key, kind, path, sha256, issued_at FROM notices WHERE loan_id = $1"
-            " ORDER BY issued_at",
-            loan_id,
-        )
-        complaints = await conn.fetch(
-            "SELECT case_id, category, route, status, opened_at FROM complaint_cases"
-            " WHERE loan_id = $1 ORDER BY opened_at",
-            loan_id,
-        )
-        outcomes = await conn.fetch(
-            "SELECT outcome_id, source, at, right_party, details FROM contact_outcomes"
-            " WHERE loan_id = $1 ORDER BY at",
-            loan_id,
-        )
-    return _jsonable(
-        {
-            "loan": dict(loan),
-            "attempts": [dict(r) for r in attempts],
-            "payments": [dict(r) for r in payments],
-            "promises": [dict(r) for r in promises],
-            "notices": [dict(r) for r in notices],
-            "complaint_cases": [dict(r) for r in complaints],
-            "outcomes": [{**dict(r), "details": json.loads(r["details"])} for r in outcomes],
-        }
-    )
-
-
-def _jsonable(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=lambda v: v.isoformat()))

@@ -2,7 +2,7 @@
 
 Three groups of settings are read where they are used instead, each by the one piece that needs
 them: how to authenticate to Temporal (the SDK's ``temporalio.envconfig``, in
-``overdue.worker.connect_options``), the worker's metrics address (``overdue.metrics``) and the
+``overdue.connection.connect_options``), the worker's metrics address (``overdue.metrics``) and the
 codec server's allowed origins (``overdue.codec_server``).
 
 ``TEMPORAL_ADDRESS``, ``TEMPORAL_NAMESPACE``, ``DATABASE_URL`` and ``OVERDUE_HOME`` are the

@@ -11,6 +11,12 @@ Several relays may run (one per API replica, ``overdue up``): each claims a due 
 so that no two deliver it at once and no database connection is held while Temporal is called.
 Delivery is at least once; applying is exactly once, because the collection and the ledger's
 ``payments`` table apply a payment id once.
+
+Before a payment is stored it is admitted: a stored payment is a promise to apply it, so the
+outbox asks the ledger (``overdue.ledger``) what the delivery would be refused for: the loan
+unknown, the currency not the loan's, the payment id recorded with other details. Those are the
+ledger's own checks, made here once before anything is stored; the collection and the ledger
+still enforce them for the payments that reach them by other paths (a signal, the Python client).
 """
 
 from __future__ import annotations
@@ -28,10 +34,11 @@ import asyncpg
 from temporalio.client import Client, WorkflowUpdateRPCTimeoutOrCancelledError
 from temporalio.service import RPCError, RPCStatusCode
 
-from overdue.client import PaymentInvalid, UnknownLoan, loan_view, record_payment
+from overdue import ledger
+from overdue.client import collection_currency, record_payment
 from overdue.config import Config
-from overdue.outcomes import OutcomeInvalid
-from overdue.worker import connect
+from overdue.connection import connect
+from overdue.ledger import PaymentConflict, PaymentInvalid, UnknownLoan
 from workflows.types import PaymentReceived, PaymentResult
 
 log = logging.getLogger("overdue.outbox")
@@ -61,8 +68,8 @@ class TemporalUnavailable(RuntimeError):
     """Temporal cannot be reached now (refused, unavailable or too slow); try again later."""
 
 
-class PaymentIdConflict(PaymentInvalid):
-    """A payment id already stored or applied with another loan, amount or currency."""
+# The ledger's conflict, under the name the API and the bank-file import have used for it.
+PaymentIdConflict = PaymentConflict
 
 
 def unreachable(error: BaseException) -> bool:
@@ -178,15 +185,6 @@ class Submission:
     unreachable: bool  # this attempt to deliver it found Temporal unreachable
 
 
-def _same_payment(row: asyncpg.Record, incoming: IncomingPayment) -> bool:
-    payment = incoming.payment
-    return bool(
-        row["loan_id"] == incoming.loan_id
-        and row["amount_minor"] == payment.amount_minor
-        and row["currency"].strip() == payment.currency
-    )
-
-
 class Outbox:
     """Stores payments, delivers them, and relays those Temporal could not take at once."""
 
@@ -212,25 +210,19 @@ class Outbox:
 
         Raises:
             UnknownLoan: neither the ledger nor Temporal knows the loan.
-            PaymentInvalid: the currency is not the loan's (the message names the field).
-            PaymentIdConflict: the payment id was stored or applied with other details.
+            PaymentInvalid: the payment does not fit the loan (the message names the field).
+            PaymentConflict: the payment id was stored or applied with other details.
             TemporalUnavailable: the loan is not in the ledger yet and Temporal, which could
                 confirm it, is unreachable; nothing was stored.
         """
         payment = incoming.payment
-        currency = await self._loan_currency(incoming.loan_id)
-        if payment.currency != currency:
-            raise PaymentInvalid(
-                f"currency: {payment.currency} does not match the loan's {currency}"
-            )
+        problem = ledger.payment_problem(payment, await self._loan_currency(incoming.loan_id))
+        if problem is not None:
+            raise PaymentInvalid(problem)
         async with self._pool.acquire() as conn, conn.transaction():
-            # A payment applied by another path (a signal, `overdue pay`) holds its id too.
-            applied = await conn.fetchrow(
-                "SELECT loan_id, amount_minor, currency FROM payments WHERE payment_id = $1",
-                payment.payment_id,
-            )
-            if applied is not None and not _same_payment(applied, incoming):
-                raise _conflict(payment.payment_id)
+            # A payment applied by another path (a signal, `overdue pay`) holds its id too: a
+            # payment stored here under that id with other details could never be applied.
+            await ledger.check_payment_id(conn, incoming.loan_id, payment)
             # Inserted already claimed for the delivery that follows, so no relay takes it.
             row = await conn.fetchrow(
                 "INSERT INTO payment_outbox (payment_id, loan_id, amount_minor, currency,"
@@ -254,8 +246,8 @@ class Outbox:
                     "SELECT * FROM payment_outbox WHERE payment_id = $1", payment.payment_id
                 )
                 assert row is not None
-                if not _same_payment(row, incoming):
-                    raise _conflict(payment.payment_id)
+                if not ledger.same_payment(row, incoming.loan_id, payment):
+                    raise PaymentConflict(payment.payment_id)
         entry = OutboxEntry.from_row(row)
         if not deliver or entry.status != "pending":
             return Submission(entry, replayed, unreachable=False)
@@ -322,17 +314,13 @@ class Outbox:
                     await asyncio.wait_for(stop.wait(), idle)
 
     async def _loan_currency(self, loan_id: str) -> str:
-        currency: str | None = await self._pool.fetchval(
-            "SELECT trim(currency) FROM loans WHERE loan_id = $1", loan_id
-        )
+        currency = await ledger.loan_currency(self._pool, loan_id)
         if currency is not None:
             return currency
         # Not in the ledger: unknown, or its collection started moments ago and has not
         # opened it yet. Only the collection itself can tell.
         try:
-            return (await loan_view(await self._clients(), loan_id)).currency
-        except OutcomeInvalid:  # ended without ever reaching the ledger: nothing to pay
-            raise UnknownLoan(loan_id) from None
+            return await collection_currency(await self._clients(), loan_id)
         except Exception as problem:
             if not unreachable(problem):
                 raise
@@ -418,9 +406,3 @@ class Outbox:
             assert settled is not None  # settled by the other delivery, and never deleted
             return settled
         return OutboxEntry.from_row(row)
-
-
-def _conflict(payment_id: str) -> PaymentIdConflict:
-    return PaymentIdConflict(
-        f"payment_id: {payment_id} is already recorded with another loan, amount or currency"
-    )

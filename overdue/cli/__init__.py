@@ -23,10 +23,10 @@ import typer
 from overdue import client as ops
 from overdue.cli.common import UserError, app, err
 from overdue.codec import EncryptionKeyError
+from overdue.connection import ConnectionSettingsError
 from overdue.loans import LoanInvalid
 from overdue.outcomes import OutcomeInvalid
 from overdue.stack import StackError
-from overdue.worker import ConnectionSettingsError
 
 # Importing a command module registers its commands on `app`, and `overdue --help` lists them
 # in the order they were registered: this order, which isort must not sort.

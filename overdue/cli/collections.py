@@ -37,6 +37,7 @@ from overdue.cli.common import (
     services,
 )
 from overdue.config import Config
+from overdue.connection import connect
 from overdue.loans import ID_PATTERN, LoanInvalid, loan_from_fields, read_loan_book
 from overdue.outbox import Outbox, TemporalClients
 from overdue.outcomes import (
@@ -47,12 +48,20 @@ from overdue.outcomes import (
     outcome_from_fields,
     resolution_from_fields,
 )
-from overdue.worker import connect
 from workflows.clock import format_local
-from workflows.types import CONVERSATION_CHANNELS, ComplaintCategory, HoldRequest
+from workflows.money import format_minor
+from workflows.types import (
+    CONVERSATION_CHANNELS,
+    ComplaintCategory,
+    HoldRequest,
+    PaymentReceived,
+    PaymentResult,
+)
 
 T = TypeVar("T")
 PLANS_TIMEOUT = 15.0  # seconds for the loans' plans before they are shown as unavailable
+# Seconds `overdue pay` waits for the collection's answer: an update waits for a worker.
+PAY_TIMEOUT = 30.0
 
 
 @app.command()
@@ -254,29 +263,110 @@ def pay(
     payment_id: Annotated[str, typer.Option(help="The payment's unique id (idempotency key).")],
     currency: Annotated[str | None, typer.Option(help="Currency (default: the loan's).")] = None,
     source: Annotated[str, typer.Option(help="Who reports the payment.")] = "cli",
+    signal: Annotated[
+        bool,
+        typer.Option(
+            "--signal",
+            help="Signal payment_received and do not wait for the answer (for a source that"
+            " cannot wait); the collection applies it when it next runs.",
+        ),
+    ] = False,
     data_dir: DataDirOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Report a payment received: signals `payment_received`, idempotent by payment id."""
+    """Report a payment received and answer with the balance after it; idempotent by payment id.
 
-    async def go() -> dict[str, Any]:
+    It goes through the `apply_payment` update, as the HTTP API does, and waits for the
+    collection's answer; once the collection has ended, the payment is recorded in the ledger
+    (what exceeds the balance is kept as a credit to refund). With --signal it is signalled.
+    """
+    if signal:
+        run_async(_signal_payment(loan_id, amount, payment_id, currency, source, data_dir, as_json))
+        return
+
+    async def go() -> tuple[PaymentReceived, PaymentResult]:
         async with services(load_config(data_dir)) as s:
-            payment = await ops.send_payment(
-                s.client, loan_id, amount, payment_id=payment_id, currency=currency, source=source
+            # The amount is read in the payment's currency, so the loan's is looked up only when
+            # none is given; whether it is the loan's is the collection's (or ledger's) to say.
+            payment = ops.payment_from_input(
+                amount,
+                currency or await ops.loan_currency(s.client, s.pool, loan_id),
+                payment_id=payment_id,
+                source=source,
             )
-        return {
-            "loan_id": loan_id,
-            "payment_id": payment.payment_id,
-            "amount_minor": payment.amount_minor,
-            "currency": payment.currency,
-            "signalled": True,
-        }
+            try:
+                result = await asyncio.wait_for(
+                    ops.record_payment(s.client, s.pool, loan_id, payment), PAY_TIMEOUT
+                )
+            except TimeoutError:
+                raise UserError(
+                    f"loan_id: the collection of {loan_id} did not answer within"
+                    f" {PAY_TIMEOUT:.0f} s (is a worker running?); the payment may still be"
+                    " applied: repeat the command, which is idempotent by payment id"
+                ) from None
+        return payment, result
 
-    result = run_async(go())
+    payment, result = run_async(go())
+    if result.rejection is not None:  # the ledger refused it (the id is another payment's)
+        raise UserError(result.rejection)
     if as_json:
-        emit_json(result)
+        emit_json(
+            {
+                "loan_id": loan_id,
+                "payment_id": payment.payment_id,
+                "amount_minor": payment.amount_minor,
+                "currency": payment.currency,
+                "via": "update",
+                "applied": result.applied,
+                "duplicate": result.duplicate,
+                "outstanding_minor": result.outstanding_minor,
+                "outstanding": format_minor(result.outstanding_minor, result.currency),
+                "stage": result.stage,
+            }
+        )
+        return
+    balance = f"{format_minor(result.outstanding_minor, result.currency)} {result.currency}"
+    if result.duplicate:
+        out.print(f"payment {payment.payment_id} was applied before; outstanding {balance}")
     else:
-        out.print(f"payment {result['payment_id']} sent to collection-{loan_id}")
+        out.print(
+            f"payment {payment.payment_id} applied to {loan_id}:"
+            f" outstanding {balance}, stage {result.stage}"
+        )
+
+
+async def _signal_payment(
+    loan_id: str,
+    amount: str,
+    payment_id: str,
+    currency: str | None,
+    source: str,
+    data_dir: Path | None,
+    as_json: bool,
+) -> None:
+    async with services(load_config(data_dir)) as s:
+        payment = await ops.send_payment(
+            s.client,
+            loan_id,
+            amount,
+            payment_id=payment_id,
+            currency=currency,
+            source=source,
+            pool=s.pool,
+        )
+    if as_json:
+        emit_json(
+            {
+                "loan_id": loan_id,
+                "payment_id": payment.payment_id,
+                "amount_minor": payment.amount_minor,
+                "currency": payment.currency,
+                "via": "signal",
+                "signalled": True,
+            }
+        )
+    else:
+        out.print(f"payment {payment.payment_id} signalled to collection-{loan_id}")
 
 
 @app.command()

@@ -19,7 +19,7 @@ from temporalio.client import Client
 
 from overdue import db
 from overdue.config import Config
-from overdue.worker import connect
+from overdue.connection import connect
 
 app = typer.Typer(
     help="Collections orchestrator for overdue loans, on Temporal and PostgreSQL.",

@@ -27,9 +27,10 @@ from overdue.cli.common import (
     run_async,
 )
 from overdue.config import Config
+from overdue.connection import connect
 from overdue.demo import portfolio, run_portfolio, summarise
 from overdue.stack import EmbeddedStack, register_search_attributes
-from overdue.worker import build_worker, connect
+from overdue.worker import build_worker
 
 
 @app.command()

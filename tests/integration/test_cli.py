@@ -112,6 +112,7 @@ async def test_payments_from_the_cli_until_cured(
     handle = client.get_workflow_handle_for(LoanCollection.run, workflow_id_for(loan_id))
     first_id, rest_id = f"{loan_id}-p1", f"{loan_id}-p2"
 
+    # `overdue pay` waits for the collection's answer (the `apply_payment` update).
     paid = await cli("pay", loan_id, "120.50", "--payment-id", first_id, "--json")
     assert paid.code == 0, paid
     assert paid.json() == {
@@ -119,17 +120,18 @@ async def test_payments_from_the_cli_until_cured(
         "payment_id": first_id,
         "amount_minor": 12050,
         "currency": "USD",
-        "signalled": True,
+        "via": "update",
+        "applied": True,
+        "duplicate": False,
+        "outstanding_minor": 37950,
+        "outstanding": "379.50",
+        "stage": "early",
     }
-
-    async def status_after_first() -> dict[str, Any] | None:
-        shown = await cli("status", loan_id, "--json")
-        assert shown.code == 0, shown
-        view = shown.json()
-        recorded = [p["payment_id"] for p in view["payments"]]
-        return view if view["outstanding_minor"] == 37950 and recorded == [first_id] else None
-
-    view = await eventually(status_after_first, what="the partial payment in `status`")
+    # Answered means applied: the status shows it at once, from the collection and the ledger.
+    shown = await cli("status", loan_id, "--json")
+    assert shown.code == 0, shown
+    view = shown.json()
+    assert [p["payment_id"] for p in view["payments"]] == [first_id]
     assert view["stage"] == "early"
     assert view["workflow_status"] == "running"
     assert view["outstanding"] == "379.50"
@@ -137,15 +139,22 @@ async def test_payments_from_the_cli_until_cured(
     assert view["payments"][0]["outstanding_after"] == 37950
     assert view["payments"][0]["source"] == "cli"
 
-    # The same payment id again is signalled, and changes nothing.
+    # The same payment id again answers that it was applied before, and changes nothing.
     again = await cli("pay", loan_id, "120.50", "--payment-id", first_id, "--json")
     assert again.code == 0, again
+    assert (again.json()["applied"], again.json()["duplicate"]) == (False, True)
+    assert again.json()["outstanding_minor"] == 37950
+    # The same id with another amount is refused, naming the payment id.
+    reused = await cli("pay", loan_id, "1.00", "--payment-id", first_id, "--json")
+    assert "already recorded" in reused.assert_user_error("payment_id")
     history = await handle.fetch_history()
-    signals = [
-        e for e in history.events if e.HasField("workflow_execution_signaled_event_attributes")
+    updates = [
+        e
+        for e in history.events
+        if e.HasField("workflow_execution_update_accepted_event_attributes")
     ]
-    assert len(signals) == 2, "the duplicate was delivered to the workflow"
-    shown = await cli("status", loan_id, "--json")  # a query sees every signal delivered before it
+    assert len(updates) == 3, "each `pay` is one update"
+    shown = await cli("status", loan_id, "--json")
     assert shown.code == 0, shown
     assert shown.json()["outstanding_minor"] == 37950
     assert shown.json()["applied_payment_ids"] == [first_id]
@@ -155,6 +164,7 @@ async def test_payments_from_the_cli_until_cured(
     # Paying the rest cures the loan and ends the collection.
     rest = await cli("pay", loan_id, "379.50", "--payment-id", rest_id, "--json")
     assert rest.code == 0, rest
+    assert (rest.json()["outstanding_minor"], rest.json()["stage"]) == (0, "cured")
     summary = await asyncio.wait_for(handle.result(), 15)
     assert summary.final_stage == "cured"
     assert summary.resolved_in == "early"
@@ -190,8 +200,29 @@ async def test_payments_from_the_cli_until_cured(
     assert final["outstanding"] == "0.00"
     assert final["recovered_minor"] == 50000
     assert [p["payment_id"] for p in final["payments"]] == [first_id, rest_id]
-    late = await cli("pay", loan_id, "1", "--payment-id", f"{loan_id}-p3")
-    assert "has ended" in late.assert_user_error("loan_id")
+    # A payment after the end is recorded in the ledger, as the HTTP API's is: a credit.
+    late_id = f"{loan_id}-p3"
+    late = await cli("pay", loan_id, "1", "--payment-id", late_id, "--json")
+    assert late.code == 0, late
+    assert late.json() | {"via": "update"} == {
+        "loan_id": loan_id,
+        "payment_id": late_id,
+        "amount_minor": 100,
+        "currency": "USD",
+        "via": "update",
+        "applied": True,
+        "duplicate": False,
+        "outstanding_minor": 0,
+        "outstanding": "0.00",
+        "stage": "cured",
+    }
+    assert (
+        await pool.fetchval("SELECT overpaid_minor FROM payments WHERE payment_id = $1", late_id)
+        == 100
+    )
+    # A signal cannot reach an ended collection, and says so.
+    signalled = await cli("pay", loan_id, "1", "--payment-id", f"{loan_id}-p4", "--signal")
+    assert "has ended" in signalled.assert_user_error("loan_id")
 
     # A cured loan is not collected again.
     again = await cli(*start_args(loan_id))

@@ -36,8 +36,9 @@ from overdue import client as ops
 from overdue.codec import ENCODING, KEY_ID_METADATA, EncryptionCodec, KeyRing, new_key
 from overdue.codec_server import run_codec_server
 from overdue.config import Config
+from overdue.connection import connect
 from overdue.stack import EmbeddedStack, free_port, installed_binary, port_is_free
-from overdue.worker import build_worker, connect
+from overdue.worker import build_worker
 from tests.integration.support import (
     Cli,
     Loans,
@@ -180,7 +181,9 @@ async def cured_loan(
     loan_id = loans.new_id("enc")
     started = await encrypted_cli(*encrypted_start_args(loan_id))
     assert started.code == 0, started
-    paid = await encrypted_cli("pay", loan_id, "100.00", "--payment-id", f"{loan_id}-p1", "--json")
+    paid = await encrypted_cli(
+        "pay", loan_id, "100.00", "--payment-id", f"{loan_id}-p1", "--signal", "--json"
+    )
     assert paid.code == 0, paid
 
     async def first_applied() -> bool:

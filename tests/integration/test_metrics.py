@@ -39,6 +39,7 @@ from activities.ledger import LedgerActivities
 from activities.situations import SituationActivities
 from overdue.client import start_collection
 from overdue.config import Config
+from overdue.connection import connect
 from overdue.metrics import (
     ADDRESS_VARIABLE,
     DEFAULT_PORT,
@@ -48,7 +49,7 @@ from overdue.metrics import (
 )
 from overdue.simulator import SimulatedCreditBureau
 from overdue.stack import EmbeddedStack, free_port, register_search_attributes
-from overdue.worker import build_worker, connect
+from overdue.worker import build_worker
 from tests.integration.support import OVERDUE, past_due_loan, running_up
 from workflows.collection import LoanCollection
 from workflows.commands import (

@@ -25,7 +25,7 @@ from overdue.codec import (
     new_key,
 )
 from overdue.config import Config
-from overdue.worker import ConnectionSettingsError, connect_options
+from overdue.connection import ConnectionSettingsError, connect_options
 
 PII = "Ann Lee +15550001000"
 K1, K2 = new_key(), new_key()
