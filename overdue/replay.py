@@ -7,8 +7,13 @@ history that fails to replay ends with that event.
 
 All the histories of one call go through one replay worker (the SDK's
 ``Replayer.workflow_replay_iterator``), set up once rather than once per history; the failed ones
-are then bisected on the same worker. What remains per history is mostly the worker's sandbox:
-each run imports the workflow modules afresh, as a worker's does (``bench/replay.py``).
+are then bisected on the same worker. Each history still gets the worker's sandbox, which imports
+the workflow module afresh, as a worker does; the pure workflow modules are passed through and
+the workflow module's code is compiled once (``workflows/sandbox.py``). ``strict=True`` replays in
+the sandbox that passes nothing of ours through but the data types (slower; it also catches a
+non-deterministic call in a pure module). ``replay_in_processes`` spreads the histories over
+worker processes, one replay worker each, for large sets on several cores (``bench/replay.py``
+measures every way).
 
 The SDK core's log lines (its warnings about a failing workflow task, an old server, ...) go to
 Python's logging (``core_logs_to_python``), which ``overdue`` writes to stderr, never to stdout,
@@ -20,13 +25,28 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import math
+import multiprocessing
+import os
 import re
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Iterator
+import sys
+from collections import deque
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Sequence,
+)
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from temporalio.api.enums.v1 import EventType
+from temporalio.api.history.v1 import History
 from temporalio.client import Client, WorkflowHistory
 from temporalio.converter import DataConverter
 from temporalio.runtime import (
@@ -39,7 +59,7 @@ from temporalio.runtime import (
 from temporalio.worker import Replayer
 
 from workflows.collection import LoanCollection
-from workflows.sandbox import workflow_runner
+from workflows.sandbox import strict_workflow_runner, workflow_runner
 
 RUN_SEPARATOR = "@"  # exported files are named <workflow id>@<run id>.json
 CORE_LOGGER = logging.getLogger("overdue.temporal_core")
@@ -73,11 +93,15 @@ class HistoryReplayer:
     """Replays histories against ``LoanCollection`` as the worker runs it (same sandbox)."""
 
     def __init__(
-        self, data_converter: DataConverter | None = None, *, runtime: Runtime | None = None
+        self,
+        data_converter: DataConverter | None = None,
+        *,
+        runtime: Runtime | None = None,
+        strict: bool = False,
     ) -> None:
         self._replayer = Replayer(
             workflows=[LoanCollection],
-            workflow_runner=workflow_runner(),
+            workflow_runner=strict_workflow_runner() if strict else workflow_runner(),
             data_converter=data_converter or DataConverter.default,
             runtime=runtime or core_logs_to_python(),
         )
@@ -122,6 +146,117 @@ class HistoryReplayer:
     async def replay_workflow(self, client: Client, workflow_id: str) -> list[ReplayResult]:
         """Every run of one workflow id (a continue-as-new chain has several)."""
         return await self.replay_query(client, workflow_query(workflow_id))
+
+
+ConverterFactory = Callable[[], DataConverter]
+"""Makes the data converter in each worker process: a module-level function, or a
+``functools.partial`` of one with picklable arguments (``partial(codec.data_converter, config)``)."""
+
+Shippable = Path | Replayable
+"""What ``replay_in_processes`` takes: a history file (read in the worker process) or a history."""
+
+BATCH = 32  # histories per task of a worker process, when how many there are is not known
+
+
+async def replay_in_processes(
+    histories: Iterable[Shippable] | AsyncIterable[Shippable],
+    *,
+    jobs: int,
+    converter: ConverterFactory | None = None,
+    strict: bool = False,
+) -> list[ReplayResult]:
+    """Replay the histories on ``jobs`` worker processes, each with one replay worker; results
+    in the order of ``histories``.
+
+    Histories go in batches (a list is split evenly, a stream in batches of ``BATCH``, at most
+    two per process waiting), and each batch is one ``HistoryReplayer.replay_all`` in a worker:
+    its failures are bisected there. Files are read and parsed by the workers. The workers are
+    forked from a fresh server process (multiprocessing's ``forkserver``), never from this one,
+    which may already run the Temporal core's threads; whatever they print goes to stderr.
+    """
+    jobs = max(1, jobs)
+    size = BATCH
+    if isinstance(histories, Sequence):
+        size = max(1, min(BATCH, math.ceil(len(histories) / (2 * jobs))))
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["__main__", __name__])
+    loop = asyncio.get_running_loop()
+    results: list[ReplayResult] = []
+    with ProcessPoolExecutor(
+        max_workers=jobs,
+        mp_context=context,
+        initializer=_start_worker_process,
+        initargs=(converter, strict),
+    ) as pool:
+        waiting: deque[asyncio.Future[list[ReplayResult]]] = deque()
+        batch: list[_Shipped] = []
+
+        async def drain(keep: int) -> None:
+            while len(waiting) > keep:
+                results.extend(await waiting.popleft())
+
+        async for item in _each(histories):
+            batch.append(_shipped(item))
+            if len(batch) >= size:
+                waiting.append(loop.run_in_executor(pool, _replay_batch, batch))
+                batch = []
+                await drain(2 * jobs)
+        if batch:
+            waiting.append(loop.run_in_executor(pool, _replay_batch, batch))
+        await drain(0)
+    return results
+
+
+@dataclass(frozen=True)
+class _Serialized:
+    """A history on its way to a worker process: protobuf bytes travel faster than objects."""
+
+    workflow_id: str
+    events: bytes
+    source: str
+    run_id: str | None
+
+
+_Shipped = Path | _Serialized
+
+
+def _shipped(item: Shippable) -> _Shipped:
+    if isinstance(item, Path):
+        return item
+    history, source, run_id = item
+    events = History(events=history.events).SerializeToString()
+    return _Serialized(history.workflow_id, events, source, run_id)
+
+
+def _received(items: list[_Shipped]) -> Iterator[Replayable]:
+    for item in items:
+        if isinstance(item, Path):
+            yield from file_histories([item])
+        else:
+            events = History.FromString(item.events).events
+            yield WorkflowHistory(item.workflow_id, list(events)), item.source, item.run_id
+
+
+_process_replayer: HistoryReplayer | None = None
+
+
+def _start_worker_process(converter: ConverterFactory | None, strict: bool) -> None:
+    """A worker process's set-up: its stdout is stderr (the parent's stdout carries the report),
+    the core's logs go there too, and one replayer serves all its batches."""
+    global _process_replayer
+    sys.stdout.flush()
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    if not CORE_LOGGER.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("temporal core %(levelname)s: %(message)s"))
+        CORE_LOGGER.addHandler(handler)
+        CORE_LOGGER.propagate = False
+    _process_replayer = HistoryReplayer(converter() if converter else None, strict=strict)
+
+
+def _replay_batch(items: list[_Shipped]) -> list[ReplayResult]:
+    assert _process_replayer is not None, "not a replay worker process"
+    return asyncio.run(_process_replayer.replay_all(_received(items)))
 
 
 FailureOf = Callable[[WorkflowHistory], Awaitable[str | None]]

@@ -3,7 +3,10 @@
 A change to ``LoanCollection`` (or to anything it calls) that would make a running loan take a
 different path on replay fails here with a non-determinism error. The histories are recorded by
 ``python -m tests.replay.record_histories``; every run of a continue-as-new chain is its own file.
-No server is needed. The corpus is replayed once, on one replay worker, as ``overdue replay`` does.
+No server is needed. The corpus is replayed on one replay worker, as ``overdue replay`` does: once
+in the sandbox the worker runs (the pure workflow modules passed through), once in the strict
+sandbox (every workflow module imported afresh, so a non-deterministic call in a pure module
+fails here), and once over two worker processes (``--jobs 2``).
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ import pytest
 import pytest_asyncio
 from temporalio.client import WorkflowHistory
 
-from overdue.replay import HistoryReplayer, ReplayResult
+from overdue.replay import HistoryReplayer, ReplayResult, replay_in_processes
+from tests.unit.test_sandbox import read_only_tables, snapshot_of_tables
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 
@@ -32,12 +36,41 @@ def test_histories_are_committed() -> None:
         assert path.stat().st_size < 1_000_000, f"{path.name} is too large to commit"
 
 
+TABLES_BEFORE = snapshot_of_tables()
+
+
 @pytest_asyncio.fixture(scope="module")
 async def corpus() -> dict[str, ReplayResult]:
     """The whole corpus replayed by one ``replay_files`` call (one replay worker), by file."""
     results = await HistoryReplayer().replay_files(HISTORIES)
     assert [r.source for r in results] == [str(p) for p in HISTORIES], "one result per file"
     return {r.source: r for r in results}
+
+
+async def test_the_corpus_replays_in_the_strict_sandbox() -> None:
+    """Every workflow module imported afresh for each history: a call the sandbox forbids
+    (``datetime.now()``, ``random.random()``, I/O) in a module the worker passes through fails
+    here, though the worker's own sandbox no longer sees it."""
+    results = await HistoryReplayer(strict=True).replay_files(HISTORIES)
+    assert [(r.source, r.error) for r in results if not r.ok] == []
+    assert len(results) == len(HISTORIES)
+
+
+async def test_the_corpus_replays_on_two_worker_processes(
+    corpus: dict[str, ReplayResult],
+) -> None:
+    """``overdue replay --jobs 2``: the same results, in the same order, as on one worker."""
+    results = await replay_in_processes(HISTORIES, jobs=2)
+    assert results == list(corpus.values())
+
+
+async def test_replaying_changes_no_table_of_a_passed_through_module(
+    corpus: dict[str, ReplayResult],
+) -> None:
+    """The passed-through modules are shared by every run of the process: after the corpus
+    (and whatever else ran before in this process), their tables are as they were at import."""
+    assert corpus
+    assert read_only_tables() == TABLES_BEFORE
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
@@ -137,3 +170,21 @@ def tampered_operator_hold() -> tuple[dict[str, Any], int]:
     changed = scheduled[2]
     changed["activityTaskScheduledEventAttributes"]["activityType"]["name"] = "something_else"
     return history, int(changed["eventId"])
+
+
+async def test_a_tampered_history_fails_alone_on_two_worker_processes(tmp_path: Path) -> None:
+    """Failures are found and bisected in the worker process, histories sent as well as files."""
+    history, changed_event_id = tampered_operator_hold()
+    tampered = tmp_path / "collection-L-w@run-4.json"
+    tampered.write_text(json.dumps(history))
+    sent = WorkflowHistory.from_json("collection-L-v", tampered.read_text())
+    paths = [*HISTORIES[:3], tampered, HISTORIES[3]]
+    results = await replay_in_processes([*paths, (sent, "sent", "run-5")], jobs=2)
+    assert [r.source for r in results] == [*map(str, paths), "sent"]
+    failed = [r for r in results if not r.ok]
+    assert [(r.workflow_id, r.run_id) for r in failed] == [
+        ("collection-L-w", "run-4"),
+        ("collection-L-v", "run-5"),
+    ]
+    for r in failed:
+        assert r.diverging is not None and r.diverging.event_id == changed_event_id

@@ -20,19 +20,23 @@ from tests.replay.test_replay import HISTORIES, tampered_operator_hold
 OVERDUE = str(Path(sys.executable).parent / "overdue")
 
 
-def replay_json(tmp_path: Path, *files: Path) -> tuple[int, Any, str]:
-    """Run ``overdue replay FILES --json``: exit code, stdout parsed as one JSON document, stderr."""
+def replay_json(
+    tmp_path: Path, *files: Path, options: tuple[str, ...] = ()
+) -> tuple[int, Any, str]:
+    """Run ``overdue replay FILES --json``: exit code, stdout parsed as one JSON document (and
+    nothing else: ``json.loads`` refuses anything after it), stderr."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OVERDUE_", "TEMPORAL_"))} | {
         "OVERDUE_HOME": str(tmp_path / "home")
     }  # no running stack, no keys
     done = subprocess.run(
-        [OVERDUE, "replay", *map(str, files), "--json"],
+        [OVERDUE, "replay", *map(str, files), "--json", *options],
         env=env,
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert "Traceback" not in done.stderr, done.stderr
+    assert "temporal core" not in done.stdout and "Failing workflow task" not in done.stdout
     return done.returncode, json.loads(done.stdout), done.stderr
 
 
@@ -70,3 +74,30 @@ def test_a_diverging_history_prints_one_json_document_and_the_core_logs_on_stder
     }
     # The core did log the failing workflow task: on stderr, where it breaks no JSON.
     assert "Failing workflow task" in stderr, stderr
+
+
+def test_with_jobs_a_diverging_history_prints_one_json_document(tmp_path: Path) -> None:
+    """``--jobs 2``: the worker processes' output (the core's warnings) goes to stderr too."""
+    history, changed_event_id = tampered_operator_hold()
+    tampered = tmp_path / "collection-L-j@run-6.json"
+    tampered.write_text(json.dumps(history))
+    files = [*HISTORIES[:3], tampered]
+
+    code, report, stderr = replay_json(tmp_path, *files, options=("--jobs", "2"))
+    assert code == 1
+    assert (report["replayed"], report["failed"]) == (4, 1)
+    assert [r["source"] for r in report["results"]] == [str(f) for f in files]
+    failed = report["results"][3]
+    assert (failed["ok"], failed["workflow_id"], failed["run_id"]) == (
+        False,
+        "collection-L-j",
+        "run-6",
+    )
+    assert failed["diverging"]["event_id"] == changed_event_id
+    assert "Failing workflow task" in stderr, stderr
+
+
+def test_the_strict_sandbox_option_replays_too(tmp_path: Path) -> None:
+    [good] = [p for p in HISTORIES if p.stem == "operator-hold-run1"]
+    code, report, _ = replay_json(tmp_path, good, options=("--strict-sandbox",))
+    assert (code, report["replayed"], report["failed"]) == (0, 1, 0)

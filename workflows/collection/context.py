@@ -34,7 +34,13 @@ with workflow.unsafe.imports_passed_through():
 ArgT = TypeVar("ArgT")
 ResultT = TypeVar("ResultT")
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
-ACTIVITY_RETRY = RetryPolicy(maximum_interval=timedelta(minutes=1))
+# Retried until it succeeds, at most a minute apart. (A policy is built per call: modules under
+# ``workflows/`` are shared by every workflow run in the process and keep no mutable objects.)
+ACTIVITY_RETRY_INTERVAL = timedelta(minutes=1)
+
+
+def activity_retry() -> RetryPolicy:
+    return RetryPolicy(maximum_interval=ACTIVITY_RETRY_INTERVAL)
 
 
 def refusal_of(
@@ -137,7 +143,7 @@ class Collection:
             method,
             arg,
             start_to_close_timeout=ACTIVITY_TIMEOUT,
-            retry_policy=ACTIVITY_RETRY,
+            retry_policy=activity_retry(),
             summary=summary,
         )
 
@@ -158,6 +164,6 @@ class Collection:
             method,
             arg,
             start_to_close_timeout=ACTIVITY_TIMEOUT,
-            retry_policy=ACTIVITY_RETRY,
+            retry_policy=activity_retry(),
             summary=summary,
         )

@@ -17,7 +17,7 @@ from temporalio import workflow
 
 from workflows import clock, planner
 from workflows.collection import contacts, events, patches, reports, rules, view
-from workflows.collection.context import ACTIVITY_RETRY, ACTIVITY_TIMEOUT, Collection
+from workflows.collection.context import ACTIVITY_TIMEOUT, Collection, activity_retry
 from workflows.collection.inbox import Inbox
 from workflows.commands import LoadStrategy, OpenLoan
 from workflows.machine import CollectionMachine
@@ -259,7 +259,7 @@ class LoanCollection:
             StrategyActivities.load_strategy,
             LoadStrategy(),
             start_to_close_timeout=ACTIVITY_TIMEOUT,
-            retry_policy=ACTIVITY_RETRY,
+            retry_policy=activity_retry(),
             summary="load collection strategy",
         )
         now = workflow.now()
@@ -267,7 +267,7 @@ class LoanCollection:
             LedgerActivities.open_loan,
             OpenLoan(loan=input.loan, opened_at=now),
             start_to_close_timeout=ACTIVITY_TIMEOUT,
-            retry_policy=ACTIVITY_RETRY,
+            retry_policy=activity_retry(),
             summary="open loan in ledger",
         )
         origin = input.clock_origin or now
