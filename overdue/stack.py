@@ -27,15 +27,12 @@ from temporalio.client import Client
 
 from overdue import db
 from overdue.config import DEFAULT_TEMPORAL_PORT, DEFAULT_UI_PORT, Config
+from workflows import search_attributes
 
+# Name -> type of every custom search attribute, from the workflow's one list.
 SEARCH_ATTRIBUTES = {
-    "LoanId": "Keyword",
-    "CollectionStage": "Keyword",
-    "DaysPastDue": "Int",
-    "OutstandingMinor": "Int",
-    "Situation": "Keyword",
-    "BrokenPromises": "Int",
-    "NextContactAt": "Datetime",
+    key.name: key.indexed_value_type.name.removeprefix("INDEXED_VALUE_TYPE_").title()
+    for key in search_attributes.ALL
 }
 DATABASE = "overdue"
 START_ATTEMPTS = 3  # tries of the dev server, each on other ports if the last one died starting

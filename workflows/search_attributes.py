@@ -14,6 +14,10 @@ OUTSTANDING_MINOR = SearchAttributeKey.for_int("OutstandingMinor")
 SITUATION = SearchAttributeKey.for_keyword("Situation")
 BROKEN_PROMISES = SearchAttributeKey.for_int("BrokenPromises")
 NEXT_CONTACT_AT = SearchAttributeKey.for_datetime("NextContactAt")
+# When the missed instalment fell due: the borrower-local midnight that starts its due date. A
+# loan wakes only to act, so ``DaysPastDue`` is as of its last wake; a filter exact to the day
+# reads this instead (``DueDate < "2026-11-10T00:00:00Z"``: more than N days past due).
+DUE_DATE = SearchAttributeKey.for_datetime("DueDate")
 
 ALL = (
     LOAN_ID,
@@ -23,4 +27,5 @@ ALL = (
     SITUATION,
     BROKEN_PROMISES,
     NEXT_CONTACT_AT,
+    DUE_DATE,
 )

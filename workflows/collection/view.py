@@ -168,6 +168,9 @@ def publish(c: Collection) -> None:
         sa.BROKEN_PROMISES: state.broken_promises,
         sa.NEXT_CONTACT_AT: upcoming.at_utc,
     }
+    if c.lean:
+        # Set once (continue-as-new carries it): older histories never upserted it.
+        values[sa.DUE_DATE] = clock.day_starts(loan.due_date, 0, c.zone)
     if c.patched(patches.SEARCH_ATTRIBUTES_ON_CHANGE):
         # Only what changed since the last upsert (or since the run began: continue-as-new
         # carries the attributes over), so most workflow tasks upsert nothing.
