@@ -38,11 +38,12 @@ Bugs these runs found in the workflow are kept as regression tests at the end.
 from __future__ import annotations
 
 import copy
+import os
 import random
 import re
 import string
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -148,8 +149,9 @@ ZONES = (
 MAX_ITERATIONS = 400
 # Runs longer than this suggest continue-as-new, as Temporal does once a history grows.
 SUGGEST_CONTINUE_AS_NEW_AFTER = 60
+# A deeper search, locally: OVERDUE_COMPLIANCE_EXAMPLES=2000 pytest tests/unit/test_compliance_...
 SETTINGS = settings(
-    max_examples=40,
+    max_examples=int(os.environ.get("OVERDUE_COMPLIANCE_EXAMPLES", "60")),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
@@ -318,10 +320,28 @@ SPIN_LIMIT = 50
 class Standing:
     """What the scenario had reported by a moment, independent of the workflow's state."""
 
-    dispute_open: bool  # a dispute was reported and no resolution came since
-    ceased: bool  # a cease request was reported
-    deceased: bool  # a death was reported and no person's "not verified" came since
-    on_hold: bool  # operations paused the collection and did not resume it since
+    dispute_open: bool = False  # a dispute was reported and no resolution came since
+    ceased: bool = False  # a cease request was reported
+    deceased: bool = False  # a death was reported and no person's "not verified" came since
+    on_hold: bool = False  # operations paused the collection and did not resume it since
+
+    def after(self, event: Event) -> Standing:
+        """The standing once ``event`` is reported too."""
+        if isinstance(event, ReportedOutcome):
+            return replace(
+                self,
+                dispute_open=self.dispute_open or "dispute" in event.facts,
+                ceased=self.ceased or "cease" in event.facts,
+                deceased=self.deceased or "death" in event.facts,
+            )
+        if isinstance(event, Decision):
+            if (event.review, event.outcome) == (Review.DEATH_VERIFICATION, "not_verified"):
+                return replace(self, deceased=False)
+        elif isinstance(event, Resolution):
+            return replace(self, dispute_open=False)  # a decision ends any dispute
+        elif isinstance(event, Hold):
+            return replace(self, on_hold=event.pause)
+        return self
 
 
 @dataclass(frozen=True)
@@ -336,6 +356,7 @@ class Performed:
     outcome: str
     standing: Standing
     text: str  # the message as the channel activity renders it ("" for a letter)
+    report: Event | None  # the report being applied when it was made, if one was
 
 
 T = TypeVar("T")
@@ -421,11 +442,9 @@ class Simulation:
     notices: list[str] = field(default_factory=list)  # notice keys, each time one is served
     runs: int = 1  # continue-as-new makes a new run
     spun: bool = False  # the run stopped because the workflow would spin (see SPIN_LIMIT)
-    # The scenario's own record of what was reported (the "truth" the properties compare with).
-    dispute_open: bool = False
-    ceased: bool = False
-    deceased: bool = False
-    on_hold: bool = False
+    # The scenario's own record of what was reported (the "truth" the properties compare with):
+    # the reports delivered so far, by id, in the order the inbox applies them.
+    delivered: list[tuple[str, Event]] = field(default_factory=list)
     conversations: list[datetime] = field(default_factory=list)  # reported by collectors
     performed: list[Performed] = field(default_factory=list)
     collection: SimulatedCollection = field(init=False)
@@ -521,10 +540,35 @@ class Simulation:
         outcome: str,
         text: str = "",
     ) -> None:
-        standing = Standing(self.dispute_open, self.ceased, self.deceased, self.on_hold)
+        standing, report = self._standing()
         self.performed.append(
-            Performed(self.now, channel, target, target_id, template, outcome, standing, text)
+            Performed(
+                self.now, channel, target, target_id, template, outcome, standing, text, report
+            )
         )
+
+    def _standing(self) -> tuple[Standing, Event | None]:
+        """What had been reported when a contact is made, and the report being applied.
+
+        Reports that arrive together are applied one after the other (``apply_all``); one still
+        waiting behind the report being applied was not known yet. Which one is being applied
+        is the first still in the inbox: each step takes a report off only once it is done.
+        """
+        inbox = self.inbox
+        heads = [
+            *(p.payment.payment_id for p in inbox.payments[:1]),
+            *(o.outcome_id for o in inbox.outcomes[:1]),
+            *(d.decision_id for d in inbox.decisions[:1]),
+            *(r.resolution_id for r in inbox.resolutions[:1]),
+            *(h.request.request_id for h in inbox.hold_changes[:1]),
+        ]
+        standing, report = Standing(), None
+        for key, event in self.delivered:
+            standing = standing.after(event)
+            if heads and key == heads[0]:
+                report = event
+                break
+        return standing, report
 
     # -- the signal handlers: reports into the inbox --
 
@@ -546,24 +590,18 @@ class Simulation:
                 inbox.outcomes.append(outcome)
             if event.right_party:
                 self.conversations.append(at)
-            self.ceased = self.ceased or "cease" in event.facts
-            self.dispute_open = self.dispute_open or "dispute" in event.facts
-            self.deceased = self.deceased or "death" in event.facts
         elif isinstance(event, Decision):
             decision = ReviewDecision(key, Review(event.review), event.outcome, "ops", at)
             if inbox.first_sight(decision.decision_id, state.seen_signal_ids):
                 inbox.decisions.append(decision)
-            if (event.review, event.outcome) == (Review.DEATH_VERIFICATION, "not_verified"):
-                self.deceased = False
         elif isinstance(event, Resolution):
             resolution = DisputeResolution(key, event.upheld, at)
             if inbox.first_sight(resolution.resolution_id, state.seen_signal_ids):
                 inbox.resolutions.append(resolution)
-            self.dispute_open = False  # a decision ends any dispute
         else:
             request = HoldRequest(reason="checking a complaint", operator="ops", request_id=key)
             inbox.queue_hold_change(HoldChange(event.pause, request), state.seen_signal_ids)
-            self.on_hold = event.pause
+        self.delivered.append((key, event))
 
     def _outcome(self, key: str, event: ReportedOutcome) -> ContactOutcome:
         facts, balance = event.facts, self.collection.state.outstanding_minor
@@ -687,6 +725,21 @@ def simulate(scenario: Scenario, draws: Draws) -> Simulation:
     return sim
 
 
+# Letters that an outcome calls for are served at once, also before the first day past due: a
+# known defect (test_no_letter_is_served_before_the_first_day_past_due).
+LETTERS_BEFORE_DPD_1 = ("refusal_notice", "estate_inquiry")
+
+
+def _refusal_notice_with_a_death(p: Performed) -> bool:
+    """A known defect: one report of a refusal and a death serves the refusal notice to the
+    borrower before it takes the death (test_a_report_of_a_death_serves_no_refusal_notice)."""
+    return (
+        p.template == "refusal_notice"
+        and isinstance(p.report, ReportedOutcome)
+        and {"refusal", "death"} <= p.report.facts
+    )
+
+
 # --- independent checks ----------------------------------------------------------------------
 
 
@@ -728,7 +781,7 @@ def test_no_contact_during_a_dispute_a_cease_a_hold_or_after_a_death_report(
             assert not p.standing.ceased, "call or SMS after a cease request: " + where
             # Letters that outcomes and decisions call for still go out (README, "Pausing").
             assert not p.standing.on_hold, "call or SMS while operations hold the loan: " + where
-        if p.target == Target.BORROWER:
+        if p.target == Target.BORROWER and not _refusal_notice_with_a_death(p):
             # Not even a letter: the family and the estate get letters of their own.
             assert not p.standing.deceased, "borrower contacted after a death report: " + where
 
@@ -834,9 +887,13 @@ def test_nothing_before_the_first_day_past_due_notices_once_and_no_spin(
     sim = simulate(scenario, data)
     due = date.fromisoformat(sim.loan.due_date)
     for p in sim.performed:
-        if _reaches_out(p):
-            dpd = (p.at.astimezone(sim.zone).date() - due).days
-            assert dpd >= 1, f"a call or SMS at DPD {dpd}: " + _describe(sim, p)
+        # Asking the family for death documents answers their report; it collects nothing.
+        if p.template == "death_documents_request":
+            continue
+        dpd = (p.at.astimezone(sim.zone).date() - due).days
+        if p.channel == Channel.LETTER and p.template in LETTERS_BEFORE_DPD_1:
+            continue  # a known defect, tested below
+        assert dpd >= 1, f"a collection contact at DPD {dpd}: " + _describe(sim, p)
     assert len(sim.notices) == len(set(sim.notices)), f"a notice served twice: {sim.notices}"
     assert not sim.spun, f"the workflow spins at {sim.now} in {sim.collection.machine.situation}"
 
@@ -985,3 +1042,47 @@ def test_a_registry_miss_holds_the_borrower_until_a_person_decides(decided: str)
         assert sim.collection.machine.situation == "estate_contact"
     else:
         assert resumed, "a person's not_verified resumes collection"
+
+
+# --- known defects: expected to fail until the workflow is fixed ------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="letters.serve_letter does not apply rules.first_contact_moment: a refusal notice or"
+    " an estate inquiry that an outcome calls for goes out before DPD 1",
+)
+@pytest.mark.parametrize(
+    ("facts", "registry"),
+    [(("refusal",), ()), (("death",), (DeathCheckResult.VERIFIED,))],
+    ids=["refusal_notice", "estate_inquiry"],
+)
+def test_no_letter_is_served_before_the_first_day_past_due(
+    facts: tuple[str, ...], registry: tuple[str, ...]
+) -> None:
+    # Started on the due date (DPD 0); an hour later an outcome reports a refusal, or a death the
+    # registry verifies at once. No collection contact is made before DPD 1 (DESIGN.md).
+    sim = fixed(
+        [(60, reported(*facts, right_party=False))], dpd_at_start=0, draws=Scripted(registry)
+    )
+    due = date.fromisoformat(sim.loan.due_date)
+    early = [
+        p
+        for p in sim.performed
+        if p.template != "death_documents_request"
+        and (p.at.astimezone(sim.zone).date() - due).days < 1
+    ]
+    assert not early, f"served at DPD 0: {[p.template for p in early]}"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="reports.apply_outcomes serves the refusal notice before it takes the death report of"
+    " the same outcome: a letter goes to a borrower reported dead",
+)
+def test_a_report_of_a_death_serves_no_refusal_notice() -> None:
+    # A relative reports the death and that nothing will be paid, in one outcome. The refusal
+    # notice is addressed to the borrower, whom nothing may reach once reported dead.
+    sim = fixed([(60, reported("death", "refusal", right_party=False))])
+    to_borrower = [p.template for p in sim.performed if p.target == Target.BORROWER]
+    assert not to_borrower, f"sent to a borrower reported dead: {to_borrower}"
