@@ -151,7 +151,7 @@ MAX_ITERATIONS = 400
 SUGGEST_CONTINUE_AS_NEW_AFTER = 60
 # A deeper search, locally: OVERDUE_COMPLIANCE_EXAMPLES=2000 pytest tests/unit/test_compliance_...
 SETTINGS = settings(
-    max_examples=int(os.environ.get("OVERDUE_COMPLIANCE_EXAMPLES", "60")),
+    max_examples=int(os.environ.get("OVERDUE_COMPLIANCE_EXAMPLES", "100")),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
