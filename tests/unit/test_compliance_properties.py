@@ -29,10 +29,12 @@ when, counted here), never against the workflow's state or the planner's helpers
 (c) no debt is disclosed to a third party: the reference script, rendered as
     ``activities/channels.py`` renders it, names no loan, amount or debt; and each reference is
     asked at most once, never after objecting, and in ``cn`` only once the borrower is unreachable;
-(d) no call or SMS before the first day past due, each notice served once, and the loop never
-    spins (wakes again and again at the moment it is at, with nothing done).
+(d) no collection contact (call, SMS or letter; the request for death documents aside) before
+    the first day past due, each notice served once, and the loop never spins (wakes again and
+    again at the moment it is at, with nothing done).
 
-Bugs these runs found in the workflow are kept as regression tests at the end.
+Bugs these runs found in the workflow are kept as regression tests at the end; the defects not
+fixed yet are strict ``xfail`` tests there, and the properties exempt exactly those cases.
 """
 
 from __future__ import annotations
