@@ -1,64 +1,100 @@
-"""Compliance properties over generated mixes of outcomes and situations, without Temporal.
+"""Compliance properties over generated histories, driving the workflow's own steps.
 
-A small pure driver plays the part of ``LoanCollection``: it holds a ``CollectionMachine``, a
-``ContactHistory``, the shipped default strategy, a jurisdiction profile and a zone. It asks
-``outreach.next_intent`` for the next outreach (only while the machine does not hold outreach),
-schedules it with ``planner.plan_borrower_call`` / ``planner.plan_message`` as the workflow's
-``_schedule`` does, and performs it at the planned moment after the planner's second look, as
-``_reach_out`` does, with an outcome drawn by hypothesis. Between attempts it applies generated
-signals: payments, conversation outcomes (promises, disputes, cease requests, death reports,
-refusals, short- and long-term hardship, complaints), dispute resolutions, review decisions and
-operators' pauses and resumes, the way ``_apply_payments``, ``_apply_outcomes``,
-``_apply_hold_changes``, ``_situation_event``, ``_meet_deadlines`` and
-``_perform`` do (death verification with a registry answer drawn by hypothesis, letters,
-instalment plans, broken promises and instalments). It sleeps like ``run``: until the earliest
-of the next contact, the next local midnight, a deadline or the next signal, and restores the
-machine at every stage change as continue-as-new does.
+No copy of the workflow: ``SimulatedCollection`` is the steps' port to Temporal
+(``workflows.collection.context.Collection``) with a simulated clock, patches all taken (new
+histories), a seeded ``random.Random``, in-memory activities and no other loans. ``Simulation``
+then calls the real steps in the order ``LoanCollection.run`` does: ``reports.apply_all``,
+``events.meet_deadlines``, ``events.observe_days``, continue-as-new at a stage change (the
+machine restored from the carried state, over a new ``Collection``), ``contacts.plan``, a sleep
+until the wake moment or the next scripted report, and ``contacts.reach_out`` when the planned
+moment has come. Scripted reports reach the real ``Inbox`` the way the signal handlers put them
+there: payments, contact outcomes (promises, disputes, cease requests, death reports, refusals,
+complaints, short- and long-term hardship, notes; a right-party report counts as a conversation),
+dispute resolutions, people's review decisions, and operators' pauses and resumes.
 
-What the law says is then checked on what was performed, counted here from the driver's own log
-and its own record of what was reported (never from the planner's helpers or the history flags):
+The activities answer from hypothesis: a call or an SMS gets an outcome drawn from the kinds the
+borrower's answering habit allows (a reference relays, objects or does not answer), the registry a
+drawn answer per death check, and the ledger grants every place in the borrower's budget (one
+loan: nobody else uses it). Every call, SMS and letter the workflow makes is logged with what had
+been reported by then.
+
+What the law says is then checked on that log against the scenario itself (what was reported and
+when, counted here), never against the workflow's state or the planner's helpers:
 
 (a) nothing at all while a dispute is open, no call or SMS after a cease request or while
     operations hold the loan, and no contact of any kind with the borrower while a death report
     stands;
-(b) every call and SMS is inside the profile window, borrower-local, and breaks no cap;
+(b) every call and SMS is inside the profile window, borrower-local, and breaks no cap, counting
+    the conversations collectors reported as well as the dialer's;
 (c) no debt is disclosed to a third party: the reference script, rendered as
     ``activities/channels.py`` renders it, names no loan, amount or debt; and each reference is
-    asked at most once, never after objecting, and in ``cn`` only once the borrower is unreachable.
+    asked at most once, never after objecting, and in ``cn`` only once the borrower is unreachable;
+(d) no collection contact (call, SMS or letter; the request for death documents aside) before
+    the first day past due, each notice served once, and the loop never spins (wakes again and
+    again at the moment it is at, with nothing done).
 
-Bugs the driver found in the workflow are kept as regression tests at the end.
+Bugs these runs found in the workflow are kept as regression tests at the end; the defects not
+fixed yet are strict ``xfail`` tests there, and the properties exempt exactly those cases.
 """
 
 from __future__ import annotations
 
+import copy
+import os
 import random
 import re
 import string
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
+from typing import Any, Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from temporalio.common import SearchAttributeUpdate
 
 from activities.strategy import read_strategy
-from workflows import clock, outreach, planner
-from workflows.collection.rules import REVIEW_EVENTS, STAGE_MESSAGES
-from workflows.commands import DeathCheckResult
-from workflows.machine import Action, CollectionMachine, LoanFacts
+from workflows import planner
+from workflows.collection import contacts, events, reports, rules, view
+from workflows.collection.context import Collection
+from workflows.collection.inbox import Inbox
+from workflows.commands import (
+    ContactRequest,
+    ContactResult,
+    DeathCheck,
+    DeathCheckResult,
+    NoticeRecord,
+    NoticeRequest,
+    ReservationResult,
+)
+from workflows.machine import CollectionMachine
 from workflows.money import format_minor
 from workflows.types import (
-    ActivePromise,
-    Arrangement,
-    AttemptRecord,
+    Borrower,
     Channel,
+    ClockAnchor,
+    CollectionState,
+    ComplaintCategory,
+    Contact,
     ContactHistory,
-    Instalment,
+    ContactOutcome,
+    DisputeResolution,
+    Hardship,
+    HardshipTerm,
+    HoldChange,
+    HoldRequest,
+    Loan,
     Outcome,
+    PaymentReceived,
+    Promise,
     Review,
+    ReviewDecision,
+    SharedContacts,
     Slot,
+    Stage,
     Strategy,
     Target,
 )
@@ -78,6 +114,7 @@ LAX_STRATEGY.slots = [Slot(f"h{hour:02d}", hour * 60, (hour + 1) * 60) for hour 
 
 BORROWER_ID = "B-1"
 CONTACT_IDS = ["R1", "R2", "R3"]
+PHONES = {"B-1": "+15550001000", "R1": "+15550002001", "R2": "+15550002002", "R3": "+15550002003"}
 CURRENCY = {"cn": "CNY", "us": "USD"}
 OPENING_BALANCE = 50_000
 DAY = timedelta(days=1)
@@ -90,6 +127,9 @@ CN_CONVERSATIONS_PER_DAY = 3
 CN_UNREACHABLE_AFTER = 3
 US_CALLS_PER_WEEK = 7
 US_QUIET_AFTER_CONVERSATION = WEEK
+# Letters to the family or the estate of a borrower reported dead; every other notice is the
+# borrower's. Written out here: a ``NoticeRequest`` does not say whom it is addressed to.
+ESTATE_LETTERS = ("death_documents_request", "estate_inquiry")
 
 DEBT_WORDS = ("debt", "overdue", "owe", "payment", "account", "collection", "loan")
 FIRST_NAMES = ("Ann", "Wei", "Maria", "Jose", "Li", "Priya")
@@ -109,8 +149,11 @@ ZONES = (
 
 # Keep the runtime small: every example simulates up to a few weeks of collection.
 MAX_ITERATIONS = 400
+# Runs longer than this suggest continue-as-new, as Temporal does once a history grows.
+SUGGEST_CONTINUE_AS_NEW_AFTER = 60
+# A deeper search, locally: OVERDUE_COMPLIANCE_EXAMPLES=2000 pytest tests/unit/test_compliance_...
 SETTINGS = settings(
-    max_examples=100,
+    max_examples=int(os.environ.get("OVERDUE_COMPLIANCE_EXAMPLES", "100")),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
@@ -126,6 +169,9 @@ class ReportedOutcome:
     facts: frozenset[str]  # see FACTS
     promise_in_days: int = 0  # the promised date, counted from the borrower's today
     promise_share: float = 1.0  # of the outstanding balance
+    # A right-party phone conversation (a collector's call): it counts for every conversation
+    # rule, like an answered dialer call. Otherwise a report of someone else's word.
+    right_party: bool = True
 
 
 @dataclass(frozen=True)
@@ -158,6 +204,8 @@ class Hold:
 
 
 Event = ReportedOutcome | Resolution | Decision | Payment | Hold
+# The order ``reports.apply_all`` applies what one wake found in the inbox.
+APPLIED_ORDER = (Payment, ReportedOutcome, Decision, Resolution, Hold)
 
 FACTS = (
     "promise",
@@ -177,6 +225,7 @@ OUTCOMES = st.builds(
     facts=st.frozensets(st.sampled_from(FACTS), min_size=1, max_size=2),
     promise_in_days=st.integers(0, 6),
     promise_share=st.sampled_from([0.2, 0.5, 1.0]),
+    right_party=st.sampled_from([True, True, True, False]),
 )
 RESOLUTIONS = st.builds(Resolution, upheld=st.booleans())
 DECISIONS = st.sampled_from(
@@ -188,7 +237,7 @@ DECISIONS = st.sampled_from(
 )
 # A payment that clears the balance ends the collection, and with it the example: keep it rare.
 PAYMENTS = st.builds(Payment, share=st.sampled_from([0.1, 0.1, 0.3, 1.0]))
-EVENT_KINDS = {
+EVENT_KINDS: dict[str, st.SearchStrategy[Event]] = {
     "outcome": OUTCOMES,
     "resolution": RESOLUTIONS,
     "decision": DECISIONS,
@@ -222,20 +271,24 @@ class Scenario:
     answering: str = "sometimes"  # how the borrower takes calls: never, sometimes, always
 
 
-SCENARIOS = st.builds(
-    Scenario,
-    jurisdiction=st.sampled_from(["cn", "us"]),
-    strategy=st.sampled_from([STRATEGY, LAX_STRATEGY]),
-    zone_name=st.sampled_from(ZONES),
-    start_day=st.dates(min_value=date(2026, 1, 1), max_value=date(2027, 12, 31)),
-    start_minute=st.integers(0, 24 * 60 - 1),
-    dpd_at_start=st.integers(1, 28) | st.integers(1, 34),  # legal (29+) makes no calls
-    loan_id=st.from_regex(r"L-[0-9]{3,6}", fullmatch=True),
-    first_name=st.sampled_from(FIRST_NAMES),
-    events=EVENTS,
-    seed=st.integers(0, 2**32 - 1),
-    answering=st.sampled_from(["never", "sometimes", "always"]),
-)
+def scenarios(jurisdiction: str) -> st.SearchStrategy[Scenario]:
+    return st.builds(
+        Scenario,
+        jurisdiction=st.just(jurisdiction),
+        strategy=st.sampled_from([STRATEGY, LAX_STRATEGY]),
+        zone_name=st.sampled_from(ZONES),
+        start_day=st.dates(min_value=date(2026, 1, 1), max_value=date(2027, 12, 31)),
+        start_minute=st.integers(0, 24 * 60 - 1),
+        # Started on the due date or the day before: nothing may go out before DPD 1. Legal
+        # (29+) makes no calls.
+        dpd_at_start=st.integers(1, 28) | st.integers(-1, 34),
+        loan_id=st.from_regex(r"L-[0-9]{3,6}", fullmatch=True),
+        first_name=st.sampled_from(FIRST_NAMES),
+        events=EVENTS,
+        seed=st.integers(0, 2**32 - 1),
+        answering=st.sampled_from(["never", "sometimes", "always"]),
+    )
+
 
 # A borrower who never answers makes references and the unanswered caps come into play; one who
 # always answers, the conversation caps and the quiet period.
@@ -253,7 +306,13 @@ REGISTRY_ANSWERS = [
 ]
 
 
-# --- the driver ------------------------------------------------------------------------------
+class Draws(Protocol):
+    """Where the activities' answers come from: hypothesis's ``data``, or a script."""
+
+    def draw(self, strategy: st.SearchStrategy[Any], label: Any = None) -> Any: ...
+
+
+# --- what was reported, and what was done ----------------------------------------------------
 
 # A spin: the workflow wakes at the moment it is already at, again and again, with nothing done.
 SPIN_LIMIT = 50
@@ -261,581 +320,426 @@ SPIN_LIMIT = 50
 
 @dataclass(frozen=True)
 class Standing:
-    """What the driver itself knows was reported, independent of the history's flags."""
+    """What the scenario had reported by a moment, independent of the workflow's state."""
 
-    dispute_open: bool  # a dispute was reported and no resolution came since
-    ceased: bool  # a cease request was reported
-    deceased: bool  # a death was reported and no "not verified" answer came since
+    dispute_open: bool = False  # a dispute was reported and no resolution came since
+    ceased: bool = False  # a cease request was reported
+    deceased: bool = False  # a death was reported and no person's "not verified" came since
     on_hold: bool = False  # operations paused the collection and did not resume it since
-    # The open dispute is one the machine could not take. None is dropped today (see
-    # test_a_dispute_reported_during_death_verification_holds_contact_until_resolved); read from
-    # ``machine.accepts``, so the exemption stays honest if a situation ever refuses disputes.
-    dispute_dropped: bool = False
+
+    def after(self, event: Event) -> Standing:
+        """The standing once ``event`` is reported too."""
+        if isinstance(event, ReportedOutcome):
+            return replace(
+                self,
+                dispute_open=self.dispute_open or "dispute" in event.facts,
+                ceased=self.ceased or "cease" in event.facts,
+                deceased=self.deceased or "death" in event.facts,
+            )
+        if isinstance(event, Decision):
+            if (event.review, event.outcome) == (Review.DEATH_VERIFICATION, "not_verified"):
+                return replace(self, deceased=False)
+        elif isinstance(event, Resolution):
+            return replace(self, dispute_open=False)  # a decision ends any dispute
+        elif isinstance(event, Hold):
+            return replace(self, on_hold=event.pause)
+        return self
 
 
 @dataclass(frozen=True)
 class Performed:
-    """One contact that happened, with what was known when it happened."""
+    """One contact that happened, with what had been reported when it happened."""
 
     at: datetime
     channel: str
     target: str
     target_id: str
-    template: str
+    template: str  # the script, or the kind of notice
     outcome: str
     standing: Standing
-    text: str  # the message as the channel activity renders it
+    text: str  # the message as the channel activity renders it ("" for a letter)
+    report: Event | None  # the report being applied when it was made, if one was
+
+
+T = TypeVar("T")
+
+
+def step(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run one of the workflow's async steps to its end. Nothing in the simulated port waits,
+    so a step never suspends: it completes in one go, without an event loop."""
+    try:
+        coroutine.send(None)
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+    coroutine.close()
+    raise AssertionError("a workflow step waited on something the simulation does not provide")
+
+
+class SimulatedCollection(Collection):
+    """``Collection`` with the port to Temporal answered by a ``Simulation``."""
+
+    def __init__(self, sim: Simulation, state: CollectionState, machine: CollectionMachine):
+        super().__init__(
+            loan=sim.loan,
+            zone=sim.zone,
+            profile=planner.profile_for(sim.loan.jurisdiction),
+            state=state,
+            machine=machine,
+        )
+        self.sim = sim
+
+    def real_now(self) -> datetime:
+        return self.sim.now
+
+    def patched(self, patch_id: str) -> bool:
+        return True  # a new history takes every change
+
+    def random(self) -> random.Random:
+        return self.sim.rng
+
+    async def signal(self, workflow_id: str, name: str, arg: Any) -> None:
+        return None  # the borrower has no other loan
+
+    def show(self, updates: Sequence[SearchAttributeUpdate[Any]], details: str) -> None:
+        self.sim.details = details
+
+    async def activity(
+        self, method: Callable[[Any, Any], Awaitable[T]], arg: Any, summary: str
+    ) -> T:
+        return self.sim.answer(method.__name__, arg, self)  # type: ignore[no-any-return]
+
+    async def local_activity(
+        self, method: Callable[[Any, Any], Awaitable[T]], arg: Any, summary: str
+    ) -> T:
+        return self.sim.answer(method.__name__, arg, self)  # type: ignore[no-any-return]
+
+
+# Ledger, audit and case writes: the workflow ignores what they return.
+WRITES = (
+    "record_payment",
+    "record_rejected_payment",
+    "record_stage_change",
+    "record_contact_outcome",
+    "open_complaint_case",
+    "record_situation_event",
+    "record_promise",
+    "settle_promise",
+    "report_broken_promise",
+)
 
 
 @dataclass
-class Driver:
-    """``LoanCollection`` without Temporal: the same pure pieces, fed the same way."""
+class Simulation:
+    """One loan collected by ``LoanCollection``'s own steps, on a simulated clock."""
 
     scenario: Scenario
-    draws: st.DataObject  # outcomes of attempts and registry answers
-    profile: planner.JurisdictionProfile = field(init=False)
+    draws: Draws  # outcomes of contacts and registry answers
     zone: ZoneInfo = field(init=False)
-    strategy: Strategy = field(init=False)
     rng: random.Random = field(init=False)
     now: datetime = field(init=False)
-    due_date: str = field(init=False)
-    history: ContactHistory = field(default_factory=ContactHistory)
-    machine: CollectionMachine = field(init=False)
-    outstanding: int = OPENING_BALANCE
-    stage: str = "early"
-    stage_entered_at: datetime = field(init=False)
-    queued: list[str] = field(default_factory=list)
-    promise: ActivePromise | None = None
-    promises_made: int = 0
-    arrangement: Arrangement | None = None
-    arrangements_made: int = 0
-    broken_promises: int = 0
-    paused_seconds: float = 0.0
-    paused_since: datetime | None = None
-    death_reported_at: datetime | None = None
+    start: datetime = field(init=False)
+    loan: Loan = field(init=False)
+    details: str = ""
     registry: dict[str, str] = field(default_factory=dict)  # answers kept by check key
-    notices: list[str] = field(default_factory=list)
-    next: tuple[outreach.Intent, planner.PlannedContact] | None = None
+    notices: list[str] = field(default_factory=list)  # notice keys, each time one is served
+    runs: int = 1  # continue-as-new makes a new run
     spun: bool = False  # the run stopped because the workflow would spin (see SPIN_LIMIT)
-    declined: tuple[object, ...] = ()  # what the machine last saw when no day event applied
-    # The driver's own record of what was reported (the "truth" the properties compare with).
-    dispute_reported: bool = False
-    dispute_dropped: bool = False
-    cease_reported: bool = False
-    death_reported: bool = False
-    on_hold: bool = False
+    # The scenario's own record of what was reported (the "truth" the properties compare with):
+    # the reports delivered so far, by id, in the order the inbox applies them.
+    delivered: list[tuple[str, Event]] = field(default_factory=list)
+    conversations: list[datetime] = field(default_factory=list)  # reported by collectors
     performed: list[Performed] = field(default_factory=list)
+    collection: SimulatedCollection = field(init=False)
+    inbox: Inbox = field(default_factory=Inbox)
+    timeline: list[tuple[datetime, int, Event]] = field(default_factory=list)
+    reported: int = 0  # ids of the reports
 
     def __post_init__(self) -> None:
         s = self.scenario
-        self.profile = planner.profile_for(s.jurisdiction)
         self.zone = ZoneInfo(s.zone_name)
-        self.strategy = s.strategy
         self.rng = random.Random(s.seed)
         local_start = datetime.combine(
             s.start_day, time(s.start_minute // 60, s.start_minute % 60), tzinfo=self.zone
         )
-        self.now = local_start.astimezone(UTC)
+        self.now = self.start = local_start.astimezone(UTC)
         local_today = self.now.astimezone(self.zone).date()
-        self.due_date = (local_today - timedelta(days=s.dpd_at_start)).isoformat()
-        self.stage_entered_at = self.now
-        self.machine = self._build_machine(restore=False)
-        self._perform(self.machine.take_actions())
+        self.loan = Loan(
+            loan_id=s.loan_id,
+            borrower=Borrower(BORROWER_ID, s.first_name, PHONES[BORROWER_ID], s.zone_name),
+            product="instalment",
+            principal_minor=OPENING_BALANCE,
+            outstanding_minor=OPENING_BALANCE,
+            currency=CURRENCY[s.jurisdiction],
+            due_date=(local_today - timedelta(days=s.dpd_at_start)).isoformat(),
+            jurisdiction=s.jurisdiction,
+            contacts=[Contact(c, f"Ref {c}", PHONES[c], "friend") for c in CONTACT_IDS],
+        )
+        at = self.now
+        for gap, event in s.events:
+            at += timedelta(minutes=gap)
+            # Reports that arrive together are applied in the order ``apply_all`` takes them.
+            order = next(i for i, kind in enumerate(APPLIED_ORDER) if isinstance(event, kind))
+            self.timeline.append((at, order, event))
+        self.timeline.sort(key=lambda item: (item[0], item[1]))
 
-    def _build_machine(self, *, restore: bool) -> CollectionMachine:
-        """As ``_build_machine``: new, or restored after continue-as-new without entry actions."""
-        return CollectionMachine(
-            bands=self.strategy.stages,
-            facts=LoanFacts(
-                days_past_due=self._collection_dpd(),
-                outstanding_minor=self.outstanding,
-                days_in_stage=(self.now - self.stage_entered_at).days,
-                broken_promises=self.broken_promises,
-                cease_requested=self.history.cease_requested,
-                on_hold=self.on_hold,
-            ),
-            referral_after_days=self.strategy.referral_after_days,
-            broken_promise_limit=self.strategy.broken_promise_limit,
-            stage=self.stage if restore else None,
-            situation=self.machine.situation if restore else None,
+    # -- the activities --
+
+    def answer(self, name: str, arg: Any, c: Collection) -> Any:
+        if name in WRITES:
+            return None
+        if name in ("place_call", "send_sms"):
+            return self._contact(arg, c)
+        if name == "serve_notice":
+            return self._notice(arg)
+        if name == "verify_death":
+            return self._registry(arg)
+        if name == "reserve_contact":
+            # One loan: the borrower's budget has nobody else's attempts in it.
+            return ReservationResult(arg.reservation_key, granted=True, shared=SharedContacts())
+        if name == "open_siblings":
+            return []
+        raise AssertionError(f"the simulation does not know the activity {name!r}")
+
+    def _contact(self, request: ContactRequest, c: Collection) -> ContactResult:
+        if request.channel == Channel.SMS:
+            choices = SMS_OUTCOMES
+        elif request.target == Target.CONTACT:
+            choices = REFERENCE_OUTCOMES
+        else:
+            choices = BORROWER_CALL_OUTCOMES[self.scenario.answering]
+        outcome = self.draws.draw(st.sampled_from(choices), label="outcome")
+        # As ChannelActivities._attempt renders the message.
+        text = string.Template(request.message).safe_substitute(
+            first_name=self.scenario.first_name, loan_id=request.loan_id
+        )
+        self._log(
+            request.channel, request.target, request.target_id, request.template, outcome, text
+        )
+        return ContactResult(request.idempotency_key, outcome)
+
+    def _notice(self, request: NoticeRequest) -> NoticeRecord:
+        target = Target.ESTATE if request.kind in ESTATE_LETTERS else Target.BORROWER
+        target_id = "estate" if target == Target.ESTATE else BORROWER_ID
+        self._log(Channel.LETTER, target, target_id, request.kind, Outcome.SENT)
+        self.notices.append(request.notice_key)
+        return NoticeRecord(request.notice_key, f"notices/{request.notice_key}.pdf", "0" * 64)
+
+    def _registry(self, check: DeathCheck) -> str:
+        # The registry is asked once per check key; a retry (or a later check under the same
+        # key) gets the answer recorded the first time, as ``verify_death`` does.
+        if check.check_key not in self.registry:
+            self.registry[check.check_key] = self.draws.draw(
+                st.sampled_from(REGISTRY_ANSWERS), label="registry"
+            )
+        return self.registry[check.check_key]
+
+    def _log(
+        self,
+        channel: str,
+        target: str,
+        target_id: str,
+        template: str,
+        outcome: str,
+        text: str = "",
+    ) -> None:
+        standing, report = self._standing()
+        self.performed.append(
+            Performed(
+                self.now, channel, target, target_id, template, outcome, standing, text, report
+            )
         )
 
-    # -- the run loop (LoanCollection.run) --
+    def _standing(self) -> tuple[Standing, Event | None]:
+        """What had been reported when a contact is made, and the report being applied.
+
+        Reports that arrive together are applied one after the other (``apply_all``); one still
+        waiting behind the report being applied was not known yet. Which one is being applied
+        is the first still in the inbox: each step takes a report off only once it is done.
+        """
+        inbox = self.inbox
+        heads = [
+            *(p.payment.payment_id for p in inbox.payments[:1]),
+            *(o.outcome_id for o in inbox.outcomes[:1]),
+            *(d.decision_id for d in inbox.decisions[:1]),
+            *(r.resolution_id for r in inbox.resolutions[:1]),
+            *(h.request.request_id for h in inbox.hold_changes[:1]),
+        ]
+        standing, report = Standing(), None
+        for key, event in self.delivered:
+            standing = standing.after(event)
+            if heads and key == heads[0]:
+                report = event
+                break
+        return standing, report
+
+    # -- the signal handlers: reports into the inbox --
+
+    def _deliver(self, event: Event) -> None:
+        c, inbox, at = self.collection, self.inbox, self.now
+        state = c.state
+        self.reported += 1
+        key = f"r-{self.reported}"
+        if isinstance(event, Payment):
+            balance = state.outstanding_minor
+            payment = PaymentReceived(
+                key, max(1, int(balance * event.share)), self.loan.currency, at, "bank"
+            )
+            problem = rules.payment_problem(payment, self.loan.currency)
+            inbox.take_payment(payment, state.applied_payment_ids, problem)
+        elif isinstance(event, ReportedOutcome):
+            outcome = self._outcome(key, event)
+            if inbox.first_sight(outcome.outcome_id, state.seen_signal_ids):
+                inbox.outcomes.append(outcome)
+            if event.right_party:
+                self.conversations.append(at)
+        elif isinstance(event, Decision):
+            decision = ReviewDecision(key, Review(event.review), event.outcome, "ops", at)
+            if inbox.first_sight(decision.decision_id, state.seen_signal_ids):
+                inbox.decisions.append(decision)
+        elif isinstance(event, Resolution):
+            resolution = DisputeResolution(key, event.upheld, at)
+            if inbox.first_sight(resolution.resolution_id, state.seen_signal_ids):
+                inbox.resolutions.append(resolution)
+        else:
+            request = HoldRequest(reason="checking a complaint", operator="ops", request_id=key)
+            inbox.queue_hold_change(HoldChange(event.pause, request), state.seen_signal_ids)
+        self.delivered.append((key, event))
+
+    def _outcome(self, key: str, event: ReportedOutcome) -> ContactOutcome:
+        facts, balance = event.facts, self.collection.state.outstanding_minor
+        today = self.now.astimezone(self.zone).date()
+        hardship = None
+        if "hardship_short" in facts:
+            hardship = Hardship(HardshipTerm.SHORT, "lost hours at work")
+        elif "hardship_long" in facts:
+            hardship = Hardship(HardshipTerm.LONG, "long illness")
+        return ContactOutcome(
+            outcome_id=key,
+            source="collector:ann",
+            at=self.now,
+            right_party=event.right_party,
+            promise=(
+                Promise(
+                    max(1, int(balance * event.promise_share)),
+                    (today + timedelta(days=event.promise_in_days)).isoformat(),
+                )
+                if "promise" in facts
+                else None
+            ),
+            complaint=ComplaintCategory.COMPANY if "complaint" in facts else None,
+            dispute="dispute" in facts,
+            hardship=hardship,
+            death_reported_by="family" if "death" in facts else None,
+            cease="cease" in facts,
+            refusal="refusal" in facts,
+            note="called back" if "note" in facts else None,
+        )
+
+    # -- LoanCollection.run --
+
+    def _open(self) -> CollectionState:
+        """The first run's state, as ``LoanCollection._open`` builds it."""
+        strategy = copy.deepcopy(self.scenario.strategy)
+        anchor = ClockAnchor(real_origin=self.now, collection_origin=self.now)
+        return CollectionState(
+            strategy=strategy,
+            clock=anchor,
+            stage=Stage.EARLY,
+            outstanding_minor=self.loan.outstanding_minor,
+            history=ContactHistory(cross_loan=strategy.cross_loan),
+            stage_entered_at=self.now,
+            entered_stages=[Stage.EARLY],
+        )
+
+    def _begin_run(self, state: CollectionState, *, restored: bool) -> SimulatedCollection:
+        """The start of ``run``: the machine new, or restored without entry actions."""
+        c = self.collection = SimulatedCollection(
+            self, state, CollectionMachine(state, restore=restored)
+        )
+        self.inbox = Inbox.carried_in(state) if restored else Inbox()
+        Inbox.taken_over(state)
+        step(events.perform(c, c.machine.take_actions()))
+        view.publish(c)
+        return c
+
+    def _continue_as_new(self, c: SimulatedCollection) -> SimulatedCollection | None:
+        """As ``_continue_as_new``: payments waiting are applied first; the next run takes the
+        state. None when a waiting payment closed the loan instead."""
+        while self.inbox.payments:
+            step(reports.apply_payments(c, self.inbox))
+            step(reports.apply_hold_changes(c, self.inbox))
+        if c.machine.is_closed:
+            return None
+        self.inbox.carry_out(c.state)
+        self.runs += 1
+        return self._begin_run(c.state, restored=True)
 
     def run(self) -> None:
-        at = self.now
-        timeline: list[tuple[datetime, Event]] = []
-        for gap, event in self.scenario.events:
-            at += timedelta(minutes=gap)
-            timeline.append((at, event))
-        horizon = max(at, self.now + WEEK) + 3 * DAY
-        stage_at_start = self.stage
-        idle = 0
+        c = self._begin_run(self._open(), restored=False)
+        last = self.timeline[-1][0] if self.timeline else self.now
+        horizon = max(last, self.now + WEEK) + 3 * DAY
+        stage_at_start, iterations_in_run, idle = c.machine.stage, 0, 0
         for _ in range(MAX_ITERATIONS):
-            inbox: list[Event] = []
-            while timeline and timeline[0][0] <= self.now:
-                inbox.append(timeline.pop(0)[1])
-            self._apply_payments([e for e in inbox if isinstance(e, Payment)])
-            self._apply_outcomes(
-                [e for e in inbox if isinstance(e, ReportedOutcome)],
-                [e for e in inbox if isinstance(e, Decision)],
-                [e for e in inbox if isinstance(e, Resolution)],
-            )
-            self._apply_holds([e for e in inbox if isinstance(e, Hold)])
-            self._meet_deadlines()
-            if self.machine.is_closed:
+            iterations_in_run += 1
+            machine = c.machine
+            step(reports.apply_all(c, self.inbox))
+            step(events.meet_deadlines(c))
+            if machine.is_closed:
                 return
-            self._observe_days()
-            if self.machine.is_closed or self.now > horizon:
+            step(events.observe_days(c))
+            if machine.is_closed or self.now > horizon:
                 return
-            if self.machine.stage != stage_at_start:
-                # Continue-as-new: the next run restores the machine from the carried state.
-                self.machine = self._build_machine(restore=True)
-                self._perform(self.machine.take_actions())
-                stage_at_start = self.stage
-            wake_at = self._plan()
-            if timeline and timeline[0][0] <= wake_at:
-                self.now = max(self.now, timeline[0][0])  # a signal ends the sleep
+            if machine.stage != stage_at_start:
+                following = self._continue_as_new(c)
+                if following is None:
+                    continue  # closed: the loop ends at its next check
+                c, stage_at_start, iterations_in_run = following, following.machine.stage, 0
+                continue
+            told, self.inbox.borrower_changed = self.inbox.borrower_changed, False
+            wake_at = step(contacts.plan(c, told=told))
+            view.publish(c)
+            # Sleep until the wake moment, or until a report arrives.
+            if self.timeline and self.timeline[0][0] <= wake_at:
+                self.now = max(self.now, self.timeline[0][0])
+                while self.timeline and self.timeline[0][0] <= self.now:
+                    self._deliver(self.timeline.pop(0)[2])
                 idle = 0
                 continue
             performed = len(self.performed)
             idle = idle + 1 if wake_at <= self.now else 0
             self.now = max(self.now, wake_at)
-            if self.next is not None and self.now >= self.next[1].at:
-                self._reach_out(*self.next)
+            if c.next is not None and c.now() >= c.next.planned.at:
+                step(contacts.reach_out(c, c.next))
             if len(self.performed) > performed:
                 idle = 0
             if idle > SPIN_LIMIT:
                 self.spun = True
                 return
-
-    # -- time --
-
-    def _dpd(self, at: datetime) -> int:
-        return clock.days_past_due(self.due_date, at, self.zone)
-
-    def _paused(self) -> timedelta:
-        paused = timedelta(seconds=self.paused_seconds)
-        if self.paused_since is not None:
-            paused += self.now - self.paused_since
-        return paused
-
-    def _collection_dpd(self) -> int:
-        return self._dpd(self.now - self._paused())
-
-    def _next_day_boundary(self) -> datetime:
-        boundary = clock.day_starts(self.due_date, self._dpd(self.now) + 1, self.zone)
-        if self.stage == "legal":
-            referral = self.stage_entered_at + timedelta(days=self.strategy.referral_after_days)
-            if referral > self.now:
-                boundary = min(boundary, referral)
-        return boundary
-
-    # -- the machine's stage (_observe_days, _stage_changed, _perform) --
-
-    def _observe_days(self) -> None:
-        while not self.machine.is_closed:
-            self.machine.facts.days_past_due = self._collection_dpd()
-            self.machine.facts.days_in_stage = (self.now - self.stage_entered_at).days
-            # The day's guards read only these; when none changed since the machine last
-            # declined, it declines again (skipping the call keeps the runtime down).
-            seen = (
-                self.machine,
-                frozenset(map(str, self.machine.configuration_values)),
-                self.machine.facts.days_past_due,
-                self.machine.facts.days_in_stage,
-            )
-            if seen == self.declined or not self.machine.observe_day():
-                self.declined = seen
-                return
-            self._stage_changed()
-
-    def _stage_changed(self) -> None:
-        self.stage = self.machine.stage
-        self.stage_entered_at = self.now
-        self.queued = []
-        self._perform(self.machine.take_actions())
-
-    def _perform(self, actions: list[str]) -> None:
-        for action in actions:
-            if action in STAGE_MESSAGES:
-                self.queued.append(STAGE_MESSAGES[action])
-            elif action == Action.LEGAL_NOTICE:
-                self._serve_legal_notice()
-            elif action == Action.VERIFY_DEATH:
-                self._verify_death()
-            elif action == Action.ESTATE_INQUIRY:
-                self._send_letter("estate_inquiry")
-            elif action in (Action.ARRANGEMENT, Action.FORBEARANCE):
-                self._offer_plan(action)
-
-    # -- letters (_letter_allowed, _serve_legal_notice, _serve_refusal_notice, _send_letter) --
-
-    def _letter_allowed(self, target: str = Target.BORROWER, target_id: str = BORROWER_ID) -> bool:
-        proposal = planner.Proposal(self.now, Channel.LETTER, target, target_id)
-        return planner.check(self.profile, self.history, proposal, self.zone).allowed
-
-    def _serve_legal_notice(self) -> None:
-        if not self._letter_allowed():
-            return
-        self._log(Channel.LETTER, Target.BORROWER, BORROWER_ID, "legal_notice", Outcome.SENT)
-        self.notices.append("legal_notice")
-        planner.record_attempt(
-            self.history,
-            AttemptRecord(
-                self.now, Channel.LETTER, Target.BORROWER, BORROWER_ID, "letter", Outcome.SENT
-            ),
-            self._slot_names(),
-        )
-
-    def _serve_refusal_notice(self) -> None:
-        if "refusal_notice" in self.notices or not self._letter_allowed():
-            return
-        self._log(Channel.LETTER, Target.BORROWER, BORROWER_ID, "refusal_notice", Outcome.SENT)
-        self.notices.append("refusal_notice")
-
-    def _send_letter(self, kind: str) -> None:
-        allowed = self._letter_allowed(Target.ESTATE, "estate")
-        if kind in self.notices or not allowed:
-            return
-        self._log(Channel.LETTER, Target.ESTATE, "estate", kind, Outcome.SENT)
-        self.notices.append(kind)
-
-    # -- payments (_apply_payments, _pay_instalments) --
-
-    def _apply_payments(self, payments: list[Payment]) -> None:
-        for payment in payments:
-            before = self.outstanding
-            after = max(0, before - max(1, int(before * payment.share)))
-            self.outstanding = after
-            if self.machine.is_closed:
-                continue
-            if self.promise is not None:
-                self.promise.paid_minor += before - after
-                if self.promise.paid_minor >= self.promise.amount_minor:
-                    self._settle_promise(kept=True)
-            elif self.arrangement is not None:
-                self._pay_instalments(before - after)
-            self.machine.facts.outstanding_minor = after
-            if self.machine.observe_payment():
-                self._stage_changed()
-
-    def _pay_instalments(self, amount: int) -> None:
-        assert self.arrangement is not None
-        for instalment in self.arrangement.instalments:
-            if amount <= 0:
-                break
-            paid = min(instalment.amount_minor - instalment.paid_minor, amount)
-            if paid <= 0:
-                continue
-            instalment.paid_minor += paid
-            amount -= paid
-
-    # -- outcomes (_apply_outcomes, _situation_event, _make_promise) --
-
-    def _apply_outcomes(
-        self,
-        outcomes: list[ReportedOutcome],
-        decisions: list[Decision],
-        resolutions: list[Resolution],
-    ) -> None:
-        for outcome in outcomes:
-            if self.machine.is_closed:
-                return
-            facts = outcome.facts
-            if "cease" in facts:
-                self.cease_reported = True
-                self._situation_event("cease_requested")
-            if "dispute" in facts:
-                if not self.dispute_reported:
-                    self.dispute_dropped = not (
-                        self.machine.accepts("dispute_opened")
-                        or self.machine.situation == "disputed"
-                    )
-                self.dispute_reported = True
-                self._situation_event("dispute_opened")
-            if "promise" in facts and self.machine.accepts("promise_made"):
-                self._make_promise(outcome)
-            if "refusal" in facts:
-                self._serve_refusal_notice()
-            if "death" in facts:
-                self.death_reported = True
-                self._situation_event("death_reported")
-            elif "hardship_short" in facts:
-                self._situation_event("short_term_hardship")
-            elif "hardship_long" in facts:
-                self._situation_event("long_term_hardship")
-        for decision in decisions:
-            if self.machine.is_closed:
-                return
-            event = REVIEW_EVENTS[(decision.review, decision.outcome)]
-            if event == "death_not_verified":
-                self.death_reported = False
-            self._situation_event(event)
-        for resolution in resolutions:
-            if self.machine.is_closed:
-                return
-            self.dispute_reported = self.dispute_dropped = False  # a decision ends any dispute
-            if self.machine.situation == "disputed":
-                self._situation_event("dispute_closed" if resolution.upheld else "dispute_rejected")
-
-    def _situation_event(self, event: str) -> None:
-        machine, history = self.machine, self.history
-        if event == "cease_requested":
-            history.cease_requested = True
-            machine.facts.cease_requested = True
-        if event == "death_reported":
-            history.borrower_deceased = True
-            self.death_reported_at = self.death_reported_at or self.now
-        stage, was_paused = machine.stage, machine.collection_paused
-        if not machine.take(event):
-            return
-        if event == "death_reported":
-            self.death_reported_at = self.now
-        history.dispute_open = machine.situation == "disputed"
-        if event == "death_not_verified":
-            history.borrower_deceased = False
-        self._track_pause(was_paused)
-        if machine.situation != "promised":
-            self.promise = None
-        if machine.situation not in ("arrangement", "forbearance"):
-            self.arrangement = None
-        if machine.outreach_held:
-            self.next = None
-        if machine.stage != stage:
-            self._stage_changed()
-        else:
-            self._perform(machine.take_actions())
-        if event == "dispute_rejected" and history.borrower_deceased:
-            self._situation_event("death_reported")
-
-    def _make_promise(self, outcome: ReportedOutcome) -> None:
-        today = self.now.astimezone(self.zone).date()
-        self.promises_made += 1
-        amount = max(1, int(self.outstanding * outcome.promise_share))
-        self.promise = ActivePromise(
-            promise_id=f"{self.scenario.loan_id}:promise:{self.promises_made}",
-            amount_minor=min(amount, self.outstanding),
-            due_date=(today + timedelta(days=outcome.promise_in_days)).isoformat(),
-            made_at=self.now,
-        )
-        self.machine.send("promise_made")
-
-    # -- deaths and plans (_verify_death, _offer_plan, _miss_instalment) --
-
-    def _verify_death(self) -> None:
-        self._send_letter("death_documents_request")
-        # The registry is asked once per check key; a retry (or a later check under the same
-        # key) gets the answer recorded the first time, as ``verify_death`` does.
-        key = f"{self.scenario.loan_id}:death_check:{self.death_reported_at}"
-        if key not in self.registry:
-            self.registry[key] = self.draws.draw(
-                st.sampled_from(REGISTRY_ANSWERS), label="registry"
-            )
-        answer = self.registry[key]
-        if answer == DeathCheckResult.VERIFIED:
-            self._situation_event("death_verified")
-        elif answer == DeathCheckResult.NOT_VERIFIED:
-            # A registry miss hands the report to a person (the patched path of the
-            # workflow): the report still stands until a person decides.
-            self._situation_event("registry_not_verified")
-
-    def _offer_plan(self, kind: str) -> None:
-        count = (
-            self.strategy.forbearance_instalments
-            if kind == Action.FORBEARANCE
-            else self.strategy.arrangement_instalments
-        )
-        self.arrangements_made += 1
-        today = self.now.astimezone(self.zone).date()
-        share, remainder = divmod(self.outstanding, count)
-        plan = Arrangement(kind=kind)
-        for number in range(1, count + 1):
-            plan.instalments.append(
-                Instalment(
-                    promise_id=f"{self.scenario.loan_id}:plan:{self.arrangements_made}:{number}",
-                    due_date=(
-                        today + timedelta(days=self.strategy.arrangement_interval_days * number)
-                    ).isoformat(),
-                    amount_minor=share + (remainder if number == count else 0),
-                )
-            )
-        self.arrangement = plan
-
-    def _next_instalment(self) -> Instalment | None:
-        if self.arrangement is None:
-            return None
-        return next(
-            (i for i in self.arrangement.instalments if i.paid_minor < i.amount_minor), None
-        )
-
-    # -- deadlines (_broken_after, _deadlines, _meet_deadlines, _settle_promise) --
-
-    def _broken_after(self, due_date: str) -> datetime:
-        days = (date.fromisoformat(due_date) - date.fromisoformat(self.due_date)).days
-        return clock.day_starts(
-            self.due_date, days + 1 + self.strategy.promise_grace_days, self.zone
-        )
-
-    def _track_pause(self, was_paused: bool) -> None:
-        paused = self.machine.collection_paused
-        if paused and not was_paused:
-            self.paused_since = self.now
-        elif was_paused and not paused and self.paused_since is not None:
-            self.paused_seconds += (self.now - self.paused_since).total_seconds()
-            self.paused_since = None
-
-    def _apply_holds(self, holds: list[Hold]) -> None:
-        """As ``_apply_hold_changes``: a pause or resume that changes something."""
-        for hold in holds:
-            if self.machine.is_closed or hold.pause == self.on_hold:
-                continue
-            was_paused = self.machine.collection_paused
-            self.on_hold = self.machine.facts.on_hold = hold.pause
-            self._track_pause(was_paused)
-            if hold.pause:
-                self.next = None
-
-    def _verification_deadline(self) -> datetime | None:
-        if self.machine.situation != "deceased_reported" or not self.death_reported_at:
-            return None
-        return self.death_reported_at + timedelta(days=self.strategy.death_verification_days)
-
-    def _deadlines(self) -> list[datetime]:
-        if self.on_hold:
-            return []
-        moments = [self._verification_deadline()]
-        if self.promise is not None:
-            moments.append(self._broken_after(self.promise.due_date))
-        instalment = self._next_instalment()
-        if instalment is not None:
-            moments.append(self._broken_after(instalment.due_date))
-        return [m for m in moments if m is not None]
-
-    def _meet_deadlines(self) -> None:
-        if self.on_hold:
-            return
-        if self.promise is not None and self.now >= self._broken_after(self.promise.due_date):
-            self._settle_promise(kept=False)
-        instalment = self._next_instalment()
-        if instalment is not None and self.now >= self._broken_after(instalment.due_date):
-            self._report_broken()
-            self._situation_event("instalment_missed")
-            self.arrangement = None
-        verification = self._verification_deadline()
-        if verification is not None and self.now >= verification:
-            self._situation_event("verification_overdue")
-
-    def _settle_promise(self, *, kept: bool) -> None:
-        self.promise = None
-        if kept:
-            self.machine.send("promise_kept")
-            return
-        self._report_broken()
-        stage = self.machine.stage
-        self.machine.send("promise_broken")
-        if self.machine.stage != stage:
-            self._stage_changed()
-
-    def _report_broken(self) -> None:
-        self.broken_promises += 1
-        self.machine.facts.broken_promises = self.broken_promises
-
-    # -- outreach (_plan, _schedule, _reach_out) --
-
-    def _plan(self) -> datetime:
-        self.next = None
-        intent = (
-            None
-            if self.machine.outreach_held
-            else outreach.next_intent(
-                stage=self.machine.stage,
-                strategy=self.strategy,
-                profile=self.profile,
-                history=self.history,
-                queued_messages=self.queued,
-                nudges_in_streak=self.history.nudges_in_streak,
-                borrower_id=BORROWER_ID,
-                contact_ids=CONTACT_IDS,
-            )
-        )
-        if intent is not None:
-            planned = self._schedule(intent)
-            if planned is not None:
-                self.next = (intent, planned)
-        wake_at = self._next_day_boundary()
-        if self.next is not None:
-            wake_at = min(wake_at, self.next[1].at)
-        for deadline in self._deadlines():
-            wake_at = min(wake_at, max(deadline, self.now))
-        return wake_at
-
-    def _schedule(self, intent: outreach.Intent) -> planner.PlannedContact | None:
-        if intent.channel == Channel.CALL and intent.target == Target.BORROWER:
-            return planner.plan_borrower_call(
-                self.profile,
-                self.strategy,
-                self.history,
-                intent.target_id,
-                self.now,
-                self.zone,
-                self.rng,
-            )
-        proposal = planner.Proposal(self.now, intent.channel, intent.target, intent.target_id)
-        return planner.plan_message(
-            self.profile, self.strategy, self.history, proposal, self.zone, self.rng
-        )
-
-    def _reach_out(self, intent: outreach.Intent, planned: planner.PlannedContact) -> None:
-        proposal = planner.Proposal(self.now, intent.channel, intent.target, intent.target_id)
-        if not planner.check(self.profile, self.history, proposal, self.zone).allowed:
-            return
-        slot = planner.slot_of(self.now, self.strategy, self.zone)
-        if intent.channel == Channel.SMS:
-            choices = SMS_OUTCOMES
-        elif intent.target == Target.CONTACT:
-            choices = REFERENCE_OUTCOMES
-        else:
-            choices = BORROWER_CALL_OUTCOMES[self.scenario.answering]
-        result = self.draws.draw(st.sampled_from(choices), label="outcome")
-        self._log(intent.channel, intent.target, intent.target_id, intent.template, result)
-        planner.record_attempt(
-            self.history,
-            AttemptRecord(self.now, intent.channel, intent.target, intent.target_id, slot, result),
-            self._slot_names(),
-        )
-        if intent.template in self.queued:
-            self.queued.remove(intent.template)
-        if intent.template == outreach.NUDGE_TEMPLATE:
-            self.history.nudges_in_streak += 1
-
-    # -- bookkeeping --
-
-    def _log(self, channel: str, target: str, target_id: str, template: str, result: str) -> None:
-        # As ContactRequest.message and ChannelActivities._attempt build the text.
-        message = self.strategy.messages.get(template, "")
-        text = string.Template(message).safe_substitute(
-            first_name=self.scenario.first_name, loan_id=self.scenario.loan_id
-        )
-        standing = Standing(
-            self.dispute_reported,
-            self.cease_reported,
-            self.death_reported,
-            self.on_hold,
-            self.dispute_dropped,
-        )
-        self.performed.append(
-            Performed(self.now, channel, target, target_id, template, result, standing, text)
-        )
-
-    def _slot_names(self) -> list[str]:
-        return [s.name for s in self.strategy.slots]
+            if iterations_in_run > SUGGEST_CONTINUE_AS_NEW_AFTER:
+                following = self._continue_as_new(c)
+                if following is not None:
+                    c, stage_at_start, iterations_in_run = following, following.machine.stage, 0
 
 
-def _collect(scenario: Scenario, data: st.DataObject) -> Driver:
-    driver = Driver(scenario, data)
-    driver.run()
-    return driver
+def simulate(scenario: Scenario, draws: Draws) -> Simulation:
+    sim = Simulation(scenario, draws)
+    sim.run()
+    return sim
+
+
+# Letters that an outcome calls for are served at once, also before the first day past due: a
+# known defect (test_no_letter_is_served_before_the_first_day_past_due).
+LETTERS_BEFORE_DPD_1 = ("refusal_notice", "estate_inquiry")
+
+
+def _refusal_notice_with_a_death(p: Performed) -> bool:
+    """A known defect: one report of a refusal and a death serves the refusal notice to the
+    borrower before it takes the death (test_a_report_of_a_death_serves_no_refusal_notice)."""
+    return (
+        p.template == "refusal_notice"
+        and isinstance(p.report, ReportedOutcome)
+        and {"refusal", "death"} <= p.report.facts
+    )
 
 
 # --- independent checks ----------------------------------------------------------------------
@@ -853,111 +757,120 @@ def _is_conversation(p: Performed) -> bool:
     return _is_borrower_call(p) and p.outcome == Outcome.ANSWERED
 
 
-def _describe(driver: Driver, p: Performed) -> str:
-    local = p.at.astimezone(driver.zone)
+def _describe(sim: Simulation, p: Performed) -> str:
+    local = p.at.astimezone(sim.zone)
     return (
         f"{p.channel} to {p.target} {p.target_id} ({p.template}) at {local:%Y-%m-%d %H:%M %Z},"
-        f" {driver.scenario.jurisdiction}, {p.standing}"
+        f" {sim.scenario.jurisdiction}, {p.standing}"
     )
 
 
-@given(scenario=SCENARIOS, data=st.data())
+JURISDICTIONS = pytest.mark.parametrize("jurisdiction", ["cn", "us"])
+
+
+@JURISDICTIONS
+@given(data=st.data())
 @SETTINGS
 def test_no_contact_during_a_dispute_a_cease_a_hold_or_after_a_death_report(
-    scenario: Scenario, data: st.DataObject
+    jurisdiction: str, data: st.DataObject
 ) -> None:
-    driver = _collect(scenario, data)
-    for p in driver.performed:
-        where = _describe(driver, p)
+    sim = simulate(data.draw(scenarios(jurisdiction), label="scenario"), data)
+    for p in sim.performed:
+        where = _describe(sim, p)
         # A dispute stops all collection outreach, letters included, to anyone.
-        if not p.standing.dispute_dropped:  # a known bug, tested below
-            assert not p.standing.dispute_open, "contact while a dispute is open: " + where
+        assert not p.standing.dispute_open, "contact while a dispute is open: " + where
         if _reaches_out(p):
             assert not p.standing.ceased, "call or SMS after a cease request: " + where
+            # Letters that outcomes and decisions call for still go out (README, "Pausing").
             assert not p.standing.on_hold, "call or SMS while operations hold the loan: " + where
-        if p.target == Target.BORROWER:
+        if p.target == Target.BORROWER and not _refusal_notice_with_a_death(p):
             # Not even a letter: the family and the estate get letters of their own.
             assert not p.standing.deceased, "borrower contacted after a death report: " + where
 
 
-@given(scenario=SCENARIOS, data=st.data())
+@JURISDICTIONS
+@given(data=st.data())
 @SETTINGS
 def test_every_contact_is_in_the_window_and_under_the_caps(
-    scenario: Scenario, data: st.DataObject
+    jurisdiction: str, data: st.DataObject
 ) -> None:
-    driver = _collect(scenario, data)
-    zone, code = driver.zone, scenario.jurisdiction
-    start, end = WINDOW[code]
-    contacts = [p for p in driver.performed if _reaches_out(p)]
-    calls = [p for p in contacts if p.channel == Channel.CALL]
+    scenario = data.draw(scenarios(jurisdiction), label="scenario")
+    sim = simulate(scenario, data)
+    zone = sim.zone
+    start, end = WINDOW[jurisdiction]
+    reached = [p for p in sim.performed if _reaches_out(p)]
+    calls = [p for p in reached if p.channel == Channel.CALL]
+    borrower_calls = [p for p in calls if p.target == Target.BORROWER]
+    # Every conversation: the dialer's and those collectors reported.
+    conversations = sorted([p.at for p in calls if _is_conversation(p)] + sim.conversations)
 
     def day(at: datetime) -> date:
         return at.astimezone(zone).date()
 
-    for p in contacts:
+    for p in reached:
         assert start <= p.at.astimezone(zone).time() < end, "outside the window: " + _describe(
-            driver, p
+            sim, p
         )
-    if code == "cn":
+    if jurisdiction == "cn":
         unanswered: dict[tuple[str, date], int] = {}
-        conversations: dict[date, int] = {}
         for p in calls:
             if p.outcome in (Outcome.NO_ANSWER, Outcome.BUSY):
                 key = (p.target_id, day(p.at))
                 unanswered[key] = unanswered.get(key, 0) + 1
                 assert unanswered[key] <= CN_UNANSWERED_PER_NUMBER_PER_DAY, (
-                    "cn: more than 6 unanswered calls to one number in a day: "
-                    + _describe(driver, p)
+                    "cn: more than 6 unanswered calls to one number in a day: " + _describe(sim, p)
                 )
-            if _is_conversation(p):
-                conversations[day(p.at)] = conversations.get(day(p.at), 0) + 1
-                assert conversations[day(p.at)] <= CN_CONVERSATIONS_PER_DAY, (
-                    "cn: more than 3 conversations in a day: " + _describe(driver, p)
-                )
+        for p in borrower_calls:
+            before = [t for t in conversations if day(t) == day(p.at) and t < p.at]
+            assert len(before) < CN_CONVERSATIONS_PER_DAY, (
+                f"cn: a call after {len(before)} conversations that day: " + _describe(sim, p)
+            )
     else:
-        borrower_calls = [p for p in calls if p.target == Target.BORROWER]
         for p in borrower_calls:
             in_week = [q for q in borrower_calls if p.at - WEEK < q.at <= p.at]
             assert len(in_week) <= US_CALLS_PER_WEEK, (
-                "us: more than 7 borrower calls in 7 days: " + _describe(driver, p)
+                "us: more than 7 borrower calls in 7 days: " + _describe(sim, p)
             )
-            quiet = [
-                q
-                for q in borrower_calls
-                if _is_conversation(q) and q.at < p.at < q.at + US_QUIET_AFTER_CONVERSATION
-            ]
-            assert not quiet, "us: a call within 7 days after a conversation: " + _describe(
-                driver, p
+            quiet = [t for t in conversations if t < p.at < t + US_QUIET_AFTER_CONVERSATION]
+            assert not quiet, (
+                f"us: a call within 7 days after a conversation at {quiet[-1]}: "
+                + _describe(sim, p)
             )
 
 
-@given(scenario=SCENARIOS, data=st.data())
+@JURISDICTIONS
+@given(data=st.data())
 @SETTINGS
-def test_no_debt_is_disclosed_to_a_third_party(scenario: Scenario, data: st.DataObject) -> None:
-    driver = _collect(scenario, data)
-    currency = CURRENCY[scenario.jurisdiction]
+def test_no_debt_is_disclosed_to_a_third_party(jurisdiction: str, data: st.DataObject) -> None:
+    scenario = data.draw(scenarios(jurisdiction), label="scenario")
+    sim = simulate(scenario, data)
+    currency = CURRENCY[jurisdiction]
     forbidden = re.compile("|".join(DEBT_WORDS), re.IGNORECASE)
     asked: set[str] = set()
     objected: set[str] = set()
-    streak = 0  # unanswered borrower calls in a row, recounted here
-    for p in driver.performed:
+    # Unanswered borrower calls in a row, recounted here; any conversation ends a run of them.
+    moments = [(p.at, 0, p) for p in sim.performed] + [(t, -1, None) for t in sim.conversations]
+    streak = 0
+    for _, _, p in sorted(moments, key=lambda m: (m[0], m[1])):
+        if p is None or _is_conversation(p):
+            streak = 0
+            continue
         if _is_borrower_call(p):
-            streak = 0 if p.outcome == Outcome.ANSWERED else streak + 1
+            streak += 1
         if p.target != Target.CONTACT:
             continue
-        where = _describe(driver, p)
+        where = _describe(sim, p)
         assert p.channel == Channel.CALL, "a third party gets only a call: " + where
         assert p.text, "a third-party contact without a script: " + where
         assert scenario.loan_id not in p.text, f"loan id told to a third party: {p.text!r}"
         assert not re.search(r"\d", p.text), f"an amount told to a third party: {p.text!r}"
-        for amount in (OPENING_BALANCE, driver.outstanding):
-            assert format_minor(amount, currency) not in p.text
+        assert format_minor(OPENING_BALANCE, currency) not in p.text
         assert currency not in p.text and "$" not in p.text, f"money in {p.text!r}"
         found = forbidden.search(p.text)
         assert found is None, f"{found.group(0)!r} told to a third party: {p.text!r}"
         assert p.target_id not in asked, "a reference asked twice: " + where
         assert p.target_id not in objected, "a reference asked after objecting: " + where
-        if scenario.jurisdiction == "cn":  # only when unreachable (or deceased)
+        if jurisdiction == "cn":  # only when unreachable (or deceased)
             assert streak >= CN_UNREACHABLE_AFTER or p.standing.deceased, (
                 f"cn: a reference asked while the borrower is reachable (streak {streak}): " + where
             )
@@ -966,149 +879,212 @@ def test_no_debt_is_disclosed_to_a_third_party(scenario: Scenario, data: st.Data
             objected.add(p.target_id)
 
 
-class _Scripted:
-    """Draws for a fixed run: nobody answers, and the registry has no record."""
+@JURISDICTIONS
+@given(data=st.data())
+@SETTINGS
+def test_nothing_before_the_first_day_past_due_notices_once_and_no_spin(
+    jurisdiction: str, data: st.DataObject
+) -> None:
+    scenario = data.draw(scenarios(jurisdiction), label="scenario")
+    sim = simulate(scenario, data)
+    due = date.fromisoformat(sim.loan.due_date)
+    for p in sim.performed:
+        # Asking the family for death documents answers their report; it collects nothing.
+        if p.template == "death_documents_request":
+            continue
+        dpd = (p.at.astimezone(sim.zone).date() - due).days
+        if p.channel == Channel.LETTER and p.template in LETTERS_BEFORE_DPD_1:
+            continue  # a known defect, tested below
+        assert dpd >= 1, f"a collection contact at DPD {dpd}: " + _describe(sim, p)
+    assert len(sim.notices) == len(set(sim.notices)), f"a notice served twice: {sim.notices}"
+    assert not sim.spun, f"the workflow spins at {sim.now} in {sim.collection.machine.situation}"
 
-    def draw(self, strategy: object, label: object = None) -> str:
-        return DeathCheckResult.NO_RECORD if label == "registry" else Outcome.NO_ANSWER
+
+# --- fixed histories -------------------------------------------------------------------------
 
 
-def _fixed(events: list[tuple[int, Event]], dpd_at_start: int = 1, draws: object = None) -> Driver:
+class Scripted:
+    """Draws for a fixed run: nobody answers, and the registry answers from a list (no record
+    once the list is used up)."""
+
+    def __init__(self, registry: Sequence[str] = ()) -> None:
+        self.registry = list(registry)
+
+    def draw(self, strategy: st.SearchStrategy[Any], label: Any = None) -> Any:
+        if label == "registry":
+            return self.registry.pop(0) if self.registry else DeathCheckResult.NO_RECORD
+        return Outcome.NO_ANSWER
+
+
+START = datetime.combine(date(2026, 11, 2), time(7, 0), tzinfo=ZoneInfo("Asia/Shanghai"))
+DAY_MINUTES = 24 * 60
+
+
+def fixed(
+    events: list[tuple[int, Event]], dpd_at_start: int = 1, draws: Draws | None = None
+) -> Simulation:
     scenario = Scenario(
         jurisdiction="cn",
         strategy=STRATEGY,
         zone_name="Asia/Shanghai",
-        start_day=date(2026, 11, 2),
-        start_minute=7 * 60,
+        start_day=START.date(),
+        start_minute=START.hour * 60,
         dpd_at_start=dpd_at_start,
         loan_id="L-1001",
         first_name="Wei",
         events=events,
         seed=7,
     )
-    driver = Driver(scenario, draws or _Scripted())  # type: ignore[arg-type]
-    driver.run()
-    return driver
+    return simulate(scenario, draws or Scripted())
 
 
-def test_the_driver_reaches_every_situation() -> None:
-    """The driver is not vacuous: a fixed mix makes contacts, then holds them as it should."""
-    day = 24 * 60
-    driver = _fixed(
+def reported(*facts: str, right_party: bool = True, promise_in_days: int = 0) -> ReportedOutcome:
+    return ReportedOutcome(
+        frozenset(facts), promise_in_days=promise_in_days, right_party=right_party
+    )
+
+
+def test_the_simulation_reaches_every_situation() -> None:
+    """The simulation is not vacuous: a fixed mix makes contacts, then holds them as it should."""
+    day = DAY_MINUTES
+    sim = fixed(
         [
-            (3 * day, ReportedOutcome(frozenset({"promise"}), promise_in_days=1)),
-            (6 * day, ReportedOutcome(frozenset({"dispute"}))),
+            # Reported by a third party (not a conversation): the borrower stays unreachable.
+            (3 * day, reported("promise", right_party=False, promise_in_days=1)),
+            (6 * day, reported("dispute", right_party=False)),
             (2 * day, Resolution(upheld=False)),
-            (2 * day, ReportedOutcome(frozenset({"death"}))),
+            (2 * day, reported("death", right_party=False)),
             (2 * day, Decision(Review.DEATH_VERIFICATION, "not_verified")),
-            (1 * day, ReportedOutcome(frozenset({"cease"}))),
+            (1 * day, reported("cease")),
         ]
     )
-    kinds = {(p.channel, p.target) for p in driver.performed}
+    kinds = {(p.channel, p.target) for p in sim.performed}
     assert (Channel.SMS, Target.BORROWER) in kinds
     assert (Channel.CALL, Target.BORROWER) in kinds
     assert (Channel.CALL, Target.CONTACT) in kinds  # references once the borrower is unreachable
     assert (Channel.LETTER, Target.ESTATE) in kinds  # the death documents request
-    assert driver.broken_promises == 1
-    assert driver.machine.situation == "ceased"
-    assert driver.history.cease_requested and not driver.history.borrower_deceased
-    assert not driver.history.dispute_open
-    assert not driver.spun
+    state = sim.collection.state
+    assert state.broken_promises == 1
+    assert sim.collection.machine.situation == "ceased"
+    assert state.history.cease_requested and not state.history.borrower_deceased
+    assert not state.history.dispute_open
+    assert sim.runs > 1, "a stage change continues as new"
+    assert not sim.spun
 
 
-# --- regressions: bugs the driver found in the workflow, now fixed --------------------------
-# The driver mirrors ``workflows/loan_collection.py``: a change made there must be mirrored in
-# the driver too. A change in the pure modules (machine, planner) reaches the driver by itself.
-
-DAY_MINUTES = 24 * 60
+# --- regressions: bugs these runs found in the workflow, now fixed ---------------------------
 
 
 def test_a_paused_loan_in_legal_waits_past_its_referral_moment_without_spinning() -> None:
     for facts in ({"hardship_long"}, {"dispute"}, {"hardship_short"}):
-        driver = _fixed(
-            [(DAY_MINUTES, ReportedOutcome(frozenset(facts)))], dpd_at_start=STRATEGY.stages.legal
-        )
-        assert not driver.spun, f"{facts}: spins at {driver.now} in {driver.machine.situation}"
+        sim = fixed([(DAY_MINUTES, reported(*facts))], dpd_at_start=STRATEGY.stages.legal)
+        machine = sim.collection.machine
+        assert not sim.spun, f"{facts}: spins at {sim.now} in {machine.situation}"
 
 
 def test_a_decision_the_loan_is_not_waiting_for_is_ignored() -> None:
     for outcome in Review.OUTCOMES[Review.ESTATE]:
-        driver = _fixed([(DAY_MINUTES, Decision(Review.ESTATE, outcome))])
-        assert driver.machine.situation == "normal"
+        sim = fixed([(DAY_MINUTES, Decision(Review.ESTATE, outcome))])
+        assert sim.collection.machine.situation == "normal"
 
 
 def test_a_dispute_reported_during_death_verification_holds_contact_until_resolved() -> None:
-    driver = _fixed(
+    sim = fixed(
         [
-            (DAY_MINUTES, ReportedOutcome(frozenset({"death"}))),
-            (DAY_MINUTES, ReportedOutcome(frozenset({"dispute"}))),
+            (DAY_MINUTES, reported("death")),
+            (DAY_MINUTES, reported("dispute")),
             (DAY_MINUTES, Decision(Review.DEATH_VERIFICATION, "not_verified")),
         ]
     )
-    during = [p for p in driver.performed if p.standing.dispute_open]
+    during = [p for p in sim.performed if p.standing.dispute_open]
     assert not during, f"{len(during)} contacts with the dispute open, first: {during[0]}"
-
-
-class _RegistrySaysNotVerifiedThenNoRecord(_Scripted):
-    def __init__(self) -> None:
-        self.answers = [DeathCheckResult.NOT_VERIFIED, DeathCheckResult.NO_RECORD]
-
-    def draw(self, strategy: object, label: object = None) -> str:
-        if label == "registry":
-            return self.answers.pop(0)
-        return Outcome.NO_ANSWER
 
 
 def test_a_second_death_report_is_verified_anew() -> None:
     # The registry's "not verified" hands the first report to a person, who finds it not
     # verified: collection resumes. The second report gets a check of its own (no record).
     first, decided, second = DAY_MINUTES, DAY_MINUTES, 2 * DAY_MINUTES
-    driver = _fixed(
+    sim = fixed(
         [
-            (first, ReportedOutcome(frozenset({"death"}))),
+            (first, reported("death")),
             (decided, Decision(Review.DEATH_VERIFICATION, "not_verified")),
-            (second, ReportedOutcome(frozenset({"death"}))),
+            (second, reported("death")),
         ],
-        draws=_RegistrySaysNotVerifiedThenNoRecord(),
+        draws=Scripted([DeathCheckResult.NOT_VERIFIED, DeathCheckResult.NO_RECORD]),
     )
-    start = datetime.combine(date(2026, 11, 2), time(7, 0), tzinfo=ZoneInfo("Asia/Shanghai"))
-    resumed = start.astimezone(UTC) + timedelta(minutes=first + decided)
+    resumed = START.astimezone(UTC) + timedelta(minutes=first + decided)
     reported_again = resumed + timedelta(minutes=second)
-    between = [p for p in driver.performed if p.target == Target.BORROWER and p.at >= resumed]
+    between = [p for p in sim.performed if p.target == Target.BORROWER and p.at >= resumed]
     assert any(p.at < reported_again for p in between), "a person's not_verified resumes"
     after = [p for p in between if p.at >= reported_again]
     assert not after, f"the borrower was contacted after the second death report: {after[0]}"
-    assert len(driver.registry) == 2, "each report is checked with the registry"
-
-
-class _RegistrySaysNotVerified(_Scripted):
-    def draw(self, strategy: object, label: object = None) -> str:
-        if label == "registry":
-            return DeathCheckResult.NOT_VERIFIED
-        return Outcome.NO_ANSWER
+    assert len(sim.registry) == 2, "each report is checked with the registry"
 
 
 @pytest.mark.parametrize("decided", ["verified", "not_verified"])
 def test_a_registry_miss_holds_the_borrower_until_a_person_decides(decided: str) -> None:
     # Registries lag: "not verified" from the registry does not resume collection; the report
     # waits for a person, however long, and only the person's "not_verified" resumes it.
-    reported, waited = DAY_MINUTES, 20 * DAY_MINUTES
-    driver = _fixed(
+    waited = 20 * DAY_MINUTES
+    sim = fixed(
         [
-            (reported, ReportedOutcome(frozenset({"death"}))),
+            (DAY_MINUTES, reported("death")),
             (waited, Decision(Review.DEATH_VERIFICATION, decided)),
         ],
-        draws=_RegistrySaysNotVerified(),
+        draws=Scripted([DeathCheckResult.NOT_VERIFIED] * 3),
     )
-    start = datetime.combine(date(2026, 11, 2), time(7, 0), tzinfo=ZoneInfo("Asia/Shanghai"))
-    report_at = start.astimezone(UTC) + timedelta(minutes=reported)
+    report_at = START.astimezone(UTC) + timedelta(minutes=DAY_MINUTES)
     decision_at = report_at + timedelta(minutes=waited)
-    to_borrower = [p for p in driver.performed if p.target == Target.BORROWER]
+    to_borrower = [p for p in sim.performed if p.target == Target.BORROWER]
     waiting = [p for p in to_borrower if report_at <= p.at < decision_at]
     assert not waiting, f"the borrower was contacted while a person had to decide: {waiting[0]}"
     resumed = [p for p in to_borrower if p.at >= decision_at]
     if decided == "verified":
         assert not resumed
-        assert driver.machine.situation == "estate_contact"
+        assert sim.collection.machine.situation == "estate_contact"
     else:
         assert resumed, "a person's not_verified resumes collection"
+
+
+# --- known defects: expected to fail until the workflow is fixed ------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="letters.serve_letter does not apply rules.first_contact_moment: a refusal notice or"
+    " an estate inquiry that an outcome calls for goes out before DPD 1",
+)
+@pytest.mark.parametrize(
+    ("facts", "registry"),
+    [(("refusal",), ()), (("death",), (DeathCheckResult.VERIFIED,))],
+    ids=["refusal_notice", "estate_inquiry"],
+)
+def test_no_letter_is_served_before_the_first_day_past_due(
+    facts: tuple[str, ...], registry: tuple[str, ...]
+) -> None:
+    # Started on the due date (DPD 0); an hour later an outcome reports a refusal, or a death the
+    # registry verifies at once. No collection contact is made before DPD 1 (DESIGN.md).
+    sim = fixed(
+        [(60, reported(*facts, right_party=False))], dpd_at_start=0, draws=Scripted(registry)
+    )
+    due = date.fromisoformat(sim.loan.due_date)
+    early = [
+        p
+        for p in sim.performed
+        if p.template != "death_documents_request"
+        and (p.at.astimezone(sim.zone).date() - due).days < 1
+    ]
+    assert not early, f"served at DPD 0: {[p.template for p in early]}"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="reports.apply_outcomes serves the refusal notice before it takes the death report of"
+    " the same outcome: a letter goes to a borrower reported dead",
+)
+def test_a_report_of_a_death_serves_no_refusal_notice() -> None:
+    # A relative reports the death and that nothing will be paid, in one outcome. The refusal
+    # notice is addressed to the borrower, whom nothing may reach once reported dead.
+    sim = fixed([(60, reported("death", "refusal", right_party=False))])
+    to_borrower = [p.template for p in sim.performed if p.target == Target.BORROWER]
+    assert not to_borrower, f"sent to a borrower reported dead: {to_borrower}"
