@@ -141,7 +141,10 @@ async def apply_outcomes(c: Collection, inbox: Inbox) -> None:
             await events.make_promise(c, outcome, now)
         if outcome.refusal:
             state.situation = Situation.REFUSAL
-            await letters.serve_refusal_notice(c)
+            # Nothing reaches a borrower reported dead, even by the report that says so (a
+            # relative refusing on the estate's behalf): the estate has letters of its own.
+            if not (c.lean and outcome.death_reported_by is not None):
+                await letters.serve_refusal_notice(c)
         if outcome.death_reported_by is not None:
             await events.situation_event(c, "death_reported", outcome.outcome_id, now)
         elif outcome.hardship is not None:
