@@ -16,7 +16,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from overdue.schemas import Currency, invalid, validate
+from overdue.schemas import Currency, invalid, shown, validate
 from workflows.commands import LoadStrategy
 from workflows.outreach import REFERENCE_SCRIPTS
 from workflows.types import CrossLoanPolicy, Slot, StageBands, Strategy
@@ -28,11 +28,11 @@ def minute_of_day(value: object) -> int:
     """``HH:MM`` as minutes after local midnight, ``24:00`` included (a slot may end then)."""
     found = CLOCK.fullmatch(value) if isinstance(value, str) else None
     if found is None:
-        raise invalid(f"expected HH:MM, got {value!r}")
+        raise invalid(f"expected HH:MM, got {shown(value)}")
     hours, minutes = int(found[1]), int(found[2])
     # "08:75" is no time, not 09:15.
     if minutes >= 60 or hours * 60 + minutes > 24 * 60:
-        raise invalid(f"{value!r} is not a time of day")
+        raise invalid(f"{shown(value)} is not a time of day")
     return hours * 60 + minutes
 
 

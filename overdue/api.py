@@ -359,7 +359,7 @@ def _validation_failed(_: Request, exc: Exception) -> JSONResponse:
     name = ".".join(loc[1:]) if len(loc) > 1 and first.get("type") != "json_invalid" else ""
     name = name or (loc[0] if loc else "body")
     # Worded as every other input's errors are (overdue.schemas): "amount: is required".
-    message = describe(first) if first else "is invalid"  # type: ignore[arg-type]
+    message = describe(first) if first else "is invalid"
     if first.get("type") == "json_invalid":
         message = f"is not valid JSON ({first.get('msg')})"
     elif loc == ["body"]:

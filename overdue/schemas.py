@@ -34,7 +34,7 @@ from pydantic import (
     ValidationInfo,
     field_validator,
 )
-from pydantic_core import ErrorDetails, PydanticCustomError
+from pydantic_core import PydanticCustomError
 
 from workflows.money import AmountError, check_currency, to_minor
 from workflows.planner import PROFILES
@@ -88,6 +88,12 @@ def invalid(message: str, *, at: str | tuple[str | int, ...] = ()) -> PydanticCu
     return PydanticCustomError("overdue", "{reason}", context)
 
 
+def shown(value: object) -> str:
+    """``value`` as an error quotes it: its repr, cut short, since garbage may be megabytes."""
+    text = repr(value)
+    return text if len(text) <= 60 else f"{text[:56]}...{text[-1]}"
+
+
 def field_name(loc: Sequence[str | int]) -> str:
     """Where an error is, as a reader writes it: ``slots[2].start``, ``fees.failed_debit.EUR``."""
     name = ""
@@ -99,7 +105,7 @@ def field_name(loc: Sequence[str | int]) -> str:
     return name
 
 
-def describe(error: ErrorDetails) -> str:
+def describe(error: Mapping[str, Any]) -> str:
     """The message of one pydantic error, in this project's words where pydantic's differ."""
     kind, context = error["type"], error.get("ctx") or {}
     if kind == "missing":
@@ -109,14 +115,14 @@ def describe(error: ErrorDetails) -> str:
     if kind == "string_too_long":
         return f"at most {context['max_length']} characters"
     if kind == "greater_than_equal":
-        return f"must be at least {context['ge']}, got {error['input']!r}"
+        return f"must be at least {context['ge']}, got {shown(error['input'])}"
     if kind in ("bool_type", "bool_parsing"):
-        return f"expected true or false, got {error['input']!r}"
+        return f"expected true or false, got {shown(error['input'])}"
     if kind in ("int_parsing", "int_type", "int_from_float"):
-        return f"expected a whole number, got {error['input']!r}"
+        return f"expected a whole number, got {shown(error['input'])}"
     if kind in ("model_type", "model_attributes_type", "dict_type"):
         return f"expected a table of fields, got {type(error['input']).__name__}"
-    return error["msg"].removeprefix("Value error, ")
+    return str(error["msg"]).removeprefix("Value error, ")
 
 
 def field_errors(error: ValidationError, *, line: int | None = None) -> list[FieldError]:
@@ -209,15 +215,15 @@ def phone_number(text: str, region: str | None) -> str:
     Without a region (the jurisdiction is itself invalid) only its shape is checked."""
     text = text.strip()
     if not PHONE_PATTERN.match(text):
-        raise invalid(f"{text!r} is not a phone number")
+        raise invalid(f"{shown(text)} is not a phone number")
     if region is None:
         return text
     try:
         number = phonenumbers.parse(text, region)
     except phonenumbers.NumberParseException:
-        raise invalid(f"{text!r} is not a phone number") from None
+        raise invalid(f"{shown(text)} is not a phone number") from None
     if not phonenumbers.is_possible_number(number):
-        raise invalid(f"{text!r} is not a possible phone number")
+        raise invalid(f"{shown(text)} is not a possible phone number")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
@@ -233,7 +239,7 @@ def time_zone(value: str) -> str:
     try:
         ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name too long for a path
-        raise invalid(f"{value!r} is not an IANA time zone") from None
+        raise invalid(f"{shown(value)} is not an IANA time zone") from None
     return value
 
 
@@ -242,7 +248,7 @@ def iso_date(value: str) -> str:
     try:
         return date.fromisoformat(value.strip()).isoformat()
     except ValueError:
-        raise invalid(f"{value!r} is not a date (YYYY-MM-DD)") from None
+        raise invalid(f"{shown(value)} is not a date (YYYY-MM-DD)") from None
 
 
 def _moment(value: object) -> object:
@@ -256,7 +262,7 @@ def _moment(value: object) -> object:
         moment = datetime.fromisoformat(text)
     except ValueError:
         raise invalid(
-            f"{text!r} is not an ISO date (2026-03-02) or date and time (2026-03-02T09:30:00Z)"
+            f"{shown(text)} is not an ISO date (2026-03-02) or date and time (2026-03-02T09:30:00Z)"
         ) from None
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
@@ -344,7 +350,7 @@ class LoanIn(BaseModel):
             for item in filter(None, (part.strip() for part in value.split(";"))):
                 parts = [p.strip() for p in item.split("|")]
                 if len(parts) != 4:
-                    raise invalid(f"{item!r} is not id|name|phone|relation")
+                    raise invalid(f"{shown(item)} is not id|name|phone|relation")
                 items.append(
                     dict(zip(("contact_id", "name", "phone", "relation"), parts, strict=True))
                 )
