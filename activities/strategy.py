@@ -45,7 +45,8 @@ class Table(BaseModel):
     except where a misspelt key would silently change the rules (``stages``, ``cross_loan``)."""
 
     # TOML has typed numbers: `version = 3` is still the text "3".
-    model_config = ConfigDict(extra="ignore", coerce_numbers_to_str=True)
+    # defer_build: built when a strategy is first read, not when the CLI or the worker starts.
+    model_config = ConfigDict(extra="ignore", coerce_numbers_to_str=True, defer_build=True)
 
 
 class StagesIn(Table):

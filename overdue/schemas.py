@@ -101,7 +101,9 @@ def field_name(loc: Sequence[str | int]) -> str:
         if isinstance(part, int):
             name += f"[{part}]"
         elif part != "[key]":  # pydantic's marker for a bad key: the key itself names it
-            name += f".{part}" if name else str(part)
+            # A key from the input is quoted when it would break the one-line message.
+            text = part if part.isprintable() and len(part) <= 60 else shown(part)
+            name += f".{text}" if name else text
     return name
 
 
@@ -308,7 +310,7 @@ Reference = Annotated[str, Field(max_length=MAX_REFERENCE)]
 class ContactIn(BaseModel):
     """A reference the borrower named."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     contact_id: Identifier
     name: RequiredText
@@ -316,7 +318,8 @@ class ContactIn(BaseModel):
     relation: RequiredText
 
 
-_CONTACTS = TypeAdapter(list[ContactIn])
+# Built once, on first use: a command that takes no loan does not pay for it at start.
+_CONTACTS = TypeAdapter(list[ContactIn], config=ConfigDict(defer_build=True))
 
 
 class LoanIn(BaseModel):
@@ -325,7 +328,8 @@ class LoanIn(BaseModel):
     Cells are text; amounts are in major units of ``currency``. Other columns are ignored.
     """
 
-    model_config = ConfigDict(extra="ignore")
+    # defer_build: the model is built on first use, not when the CLI starts.
+    model_config = ConfigDict(extra="ignore", defer_build=True)
 
     loan_id: Identifier
     borrower_id: Identifier
@@ -385,7 +389,7 @@ class LoanIn(BaseModel):
 class PaymentFields(BaseModel):
     """What every report of a payment received carries, from the API or a bank file."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     payment_id: Identifier = Field(description="The payment's unique id: the idempotency key.")
     loan_id: Identifier
