@@ -1,124 +1,179 @@
-"""Loading the collection strategy: tuning that lives in a file, recorded in history by this activity."""
+"""Loading the collection strategy: tuning that lives in a file, recorded in history by this activity.
+
+The TOML file is checked by ``StrategyIn``, a pydantic model of the file's tables that uses the
+shared field rules of ``overdue.schemas``; the workflow receives the ``workflows.types.Strategy``
+dataclass built from it. Every problem names its field: ``slots[2].start``, ``stages.late``.
+"""
 
 from __future__ import annotations
 
+import re
 import tomllib
-from dataclasses import fields
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, model_validator
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from overdue.schemas import Currency, invalid, shown, validate
 from workflows.commands import LoadStrategy
 from workflows.outreach import REFERENCE_SCRIPTS
 from workflows.types import CrossLoanPolicy, Slot, StageBands, Strategy
 
-
-def _minutes(value: str, field: str) -> int:
-    try:
-        hours, minutes = value.split(":")
-        total = int(hours) * 60 + int(minutes)
-        # Fix (tests/unit/test_strategy.py): "08:75" or "08:-5" were taken as 09:15 and 07:55.
-        if not 0 <= int(minutes) < 60:
-            raise ValueError(value)
-    except (ValueError, AttributeError):  # AttributeError: not a string (fix, as above)
-        raise ValueError(f"{field}: expected HH:MM, got {value!r}") from None
-    if not 0 <= total <= 24 * 60:
-        raise ValueError(f"{field}: {value!r} is not a time of day")
-    return total
+CLOCK = re.compile(r"\s*(\d{1,2}):(\d{2})\s*")
 
 
-def _int(value: Any, field: str) -> int:
-    # Fix (tests/unit/test_strategy.py): a bare int() error did not name the field.
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{field}: expected a whole number, got {value!r}") from None
+def minute_of_day(value: object) -> int:
+    """``HH:MM`` as minutes after local midnight, ``24:00`` included (a slot may end then)."""
+    found = CLOCK.fullmatch(value) if isinstance(value, str) else None
+    if found is None:
+        raise invalid(f"expected HH:MM, got {shown(value)}")
+    hours, minutes = int(found[1]), int(found[2])
+    # "08:75" is no time, not 09:15.
+    if minutes >= 60 or hours * 60 + minutes > 24 * 60:
+        raise invalid(f"{shown(value)} is not a time of day")
+    return hours * 60 + minutes
 
 
-def _cross_loan(data: dict[str, Any]) -> CrossLoanPolicy:
-    """The cross-loan policy: every switch defaults to on, the stricter choice."""
-    known = {f.name for f in fields(CrossLoanPolicy)}
-    for name, value in data.items():
-        if name not in known:
-            raise ValueError(f"cross_loan.{name}: unknown; known: {', '.join(sorted(known))}")
-        if not isinstance(value, bool):
-            raise ValueError(f"cross_loan.{name}: expected true or false, got {value!r}")
-    return CrossLoanPolicy(**data)
+ClockTime = Annotated[int, BeforeValidator(minute_of_day)]
+AtLeastOne = Annotated[int, Field(ge=1)]
+
+
+class Table(BaseModel):
+    """A table of the file. Keys it does not know are ignored, as before the model existed,
+    except where a misspelt key would silently change the rules (``stages``, ``cross_loan``)."""
+
+    # TOML has typed numbers: `version = 3` is still the text "3".
+    # defer_build: built when a strategy is first read, not when the CLI or the worker starts.
+    model_config = ConfigDict(extra="ignore", coerce_numbers_to_str=True, defer_build=True)
+
+
+class StagesIn(Table):
+    model_config = ConfigDict(extra="forbid")
+
+    middle: int = StageBands.middle
+    late: int = StageBands.late
+    legal: int = StageBands.legal
+
+    @model_validator(mode="after")
+    def _in_order(self) -> StagesIn:
+        if not 1 < self.middle < self.late < self.legal:
+            raise invalid("expected 1 < middle < late < legal")
+        return self
+
+
+class SlotIn(Table):
+    name: str
+    start: ClockTime
+    end: ClockTime
+
+    @model_validator(mode="after")
+    def _start_before_end(self) -> SlotIn:
+        if self.start >= self.end:
+            raise invalid("start must be before end")
+        return self
+
+
+class CadenceIn(Table):
+    min_gap_minutes: AtLeastOne
+    max_calls_per_day: AtLeastOne
+    sms_after_unanswered: AtLeastOne
+    contacts_after_unanswered: int
+    referral_after_days: int
+
+
+class PromisesIn(Table):
+    grace_days: int
+    broken_limit: int
+
+
+class FeesIn(Table):
+    failed_debit: dict[Currency, Annotated[int, Field(ge=0)]]
+
+
+class ComplaintsIn(Table):
+    routes: dict[str, str]
+
+
+class DeceasedIn(Table):
+    verification_days: int
+
+
+class ArrangementsIn(Table):
+    instalments: int
+    interval_days: int
+    forbearance_instalments: int
+
+
+class CrossLoanIn(Table):
+    """Every switch defaults to on, the stricter choice."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    quiet_period: StrictBool = True
+    cease: StrictBool = True
+    weekly_calls: StrictBool = True
+
+
+class StrategyIn(Table):
+    """A strategy file, checked."""
+
+    name: str
+    version: str
+    stages: StagesIn
+    cadence: CadenceIn
+    slots: list[SlotIn]
+    messages: dict[str, str]
+    promises: PromisesIn
+    fees: FeesIn
+    complaints: ComplaintsIn
+    deceased: DeceasedIn
+    arrangements: ArrangementsIn
+    cross_loan: CrossLoanIn = Field(default_factory=CrossLoanIn)
+
+    @model_validator(mode="after")
+    def _reference_scripts(self) -> StrategyIn:
+        # Each reference script (the jurisdiction profile picks one) must have its words: a
+        # reference is never called with an empty script, nor with another profile's.
+        for template, _ in REFERENCE_SCRIPTS.values():
+            if not self.messages.get(template, "").strip():
+                raise invalid("the reference script is missing", at=("messages", template))
+        return self
+
+    def to_strategy(self) -> Strategy:
+        """The ``Strategy`` dataclass the workflow receives."""
+        cadence, arrangements = self.cadence, self.arrangements
+        return Strategy(
+            name=self.name,
+            version=self.version,
+            stages=StageBands(self.stages.middle, self.stages.late, self.stages.legal),
+            slots=[Slot(s.name, s.start, s.end) for s in self.slots],
+            min_gap_minutes=cadence.min_gap_minutes,
+            max_calls_per_day=cadence.max_calls_per_day,
+            sms_after_unanswered=cadence.sms_after_unanswered,
+            contacts_after_unanswered=cadence.contacts_after_unanswered,
+            referral_after_days=cadence.referral_after_days,
+            messages=dict(self.messages),
+            promise_grace_days=self.promises.grace_days,
+            broken_promise_limit=self.promises.broken_limit,
+            failed_debit_fee_minor=dict(self.fees.failed_debit),
+            complaint_routes=dict(self.complaints.routes),
+            death_verification_days=self.deceased.verification_days,
+            arrangement_instalments=arrangements.instalments,
+            arrangement_interval_days=arrangements.interval_days,
+            forbearance_instalments=arrangements.forbearance_instalments,
+            cross_loan=CrossLoanPolicy(**self.cross_loan.model_dump()),
+        )
 
 
 def parse_strategy(data: dict[str, Any]) -> Strategy:
-    """Build and check a strategy from its TOML data. Errors name the offending field."""
-    try:
-        stages = StageBands(**{k: _int(v, f"stages.{k}") for k, v in data["stages"].items()})
-        cadence = data["cadence"]
-        slots = [
-            Slot(
-                name=str(s["name"]),
-                start_minute=_minutes(s["start"], f"slots[{i}].start"),
-                end_minute=_minutes(s["end"], f"slots[{i}].end"),
-            )
-            for i, s in enumerate(data["slots"])
-        ]
-        strategy = Strategy(
-            name=str(data["name"]),
-            version=str(data["version"]),
-            stages=stages,
-            slots=slots,
-            min_gap_minutes=_int(cadence["min_gap_minutes"], "cadence.min_gap_minutes"),
-            max_calls_per_day=_int(cadence["max_calls_per_day"], "cadence.max_calls_per_day"),
-            sms_after_unanswered=_int(
-                cadence["sms_after_unanswered"], "cadence.sms_after_unanswered"
-            ),
-            contacts_after_unanswered=_int(
-                cadence["contacts_after_unanswered"], "cadence.contacts_after_unanswered"
-            ),
-            referral_after_days=_int(cadence["referral_after_days"], "cadence.referral_after_days"),
-            messages={str(k): str(v) for k, v in data["messages"].items()},
-            promise_grace_days=_int(data["promises"]["grace_days"], "promises.grace_days"),
-            broken_promise_limit=_int(data["promises"]["broken_limit"], "promises.broken_limit"),
-            failed_debit_fee_minor={
-                str(currency): _int(amount, f"fees.failed_debit.{currency}")
-                for currency, amount in data["fees"]["failed_debit"].items()
-            },
-            complaint_routes={str(k): str(v) for k, v in data["complaints"]["routes"].items()},
-            death_verification_days=_int(
-                data["deceased"]["verification_days"], "deceased.verification_days"
-            ),
-            arrangement_instalments=_int(
-                data["arrangements"]["instalments"], "arrangements.instalments"
-            ),
-            arrangement_interval_days=_int(
-                data["arrangements"]["interval_days"], "arrangements.interval_days"
-            ),
-            forbearance_instalments=_int(
-                data["arrangements"]["forbearance_instalments"],
-                "arrangements.forbearance_instalments",
-            ),
-            cross_loan=_cross_loan(data.get("cross_loan", {})),
-        )
-    except KeyError as missing:
-        raise ValueError(f"strategy is missing {missing.args[0]!r}") from None
-    except (TypeError, AttributeError) as problem:
-        # Fix (tests/unit/test_strategy.py): a misshapen file (an unknown stage name, a table
-        # that is not a table) raised TypeError/AttributeError, which the activity does not turn
-        # into a non-retryable BadStrategy, so the load was retried forever.
-        raise ValueError(f"strategy is malformed: {problem}") from None
-    if not 1 < stages.middle < stages.late < stages.legal:
-        raise ValueError("stages: expected 1 < middle < late < legal")
-    for i, slot in enumerate(slots):
-        if slot.start_minute >= slot.end_minute:
-            raise ValueError(f"slots[{i}]: start must be before end")
-    for name in ("min_gap_minutes", "max_calls_per_day", "sms_after_unanswered"):
-        if getattr(strategy, name) < 1:
-            raise ValueError(f"cadence.{name} must be at least 1")
-    # Each reference script (the jurisdiction profile picks one) must have its words: a
-    # reference is never called with an empty script, nor with another profile's.
-    for template, _ in REFERENCE_SCRIPTS.values():
-        if not strategy.messages.get(template, "").strip():
-            raise ValueError(f"messages.{template}: the reference script is missing")
-    return strategy
+    """Build and check a strategy from its TOML data.
+
+    Raises:
+        overdue.schemas.Invalid: a ``ValueError`` naming every offending field.
+    """
+    return validate(StrategyIn, data).to_strategy()
 
 
 def read_strategy(path: Path) -> Strategy:

@@ -28,15 +28,7 @@ from fastapi import APIRouter, Depends, FastAPI, Path, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPBearer
-from pydantic import (
-    AwareDatetime,
-    BaseModel,
-    ConfigDict,
-    Field,
-    StrictBool,
-    ValidationInfo,
-    field_validator,
-)
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictBool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from activities.situations import outcome_facts
@@ -49,9 +41,7 @@ from overdue.client import (
     send_outcome,
 )
 from overdue.config import Config
-from overdue.loans import ID_PATTERN
 from overdue.outbox import (
-    CLOCK_SKEW,
     ClientProvider,
     IncomingPayment,
     Outbox,
@@ -62,9 +52,10 @@ from overdue.outbox import (
     unreachable,
 )
 from overdue.outcomes import OutcomeInvalid, outcome_from_fields
+from overdue.schemas import ID_PATTERN, NOT_IN_FUTURE, Identifier, PaymentFields, describe
 from overdue.serving import serve_asgi, token_matches
 from overdue.stack import port_is_free, port_or_free
-from workflows.money import AmountError, check_currency, format_minor, to_minor
+from workflows.money import format_minor
 from workflows.types import PaymentReceived
 
 API_TOKEN_ENV = "OVERDUE_API_TOKEN"
@@ -181,18 +172,8 @@ def stack_api_settings(config: Config) -> tuple[ApiSettings, str]:
 
 # --- bodies ---------------------------------------------------------------------------------
 
-Identifier = Annotated[
-    str,
-    Field(
-        min_length=1,
-        max_length=64,
-        pattern=ID_PATTERN.pattern,
-        description="Letters, digits and _ . : - (at most 64).",
-    ),
-]
 
-
-class PaymentIn(BaseModel):
+class PaymentIn(PaymentFields):
     """A payment received, as a payment service reports it."""
 
     model_config = ConfigDict(
@@ -211,68 +192,17 @@ class PaymentIn(BaseModel):
         },
     )
 
-    payment_id: Identifier = Field(description="The payment's unique id: the idempotency key.")
-    loan_id: Identifier
-    # Before `amount`: the amount is checked against the currency's decimal places.
-    currency: str = Field(description="ISO 4217 code; must be the loan's.", examples=["USD"])
-    amount: str = Field(
-        description=(
-            "Amount in major units as a decimal string, at most the currency's decimal places"
-            " (125.00 USD, 5000 JPY). JSON numbers are refused: a binary float cannot hold"
-            " every amount of cents."
-        ),
-        examples=["125.00"],
-        json_schema_extra={"pattern": r"^[0-9]+(\.[0-9]+)?$"},
-    )
-    paid_at: AwareDatetime | None = Field(
+    paid_at: Annotated[AwareDatetime, NOT_IN_FUTURE] | None = Field(
         default=None, description="When the money was received (with a zone). Default: now."
     )
     source: Identifier = Field(default="api", description="Who reports the payment.")
-    reference: str | None = Field(
-        default=None, max_length=140, description="The bank's reference, kept with the payment."
-    )
-
-    @field_validator("currency")
-    @classmethod
-    def _known_currency(cls, value: str) -> str:
-        try:
-            return check_currency(value)
-        except AmountError as problem:
-            raise ValueError(str(problem)) from None
-
-    @field_validator("amount", mode="before")
-    @classmethod
-    def _amount_is_text(cls, value: object) -> object:
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            raise ValueError(
-                f'must be a decimal string such as "125.00", not the JSON number {value}'
-            )
-        return value
-
-    @field_validator("amount")
-    @classmethod
-    def _amount_in_currency(cls, value: str, info: ValidationInfo) -> str:
-        currency = info.data.get("currency")
-        if currency is not None:  # a bad currency is reported on its own
-            try:
-                to_minor(value, currency)
-            except AmountError as problem:
-                raise ValueError(str(problem)) from None
-        return value
-
-    @field_validator("paid_at")
-    @classmethod
-    def _not_in_future(cls, value: datetime | None) -> datetime | None:
-        if value is not None and value > datetime.now(UTC) + CLOCK_SKEW:
-            raise ValueError("is in the future")
-        return value
 
     def incoming(self) -> IncomingPayment:
         return IncomingPayment(
             loan_id=self.loan_id,
             payment=PaymentReceived(
                 payment_id=self.payment_id,
-                amount_minor=to_minor(self.amount, self.currency),
+                amount_minor=self.amount_minor,
                 currency=self.currency,
                 paid_at=(self.paid_at or datetime.now(UTC)).astimezone(UTC),
                 source=self.source,
@@ -428,11 +358,12 @@ def _validation_failed(_: Request, exc: Exception) -> JSONResponse:
     loc = [str(part) for part in first.get("loc", ())]
     name = ".".join(loc[1:]) if len(loc) > 1 and first.get("type") != "json_invalid" else ""
     name = name or (loc[0] if loc else "body")
-    message = str(first.get("msg", "is invalid")).removeprefix("Value error, ")
+    # Worded as every other input's errors are (overdue.schemas): "amount: is required".
+    message = describe(first) if first else "is invalid"
     if first.get("type") == "json_invalid":
-        message = f"is not valid JSON ({message})"
+        message = f"is not valid JSON ({first.get('msg')})"
     elif loc == ["body"]:
-        message = f"a JSON object is required ({message})"
+        message = f"a JSON object is required ({first.get('msg')})"
     return _error(422, f"{name}: {message}", detail=detail)
 
 

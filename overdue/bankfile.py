@@ -13,37 +13,19 @@ import csv
 import io
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time
+from datetime import UTC, datetime
 
 from overdue.client import PaymentInvalid, UnknownLoan
-from overdue.loans import ID_PATTERN, FieldError
-from overdue.outbox import (
-    CLOCK_SKEW,
-    IncomingPayment,
-    Outbox,
-    PaymentIdConflict,
-    TemporalUnavailable,
-)
-from workflows.money import AmountError, check_currency, to_minor
+from overdue.outbox import IncomingPayment, Outbox, PaymentIdConflict, TemporalUnavailable
+from overdue.schemas import BankLineIn, FieldError, Invalid, cells, validate
 from workflows.types import PaymentReceived
 
 REQUIRED_COLUMNS = ("payment_id", "loan_id", "amount", "currency", "paid_at")
-MAX_REFERENCE = 140
 SOURCE = "bankfile"
 
 
 class NotABankFile(ValueError):
     """The file is not a bank file at all (binary, another CSV): one problem, no lines."""
-
-
-@dataclass
-class LineInvalid(ValueError):
-    """A bank line that cannot be imported, with every problem found."""
-
-    errors: list[FieldError] = field(default_factory=list)
-
-    def __str__(self) -> str:
-        return "; ".join(map(str, self.errors))
 
 
 @dataclass
@@ -58,77 +40,25 @@ class BankFile:
     errors: list[FieldError]
 
 
-def parse_paid_at(text: str) -> datetime:
-    """An ISO date (midnight UTC) or date and time (UTC unless it carries an offset).
-
-    Raises:
-        ValueError: the message says what was expected.
-    """
-    text = text.strip()
-    try:
-        if len(text) == 10:
-            return datetime.combine(date.fromisoformat(text), time(), UTC)
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise ValueError(
-            f"{text!r} is not an ISO date (2026-03-02) or date and time (2026-03-02T09:30:00Z)"
-        ) from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
 def payment_from_fields(
     values: Mapping[str, str | None], *, line: int, now: datetime
 ) -> IncomingPayment:
-    """Build a payment from a bank line, or raise ``LineInvalid`` naming every bad field."""
-    errors: list[FieldError] = []
+    """Build a payment from a bank line.
 
-    def text(name: str) -> str:
-        value = (values.get(name) or "").strip()
-        if not value:
-            errors.append(FieldError(name, "is required", line))
-        return value
-
-    ids = {name: text(name) for name in ("payment_id", "loan_id")}
-    for name, value in ids.items():
-        if value and not ID_PATTERN.match(value):
-            errors.append(FieldError(name, "use letters, digits, _ . : - (at most 64)", line))
-    currency = text("currency")
-    if currency:
-        try:
-            currency = check_currency(currency)
-        except AmountError as problem:
-            errors.append(FieldError("currency", str(problem), line))
-            currency = ""
-    amount, amount_minor = text("amount"), 0
-    if amount and currency:
-        try:
-            amount_minor = to_minor(amount, currency)
-        except AmountError as problem:
-            errors.append(FieldError("amount", str(problem), line))
-    paid_text, paid_at = text("paid_at"), now
-    if paid_text:
-        try:
-            paid_at = parse_paid_at(paid_text)
-        except ValueError as problem:
-            errors.append(FieldError("paid_at", str(problem), line))
-        else:
-            if paid_at > now + CLOCK_SKEW:
-                errors.append(FieldError("paid_at", f"{paid_text} is in the future", line))
-    reference = (values.get("reference") or "").strip() or None
-    if reference is not None and len(reference) > MAX_REFERENCE:
-        errors.append(FieldError("reference", f"at most {MAX_REFERENCE} characters", line))
-    if errors:
-        raise LineInvalid(errors)
+    Raises:
+        overdue.schemas.Invalid: every bad field, each named with ``line``.
+    """
+    checked = validate(BankLineIn, cells(values), line=line, context={"now": now})
     return IncomingPayment(
-        loan_id=ids["loan_id"],
+        loan_id=checked.loan_id,
         payment=PaymentReceived(
-            payment_id=ids["payment_id"],
-            amount_minor=amount_minor,
-            currency=currency,
-            paid_at=paid_at,
+            payment_id=checked.payment_id,
+            amount_minor=checked.amount_minor,
+            currency=checked.currency,
+            paid_at=checked.paid_at,
             source=SOURCE,
         ),
-        reference=reference,
+        reference=checked.reference,
     )
 
 
@@ -165,7 +95,7 @@ def read_bank_file(text: str, *, now: datetime | None = None) -> BankFile:
                 continue
             try:
                 incoming = payment_from_fields(row, line=line, now=now)
-            except LineInvalid as invalid:
+            except Invalid as invalid:
                 errors.extend(invalid.errors)
                 continue
             payment_id = incoming.payment.payment_id

@@ -28,7 +28,7 @@ import logging
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import asyncpg
 from temporalio.client import Client, WorkflowUpdateRPCTimeoutOrCancelledError
@@ -47,9 +47,6 @@ ClientProvider = Callable[[], Awaitable[Client]]
 """Gives the Temporal client to use, or raises ``TemporalUnavailable``."""
 
 # What a caller waits for Temporal to apply a payment before it is left to the relay.
-# Payment services' and banks' clocks drift: a payment dated a little ahead of ours is still a
-# payment received. Anything later is refused as in the future.
-CLOCK_SKEW = timedelta(minutes=5)
 DELIVERY_TIMEOUT = 10.0
 # A claim outlives a delivery's deadline, so that a relay that died mid-delivery is replaced.
 LEASE_MARGIN = 30.0

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-from overdue.loans import ID_PATTERN
+from overdue.schemas import ID_PATTERN, ID_RULE
 from workflows.money import AmountError, format_minor, to_minor
 from workflows.types import (
     CONVERSATION_CHANNELS,
@@ -284,7 +284,7 @@ def _check_id(name: str, value: str) -> None:
     if not value:
         raise OutcomeInvalid(f"{name}: is required")
     if not ID_PATTERN.match(value):
-        raise OutcomeInvalid(f"{name}: use letters, digits, _ . : - (at most 64), got {value!r}")
+        raise OutcomeInvalid(f"{name}: {ID_RULE}, got {value!r}")
 
 
 def _check_text(name: str, value: str, limit: int) -> None:

@@ -38,7 +38,7 @@ from overdue.cli.common import (
 )
 from overdue.config import Config
 from overdue.connection import connect
-from overdue.loans import ID_PATTERN, LoanInvalid, loan_from_fields, read_loan_book
+from overdue.loans import LoanInvalid, loan_from_fields, read_loan_book
 from overdue.outbox import Outbox, TemporalClients
 from overdue.outcomes import (
     DEFAULT_SOURCE,
@@ -48,6 +48,7 @@ from overdue.outcomes import (
     outcome_from_fields,
     resolution_from_fields,
 )
+from overdue.schemas import ID_PATTERN, ID_RULE
 from workflows.clock import format_local
 from workflows.money import format_minor
 from workflows.types import (
@@ -694,9 +695,7 @@ def borrower(
     """Show one borrower across their loans: the shared contact budget used today and this
     week, places held in it, a cease request, and each loan's next contact."""
     if not ID_PATTERN.match(borrower_id):
-        raise UserError(
-            f"borrower_id: use letters, digits, _ . : - (at most 64), got {borrower_id!r}"
-        )
+        raise UserError(f"borrower_id: {ID_RULE}, got {borrower_id!r}")
     config = load_config(data_dir).with_running_stack()
     if not config.database_url:
         raise UserError("DATABASE_URL is not set and no embedded stack is running (`overdue up`)")

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from overdue.bankfile import NotABankFile, parse_paid_at, read_bank_file
+from overdue.bankfile import NotABankFile, read_bank_file
 
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 HEADER = "payment_id,loan_id,amount,currency,paid_at,reference\n"
@@ -56,7 +56,7 @@ def test_reference_column_is_optional() -> None:
         ("P-1,L-1,1,USD,02/03/2026,", "line 2: paid_at: '02/03/2026' is not an ISO date"),
         (
             "P-1,L-1,1,USD,2026-03-11T12:00:00Z,",
-            "line 2: paid_at: 2026-03-11T12:00:00Z is in the future",
+            "line 2: paid_at: 2026-03-11T12:00:00+00:00 is in the future",
         ),
         (",L-1,1,USD,2026-03-02,", "line 2: payment_id: is required"),
         ("P 1,L-1,1,USD,2026-03-02,", "line 2: payment_id: use letters, digits"),
@@ -111,5 +111,8 @@ def test_a_file_that_is_no_bank_file_is_one_problem(text: str, problem: str) -> 
 
 
 def test_a_naive_time_is_utc() -> None:
-    assert parse_paid_at("2026-03-02T09:30") == datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
-    assert parse_paid_at(" 2026-03-02 ") == datetime(2026, 3, 2, tzinfo=UTC)
+    book = read_bank_file(HEADER + "P-1,L,1,USD,2026-03-02T09:30,\nP-2,L,1,USD, 2026-03-02 ,\n")
+    assert [line.incoming.payment.paid_at for line in book.lines] == [
+        datetime(2026, 3, 2, 9, 30, tzinfo=UTC),
+        datetime(2026, 3, 2, tzinfo=UTC),
+    ]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from overdue.loans import LoanInvalid, e164, loan_from_fields
+from overdue.loans import LoanInvalid, loan_from_fields
+from overdue.schemas import phone_number
 from workflows import budget
 
 
@@ -37,7 +38,7 @@ def fields(**changes: str) -> dict[str, str]:
     ],
 )
 def test_numbers_are_stored_in_e164(written: str, region: str, stored: str) -> None:
-    assert e164(written, region) == stored
+    assert phone_number(written, region) == stored
 
 
 def test_one_number_written_two_ways_is_one_budget() -> None:
@@ -50,8 +51,11 @@ def test_one_number_written_two_ways_is_one_budget() -> None:
     assert national.contacts[0].phone == "+8613900139000"
 
 
-@pytest.mark.parametrize(("field", "value"), [("phone", "12"), ("contacts", "R-1|Li|12|sibling")])
-def test_an_impossible_number_names_its_field(field: str, value: str) -> None:
+@pytest.mark.parametrize(
+    ("field", "value", "named"),
+    [("phone", "12", "phone"), ("contacts", "R-1|Li|12|sibling", "contacts[0].phone")],
+)
+def test_an_impossible_number_names_its_field(field: str, value: str, named: str) -> None:
     with pytest.raises(LoanInvalid) as raised:
         loan_from_fields(fields(**{field: value}))
-    assert [e.field for e in raised.value.errors] == [field]
+    assert [e.field for e in raised.value.errors] == [named]
