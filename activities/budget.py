@@ -24,11 +24,11 @@ import asyncpg
 from temporalio import activity
 
 from overdue.ledger import Executor
-from workflows import planner
+from workflows import planner, profiles, rotation
 from workflows.commands import ContactReservation, ReservationResult, SiblingsQuery
 from workflows.types import AttemptRecord, Channel, ContactHistory, Outcome, SharedContacts, Target
 
-LOOK_BACK = planner.KEEP_ATTEMPTS_FOR
+LOOK_BACK = rotation.KEEP_ATTEMPTS_FOR
 
 
 class BudgetActivities:
@@ -79,7 +79,7 @@ async def hold(conn: Executor, request: ContactReservation) -> ReservationResult
     under its locks (``lock_budget``). A place already used stays used."""
     history = await budget_history(conn, request)
     decision = planner.check(
-        planner.profile_for(request.terms.jurisdiction),
+        profiles.profile_for(request.terms.jurisdiction),
         history,
         planner.Proposal(
             request.at,

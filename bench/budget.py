@@ -82,7 +82,7 @@ from overdue.institutions import SimulatedDeathRegistry
 from overdue.simulator import SimulatedCreditBureau
 from overdue.stack import EmbeddedStack, free_port
 from overdue.worker import activities_for, simulated_provider
-from workflows import planner
+from workflows import profiles
 from workflows.collection import LoanCollection
 from workflows.collection.patches import BORROWER_CONTACT_BUDGET
 from workflows.commands import ContactReservation, ReservationResult
@@ -94,7 +94,7 @@ from workflows.types import TASK_QUEUE, Borrower, CollectionInput, Contact, Loan
 # then runs in real time (and stops at --max-seconds).
 SHARED_CLOCK = "clock_origin" in {f.name for f in dataclasses.fields(CollectionInput)}
 JURISDICTION = "us"
-WINDOW_OPENS = planner.profile_for(JURISDICTION).window_start
+WINDOW_OPENS = profiles.profile_for(JURISDICTION).window_start
 OUTREACH = ("place_call", "send_sms")
 BALANCE_MINOR = 50_000
 POOL_SIZE = 10  # as `overdue worker`'s (overdue.worker.run_worker)

@@ -28,7 +28,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from activities.strategy import read_strategy
 from overdue.worker import package_folder
-from workflows import planner
+from workflows import planner, profiles, rotation
 from workflows.budget import number_key
 from workflows.clock import format_local
 from workflows.commands import LoadStrategy
@@ -36,7 +36,7 @@ from workflows.money import format_minor
 from workflows.types import Channel, CollectionStatus, Outcome, Strategy, Target, workflow_id_for
 
 WEEK = planner.WEEK
-LOOK_BACK = planner.KEEP_ATTEMPTS_FOR  # the week, and the whole borrower-local day it starts in
+LOOK_BACK = rotation.KEEP_ATTEMPTS_FOR  # the week, and the whole borrower-local day it starts in
 # The next actions that are a contact: a call or a message to the borrower, a reference's call,
 # or a contact that waits for room in the borrower's budget (``at_utc``: when it looks again).
 CONTACT_KINDS = ("call", "sms", "contact", "budget_wait")
@@ -231,10 +231,10 @@ def moment_of(plans: Plans, wall_now: datetime) -> tuple[datetime, str]:
 def limits_for(jurisdictions: Sequence[str], max_calls_per_day: int) -> dict[str, dict[str, Any]]:
     """Each measure's limit today and over seven days, with the rule that sets it.
 
-    The profiles' caps are law (``planner.PROFILES``); the daily calls are the strategy's. A
+    The profiles' caps are law (``profiles.PROFILES``); the daily calls are the strategy's. A
     borrower with loans under more than one profile is held to the strictest of each cap.
     """
-    profiles = [planner.PROFILES[j] for j in dict.fromkeys(jurisdictions) if j in planner.PROFILES]
+    laws = [profiles.PROFILES[j] for j in dict.fromkeys(jurisdictions) if j in profiles.PROFILES]
 
     def strictest(values: list[int | None]) -> int | None:
         given = [v for v in values if v is not None]
@@ -243,9 +243,9 @@ def limits_for(jurisdictions: Sequence[str], max_calls_per_day: int) -> dict[str
     def limit(value: int | None, rule: str) -> tuple[int | None, str | None]:
         return value, (rule if value is not None else None)
 
-    per_number = strictest([p.max_unanswered_per_number_per_day for p in profiles])
-    conversations = strictest([p.max_conversations_per_day for p in profiles])
-    weekly = strictest([p.max_calls_per_week for p in profiles])
+    per_number = strictest([p.max_unanswered_per_number_per_day for p in laws])
+    conversations = strictest([p.max_conversations_per_day for p in laws])
+    weekly = strictest([p.max_calls_per_week for p in laws])
     table = {
         "calls": (
             limit(max_calls_per_day, planner.Rule.DAILY_CALLS),
@@ -340,9 +340,9 @@ def borrower_view(
     }
     last_conversation = max(moments["conversations"], default=None)
     quiet = [
-        planner.PROFILES[loan["jurisdiction"]].quiet_after_conversation
+        profiles.PROFILES[loan["jurisdiction"]].quiet_after_conversation
         for loan in open_loans
-        if loan["jurisdiction"] in planner.PROFILES
+        if loan["jurisdiction"] in profiles.PROFILES
     ]
     quiet_for = max((q for q in quiet if q is not None), default=None)
     quiet_until = (

@@ -37,7 +37,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from workflows.money import AmountError, check_currency, to_minor
-from workflows.planner import PROFILES
+from workflows.profiles import PROFILES
 from workflows.types import Borrower, Contact, Loan
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
@@ -204,7 +204,7 @@ def _amount_in_currency(value: str, info: ValidationInfo) -> str:
 
 
 def jurisdiction(value: str) -> str:
-    """A contact-rule profile (``workflows.planner.PROFILES``), lower-cased."""
+    """A contact-rule profile (``workflows.profiles.PROFILES``), lower-cased."""
     value = value.strip().lower()
     if value not in PROFILES:
         raise invalid(f"must be one of {', '.join(PROFILES)}")

@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from workflows.planner import JurisdictionProfile, check_third_party
+from workflows.planner import check_third_party
+from workflows.profiles import JurisdictionProfile
 from workflows.types import Channel, ContactHistory, Stage, Strategy, Target
 
 CALL_PURPOSE = {
@@ -19,7 +20,7 @@ CALL_PURPOSE = {
 }
 NUDGE_TEMPLATE = "no_answer_nudge"
 # What a reference is asked, by the profile's ``reference_script``: (template, purpose). The law
-# sets the script (``planner.PROFILES``); the strategy holds its words.
+# sets the script (``profiles.PROFILES``); the strategy holds its words.
 REFERENCE_SCRIPTS = {
     "locate": ("reference_locate", "locate"),  # us: a way to reach the borrower, nothing more
     "relay": ("reference_relay", "relay"),  # cn: ask them to pass a message on

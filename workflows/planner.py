@@ -4,9 +4,9 @@ Given a loan's contact history and its jurisdiction profile, the planner answers
 ``check`` ("is this contact allowed at that moment, and if not, by which rule and until when?")
 and the ``plan_*`` functions ("when is the next allowed moment for this kind of contact?").
 
-The profiles are law, not tuning, so they live here in code and not in the strategy file. The
-strategy may only be stricter than the law (fewer calls a day, longer gaps); it can never loosen a
-profile. Everything is pure and deterministic: randomness comes in as an argument, which in
+The profiles are law, not tuning (``workflows.profiles``); the strategy may only be stricter than
+the law (fewer calls a day, longer gaps), never looser. Where a call falls in the day's slots is
+the rotation's (``workflows.rotation``). Everything is pure and deterministic: randomness comes in as an argument, which in
 workflow code is ``workflow.random()``.
 """
 
@@ -20,68 +20,12 @@ from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from workflows import budget
+from workflows.profiles import JurisdictionProfile
+from workflows.rotation import slot_of, slots_to_avoid
 from workflows.types import AttemptRecord, Channel, ContactHistory, Outcome, Strategy, Target
 
 WEEK = timedelta(days=7)
 HORIZON_DAYS = 21  # how far ahead the planner looks before it gives up on a contact
-KEEP_ATTEMPTS_FOR = timedelta(days=8)  # the longest rule looks back seven days
-
-
-@dataclass(frozen=True)
-class JurisdictionProfile:
-    """Contact rules of one jurisdiction.
-
-    Attributes:
-        code: Profile id, as written on the loan.
-        window_start: Earliest borrower-local time of any call or message.
-        window_end: Borrower-local time at which the window closes (exclusive).
-        reference_script: What a reference (a third party) may be asked: ``locate`` (only a
-            way to reach the borrower: home address and phone, or workplace) or ``relay`` (to
-            pass a message on). Either way a reference is never told of the debt.
-        max_unanswered_per_number_per_day: Unanswered attempts allowed to one number a local day.
-        max_conversations_per_day: Right-party conversations allowed a local day.
-        max_calls_per_week: Calls to the borrower in any 7 consecutive days.
-        quiet_after_conversation: No call to the borrower for this long after a conversation.
-        third_party_needs_unreachable: References may be contacted only when the borrower is
-            unreachable (``unreachable_after_unanswered`` calls in a row, no conversation since).
-        unreachable_after_unanswered: Unanswered calls in a row that make a borrower unreachable.
-    """
-
-    code: str
-    window_start: time
-    window_end: time
-    reference_script: str
-    max_unanswered_per_number_per_day: int | None = None
-    max_conversations_per_day: int | None = None
-    max_calls_per_week: int | None = None
-    quiet_after_conversation: timedelta | None = None
-    third_party_needs_unreachable: bool = False
-    unreachable_after_unanswered: int = 0
-
-
-PROFILES: dict[str, JurisdictionProfile] = {
-    # China: CBA guideline (2026) and GB/T 45251-2025.
-    "cn": JurisdictionProfile(
-        code="cn",
-        window_start=time(8, 0),
-        window_end=time(22, 0),
-        reference_script="relay",  # a message may be relayed; the debt is never named
-        max_unanswered_per_number_per_day=6,
-        max_conversations_per_day=3,
-        third_party_needs_unreachable=True,
-        unreachable_after_unanswered=3,
-    ),
-    # United States: Regulation F (12 CFR 1006).
-    "us": JurisdictionProfile(
-        code="us",
-        window_start=time(8, 0),
-        window_end=time(21, 0),
-        # § 1006.10: location information only, never a message to relay.
-        reference_script="locate",
-        max_calls_per_week=7,
-        quiet_after_conversation=timedelta(days=7),
-    ),
-}
 
 
 class Rule:
@@ -172,14 +116,6 @@ def describe(decision: Decision) -> str:
 def _note(trail: list[str] | None, decision: Decision) -> None:
     if trail is not None and not decision.allowed and describe(decision) not in trail:
         trail.append(describe(decision))
-
-
-def profile_for(code: str) -> JurisdictionProfile:
-    """The profile for a jurisdiction code; unknown codes are an error, never a default."""
-    try:
-        return PROFILES[code]
-    except KeyError:
-        raise ValueError(f"unknown jurisdiction {code!r}; known: {', '.join(PROFILES)}") from None
 
 
 def _local_day(at: datetime, zone: ZoneInfo) -> date:
@@ -482,14 +418,6 @@ def earliest_next_attempt(history: ContactHistory, now: datetime, strategy: Stra
     return max(now, last + timedelta(minutes=strategy.min_gap_minutes))
 
 
-def slots_to_avoid(history: ContactHistory, strategy: Strategy) -> set[str]:
-    """Slots tried without an answer in the current rotation (none once all have been tried)."""
-    tried = set(history.tried_slots)
-    if tried >= {s.name for s in strategy.slots}:
-        return set()
-    return tried
-
-
 def plan_borrower_call(
     profile: JurisdictionProfile,
     strategy: Strategy,
@@ -580,15 +508,6 @@ def _minute_of_day(t: time) -> int:
     return t.hour * 60 + t.minute
 
 
-def slot_of(at: datetime, strategy: Strategy, zone: ZoneInfo) -> str:
-    local_time = at.astimezone(zone)
-    minute = local_time.hour * 60 + local_time.minute
-    for slot in strategy.slots:
-        if slot.start_minute <= minute < slot.end_minute:
-            return slot.name
-    return "off_slot"
-
-
 def plan_message(
     profile: JurisdictionProfile,
     strategy: Strategy,
@@ -613,59 +532,6 @@ def plan_message(
     if check(profile, history, _at(proposal, jittered), zone, strategy).allowed:
         at = jittered
     return PlannedContact(at=at, slot=slot_of(at, strategy, zone), deferred_by=tuple(trail))
-
-
-def record_attempt(history: ContactHistory, attempt: AttemptRecord, slot_names: list[str]) -> None:
-    """Fold one attempt's outcome into the history, forgetting what no rule looks at any more."""
-    history.attempts.append(attempt)
-    cutoff = attempt.at - KEEP_ATTEMPTS_FOR
-    history.attempts = [a for a in history.attempts if a.at >= cutoff]
-    if attempt.target == Target.CONTACT:
-        if attempt.target_id not in history.contacted_third_parties:
-            history.contacted_third_parties.append(attempt.target_id)
-        if attempt.outcome == Outcome.OBJECTED:
-            history.objected_third_parties.append(attempt.target_id)
-        return
-    if attempt.channel != Channel.CALL:
-        return
-    if budget.is_conversation(attempt):
-        history.unanswered_streak = 0
-        history.nudges_in_streak = 0
-        history.tried_slots = []
-        history.last_conversation_at = attempt.at
-    elif attempt.outcome in (*Outcome.UNANSWERED, Outcome.WRONG_PARTY):
-        # Right-party detection: a call someone else answered has not reached the borrower.
-        history.unanswered_streak += 1
-        if attempt.slot not in history.tried_slots:
-            history.tried_slots.append(attempt.slot)
-        if set(history.tried_slots) >= set(slot_names):
-            history.tried_slots = []
-
-
-def slot_still_fits(
-    planned: PlannedContact,
-    channel: str,
-    target: str,
-    at: datetime,
-    strategy: Strategy,
-    history: ContactHistory,
-    zone: ZoneInfo,
-) -> bool:
-    """Whether a borrower call planned into ``planned.slot`` may be made at ``at``, the real
-    moment its timer fired.
-
-    A timer fires late when a worker was down or the demo's clock is compressed. A call that
-    slipped into a slot already tried without an answer in this rotation, or out of every slot,
-    would break the rotation: it is not made, and the loan plans again from ``at`` into an
-    untried slot. One that slipped into another untried slot keeps the rotation and is made.
-    Messages and reference calls are bound to no slot: ``check`` alone decides for them.
-    """
-    if channel != Channel.CALL or target != Target.BORROWER:
-        return True
-    slot = slot_of(at, strategy, zone)
-    if slot == planned.slot:
-        return True
-    return slot != "off_slot" and slot not in slots_to_avoid(history, strategy)
 
 
 def plan_shown(

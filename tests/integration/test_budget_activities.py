@@ -16,7 +16,6 @@ from activities.ledger import LedgerActivities
 from tests.phones import unique_phone
 from workflows import budget
 from workflows.commands import (
-    DEFERRED,
     BudgetTerms,
     ContactRequest,
     ContactReservation,
@@ -170,7 +169,7 @@ async def test_a_call_whose_place_another_loan_took_is_deferred_unmade(pool: asy
     result = await ChannelActivities(pool, dialer).place_call(
         call_request(loan, place(loan, 1, AT + timedelta(minutes=30), AT, at_contact=True))
     )
-    assert result.outcome == DEFERRED
+    assert result.outcome == Outcome.DEFERRED
     assert result.deferred is not None and result.deferred.rule == "min_gap"
     assert dialer.keys == []
     assert not await pool.fetchval(

@@ -54,7 +54,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from activities.budget import LOOK_BACK
-from workflows import budget, planner
+from workflows import budget, planner, profiles, rotation
 from workflows.types import (
     AttemptRecord,
     Channel,
@@ -88,7 +88,7 @@ BRISK_STRATEGY.min_gap_minutes = 5
 BRISK_STRATEGY.slots = LAX_STRATEGY.slots
 MAX_PLANS_PER_WAKE = 3  # workflows.loan_collection.MAX_PLANS_PER_WAKE
 
-# The law, written out again here rather than read from ``planner.PROFILES``.
+# The law, written out again here rather than read from ``profiles.PROFILES``.
 WINDOW = {"cn": (time(8, 0), time(22, 0)), "us": (time(8, 0), time(21, 0))}
 CN_UNANSWERED_PER_NUMBER_PER_DAY = 6
 CN_CONVERSATIONS_PER_DAY = 3
@@ -427,7 +427,7 @@ class Ledger:
 
 @dataclass
 class Run:
-    profile: planner.JurisdictionProfile
+    profile: profiles.JurisdictionProfile
     strategy: Strategy
     ledger: Ledger
     loans: list[LoanRun]
@@ -588,7 +588,7 @@ class Run:
             intent.channel,
             intent.target,
             intent.target_id,
-            planner.slot_of(self.now, self.strategy, loan.zone),
+            rotation.slot_of(self.now, self.strategy, loan.zone),
             outcome,
             number=proposal.number,
             borrower_id=loan.person.borrower_id,
@@ -612,7 +612,7 @@ class Run:
         self.ledger.log.append(
             Logged(dialing.seq, "attempt", dialing.record, dialing.digits, loan.person.zone)
         )
-        planner.record_attempt(loan.history, dialing.record, self.slot_names)
+        rotation.record_attempt(loan.history, dialing.record, self.slot_names)
         if budget.is_conversation(dialing.record):
             self.tell_siblings(loan)
 
@@ -624,7 +624,7 @@ class Run:
             Channel.CALL,
             Target.BORROWER,
             person.borrower_id,
-            planner.slot_of(self.now, self.strategy, loan.zone),
+            rotation.slot_of(self.now, self.strategy, loan.zone),
             Outcome.ANSWERED,
             number=budget.number_key(person.phone),
             borrower_id=person.borrower_id,
@@ -633,7 +633,7 @@ class Run:
         self.ledger.log.append(
             Logged(self.ledger.next_seq(), "report", record, person.digits, person.zone)
         )
-        planner.record_attempt(loan.history, record, self.slot_names)
+        rotation.record_attempt(loan.history, record, self.slot_names)
         loan.planned = None  # plan again; the held place stays until then, or lapses
         self.tell_siblings(loan)
 
@@ -654,7 +654,7 @@ def simulate(profile_code: str, policy: CrossLoanPolicy, scenario: Scenario) -> 
             loan_id = f"L{person.borrower_id[1:]}{j}"
             ledger.borrower_of[loan_id] = person.borrower_id
             loans.append(LoanRun(loan_id, person, refs, ContactHistory(cross_loan=policy)))
-    profile = planner.profile_for(profile_code)
+    profile = profiles.profile_for(profile_code)
     rng = random.Random(scenario.seed)
     run = Run(profile, scenario.strategy, ledger, loans, scenario.start, rng)
     run.siblings_told = scenario.siblings_told
@@ -959,7 +959,7 @@ def test_a_reference_being_asked_on_another_loan_is_not_asked_again(profile_code
     at = ten + timedelta(minutes=9)
     proposal = planner.Proposal(at, Channel.CALL, Target.CONTACT, "L2-ref", r, "B", at_contact=True)
     decision = planner.check(
-        planner.profile_for(profile_code), ledger_view, proposal, zone, BRISK_STRATEGY
+        profiles.profile_for(profile_code), ledger_view, proposal, zone, BRISK_STRATEGY
     )
     assert not decision.allowed, "R is asked on L2 while L1 is asking R"
     assert decision.rule == planner.Rule.THIRD_PARTY_ONCE

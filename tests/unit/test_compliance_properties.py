@@ -57,7 +57,7 @@ from hypothesis import strategies as st
 from temporalio.common import SearchAttributeUpdate
 
 from activities.strategy import read_strategy
-from workflows import planner
+from workflows import profiles
 from workflows.collection import contacts, events, reports, rules, view
 from workflows.collection.context import Collection
 from workflows.collection.inbox import Inbox
@@ -120,7 +120,7 @@ OPENING_BALANCE = 50_000
 DAY = timedelta(days=1)
 WEEK = timedelta(days=7)
 
-# The law, written out again here rather than read from ``planner.PROFILES``.
+# The law, written out again here rather than read from ``profiles.PROFILES``.
 WINDOW = {"cn": (time(8, 0), time(22, 0)), "us": (time(8, 0), time(21, 0))}
 CN_UNANSWERED_PER_NUMBER_PER_DAY = 6
 CN_CONVERSATIONS_PER_DAY = 3
@@ -382,7 +382,7 @@ class SimulatedCollection(Collection):
         super().__init__(
             loan=sim.loan,
             zone=sim.zone,
-            profile=planner.profile_for(sim.loan.jurisdiction),
+            profile=profiles.profile_for(sim.loan.jurisdiction),
             state=state,
             machine=machine,
             lean=True,  # a new history: it takes every patch (patched() is True)

@@ -9,7 +9,7 @@ import pytest
 
 from workflows import outreach
 from workflows.outreach import Intent, next_intent
-from workflows.planner import PROFILES, JurisdictionProfile
+from workflows.profiles import PROFILES, JurisdictionProfile
 from workflows.types import Channel, ContactHistory, Stage, Strategy, Target
 
 from .support import BORROWER_ID, CONTACT_IDS, default_strategy

@@ -1,5 +1,5 @@
 """The planner's checks of a plan already made: may it be shown, and does it still hold when
-its timer fires (``planner.plan_shown``, ``planner.slot_still_fits``)."""
+its timer fires (``planner.plan_shown``, ``rotation.slot_still_fits``)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from workflows import planner
-from workflows.planner import PROFILES, PlannedContact, Proposal
+from workflows import planner, profiles, rotation
+from workflows.planner import PlannedContact, Proposal
+from workflows.profiles import PROFILES
 from workflows.types import Channel, ContactHistory, SharedContacts, Target
 
 from .support import BORROWER_ID, CONTACT_IDS, default_strategy, local_dt
@@ -39,7 +40,7 @@ def shown(
     history: ContactHistory | None = None,
     *,
     held: bool = False,
-    profile: planner.JurisdictionProfile = US,
+    profile: profiles.JurisdictionProfile = US,
 ) -> bool:
     return planner.plan_shown(
         profile, history or ContactHistory(), proposal, ZONE, outreach_held=held
@@ -110,7 +111,7 @@ def fits(
     tried: tuple[str, ...] = (),
 ) -> bool:
     history = ContactHistory(tried_slots=list(tried), unanswered_streak=len(tried))
-    return planner.slot_still_fits(
+    return rotation.slot_still_fits(
         plan, channel, target or Target.BORROWER, at, STRATEGY, history, ZONE
     )
 

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from workflows import planner
+from workflows import planner, profiles, rotation
 from workflows.types import AttemptRecord, Channel, ContactHistory, Outcome, Strategy, Target
 
 from .support import BORROWER_ID, CONTACT_IDS, default_strategy
@@ -53,7 +53,7 @@ SETTINGS = settings(max_examples=200, deadline=None)
 
 @dataclass
 class Scenario:
-    profile: planner.JurisdictionProfile
+    profile: profiles.JurisdictionProfile
     strategy: Strategy
     zone: ZoneInfo
     now: datetime
@@ -93,7 +93,7 @@ def _attempt_parts(outcomes: list[str]) -> st.SearchStrategy[list[tuple[int, str
 ATTEMPT_PARTS = _attempt_parts(ALL_OUTCOMES + [Outcome.ANSWERED] * 4 + [Outcome.NO_ANSWER] * 4) | (
     _attempt_parts([Outcome.NO_ANSWER, Outcome.BUSY, Outcome.DELIVERED])
 )
-PROFILE_CODES = st.sampled_from(sorted(planner.PROFILES))
+PROFILE_CODES = st.sampled_from(sorted(profiles.PROFILES))
 ZONE_NAMES = st.sampled_from(ZONES)
 NOWS = st.datetimes(
     min_value=datetime(2024, 1, 1), max_value=datetime(2030, 12, 31), timezones=st.just(UTC)
@@ -109,7 +109,7 @@ NUDGES = st.integers(0, 3)
 
 @st.composite
 def scenarios(draw: st.DrawFn) -> Scenario:
-    profile = planner.PROFILES[draw(PROFILE_CODES)]
+    profile = profiles.PROFILES[draw(PROFILE_CODES)]
     strategy = draw(STRATEGIES)
     zone = ZoneInfo(draw(ZONE_NAMES))
     now = draw(NOWS)
@@ -149,7 +149,7 @@ def _day(at: datetime, zone: ZoneInfo) -> date:
     return at.astimezone(zone).date()
 
 
-def _in_local_window(at: datetime, profile: planner.JurisdictionProfile, zone: ZoneInfo) -> bool:
+def _in_local_window(at: datetime, profile: profiles.JurisdictionProfile, zone: ZoneInfo) -> bool:
     local = at.astimezone(zone).time()
     return profile.window_start <= local < profile.window_end
 
@@ -226,7 +226,7 @@ def test_planned_borrower_call_is_lawful(s: Scenario) -> None:
     assert len(same_day_calls) < s.strategy.max_calls_per_day
 
     # Slot rotation: an untried slot, unless every slot has been tried.
-    assert planned.slot == planner.slot_of(planned.at, s.strategy, s.zone)
+    assert planned.slot == rotation.slot_of(planned.at, s.strategy, s.zone)
     if not set(tried_before) >= set(SLOT_NAMES):
         assert planned.slot not in tried_before
     assert s.history.tried_slots == tried_before, "planning must not change the history"
@@ -239,26 +239,26 @@ def test_unanswered_calls_rotate_through_the_slots(s: Scenario, outcomes: list[s
     if set(history.tried_slots) >= set(SLOT_NAMES):
         # Unreachable through record_attempt, which starts a new rotation once all are tried.
         history.tried_slots = []
-    rotation = set(history.tried_slots)
+    tried = set(history.tried_slots)
     now = s.now
     for outcome in outcomes:
         planned = planner.plan_borrower_call(
             s.profile, s.strategy, history, BORROWER_ID, now, s.zone, s.rng
         )
         assert planned is not None
-        assert planned.slot not in rotation, f"{planned.slot} again before all slots were tried"
+        assert planned.slot not in tried, f"{planned.slot} again before all slots were tried"
         assert _in_local_window(planned.at, s.profile, s.zone)
-        rotation.add(planned.slot)
-        if rotation >= set(SLOT_NAMES):
-            rotation = set()
-        planner.record_attempt(
+        tried.add(planned.slot)
+        if tried >= set(SLOT_NAMES):
+            tried = set()
+        rotation.record_attempt(
             history,
             AttemptRecord(
                 planned.at, Channel.CALL, Target.BORROWER, BORROWER_ID, planned.slot, outcome
             ),
             SLOT_NAMES,
         )
-        assert set(history.tried_slots) == rotation
+        assert set(history.tried_slots) == tried
         now = planned.at
 
 
@@ -271,7 +271,7 @@ def test_planned_sms_is_lawful(s: Scenario) -> None:
     _assert_gap(s, planned.at)
     assert _in_local_window(planned.at, s.profile, s.zone)
     assert planner.check(s.profile, s.history, _with_at(proposal, planned.at), s.zone).allowed
-    assert planned.slot == planner.slot_of(planned.at, s.strategy, s.zone)
+    assert planned.slot == rotation.slot_of(planned.at, s.strategy, s.zone)
     # The jitter spreads messages by at most 20 minutes after the first allowed moment.
     earliest = planner.earliest_next_attempt(s.history, s.now, s.strategy)
     first = planner.next_allowed(s.profile, s.history, _with_at(proposal, earliest), s.zone)
@@ -467,10 +467,10 @@ def test_a_late_borrower_call_never_lands_in_a_slot_already_tried(
         return
     assert planned.slot not in tried
     late = planned.at + timedelta(seconds=late_by)
-    if planner.slot_still_fits(
+    if rotation.slot_still_fits(
         planned, Channel.CALL, Target.BORROWER, late, s.strategy, history, s.zone
     ):
-        assert planner.slot_of(late, s.strategy, s.zone) not in tried | {"off_slot"}
+        assert rotation.slot_of(late, s.strategy, s.zone) not in tried | {"off_slot"}
         return
     again = planner.plan_borrower_call(
         s.profile, s.strategy, history, BORROWER_ID, late, s.zone, s.rng

@@ -9,8 +9,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from workflows import planner
-from workflows.planner import PROFILES, Proposal, Rule
+from workflows import planner, profiles, rotation
+from workflows.planner import Proposal, Rule
+from workflows.profiles import PROFILES
 from workflows.types import AttemptRecord, Channel, ContactHistory, Outcome, Target
 
 from .support import BORROWER_ID, CONTACT_IDS, call, default_strategy, local_dt, sms
@@ -33,7 +34,7 @@ def reference_call(at: datetime, contact_id: str = CONTACT) -> Proposal:
 
 
 def decide(
-    profile: planner.JurisdictionProfile,
+    profile: profiles.JurisdictionProfile,
     proposal: Proposal,
     zone: str,
     history: ContactHistory | None = None,
@@ -259,7 +260,7 @@ def test_cn_relayed_reference_calls_are_not_conversations() -> None:
 
 
 @pytest.mark.parametrize("profile", [US, CN], ids=["us", "cn"])
-def test_third_party_is_asked_once(profile: planner.JurisdictionProfile) -> None:
+def test_third_party_is_asked_once(profile: profiles.JurisdictionProfile) -> None:
     history = ContactHistory(unanswered_streak=10, contacted_third_parties=[CONTACT])
     decision = decide(profile, reference_call(sh(2026, 3, 4, 10, 0)), SHANGHAI, history)
     assert decision == planner.Decision(False, Rule.THIRD_PARTY_ONCE, None)
@@ -268,7 +269,7 @@ def test_third_party_is_asked_once(profile: planner.JurisdictionProfile) -> None
 
 
 @pytest.mark.parametrize("profile", [US, CN], ids=["us", "cn"])
-def test_third_party_who_objected_is_dropped(profile: planner.JurisdictionProfile) -> None:
+def test_third_party_who_objected_is_dropped(profile: profiles.JurisdictionProfile) -> None:
     history = ContactHistory(
         unanswered_streak=10,
         contacted_third_parties=[CONTACT],
@@ -313,11 +314,11 @@ def test_third_party_calls_keep_to_the_window() -> None:
 def test_recording_a_reference_call_marks_it_asked_and_objected() -> None:
     history = ContactHistory(unanswered_streak=5)
     at = sh(2026, 3, 4, 10, 0)
-    planner.record_attempt(
+    rotation.record_attempt(
         history, call(at, Outcome.RELAYED, target=Target.CONTACT, target_id=CONTACT), SLOT_NAMES
     )
     other = CONTACT_IDS[1]
-    planner.record_attempt(
+    rotation.record_attempt(
         history,
         call(at + timedelta(hours=2), Outcome.OBJECTED, target=Target.CONTACT, target_id=other),
         SLOT_NAMES,
@@ -372,7 +373,7 @@ def test_dst_day_plans_stay_in_the_local_window(day: tuple[int, int, int], seed:
     local = planned.at.astimezone(zone)
     assert local.date() == datetime(*day).date()
     assert US.window_start <= local.time() < US.window_end
-    assert planned.slot == "morning" == planner.slot_of(planned.at, STRATEGY, zone)
+    assert planned.slot == "morning" == rotation.slot_of(planned.at, STRATEGY, zone)
 
 
 # --- record_attempt ------------------------------------------------------------------------
@@ -388,7 +389,7 @@ def test_record_attempt_keeps_only_eight_days() -> None:
     ]
     history = ContactHistory(attempts=list(old))
     latest = call(now, slot="midday")
-    planner.record_attempt(history, latest, SLOT_NAMES)
+    rotation.record_attempt(history, latest, SLOT_NAMES)
     assert history.attempts == [old[2], old[3], latest]
 
 
@@ -397,7 +398,7 @@ def test_record_attempt_conversation_resets_the_rotation() -> None:
     history = ContactHistory(
         tried_slots=["morning", "midday"], unanswered_streak=5, nudges_in_streak=1
     )
-    planner.record_attempt(history, call(now, Outcome.ANSWERED, slot="afternoon"), SLOT_NAMES)
+    rotation.record_attempt(history, call(now, Outcome.ANSWERED, slot="afternoon"), SLOT_NAMES)
     assert history.unanswered_streak == 0
     assert history.nudges_in_streak == 0
     assert history.tried_slots == []
@@ -410,13 +411,13 @@ def test_record_attempt_unanswered_calls_rotate_slots() -> None:
     for i, (slot, outcome) in enumerate(
         [("morning", Outcome.NO_ANSWER), ("morning", Outcome.BUSY), ("midday", Outcome.NO_ANSWER)]
     ):
-        planner.record_attempt(
+        rotation.record_attempt(
             history, call(now + timedelta(hours=i), outcome, slot=slot), SLOT_NAMES
         )
     assert history.unanswered_streak == 3
     assert history.tried_slots == ["morning", "midday"]
-    planner.record_attempt(history, call(now + timedelta(hours=4), slot="afternoon"), SLOT_NAMES)
-    planner.record_attempt(history, call(now + timedelta(hours=5), slot="evening"), SLOT_NAMES)
+    rotation.record_attempt(history, call(now + timedelta(hours=4), slot="afternoon"), SLOT_NAMES)
+    rotation.record_attempt(history, call(now + timedelta(hours=5), slot="evening"), SLOT_NAMES)
     assert history.tried_slots == [], "all slots tried: a new rotation starts"
     assert history.unanswered_streak == 5, "the streak runs on across rotations"
 
@@ -424,11 +425,11 @@ def test_record_attempt_unanswered_calls_rotate_slots() -> None:
 def test_record_attempt_messages_do_not_touch_the_streak() -> None:
     now = datetime(2026, 3, 20, 15, 0, tzinfo=UTC)
     history = ContactHistory(tried_slots=["morning"], unanswered_streak=2)
-    planner.record_attempt(history, sms(now), SLOT_NAMES)
+    rotation.record_attempt(history, sms(now), SLOT_NAMES)
     letter = AttemptRecord(
         now, Channel.LETTER, Target.BORROWER, BORROWER_ID, "letter", Outcome.SENT
     )
-    planner.record_attempt(history, letter, SLOT_NAMES)
+    rotation.record_attempt(history, letter, SLOT_NAMES)
     assert history.unanswered_streak == 2
     assert history.tried_slots == ["morning"]
     assert len(history.attempts) == 2
@@ -436,7 +437,7 @@ def test_record_attempt_messages_do_not_touch_the_streak() -> None:
 
 def test_unknown_jurisdiction_is_an_error() -> None:
     with pytest.raises(ValueError, match="unknown jurisdiction 'xx'"):
-        planner.profile_for("xx")
+        profiles.profile_for("xx")
 
 
 # --- situations: dispute, cease request, deceased borrower -----------------------------------
@@ -457,7 +458,7 @@ def _unreachable(**situation: bool) -> ContactHistory:
 
 
 def _plans(
-    profile: planner.JurisdictionProfile, zone: str, history: ContactHistory, proposal: Proposal
+    profile: profiles.JurisdictionProfile, zone: str, history: ContactHistory, proposal: Proposal
 ) -> tuple[planner.PlannedContact | None, planner.PlannedContact | None]:
     """The planned borrower call, and the planned ``proposal`` (message, letter or reference)."""
     tz = ZoneInfo(zone)
@@ -473,7 +474,7 @@ def _plans(
 @pytest.mark.parametrize(("target", "target_id"), TARGETS, ids=TARGET_IDS)
 @pytest.mark.parametrize(("hour", "minute"), SITUATION_TIMES, ids=["1000", "0300"])
 def test_dispute_pending_denies_every_contact(
-    profile: planner.JurisdictionProfile,
+    profile: profiles.JurisdictionProfile,
     zone: str,
     channel: str,
     target: str,
@@ -522,7 +523,7 @@ def test_a_resolved_dispute_lifts_the_rule() -> None:
 @pytest.mark.parametrize(("target", "target_id"), TARGETS, ids=TARGET_IDS)
 @pytest.mark.parametrize(("hour", "minute"), SITUATION_TIMES, ids=["1000", "0300"])
 def test_cease_requested_denies_calls_and_sms(
-    profile: planner.JurisdictionProfile,
+    profile: profiles.JurisdictionProfile,
     zone: str,
     channel: str,
     target: str,
@@ -544,7 +545,7 @@ def test_cease_requested_denies_calls_and_sms(
 @pytest.mark.parametrize(("target", "target_id"), TARGETS, ids=TARGET_IDS)
 @pytest.mark.parametrize(("hour", "minute"), SITUATION_TIMES, ids=["1000", "0300"])
 def test_cease_requested_allows_letters(
-    profile: planner.JurisdictionProfile,
+    profile: profiles.JurisdictionProfile,
     zone: str,
     target: str,
     target_id: str,
@@ -562,7 +563,7 @@ def test_cease_requested_allows_letters(
 
 @pytest.mark.parametrize(("profile", "zone"), PROFILE_ZONES, ids=PROFILE_IDS)
 def test_cease_requested_letters_to_a_reference_keep_the_third_party_rules(
-    profile: planner.JurisdictionProfile, zone: str
+    profile: profiles.JurisdictionProfile, zone: str
 ) -> None:
     history = ContactHistory(
         unanswered_streak=10, cease_requested=True, objected_third_parties=[CONTACT]
@@ -581,7 +582,7 @@ def test_cease_requested_comes_before_deceased_and_the_window() -> None:
 @pytest.mark.parametrize("channel", CHANNELS)
 @pytest.mark.parametrize(("hour", "minute"), SITUATION_TIMES, ids=["1000", "0300"])
 def test_borrower_deceased_denies_every_contact_to_the_borrower(
-    profile: planner.JurisdictionProfile, zone: str, channel: str, hour: int, minute: int
+    profile: profiles.JurisdictionProfile, zone: str, channel: str, hour: int, minute: int
 ) -> None:
     # Letters too: the family and the estate get letters of their own.
     history = _unreachable(borrower_deceased=True)
@@ -598,7 +599,7 @@ def test_borrower_deceased_denies_every_contact_to_the_borrower(
 @pytest.mark.parametrize(("profile", "zone"), PROFILE_ZONES, ids=PROFILE_IDS)
 @pytest.mark.parametrize("channel", [Channel.CALL, Channel.SMS])
 def test_borrower_deceased_allows_references(
-    profile: planner.JurisdictionProfile, zone: str, channel: str
+    profile: profiles.JurisdictionProfile, zone: str, channel: str
 ) -> None:
     history = _unreachable(borrower_deceased=True)
     at = local_dt(zone, 2026, 3, 4, 10, 0)
@@ -611,7 +612,7 @@ def test_borrower_deceased_allows_references(
 
 @pytest.mark.parametrize(("profile", "zone"), PROFILE_ZONES, ids=PROFILE_IDS)
 def test_borrower_deceased_references_keep_their_own_rules(
-    profile: planner.JurisdictionProfile, zone: str
+    profile: profiles.JurisdictionProfile, zone: str
 ) -> None:
     # Outside the window, already asked or objected. (In cn a death report is itself what
     # allows references: see test_cn_references_may_be_asked_once_the_borrower_is_reported_dead.)
@@ -628,7 +629,7 @@ def test_borrower_deceased_references_keep_their_own_rules(
 @pytest.mark.parametrize(("profile", "zone"), PROFILE_ZONES, ids=PROFILE_IDS)
 @pytest.mark.parametrize("cease", [False, True], ids=["", "ceased"])
 def test_borrower_deceased_letters_to_the_borrower_cite_the_death(
-    profile: planner.JurisdictionProfile, zone: str, cease: bool
+    profile: profiles.JurisdictionProfile, zone: str, cease: bool
 ) -> None:
     # A cease request leaves letters alone, so a letter to a borrower reported dead is refused
     # for the death, whatever else stands (bar a dispute).
@@ -647,7 +648,7 @@ def test_borrower_deceased_letters_to_the_borrower_cite_the_death(
 @pytest.mark.parametrize("cease", [False, True], ids=["", "ceased"])
 @pytest.mark.parametrize(("hour", "minute"), SITUATION_TIMES, ids=["1000", "0300"])
 def test_letters_to_the_estate_are_unaffected_by_the_death_or_a_cease_request(
-    profile: planner.JurisdictionProfile,
+    profile: profiles.JurisdictionProfile,
     zone: str,
     deceased: bool,
     cease: bool,
@@ -666,7 +667,7 @@ def test_letters_to_the_estate_are_unaffected_by_the_death_or_a_cease_request(
 
 @pytest.mark.parametrize(("profile", "zone"), PROFILE_ZONES, ids=PROFILE_IDS)
 def test_letters_to_the_estate_are_not_third_party_contacts(
-    profile: planner.JurisdictionProfile, zone: str
+    profile: profiles.JurisdictionProfile, zone: str
 ) -> None:
     # A reachable borrower (cn), references asked and objected: none of it binds the estate.
     history = ContactHistory(
@@ -681,7 +682,7 @@ def test_letters_to_the_estate_are_not_third_party_contacts(
 def test_a_letter_to_the_estate_does_not_count_as_asking_a_reference() -> None:
     history = ContactHistory(borrower_deceased=True)
     at = ny(2026, 3, 4, 10, 0)
-    planner.record_attempt(
+    rotation.record_attempt(
         history,
         AttemptRecord(at, Channel.LETTER, Target.ESTATE, ESTATE, "letter", Outcome.SENT),
         SLOT_NAMES,
@@ -696,7 +697,7 @@ def test_a_letter_to_the_estate_does_not_count_as_asking_a_reference() -> None:
 @pytest.mark.parametrize(("profile", "zone"), PROFILE_ZONES, ids=PROFILE_IDS)
 @pytest.mark.parametrize("channel", CHANNELS)
 def test_borrower_deceased_references_are_decided_as_if_alive(
-    profile: planner.JurisdictionProfile, zone: str, channel: str
+    profile: profiles.JurisdictionProfile, zone: str, channel: str
 ) -> None:
     for history in (
         ContactHistory(),
@@ -715,7 +716,7 @@ def test_borrower_deceased_references_are_decided_as_if_alive(
 
 
 def test_cn_references_may_be_asked_once_the_borrower_is_reported_dead() -> None:
-    profile = planner.PROFILES["cn"]
+    profile = profiles.PROFILES["cn"]
     reachable = ContactHistory(unanswered_streak=0)
     assert not planner.check_third_party(profile, reachable, "R1").allowed
     reported = ContactHistory(unanswered_streak=0, borrower_deceased=True)

@@ -14,7 +14,7 @@ from datetime import datetime
 from temporalio import workflow
 from temporalio.exceptions import FailureError
 
-from workflows import budget, clock, outreach, planner
+from workflows import budget, clock, outreach, planner, rotation
 from workflows.collection import events, patches, rules
 from workflows.collection.context import Collection, PlannedOutreach
 from workflows.commands import (
@@ -225,14 +225,14 @@ def count_conversation(c: Collection, at: datetime) -> None:
     """Fold a conversation someone reported into the history, as an answered call at ``at``."""
     state = c.state
     borrower_id = c.loan.borrower.borrower_id
-    planner.record_attempt(
+    rotation.record_attempt(
         state.history,
         AttemptRecord(
             at,
             Channel.CALL,
             Target.BORROWER,
             borrower_id,
-            planner.slot_of(at, state.strategy, c.zone),
+            rotation.slot_of(at, state.strategy, c.zone),
             Outcome.ANSWERED,
             number=c.number_of(Target.BORROWER, borrower_id),
             borrower_id=borrower_id,
@@ -290,12 +290,12 @@ async def reach_out(c: Collection, planned_outreach: PlannedOutreach) -> None:
         if c.patched(patches.AUDIT_DENIED_CONTACTS):
             await _audit_denial(c, intent, planner.describe(decision), now)
         return
-    if c.lean and not planner.slot_still_fits(
+    if c.lean and not rotation.slot_still_fits(
         planned, intent.channel, intent.target, now, state.strategy, state.history, c.zone
     ):
         return  # slipped into a slot already tried: the loop plans it again from now
     state.attempt_count += 1
-    slot = planner.slot_of(now, state.strategy, c.zone)
+    slot = rotation.slot_of(now, state.strategy, c.zone)
     request = ContactRequest(
         idempotency_key=f"{loan.loan_id}:attempt:{state.attempt_count}",
         loan_id=loan.loan_id,
@@ -340,7 +340,7 @@ async def reach_out(c: Collection, planned_outreach: PlannedOutreach) -> None:
         )
         await _audit_denial(c, intent, planner.describe(refusal), now)
         return
-    planner.record_attempt(
+    rotation.record_attempt(
         state.history,
         AttemptRecord(
             now,

@@ -23,7 +23,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeUpdate
 from temporalio.exceptions import ActivityError, ApplicationError
 
-from workflows import budget, clock, outreach, planner
+from workflows import budget, clock, outreach, planner, profiles
 from workflows.collection import patches, rules
 from workflows.machine import CollectionMachine
 from workflows.types import CollectionState, Loan, Target
@@ -68,7 +68,7 @@ class Collection:
 
     loan: Loan
     zone: ZoneInfo
-    profile: planner.JurisdictionProfile
+    profile: profiles.JurisdictionProfile
     state: CollectionState
     machine: CollectionMachine
     # The contact planned next: kept while it is still ahead and allowed.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from temporalio import workflow
 
-from workflows import planner
+from workflows import planner, rotation
 from workflows.collection.context import Collection
 from workflows.commands import NoticeRequest
 from workflows.types import AttemptRecord, Channel, Outcome, Target
@@ -69,7 +69,7 @@ async def serve_legal_notice(c: Collection) -> None:
     if not await serve_letter(c, "legal_notice", Target.BORROWER, facts):
         return
     state.attempt_count += 1
-    planner.record_attempt(
+    rotation.record_attempt(
         state.history,
         AttemptRecord(
             c.now(),

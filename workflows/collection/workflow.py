@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 
 from temporalio import workflow
 
-from workflows import clock, planner
+from workflows import clock, profiles
 from workflows.collection import contacts, events, patches, reports, rules, view
 from workflows.collection.context import ACTIVITY_TIMEOUT, Collection, activity_retry
 from workflows.collection.inbox import Inbox
@@ -71,7 +71,7 @@ class LoanCollection:
         c = self._collection = Collection(
             loan=self._loan,
             zone=self._zone,
-            profile=planner.profile_for(self._loan.jurisdiction),
+            profile=profiles.profile_for(self._loan.jurisdiction),
             state=state,
             machine=machine,
             published={
