@@ -34,10 +34,12 @@ from overdue.client import (
 )
 from overdue.outcomes import OutcomeInvalid
 from overdue.simulator import PERSONA_WEIGHTS, BorrowerSimulator
+from workflows.clock import collection_now
 from workflows.collection import LoanCollection
 from workflows.money import format_minor
 from workflows.types import (
     Borrower,
+    ClockAnchor,
     CollectionStatus,
     CollectionSummary,
     Contact,
@@ -161,6 +163,10 @@ class BackOffice:
 
     client: Client
     seed: int
+    # The portfolio's collection clock. The back office reads the time there, not in a loan's
+    # status: a loan that waits for a person has nothing to do and sleeps, so the collection time
+    # its status reports is that of its last wake.
+    clock: ClockAnchor
     decide_after: timedelta = timedelta(days=2)
     decisions: Counter[str] = field(default_factory=Counter)  # "dispute:upheld" -> count
     instalments_paid: int = 0
@@ -202,21 +208,25 @@ class BackOffice:
             return Review.HARDSHIP  # a plan is an arrangement or forbearance; none: a review
         return None
 
+    def now(self) -> datetime:
+        """Collection time now, on the portfolio's clock."""
+        return collection_now(self.clock, datetime.now(UTC))
+
     async def _decide_when_due(self, loan: Loan, status: CollectionStatus) -> None:
         loan_id = loan.loan_id
         what = self.waits_for(status)
         if what is None:
             self.waiting.pop(loan_id, None)
             return
+        at = self.now()
         seen = self.waiting.get(loan_id)
         if seen is None or seen[0] != what:
-            self.waiting[loan_id] = (what, status.collection_time)
+            self.waiting[loan_id] = (what, at)
             return
-        if status.collection_time - seen[1] < self.decide_after:
+        if at - seen[1] < self.decide_after:
             return
         number = self.decided[(loan_id, what)] + 1
         draw = self.simulator.draw("back_office", what, loan.borrower.borrower_id, number)
-        at = status.collection_time
         prefix = f"{loan_id}:backoffice:{what}:{number}"
         if what == "dispute":
             upheld = draw < 1 / 3
@@ -263,13 +273,14 @@ class BackOffice:
         self.decisions[f"{review}:{outcome}"] += 1
 
     async def _pay_instalments(self, loan: Loan, status: CollectionStatus) -> None:
-        today = status.collection_time.astimezone(ZoneInfo(status.timezone)).date()
+        now = self.now()
+        today = now.astimezone(ZoneInfo(status.timezone)).date()
         payments = self.simulator.plan_payments(
             loan.borrower.borrower_id,
             status.arrangement,
             today,
             status.currency,
-            status.collection_time,
+            now,
         )
         handle = self.client.get_workflow_handle(workflow_id_for(loan.loan_id))
         for payment in payments:
@@ -306,9 +317,9 @@ async def run_portfolio(
     """Start every loan's collection and wait for all of them to end, while the simulated back
     office decides the disputes that open."""
     started = asyncio.get_running_loop().time()
-    back_office = BackOffice(client, seed)
     # One clock for the whole portfolio: loans of one borrower compare their contacts' moments.
     origin = datetime.now(UTC)
+    back_office = BackOffice(client, seed, ClockAnchor(origin, origin, day_seconds))
     for loan in loans:
         await start_collection(client, loan, day_seconds=day_seconds, clock_origin=origin)
     handles = [

@@ -252,13 +252,14 @@ async def test_server_stores_only_ciphertext(cured_loan: str, plain_client: Clie
                 assert payload.metadata.get("encoding") == ENCODING, path
                 assert payload.metadata.get(KEY_ID_METADATA) == b"active", path
                 kinds.add(path.split(".")[1])
-    # The workflow input, a signal, an update and the result are all among what was checked.
+    # The workflow input, a signal, an update, the local activities' arguments and results (in
+    # their markers) and the result are all among what was checked.
     for wanted in (
         "workflow_execution_started_event_attributes",
         "workflow_execution_signaled_event_attributes",
         "workflow_execution_update_accepted_event_attributes",
         "workflow_execution_completed_event_attributes",
-        "activity_task_scheduled_event_attributes",
+        "marker_recorded_event_attributes",
         "user_metadata",
     ):
         assert wanted in kinds, f"no payloads in {wanted}: {sorted(kinds)}"
