@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -21,7 +22,10 @@ from temporalio.testing import WorkflowEnvironment
 
 from overdue import db
 from overdue.config import Config
-from overdue.stack import DATABASE, EmbeddedStack, free_port, register_search_attributes
+from overdue.stack import DATABASE, EmbeddedStack, StackError, free_port
+from tests.servers import TestServer, listener
+
+STACK_ATTEMPTS = 3
 
 
 def _binary(name: str) -> str:
@@ -36,13 +40,34 @@ def overdue_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("home")
 
 
+async def start_stack(home: Path) -> EmbeddedStack:
+    """The embedded stack on free ports of its own, started again on others if it lost a port.
+
+    The stack retries a dev server that exits while starting; here it also counts as started
+    only when the process listening on its port is our own (a slow exit under load can leave
+    another suite's server answering there), and a PostgreSQL that was slow to start is retried.
+    """
+    problems: list[str] = []
+    for _ in range(STACK_ATTEMPTS):
+        embedded = EmbeddedStack(
+            config=Config(home=home), temporal_port=free_port(), ui_port=free_port()
+        )
+        try:
+            await embedded.start()
+        except (StackError, OSError, subprocess.SubprocessError) as error:
+            problems.append(f"{type(error).__name__}: {error}")
+        else:
+            if listener(embedded.temporal_port) is not None:
+                return embedded
+            problems.append(f"port {embedded.temporal_port} answered by a process not ours")
+        await embedded.stop()
+    raise RuntimeError("the embedded stack did not start: " + "; ".join(problems))
+
+
 @pytest_asyncio.fixture(scope="session")
 async def stack(overdue_home: Path) -> AsyncIterator[EmbeddedStack]:
     """Embedded PostgreSQL (and the dev server) as ``overdue up`` runs them."""
-    embedded = EmbeddedStack(
-        config=Config(home=overdue_home), temporal_port=free_port(), ui_port=free_port()
-    )
-    await embedded.start()
+    embedded = await start_stack(overdue_home)
     yield embedded
     await embedded.stop()
 
@@ -61,13 +86,17 @@ async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
 
 
 @pytest_asyncio.fixture(scope="session")
-async def time_env() -> AsyncIterator[WorkflowEnvironment]:
-    env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=_binary("temporal-test-server")
-    )
-    await register_search_attributes(env.client, "default")
-    yield env
-    await env.shutdown()
+async def test_server() -> AsyncIterator[TestServer]:
+    server = TestServer(_binary("temporal-test-server"))
+    yield server
+    await server.stop()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def time_env(test_server: TestServer) -> WorkflowEnvironment:
+    """The time-skipping environment, on a port of its own; checked before each test, and
+    started again (on another port) if its server died or its clock stopped."""
+    return await test_server.ready()
 
 
 @pytest.fixture(scope="session")

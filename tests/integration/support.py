@@ -44,6 +44,9 @@ DAYTIME_CANDIDATES = (
     "Australia/Sydney",
     "Pacific/Auckland",
 )
+# How long a test waits, in real time, for a state it expects: generous, for loaded machines. A
+# wait returns as soon as the state is there; only a test that fails waits this long.
+DEADLINE = 60.0
 T = TypeVar("T")
 
 
@@ -286,7 +289,7 @@ async def terminate_collections(client: Client, loan_ids: Iterable[str]) -> None
 
 
 async def eventually(
-    probe: Callable[[], Awaitable[T | None]], *, timeout: float = 10, what: str = "condition"
+    probe: Callable[[], Awaitable[T | None]], *, timeout: float = DEADLINE, what: str = "condition"
 ) -> T:
     """Poll ``probe`` until it returns something truthy, for at most ``timeout`` seconds."""
     deadline = asyncio.get_running_loop().time() + timeout

@@ -27,6 +27,7 @@ from overdue import client as ops
 from overdue.loans import CSV_COLUMNS
 from tests.integration.support import (
     BUSY_DAY_SECONDS,
+    DEADLINE,
     HISTORIES,
     QUIET_DAY_SECONDS,
     RUN,
@@ -166,7 +167,7 @@ async def test_payments_from_the_cli_until_cured(
     rest = await cli("pay", loan_id, "379.50", "--payment-id", rest_id, "--json")
     assert rest.code == 0, rest
     assert (rest.json()["outstanding_minor"], rest.json()["stage"]) == (0, "cured")
-    summary = await asyncio.wait_for(handle.result(), 15)
+    summary = await asyncio.wait_for(handle.result(), DEADLINE)
     assert summary.final_stage == "cured"
     assert summary.resolved_in == "early"
     assert summary.outstanding_minor == 0
@@ -443,7 +444,7 @@ async def test_ledger_rows_and_the_first_reminder(
             loan_id,
         )
 
-    sms = await eventually(reminder, timeout=15, what="the early reminder SMS")
+    sms = await eventually(reminder, what="the early reminder SMS")
     assert sms["target"] == "borrower"
     assert sms["purpose"] == "early_reminder"
     assert sms["outcome"] == "delivered"
@@ -498,7 +499,7 @@ async def test_replay_histories_and_a_workflow_from_this_module(
         f"{loan_id}-all",
     )
     assert paid.code == 0, paid
-    summary = await asyncio.wait_for(handle.result(), 15)
+    summary = await asyncio.wait_for(handle.result(), DEADLINE)
     assert summary.final_stage == "cured"
 
     workflow_id = workflow_id_for(loan_id)

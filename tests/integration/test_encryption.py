@@ -40,6 +40,7 @@ from overdue.connection import connect
 from overdue.stack import EmbeddedStack, free_port, installed_binary, port_is_free
 from overdue.worker import build_worker
 from tests.integration.support import (
+    DEADLINE,
     Cli,
     Loans,
     PersonalDetails,
@@ -200,7 +201,7 @@ async def cured_loan(
     )
     await ops.record_payment(encrypted_client, pool, loan_id, rest)  # the apply_payment update
     await asyncio.wait_for(
-        encrypted_client.get_workflow_handle(workflow_id_for(loan_id)).result(), 30
+        encrypted_client.get_workflow_handle(workflow_id_for(loan_id)).result(), DEADLINE
     )
     return loan_id
 
@@ -486,7 +487,7 @@ async def test_up_encrypt_runs_the_stack_encrypted(tmp_path: Path) -> None:
         started = await cli(*encrypted_start_args(loan_id))
         assert started.code == 0, started
         status = await eventually(
-            lambda: _status(cli, loan_id), what="status of the encrypted loan", timeout=20
+            lambda: _status(cli, loan_id), what="status of the encrypted loan"
         )
         assert status["loan_id"] == loan_id
 

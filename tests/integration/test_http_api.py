@@ -394,7 +394,7 @@ async def test_with_temporal_down_a_payment_is_queued_then_relayed_once(
         )
 
     try:
-        await eventually(delivered, timeout=20, what="the relay delivering the payment")
+        await eventually(delivered, what="the relay delivering the payment")
     finally:
         stop.set()
         await asyncio.gather(*relays)

@@ -50,7 +50,7 @@ from overdue.metrics import (
 from overdue.simulator import SimulatedCreditBureau
 from overdue.stack import EmbeddedStack, free_port, register_search_attributes
 from overdue.worker import build_worker
-from tests.integration.support import OVERDUE, past_due_loan, running_up
+from tests.integration.support import DEADLINE, OVERDUE, eventually, past_due_loan, running_up
 from workflows.collection import LoanCollection
 from workflows.commands import (
     BrokenPromise,
@@ -153,7 +153,8 @@ async def _register_namespace(client: Client, namespace: str) -> None:
         )
     )
     # A new namespace reaches every service of the dev server within seconds.
-    for _ in range(100):
+    deadline = asyncio.get_running_loop().time() + DEADLINE
+    while asyncio.get_running_loop().time() < deadline:
         try:
             await register_search_attributes(client, namespace)
             return
@@ -443,13 +444,13 @@ async def test_up_prints_the_metrics_url_and_it_answers(tmp_path: Path) -> None:
     async with running_up(env, stop_timeout=30) as lines:
         url = f"http://127.0.0.1:{port}/metrics"
         assert f"Metrics          {url}" in lines
+
         # The worker's pollers report as soon as they start.
-        for _ in range(50):
+        async def pollers() -> Scrape | None:
             scrape = await Scrape.of(url)
-            if scrape.select("temporal_num_pollers", namespace="default"):
-                break
-            await asyncio.sleep(0.2)
-        assert scrape.select("temporal_num_pollers", namespace="default"), scrape.names()
+            return scrape if scrape.select("temporal_num_pollers", namespace="default") else None
+
+        await eventually(pollers, what="the worker's pollers on the endpoint")
 
 
 @pytest.mark.parametrize("command", ["up", "worker"])

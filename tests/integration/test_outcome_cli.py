@@ -17,15 +17,17 @@ import pytest
 from temporalio.client import Client, WorkflowHandle
 
 from overdue.outcomes import LoanView
-from tests.integration.support import Cli, Loans, eventually, start_args
+from tests.integration.support import Cli, Loans, daytime_zone, eventually, start_args
 from workflows.types import CollectionStatus, workflow_id_for
 
 pytestmark = pytest.mark.integration
 
 
 async def start_loan(cli: Cli, loans: Loans, label: str) -> str:
+    """A loan whose borrower it is daytime for: on the 10-minute collection day the borrower's
+    midnight is minutes of real time away, so "the borrower's today" holds during the test."""
     loan_id = loans.new_id(f"outcome-{label}")
-    started = await cli(*start_args(loan_id, outstanding="500.00"))
+    started = await cli(*start_args(loan_id, outstanding="500.00", timezone=daytime_zone()))
     assert started.code == 0, started
     assert started.json()["started"] is True
     return loan_id

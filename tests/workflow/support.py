@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import asyncpg
 from temporalio.api.common.v1 import SearchAttributes, WorkflowExecution
-from temporalio.api.enums.v1 import EventType
+from temporalio.api.enums.v1 import EventType, PendingActivityState, WorkflowExecutionStatus
+from temporalio.api.testservice.v1 import SleepRequest
 from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionRequest
 from temporalio.client import WorkflowHandle, WorkflowQueryFailedError
 from temporalio.common import TypedSearchAttributes
@@ -32,7 +34,14 @@ from workflows.types import (
 )
 
 Handle = WorkflowHandle[LoanCollection, CollectionSummary]
+T = TypeVar("T")
 BANDS = {Stage.MIDDLE: 6, Stage.LATE: 19, Stage.LEGAL: 29}
+# How long a test waits, in real time, for a state it expects: generous, for loaded machines. A
+# wait returns as soon as the state is there; only a test that fails waits this long.
+DEADLINE = 45.0
+POLL = 0.05
+SKIP_TIMEOUT = timedelta(minutes=2)  # one skip of the shared clock, in real time
+SKIP_ATTEMPTS = 3
 
 
 def follow(env: WorkflowEnvironment, loan: Loan) -> Handle:
@@ -41,27 +50,60 @@ def follow(env: WorkflowEnvironment, loan: Loan) -> Handle:
 
 
 async def status_of(handle: Handle) -> CollectionStatus:
-    """The status query, retried while a fresh run has not finished its first task."""
-    for _ in range(100):
+    """The status query, retried while a fresh run has not finished its first task (and through
+    a transport error of a loaded server)."""
+    deadline = asyncio.get_running_loop().time() + DEADLINE
+    while True:
         try:
             return await handle.query(LoanCollection.status)
         except (WorkflowQueryFailedError, RPCError):
-            await asyncio.sleep(0.05)
-    return await handle.query(LoanCollection.status)
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(POLL)
 
 
 async def poll_status(
-    handle: Handle, predicate: Callable[[CollectionStatus], bool], *, seconds: float = 10
+    handle: Handle, predicate: Callable[[CollectionStatus], bool], *, seconds: float = DEADLINE
 ) -> CollectionStatus:
-    """Wait in real time (the workflow clock stands still) until the status satisfies ``predicate``."""
+    """Wait in real time (the workflow clock stands still) until the status satisfies ``predicate``.
+
+    A status is read between the workflow's steps: wait for every part of the state a test
+    asserts on, not for the first sign of a change.
+    """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + seconds
     status = await status_of(handle)
     while not predicate(status):
-        assert loop.time() < deadline, f"status never matched: {status}"
-        await asyncio.sleep(0.05)
+        assert loop.time() < deadline, f"status never matched in {seconds} s: {status}"
+        await asyncio.sleep(POLL)
         status = await status_of(handle)
     return status
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[T | None]], *, seconds: float = DEADLINE, what: str = "state"
+) -> T:
+    """Poll ``probe`` until it returns something truthy, for at most ``seconds`` of real time."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while True:
+        found = await probe()
+        if found:
+            return found
+        assert loop.time() < deadline, f"{what} not reached in {seconds} s (last: {found!r})"
+        await asyncio.sleep(POLL)
+
+
+async def current_time(env: WorkflowEnvironment) -> datetime:
+    """The shared clock, read again after a transport error of a loaded test server."""
+    deadline = asyncio.get_running_loop().time() + DEADLINE
+    while True:
+        try:
+            return await env.get_current_time()
+        except RPCError:
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(POLL)
 
 
 async def collecting(handle: Handle) -> CollectionStatus:
@@ -78,9 +120,7 @@ async def advance_to_dpd(env: WorkflowEnvironment, loan: Loan, dpd: int) -> date
     target = clock.day_starts(loan.due_date, dpd, ZoneInfo(loan.borrower.timezone)) + timedelta(
         hours=1
     )
-    now = await env.get_current_time()
-    if target > now:
-        await env.sleep(target - now)
+    await advance_to(env, target)
     return target
 
 
@@ -97,6 +137,84 @@ def settled_by(moment: datetime) -> Callable[[CollectionStatus], bool]:
         return status.collection_time >= moment or upcoming is None or upcoming > moment
 
     return settled
+
+
+async def advance_to(env: WorkflowEnvironment, target: datetime) -> None:
+    """Skip the shared clock to ``target``.
+
+    The server skips time only while no activity runs, so a skip of days takes real seconds,
+    many on a loaded machine: longer than the client's default deadline for a call (30 s),
+    after which the SDK's ``env.sleep`` fails with "Timeout expired". The skip is asked for with
+    a deadline of minutes instead; and one that failed anyway may or may not have moved the
+    clock, so the clock is read again and only the rest is skipped, never more.
+    """
+    now = await current_time(env)
+    for _ in range(SKIP_ATTEMPTS):
+        if now >= target:
+            return
+        request = SleepRequest()
+        request.duration.FromTimedelta(target - now)
+        with contextlib.suppress(RPCError):
+            await env.client.test_service.unlock_time_skipping_with_sleep(
+                request, timeout=SKIP_TIMEOUT
+            )
+        now = await current_time(env)
+    assert now >= target, (
+        f"the shared clock stands at {now}, short of {target}: stuck (was a workflow terminated"
+        " while one of its activities ran?)"
+    )
+
+
+async def clock_moves(env: WorkflowEnvironment) -> bool:
+    """Whether the shared clock can still be skipped (by a millisecond, within seconds)."""
+    request = SleepRequest()
+    request.duration.FromTimedelta(timedelta(milliseconds=1))
+    try:
+        await env.client.test_service.unlock_time_skipping_with_sleep(
+            request, timeout=timedelta(seconds=15)
+        )
+    except RPCError:
+        return False
+    return True
+
+
+async def terminate_when_idle(env: WorkflowEnvironment, workflow_id: str, reason: str) -> None:
+    """Terminate a collection once none of its activities is running.
+
+    The Java time-skipping server holds its clock while an activity runs, and never lets go
+    when the workflow is terminated meanwhile: the shared clock stops for good, and every later
+    skip in the session hangs. So wait (briefly) for the running activities to end first.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + DEADLINE
+    request = DescribeWorkflowExecutionRequest(
+        namespace=env.client.namespace, execution=WorkflowExecution(workflow_id=workflow_id)
+    )
+    while loop.time() < deadline:
+        try:
+            described = await env.client.workflow_service.describe_workflow_execution(request)
+        except RPCError:
+            return  # never started
+        info = described.workflow_execution_info
+        if info.status != WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_RUNNING:
+            return
+        started = PendingActivityState.PENDING_ACTIVITY_STATE_STARTED
+        if all(a.state != started for a in described.pending_activities):
+            break
+        await asyncio.sleep(POLL)
+    with contextlib.suppress(RPCError):  # closed meanwhile
+        await env.client.get_workflow_handle(workflow_id).terminate(reason=reason)
+
+
+async def advance_to_local(env: WorkflowEnvironment, zone: str, hour: int) -> datetime:
+    """Skip the shared clock to the next ``hour``:00 in ``zone``: a fixed time of day for a test
+    whose story depends on it, whatever the hour the suite runs at."""
+    local = (await current_time(env)).astimezone(ZoneInfo(zone))
+    target = local.replace(hour=hour, minute=0, second=0, microsecond=0)
+    if target <= local:
+        target = (target + timedelta(days=1)).replace(hour=hour)
+    await advance_to(env, target)
+    return target
 
 
 async def reach_stage(env: WorkflowEnvironment, loan: Loan, stage: str) -> CollectionStatus:
@@ -124,7 +242,7 @@ def payment(
 async def pay(
     env: WorkflowEnvironment, handle: Handle, amount_minor: int, **options: Any
 ) -> PaymentReceived:
-    received = payment(amount_minor, await env.get_current_time(), **options)
+    received = payment(amount_minor, await current_time(env), **options)
     await handle.signal(LoanCollection.payment_received, received)
     return received
 
@@ -133,12 +251,14 @@ async def wait_for_audit(
     pool: asyncpg.Pool, loan_id: str, action: str, count: int
 ) -> list[dict[str, Any]]:
     """The loan's audit details for ``action``, once at least ``count`` entries are there."""
-    for _ in range(200):
+    deadline = asyncio.get_running_loop().time() + DEADLINE
+    while True:
         rows = await audit(pool, loan_id, action)
         if len(rows) >= count:
             return rows
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"expected {count} {action} entries for {loan_id}, got {rows}")
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"expected {count} {action} entries for {loan_id}, got {rows}")
+        await asyncio.sleep(POLL)
 
 
 async def audit(pool: asyncpg.Pool, loan_id: str, action: str) -> list[dict[str, Any]]:

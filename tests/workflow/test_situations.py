@@ -19,6 +19,7 @@ from temporalio.testing import WorkflowEnvironment
 from overdue.institutions import SimulatedDeathRegistry
 from tests.workflow.conftest import Loans
 from tests.workflow.support import (
+    DEADLINE,
     Handle,
     advance_to_dpd,
     audit,
@@ -27,6 +28,7 @@ from tests.workflow.support import (
     loan_row,
     pay,
     poll_status,
+    settled_by,
     status_of,
     wait_for_audit,
 )
@@ -44,7 +46,7 @@ from workflows.types import (
     Stage,
 )
 
-pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.timeout(60)]
+pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.timeout(180)]
 
 
 def outcome(at: datetime, **facts: object) -> ContactOutcome:
@@ -80,7 +82,8 @@ async def attempts_between(
 
 
 async def wait_for_notices(pool: asyncpg.Pool, loan_id: str, count: int) -> list[str]:
-    for _ in range(200):
+    deadline = asyncio.get_running_loop().time() + DEADLINE
+    while True:
         kinds = [
             r["kind"]
             for r in await pool.fetch(
@@ -90,8 +93,9 @@ async def wait_for_notices(pool: asyncpg.Pool, loan_id: str, count: int) -> list
         ]
         if len(kinds) >= count:
             return kinds
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"expected {count} notices for {loan_id}, got {kinds}")
         await asyncio.sleep(0.05)
-    raise AssertionError(f"expected {count} notices for {loan_id}, got {kinds}")
 
 
 # --- promises ------------------------------------------------------------------------------
@@ -108,10 +112,12 @@ async def test_kept_promise_holds_outreach_then_resumes(
     assert status.next_action.at_utc is None  # nothing is planned while the promise stands
 
     await pay(time_env, handle, 20_000)
-    status = await poll_status(handle, lambda s: s.promise is None)
+    # Kept, then outreach planned again: two steps of the workflow, so wait for both.
+    status = await poll_status(
+        handle, lambda s: s.promise is None and s.next_action.at_utc is not None
+    )
     assert status.situation == Situation.CONTACTED
     assert status.outstanding_minor == 30_000
-    assert status.next_action.at_utc is not None  # outreach resumed
     promise = await pool.fetchrow("SELECT * FROM promises WHERE loan_id = $1", loan.loan_id)
     assert promise["status"] == "kept"
     assert await audit(pool, loan.loan_id, "promise_broken_reported") == []
@@ -127,8 +133,12 @@ async def test_broken_promises_report_charge_and_escalate(
     await poll_status(handle, lambda s: s.situation == Situation.PROMISE)
     # Broken at the borrower's midnight after the date plus two days of grace: DPD 4.
     await advance_to_dpd(time_env, loan, 4)
-    status = await poll_status(follow(time_env, loan), lambda s: s.broken_promises == 1)
-    assert (status.stage, status.situation) == (Stage.EARLY, Situation.PROMISE_BROKEN)
+    # The count moves first; the situation once the credit record and the fee are written.
+    status = await poll_status(
+        follow(time_env, loan),
+        lambda s: s.broken_promises == 1 and s.situation == Situation.PROMISE_BROKEN,
+    )
+    assert status.stage == Stage.EARLY
 
     credit = await pool.fetch("SELECT * FROM credit_records WHERE loan_id = $1", loan.loan_id)
     fees = await pool.fetch("SELECT * FROM fees WHERE loan_id = $1", loan.loan_id)
@@ -139,8 +149,10 @@ async def test_broken_promises_report_charge_and_escalate(
     await report(time_env, follow(time_env, loan), promise=Promise(10_000, day(loan, 4)))
     await poll_status(follow(time_env, loan), lambda s: s.situation == Situation.PROMISE)
     await advance_to_dpd(time_env, loan, 7)
-    status = await poll_status(follow(time_env, loan), lambda s: s.broken_promises == 2)
-    assert status.stage == Stage.LATE  # middle by the calendar at DPD 6, late by the promise
+    # Middle by the calendar at DPD 6, late by the promise (once its consequences are recorded).
+    status = await poll_status(
+        follow(time_env, loan), lambda s: s.broken_promises == 2 and s.stage == Stage.LATE
+    )
     assert status.days_past_due < 19
     promises = await pool.fetch(
         "SELECT status FROM promises WHERE loan_id = $1 ORDER BY made_at", loan.loan_id
@@ -197,8 +209,9 @@ async def test_rejected_dispute_pauses_outreach_and_the_stage_clock(
     assert status.stage == Stage.EARLY
     assert status.days_paused >= 9
     # The next boundary comes as many days later as the dispute lasted (DPD 6 + 10 paused).
-    await advance_to_dpd(time_env, loan, 14)
-    assert (await status_of(follow(time_env, loan))).stage == Stage.EARLY
+    moment = await advance_to_dpd(time_env, loan, 14)
+    status = await poll_status(follow(time_env, loan), settled_by(moment))
+    assert status.stage == Stage.EARLY
     await advance_to_dpd(time_env, loan, 17)
     await poll_status(follow(time_env, loan), lambda s: s.stage == Stage.MIDDLE)
 
@@ -249,8 +262,9 @@ async def test_complaint_opens_a_routed_case_and_collection_goes_on(
     sent = await report(time_env, handle, complaint="collector_conduct", note="rude on the phone")
     await report(time_env, handle, complaint="collector_conduct")  # another case, another id
     await handle.signal(LoanCollection.contact_outcome, sent)  # the same outcome again: ignored
-    status = await poll_status(handle, lambda s: len(s.complaint_cases) == 2)
-    assert status.next_action.at_utc is not None
+    await poll_status(
+        handle, lambda s: len(s.complaint_cases) == 2 and s.next_action.at_utc is not None
+    )
     cases = await pool.fetch(
         "SELECT category, route, status FROM complaint_cases WHERE loan_id = $1", loan.loan_id
     )
@@ -321,6 +335,8 @@ async def test_verified_death_writes_to_the_estate_and_closes_as_a_claim(
     await advance_to_dpd(time_env, loan, 30)
     until = await time_env.get_current_time()
     assert await attempts_between(pool, loan.loan_id, reported_at, until, ("call", "sms")) == 0
+    # Waiting for a person, the loan sets no timer: its status is as of its last step (the DPD
+    # there too), and nothing is to be waited for.
     status = await status_of(follow(time_env, loan))
     assert status.stage == Stage.EARLY  # collection is paused: no legal notice to the deceased
 
@@ -368,7 +384,7 @@ async def test_a_registry_miss_waits_for_a_person_and_nothing_reaches_the_borrow
 
     # It waits for as long as it takes, past the verification window, with nothing planned.
     await advance_to_dpd(time_env, loan, 20)
-    status = await status_of(follow(time_env, loan))
+    status = await status_of(follow(time_env, loan))  # no timer: as of its last step
     assert (status.situation, status.next_action.at_utc) == (Situation.DECEASED, None)
     assert status.stage == Stage.EARLY  # collection is paused
     until = await time_env.get_current_time()
@@ -442,9 +458,13 @@ async def test_missed_instalment_is_a_broken_promise(
     await poll_status(handle, lambda s: s.arrangement is not None)
     # First instalment due 7 days on, broken 2 days of grace later.
     await advance_to_dpd(time_env, loan, 11)
-    status = await poll_status(follow(time_env, loan), lambda s: s.broken_promises == 1)
-    assert status.arrangement is None
-    assert status.next_action.at_utc is not None  # outreach resumed
+    # Counted, charged, the plan ended, outreach planned again: steps apart, so wait for all.
+    await poll_status(
+        follow(time_env, loan),
+        lambda s: (
+            s.broken_promises == 1 and s.arrangement is None and s.next_action.at_utc is not None
+        ),
+    )
     fees = await pool.fetchval("SELECT count(*) FROM fees WHERE loan_id = $1", loan.loan_id)
     assert fees == 1
 
@@ -465,7 +485,10 @@ async def test_long_term_hardship_review_then_forbearance_without_fees(
     assert [i.amount_minor for i in status.arrangement.instalments] == [10_000] * 6
     # Missing the first reduced instalment is a broken promise, with no fee under forbearance.
     await advance_to_dpd(time_env, loan, 11)
-    await poll_status(follow(time_env, loan), lambda s: s.broken_promises == 1)
+    # The plan ends after the broken promise is reported: only then is the fee (none) settled.
+    await poll_status(
+        follow(time_env, loan), lambda s: s.broken_promises == 1 and s.arrangement is None
+    )
     fees = await pool.fetchval("SELECT count(*) FROM fees WHERE loan_id = $1", loan.loan_id)
     assert fees == 0
 
