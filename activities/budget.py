@@ -26,7 +26,8 @@ from temporalio import activity
 from overdue.ledger import Executor
 from workflows import planner, profiles, rotation
 from workflows.commands import ContactReservation, ReservationResult, SiblingsQuery
-from workflows.types import AttemptRecord, Channel, ContactHistory, Outcome, SharedContacts, Target
+from workflows.types import AttemptRecord, ContactHistory, SharedContacts
+from workflows.vocabulary import Channel, Outcome, Target
 
 LOOK_BACK = rotation.KEEP_ATTEMPTS_FOR
 

@@ -25,7 +25,7 @@ from workflows.commands import (
     ContactResult,
     ReservationResult,
 )
-from workflows.types import Outcome, Target
+from workflows.vocabulary import Outcome, Target
 
 
 @dataclass(frozen=True)

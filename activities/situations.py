@@ -28,7 +28,8 @@ from workflows.commands import (
     PromiseSettlement,
     SituationEvent,
 )
-from workflows.types import ComplaintCategory, ContactOutcome
+from workflows.types import ContactOutcome
+from workflows.vocabulary import ComplaintCategory
 
 # Error types of failures no retry can fix.
 UNKNOWN_PROMISE = "UnknownPromise"  # a settlement for a promise the ledger does not hold

@@ -33,7 +33,8 @@ from workflows.budget import number_key
 from workflows.clock import format_local
 from workflows.commands import LoadStrategy
 from workflows.money import format_minor
-from workflows.types import Channel, CollectionStatus, Outcome, Strategy, Target, workflow_id_for
+from workflows.types import CollectionStatus, Strategy, workflow_id_for
+from workflows.vocabulary import Channel, Outcome, Target
 
 WEEK = planner.WEEK
 LOOK_BACK = rotation.KEEP_ATTEMPTS_FOR  # the week, and the whole borrower-local day it starts in

@@ -51,9 +51,9 @@ from workflows.types import (
     PaymentReceived,
     PaymentResult,
     ReviewDecision,
-    Stage,
     workflow_id_for,
 )
+from workflows.vocabulary import Stage
 
 
 class HoldRefused(ValueError):

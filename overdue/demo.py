@@ -45,11 +45,10 @@ from workflows.types import (
     Contact,
     DisputeResolution,
     Loan,
-    Review,
     ReviewDecision,
-    Situation,
     workflow_id_for,
 )
+from workflows.vocabulary import Review, Situation
 
 ZONES = {
     "us": ("America/New_York", "America/Chicago", "America/Denver", "America/Los_Angeles"),

@@ -16,17 +16,14 @@ from zoneinfo import ZoneInfo
 from overdue.schemas import ID_PATTERN, ID_RULE
 from workflows.money import AmountError, format_minor, to_minor
 from workflows.types import (
-    CONVERSATION_CHANNELS,
     CollectionStatus,
-    ComplaintCategory,
     ContactOutcome,
     DisputeResolution,
     Hardship,
     Promise,
-    Review,
     ReviewDecision,
-    Situation,
 )
+from workflows.vocabulary import CONVERSATION_CHANNELS, ComplaintCategory, Review, Situation
 
 # The workflow's vocabulary, so that codes it adds are accepted at once. "none" is the absence
 # of a situation, not something a conversation reveals.

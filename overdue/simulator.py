@@ -30,17 +30,8 @@ import asyncpg
 
 from activities.channels import Delivery
 from workflows.commands import BrokenPromise, ContactRequest
-from workflows.types import (
-    Arrangement,
-    Channel,
-    ComplaintCategory,
-    ContactOutcome,
-    Hardship,
-    Outcome,
-    PaymentReceived,
-    Promise,
-    Target,
-)
+from workflows.types import Arrangement, ContactOutcome, Hardship, PaymentReceived, Promise
+from workflows.vocabulary import Channel, ComplaintCategory, Outcome, Target
 
 PaymentSink = Callable[[str, PaymentReceived], Awaitable[None]]
 OutcomeSink = Callable[[str, ContactOutcome], Awaitable[None]]

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from workflows.types import AttemptRecord, Channel, ContactHistory, Outcome, Target
+from workflows.types import AttemptRecord, ContactHistory
+from workflows.vocabulary import Channel, Outcome, Target
 
 if TYPE_CHECKING:
     from workflows.planner import Proposal

@@ -9,14 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from workflows.types import (
-    ContactOutcome,
-    CrossLoanPolicy,
-    Loan,
-    Outcome,
-    PaymentReceived,
-    SharedContacts,
-)
+from workflows.types import ContactOutcome, CrossLoanPolicy, Loan, PaymentReceived, SharedContacts
+from workflows.vocabulary import Outcome
 
 
 @dataclass

@@ -18,7 +18,8 @@ from typing import Any
 
 from temporalio import workflow
 
-from workflows.types import CollectionState, Stage
+from workflows.types import CollectionState
+from workflows.vocabulary import Stage
 
 with workflow.unsafe.imports_passed_through():
     # python-statemachine's i18n resolves paths at import, which the workflow sandbox forbids.

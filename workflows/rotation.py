@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from workflows import budget
-from workflows.types import AttemptRecord, Channel, ContactHistory, Outcome, Strategy, Target
+from workflows.types import AttemptRecord, ContactHistory, Strategy
+from workflows.vocabulary import Channel, Outcome, Target
 
 if TYPE_CHECKING:
     from workflows.planner import PlannedContact

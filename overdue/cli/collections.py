@@ -51,13 +51,8 @@ from overdue.outcomes import (
 from overdue.schemas import ID_PATTERN, ID_RULE
 from workflows.clock import format_local
 from workflows.money import format_minor
-from workflows.types import (
-    CONVERSATION_CHANNELS,
-    ComplaintCategory,
-    HoldRequest,
-    PaymentReceived,
-    PaymentResult,
-)
+from workflows.types import HoldRequest, PaymentReceived, PaymentResult
+from workflows.vocabulary import CONVERSATION_CHANNELS, ComplaintCategory
 
 T = TypeVar("T")
 PLANS_TIMEOUT = 15.0  # seconds for the loans' plans before they are shown as unavailable

@@ -21,7 +21,8 @@ from workflows.commands import (
     ContactReservation,
     OpenLoan,
 )
-from workflows.types import Borrower, Loan, Outcome
+from workflows.types import Borrower, Loan
+from workflows.vocabulary import Outcome
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 

@@ -52,11 +52,10 @@ from workflows.types import (
     Loan,
     PaymentReceived,
     Promise,
-    Review,
     ReviewDecision,
-    Stage,
     workflow_id_for,
 )
+from workflows.vocabulary import Review, Stage
 
 HISTORIES = Path(__file__).parent / "histories"
 

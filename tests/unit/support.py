@@ -7,7 +7,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from activities.strategy import read_strategy
-from workflows.types import AttemptRecord, Channel, Outcome, Strategy, Target
+from workflows.types import AttemptRecord, Strategy
+from workflows.vocabulary import Channel, Outcome, Target
 
 REPO = Path(__file__).parents[2]
 DEFAULT_STRATEGY_PATH = REPO / "overdue" / "strategies" / "default.toml"

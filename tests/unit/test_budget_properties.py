@@ -57,15 +57,13 @@ from activities.budget import LOOK_BACK
 from workflows import budget, planner, profiles, rotation
 from workflows.types import (
     AttemptRecord,
-    Channel,
     ContactHistory,
     CrossLoanPolicy,
-    Outcome,
     SharedContacts,
     Slot,
     Strategy,
-    Target,
 )
+from workflows.vocabulary import Channel, Outcome, Target
 
 from .support import default_strategy
 

@@ -74,28 +74,30 @@ from workflows.machine import CollectionMachine
 from workflows.money import format_minor
 from workflows.types import (
     Borrower,
-    Channel,
     ClockAnchor,
     CollectionState,
-    ComplaintCategory,
     Contact,
     ContactHistory,
     ContactOutcome,
     DisputeResolution,
     Hardship,
-    HardshipTerm,
     HoldChange,
     HoldRequest,
     Loan,
-    Outcome,
     PaymentReceived,
     Promise,
-    Review,
     ReviewDecision,
     SharedContacts,
     Slot,
-    Stage,
     Strategy,
+)
+from workflows.vocabulary import (
+    Channel,
+    ComplaintCategory,
+    HardshipTerm,
+    Outcome,
+    Review,
+    Stage,
     Target,
 )
 

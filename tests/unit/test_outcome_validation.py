@@ -16,14 +16,8 @@ from overdue.outcomes import (
     outcome_from_fields,
     resolution_from_fields,
 )
-from workflows.types import (
-    CONVERSATION_CHANNELS,
-    ComplaintCategory,
-    ContactOutcome,
-    Hardship,
-    Promise,
-    Situation,
-)
+from workflows.types import ContactOutcome, Hardship, Promise
+from workflows.vocabulary import CONVERSATION_CHANNELS, ComplaintCategory, Situation
 
 # 2026-11-20 03:00 UTC is still the 19th in New York: the borrower's today is 2026-11-19.
 COLLECTION_TIME = datetime(2026, 11, 20, 3, 0, tzinfo=UTC)

@@ -13,7 +13,8 @@ import pytest
 from workflows import planner, profiles, rotation
 from workflows.planner import PlannedContact, Proposal
 from workflows.profiles import PROFILES
-from workflows.types import Channel, ContactHistory, SharedContacts, Target
+from workflows.types import ContactHistory, SharedContacts
+from workflows.vocabulary import Channel, Target
 
 from .support import BORROWER_ID, CONTACT_IDS, default_strategy, local_dt
 

@@ -17,7 +17,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from workflows import planner, profiles, rotation
-from workflows.types import AttemptRecord, Channel, ContactHistory, Outcome, Strategy, Target
+from workflows.types import AttemptRecord, ContactHistory, Strategy
+from workflows.vocabulary import Channel, Outcome, Target
 
 from .support import BORROWER_ID, CONTACT_IDS, default_strategy
 

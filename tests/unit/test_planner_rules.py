@@ -12,7 +12,8 @@ import pytest
 from workflows import planner, profiles, rotation
 from workflows.planner import Proposal, Rule
 from workflows.profiles import PROFILES
-from workflows.types import AttemptRecord, Channel, ContactHistory, Outcome, Target
+from workflows.types import AttemptRecord, ContactHistory
+from workflows.vocabulary import Channel, Outcome, Target
 
 from .support import BORROWER_ID, CONTACT_IDS, call, default_strategy, local_dt, sms
 

@@ -20,16 +20,8 @@ from overdue.simulator import (
     SimulatedProvider,
 )
 from workflows.commands import ContactRequest
-from workflows.types import (
-    Arrangement,
-    Channel,
-    ComplaintCategory,
-    ContactOutcome,
-    Instalment,
-    Outcome,
-    PaymentReceived,
-    Target,
-)
+from workflows.types import Arrangement, ContactOutcome, Instalment, PaymentReceived
+from workflows.vocabulary import Channel, ComplaintCategory, Outcome, Target
 
 SLOTS = ("morning", "midday", "afternoon", "evening")
 AT = datetime(2026, 3, 4, 15, 0, tzinfo=UTC)

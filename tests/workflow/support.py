@@ -29,9 +29,9 @@ from workflows.types import (
     CollectionSummary,
     Loan,
     PaymentReceived,
-    Stage,
     workflow_id_for,
 )
+from workflows.vocabulary import Stage
 
 Handle = WorkflowHandle[LoanCollection, CollectionSummary]
 T = TypeVar("T")

@@ -37,7 +37,8 @@ from tests.workflow.support import (
 )
 from workflows import budget, clock, planner
 from workflows.collection import LoanCollection
-from workflows.types import Contact, ContactOutcome, Loan, Situation, workflow_id_for
+from workflows.types import Contact, ContactOutcome, Loan, workflow_id_for
+from workflows.vocabulary import Situation
 
 SIGNAL_FAILED = EventType.EVENT_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_FAILED
 

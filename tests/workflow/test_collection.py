@@ -41,9 +41,7 @@ from tests.workflow.support import (
 from workflows import clock
 from workflows import search_attributes as sa
 from workflows.collection import LoanCollection
-from workflows.types import (
-    Stage,
-)
+from workflows.vocabulary import Stage
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.timeout(180)]
 

@@ -23,7 +23,8 @@ from tests.workflow.support import (
 )
 from tests.workflow.test_situations import attempts_between
 from workflows.collection import LoanCollection
-from workflows.types import HoldRequest, Stage
+from workflows.types import HoldRequest
+from workflows.vocabulary import Stage
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.timeout(180)]
 

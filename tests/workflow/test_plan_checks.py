@@ -32,17 +32,8 @@ from tests.workflow.conftest import EXECUTION_TIMEOUT, Loans
 from tests.workflow.support import Handle, poll_status, status_of, wait_for_audit
 from workflows.collection import LoanCollection
 from workflows.commands import SituationEvent
-from workflows.types import (
-    Channel,
-    CollectionInput,
-    CollectionStatus,
-    ContactOutcome,
-    Loan,
-    Outcome,
-    Situation,
-    Target,
-    workflow_id_for,
-)
+from workflows.types import CollectionInput, CollectionStatus, ContactOutcome, Loan, workflow_id_for
+from workflows.vocabulary import Channel, Outcome, Situation, Target
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.timeout(90)]
 

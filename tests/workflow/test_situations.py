@@ -40,11 +40,9 @@ from workflows.types import (
     Hardship,
     Loan,
     Promise,
-    Review,
     ReviewDecision,
-    Situation,
-    Stage,
 )
+from workflows.vocabulary import Review, Situation, Stage
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.timeout(180)]
 

@@ -25,14 +25,8 @@ from workflows.commands import (
     SiblingsQuery,
     SituationEvent,
 )
-from workflows.types import (
-    AttemptRecord,
-    BorrowerChange,
-    Channel,
-    Outcome,
-    Target,
-    workflow_id_for,
-)
+from workflows.types import AttemptRecord, BorrowerChange, workflow_id_for
+from workflows.vocabulary import Channel, Outcome, Target
 
 with workflow.unsafe.imports_passed_through():
     from activities.budget import BudgetActivities

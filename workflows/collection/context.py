@@ -26,7 +26,8 @@ from temporalio.exceptions import ActivityError, ApplicationError
 from workflows import budget, clock, outreach, planner, profiles
 from workflows.collection import patches, rules
 from workflows.machine import CollectionMachine
-from workflows.types import CollectionState, Loan, Target
+from workflows.types import CollectionState, Loan
+from workflows.vocabulary import Target
 
 with workflow.unsafe.imports_passed_through():
     from zoneinfo import ZoneInfo

@@ -24,7 +24,8 @@ from workflows.commands import (
     StageChange,
 )
 from workflows.machine import Action, Calendar
-from workflows.types import ActivePromise, ContactOutcome, Instalment, Situation, Stage, Target
+from workflows.types import ActivePromise, ContactOutcome, Instalment
+from workflows.vocabulary import Situation, Stage, Target
 
 with workflow.unsafe.imports_passed_through():
     from activities.ledger import LedgerActivities

@@ -7,7 +7,8 @@ from temporalio import workflow
 from workflows import planner, rotation
 from workflows.collection.context import Collection
 from workflows.commands import NoticeRequest
-from workflows.types import AttemptRecord, Channel, Outcome, Target
+from workflows.types import AttemptRecord
+from workflows.vocabulary import Channel, Outcome, Target
 
 with workflow.unsafe.imports_passed_through():
     from activities.notices import NoticeActivities

@@ -24,13 +24,8 @@ from workflows.commands import (
     RejectedPayment,
     SituationEvent,
 )
-from workflows.types import (
-    PHONE_CONVERSATIONS,
-    ContactOutcome,
-    HardshipTerm,
-    OperatorHold,
-    Situation,
-)
+from workflows.types import ContactOutcome, OperatorHold
+from workflows.vocabulary import PHONE_CONVERSATIONS, HardshipTerm, Situation
 
 with workflow.unsafe.imports_passed_through():
     from activities.ledger import LedgerActivities

@@ -13,16 +13,8 @@ from zoneinfo import ZoneInfo
 
 from workflows import clock
 from workflows.machine import Action
-from workflows.types import (
-    Arrangement,
-    CollectionState,
-    Instalment,
-    Loan,
-    PaymentReceived,
-    Review,
-    Situation,
-    Stage,
-)
+from workflows.types import Arrangement, CollectionState, Instalment, Loan, PaymentReceived
+from workflows.vocabulary import Review, Situation, Stage
 
 # A person's decision, as the machine event it sends.
 REVIEW_EVENTS = {

@@ -16,16 +16,8 @@ from workflows import search_attributes as sa
 from workflows.collection import patches, rules
 from workflows.collection.context import Collection
 from workflows.money import amount_band, format_minor
-from workflows.types import (
-    CollectionStatus,
-    CollectionSummary,
-    Loan,
-    NextAction,
-    NextActionKind,
-    Situation,
-    Stage,
-    Target,
-)
+from workflows.types import CollectionStatus, CollectionSummary, Loan, NextAction
+from workflows.vocabulary import NextActionKind, Situation, Stage, Target
 
 if TYPE_CHECKING:
     from zoneinfo import ZoneInfo

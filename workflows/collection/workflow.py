@@ -36,8 +36,8 @@ from workflows.types import (
     PaymentReceived,
     PaymentResult,
     ReviewDecision,
-    Stage,
 )
+from workflows.vocabulary import Stage
 
 with workflow.unsafe.imports_passed_through():
     from zoneinfo import ZoneInfo
