@@ -78,14 +78,13 @@ def slot_still_fits(
     moment its timer fired.
 
     A timer fires late when a worker was down or the demo's clock is compressed. A call that
-    slipped into a slot already tried without an answer in this rotation, or out of every slot,
-    would break the rotation: it is not made, and the loan plans again from ``at`` into an
-    untried slot. One that slipped into another untried slot keeps the rotation and is made.
-    Messages and reference calls are bound to no slot: ``check`` alone decides for them.
+    slipped into a slot already tried without an answer in this rotation would break the
+    rotation: it is not made, and the loan plans again from ``at`` into an untried slot. One
+    that slipped into another untried slot, or between slots, keeps the rotation and is made if
+    the planner's ``check`` still allows it then (the contact window, the caps). Messages and
+    reference calls are bound to no slot: ``check`` alone decides for them.
     """
     if channel != Channel.CALL or target != Target.BORROWER:
         return True
     slot = slot_of(at, strategy, zone)
-    if slot == planned.slot:
-        return True
-    return slot != "off_slot" and slot not in slots_to_avoid(history, strategy)
+    return slot == planned.slot or slot not in slots_to_avoid(history, strategy)

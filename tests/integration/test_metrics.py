@@ -61,10 +61,13 @@ from workflows.commands import (
 )
 from workflows.types import PaymentReceived, workflow_id_for
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 RUN = uuid.uuid4().hex[:8]
-DAY_SECONDS = 1.0  # a collection day lasts a real second: a loan is collected within a minute
+# A collection day lasts two real seconds: a loan is collected within two minutes. (Shorter
+# days make the dev server's timer latency, most of a second when busy, land every wake at
+# the same hour of the borrower's night: no contact would ever be allowed.)
+DAY_SECONDS = 2.0
 # partial_payer pays half, half again, then the rest at three conversations: cured.
 # promise_breaker promises and never pays: broken promises, escalations, referred.
 # The payer never answers and is paid off by the test (a persona that pays at its conversations
@@ -192,7 +195,12 @@ async def _pay_off(client: Client, pool: asyncpg.Pool, loan_id: str) -> None:
         payment = PaymentReceived(
             f"{loan_id}-pay-{n}", OUTSTANDING_MINOR // PAYMENTS, "USD", datetime.now(UTC), "test"
         )
-        await handle.signal(LoanCollection.payment_received, payment)
+        try:
+            await handle.signal(LoanCollection.payment_received, payment)
+        except RPCError as ended:
+            # The borrower's own payments (the simulator's) cured it first: nothing left to pay.
+            assert ended.status == RPCStatusCode.NOT_FOUND, ended
+            return
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
@@ -209,7 +217,7 @@ async def collected(metered: Metered, pool: asyncpg.Pool) -> list[str]:
         metered.client.get_workflow_handle_for(LoanCollection.run, workflow_id_for(x.loan_id))
         for x in loans
     ]
-    summaries = await asyncio.wait_for(asyncio.gather(*(h.result() for h in handles)), 150)
+    summaries = await asyncio.wait_for(asyncio.gather(*(h.result() for h in handles)), 200)
     assert [s.final_stage for s in summaries] == ["cured", "referred"]
     return [loan.loan_id for loan in loans]
 

@@ -471,7 +471,7 @@ def test_a_late_borrower_call_never_lands_in_a_slot_already_tried(
     if rotation.slot_still_fits(
         planned, Channel.CALL, Target.BORROWER, late, s.strategy, history, s.zone
     ):
-        assert rotation.slot_of(late, s.strategy, s.zone) not in tried | {"off_slot"}
+        assert rotation.slot_of(late, s.strategy, s.zone) not in tried
         return
     again = planner.plan_borrower_call(
         s.profile, s.strategy, history, BORROWER_ID, late, s.zone, s.rng

@@ -111,10 +111,11 @@ def next_action(c: Collection, *, checked: bool = True) -> NextAction:
         else NextActionKind(intent.channel)
     )
     detail = f"{intent.purpose} · {planned.slot} slot"
-    # The details name the borrower-level rule when it is what deferred the contact.
+    # The details name the borrower-level rule when it is what deferred the contact (the last
+    # one that pushed it: the one that set its moment).
     across = [d for d in planned.deferred_by if planner.ACROSS_LOANS in d]
     if across:
-        detail += f" · deferred by {across[0].split(' until ')[0]}"
+        detail += f" · deferred by {across[-1].split(' until ')[0]}"
     return NextAction(
         kind=kind,
         at_utc=planned.at,
