@@ -168,22 +168,36 @@ async def make_promise(c: Collection, outcome: ContactOutcome, now: datetime) ->
         due_date=outcome.promise.due_date,
         made_at=now,
     )
-    await c.write(
-        SituationActivities.record_promise,
-        PromiseRecord(
-            promise_id=promise.promise_id,
-            loan_id=loan.loan_id,
-            amount_minor=promise.amount_minor,
-            currency=loan.currency,
-            due_date=promise.due_date,
-            made_at=now,
-            source=outcome.source,
-        ),
+    await _record_promise(
+        c,
+        promise.promise_id,
+        promise.amount_minor,
+        promise.due_date,
+        outcome.source,
         f"promise to pay by {promise.due_date}",
     )
     state.promise = promise
     state.situation = Situation.PROMISE
     c.machine.send("promise_made")
+
+
+async def _record_promise(
+    c: Collection, promise_id: str, amount_minor: int, due_date: str, source: str, summary: str
+) -> None:
+    """Keep a promise (or a plan's instalment, which is one) in the ledger, made now."""
+    await c.write(
+        SituationActivities.record_promise,
+        PromiseRecord(
+            promise_id=promise_id,
+            loan_id=c.loan.loan_id,
+            amount_minor=amount_minor,
+            currency=c.loan.currency,
+            due_date=due_date,
+            made_at=c.now(),
+            source=source,
+        ),
+        summary,
+    )
 
 
 async def meet_deadlines(c: Collection) -> None:
@@ -262,17 +276,12 @@ async def offer_plan(c: Collection, kind: str) -> None:
     today = clock.local(c.now(), c.zone).date()
     plan = rules.instalment_plan(kind, loan.loan_id, state, today, state.arrangements_made)
     for instalment in plan.instalments:
-        await c.write(
-            SituationActivities.record_promise,
-            PromiseRecord(
-                promise_id=instalment.promise_id,
-                loan_id=loan.loan_id,
-                amount_minor=instalment.amount_minor,
-                currency=loan.currency,
-                due_date=instalment.due_date,
-                made_at=c.now(),
-                source=kind,
-            ),
+        await _record_promise(
+            c,
+            instalment.promise_id,
+            instalment.amount_minor,
+            instalment.due_date,
+            kind,
             f"{kind} instalment due {instalment.due_date}",
         )
     state.arrangement = plan
