@@ -8,10 +8,12 @@ in process, the CPU time per history of all the process's threads (less sensitiv
 on the machine than the wall clock):
 
 - ``corpus, in process``: ``HistoryReplayer.replay_all`` on the histories read beforehand, as
-  ``overdue replay`` and the tests replay them: one replay worker, the worker's sandbox (the pure
-  workflow modules passed through);
+  ``overdue replay`` replays them by default: one replay worker, no sandbox (the command
+  sequence is what a replay checks; ``overdue/replay.py`` says why);
+- ``corpus, worker's sandbox``: the same in the sandbox a worker runs (``--sandbox worker``: the
+  pure workflow modules passed through);
 - ``corpus, strict sandbox``: the same in the sandbox that imports every workflow module afresh
-  for each history (``--strict-sandbox``), for comparison;
+  for each history (``--sandbox strict``, as the tests replay the corpus too);
 - ``overdue replay FILES``: the command as an engineer runs it, in its own process, from start
   to exit (interpreter, imports, reading the files, replay, report): the default path;
 - ``overdue replay FILES --jobs N``: the same over N worker processes.
@@ -37,7 +39,7 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from overdue.replay import HistoryReplayer, Replayable, file_histories
+from overdue.replay import HistoryReplayer, Replayable, Sandbox, file_histories
 from workflows import sandbox
 
 CORPUS = Path(__file__).parents[1] / "tests" / "replay" / "histories"
@@ -91,9 +93,9 @@ def command(way: Way, paths: list[Path], home: Path, *options: str) -> None:
     assert (report["replayed"], report["failed"]) == (way.count, 0), report
 
 
-def replayer_of(corpus: list[Replayable], strict: bool) -> Callable[[], Awaitable[int]]:
+def replayer_of(corpus: list[Replayable], mode: Sandbox) -> Callable[[], Awaitable[int]]:
     async def replay() -> int:
-        results = await HistoryReplayer(strict=strict).replay_all(corpus)
+        results = await HistoryReplayer(sandbox=mode).replay_all(corpus)
         failed = [(r.source, r.error) for r in results if not r.ok]
         assert not failed, failed
         return len(results)
@@ -126,20 +128,22 @@ async def main(folder: Path, rounds: int, jobs: int) -> bool:
         f" Python {sys.version.split()[0]}, {os.cpu_count()} CPUs; {bytecode_state()}"
     )
     print(f"load average at start: {load()}")
-    await replayer_of(corpus[:2], strict=False)()  # imports and the runtime, outside the rounds
-    await replayer_of(corpus[:2], strict=True)()
+    for mode in Sandbox:  # imports and the runtime, outside the rounds
+        await replayer_of(corpus[:2], mode)()
     count = len(corpus)
     fast = Way("corpus, in process", count)
+    worker = Way("corpus, worker's sandbox", count)
     strict = Way("corpus, strict sandbox", count)
     default = Way("overdue replay FILES", count)
     parallel = Way(f"overdue replay FILES --jobs {jobs}", count)
     with tempfile.TemporaryDirectory() as home:
         for _ in range(rounds):
-            await in_process(fast, replayer_of(corpus, strict=False))
-            await in_process(strict, replayer_of(corpus, strict=True))
+            await in_process(fast, replayer_of(corpus, Sandbox.OFF))
+            await in_process(worker, replayer_of(corpus, Sandbox.WORKER))
+            await in_process(strict, replayer_of(corpus, Sandbox.STRICT))
             command(default, paths, Path(home))
             command(parallel, paths, Path(home), "--jobs", str(jobs))
-    for way in (fast, strict, default, parallel):
+    for way in (fast, worker, strict, default, parallel):
         print(way.line())
     print(f"reading and parsing the files: {reading:.1f} ms/history (in the commands' times)")
     print(f"load average at end: {load()}")

@@ -7,13 +7,17 @@ history that fails to replay ends with that event.
 
 All the histories of one call go through one replay worker (the SDK's
 ``Replayer.workflow_replay_iterator``), set up once rather than once per history; the failed ones
-are then bisected on the same worker. Each history still gets the worker's sandbox, which imports
-the workflow module afresh, as a worker does; the pure workflow modules are passed through and
-the workflow module's code is compiled once (``workflows/sandbox.py``). ``strict=True`` replays in
-the sandbox that passes nothing of ours through but the data types (slower; it also catches a
-non-deterministic call in a pure module). ``replay_in_processes`` spreads the histories over
-worker processes, one replay worker each, for large sets on several cores (``bench/replay.py``
-measures every way).
+are then bisected on the same worker. ``replay_in_processes`` spreads the histories over worker
+processes, one replay worker each, for large sets on several cores.
+
+**The sandbox** (``Sandbox``). What a replay proves is that the code issues the commands each
+history recorded; that needs no sandbox, and without one a history replays about twice as fast
+(``bench/replay.py``), so ``Sandbox.OFF`` is the default. The sandbox's own check, that workflow
+code calls nothing non-deterministic, is made where that code runs: every worker runs it in its
+sandbox (a bad call fails the workflow task), and CI replays the whole corpus in the strict
+sandbox (``tests/replay``). ``Sandbox.WORKER`` replays in the worker's sandbox (the pure workflow
+modules passed through, ``workflows/sandbox.py``); ``Sandbox.STRICT`` in one that imports every
+workflow module afresh for each history, so a non-deterministic call anywhere is caught.
 
 The SDK core's log lines (its warnings about a failing workflow task, an old server, ...) go to
 Python's logging (``core_logs_to_python``), which ``overdue`` writes to stderr, never to stdout,
@@ -43,6 +47,7 @@ from collections.abc import (
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
 from temporalio.api.enums.v1 import EventType
@@ -56,10 +61,24 @@ from temporalio.runtime import (
     TelemetryConfig,
     TelemetryFilter,
 )
-from temporalio.worker import Replayer
+from temporalio.worker import Replayer, UnsandboxedWorkflowRunner, WorkflowRunner
 
 from workflows.collection import LoanCollection
 from workflows.sandbox import strict_workflow_runner, workflow_runner
+
+
+class Sandbox(StrEnum):
+    """How replayed workflow code runs (see the module's docstring)."""
+
+    OFF = "off"  # no sandbox: the command sequence alone is checked, fastest
+    WORKER = "worker"  # the worker's sandbox, its pure modules passed through
+    STRICT = "strict"  # every workflow module imported afresh for each history
+
+    def runner(self) -> WorkflowRunner:
+        if self is Sandbox.OFF:
+            return UnsandboxedWorkflowRunner()
+        return workflow_runner() if self is Sandbox.WORKER else strict_workflow_runner()
+
 
 RUN_SEPARATOR = "@"  # exported files are named <workflow id>@<run id>.json
 CORE_LOGGER = logging.getLogger("overdue.temporal_core")
@@ -97,11 +116,11 @@ class HistoryReplayer:
         data_converter: DataConverter | None = None,
         *,
         runtime: Runtime | None = None,
-        strict: bool = False,
+        sandbox: Sandbox = Sandbox.OFF,
     ) -> None:
         self._replayer = Replayer(
             workflows=[LoanCollection],
-            workflow_runner=strict_workflow_runner() if strict else workflow_runner(),
+            workflow_runner=sandbox.runner(),
             data_converter=data_converter or DataConverter.default,
             runtime=runtime or core_logs_to_python(),
         )
@@ -163,7 +182,7 @@ async def replay_in_processes(
     *,
     jobs: int,
     converter: ConverterFactory | None = None,
-    strict: bool = False,
+    sandbox: Sandbox = Sandbox.OFF,
 ) -> list[ReplayResult]:
     """Replay the histories on ``jobs`` worker processes, each with one replay worker; results
     in the order of ``histories``.
@@ -186,7 +205,7 @@ async def replay_in_processes(
         max_workers=jobs,
         mp_context=context,
         initializer=_start_worker_process,
-        initargs=(converter, strict),
+        initargs=(converter, sandbox),
     ) as pool:
         waiting: deque[asyncio.Future[list[ReplayResult]]] = deque()
         batch: list[_Shipped] = []
@@ -240,7 +259,7 @@ def _received(items: list[_Shipped]) -> Iterator[Replayable]:
 _process_replayer: HistoryReplayer | None = None
 
 
-def _start_worker_process(converter: ConverterFactory | None, strict: bool) -> None:
+def _start_worker_process(converter: ConverterFactory | None, sandbox: Sandbox) -> None:
     """A worker process's set-up: its stdout is stderr (the parent's stdout carries the report),
     the core's logs go there too, and one replayer serves all its batches."""
     global _process_replayer
@@ -251,7 +270,7 @@ def _start_worker_process(converter: ConverterFactory | None, strict: bool) -> N
         handler.setFormatter(logging.Formatter("temporal core %(levelname)s: %(message)s"))
         CORE_LOGGER.addHandler(handler)
         CORE_LOGGER.propagate = False
-    _process_replayer = HistoryReplayer(converter() if converter else None, strict=strict)
+    _process_replayer = HistoryReplayer(converter() if converter else None, sandbox=sandbox)
 
 
 def _replay_batch(items: list[_Shipped]) -> list[ReplayResult]:

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, TypeVar
@@ -28,6 +28,18 @@ from overdue.codec import data_converter
 T = TypeVar("T")
 
 
+SANDBOX_MODES = ("off", "worker", "strict")  # overdue.replay.Sandbox, named here for the help
+
+
+def _one_of(choices: tuple[str, ...]) -> Callable[[str], str]:
+    def check(value: str) -> str:
+        if value not in choices:
+            raise typer.BadParameter(f"must be one of {', '.join(choices)}")
+        return value
+
+    return check
+
+
 @app.command()
 def replay(
     files: Annotated[list[Path] | None, typer.Argument(help="History JSON files.")] = None,
@@ -47,13 +59,15 @@ def replay(
             " CPU. Pays for large sets: starting them costs about a second."
         ),
     ] = 1,
-    strict_sandbox: Annotated[
-        bool,
+    sandbox: Annotated[
+        str,
         typer.Option(
-            help="Import every workflow module afresh for each history, the pure ones too, so"
-            " that a non-deterministic call in them is caught (slower)."
+            callback=_one_of(SANDBOX_MODES),
+            help="off: check the command sequence only (fastest; the default). worker: in the"
+            " worker's sandbox. strict: every workflow module imported afresh for each history,"
+            " so that any non-deterministic call is caught (slowest).",
         ),
-    ] = False,
+    ] = "off",
     data_dir: DataDirOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -65,6 +79,7 @@ def replay(
         HistoryReplayer,
         Replayable,
         ReplayResult,
+        Sandbox,
         Shippable,
         file_histories,
         replay_in_processes,
@@ -92,10 +107,10 @@ def replay(
                     list(files or []),
                     jobs=jobs,
                     converter=functools.partial(data_converter, config),
-                    strict=strict_sandbox,
+                    sandbox=Sandbox(sandbox),
                 )
             return await HistoryReplayer(
-                data_converter(config), strict=strict_sandbox
+                data_converter(config), sandbox=Sandbox(sandbox)
             ).replay_files(files or [])
         async with services(load_config(data_dir)) as s:
             client = s.client
@@ -120,12 +135,12 @@ def replay(
                     shipped(),
                     jobs=jobs,
                     converter=functools.partial(data_converter, config),
-                    strict=strict_sandbox,
+                    sandbox=Sandbox(sandbox),
                 )
             # All on one replay worker.
-            return await HistoryReplayer(client.data_converter, strict=strict_sandbox).replay_all(
-                every_history()
-            )
+            return await HistoryReplayer(
+                client.data_converter, sandbox=Sandbox(sandbox)
+            ).replay_all(every_history())
 
     results = run_async(go())
     failed = [r for r in results if not r.ok]

@@ -4,9 +4,10 @@ A change to ``LoanCollection`` (or to anything it calls) that would make a runni
 different path on replay fails here with a non-determinism error. The histories are recorded by
 ``python -m tests.replay.record_histories``; every run of a continue-as-new chain is its own file.
 No server is needed. The corpus is replayed on one replay worker, as ``overdue replay`` does: once
-in the sandbox the worker runs (the pure workflow modules passed through), once in the strict
-sandbox (every workflow module imported afresh, so a non-deterministic call in a pure module
-fails here), and once over two worker processes (``--jobs 2``).
+without a sandbox (its default: the command sequence), once in the sandbox the worker runs (the
+pure workflow modules passed through), once in the strict sandbox (every workflow module
+imported afresh, so a non-deterministic call anywhere fails here), and once over two worker
+processes (``--jobs 2``).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import pytest
 import pytest_asyncio
 from temporalio.client import WorkflowHistory
 
-from overdue.replay import HistoryReplayer, ReplayResult, replay_in_processes
+from overdue.replay import HistoryReplayer, ReplayResult, Sandbox, replay_in_processes
 from tests.unit.test_sandbox import read_only_tables, snapshot_of_tables
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
@@ -47,11 +48,12 @@ async def corpus() -> dict[str, ReplayResult]:
     return {r.source: r for r in results}
 
 
-async def test_the_corpus_replays_in_the_strict_sandbox() -> None:
-    """Every workflow module imported afresh for each history: a call the sandbox forbids
-    (``datetime.now()``, ``random.random()``, I/O) in a module the worker passes through fails
-    here, though the worker's own sandbox no longer sees it."""
-    results = await HistoryReplayer(strict=True).replay_files(HISTORIES)
+@pytest.mark.parametrize("sandbox", [Sandbox.WORKER, Sandbox.STRICT])
+async def test_the_corpus_replays_in_a_sandbox(sandbox: Sandbox) -> None:
+    """In the worker's sandbox, and with every workflow module imported afresh for each
+    history: a call the sandbox forbids (``datetime.now()``, ``random.random()``, I/O) fails
+    here, even in a module the worker passes through."""
+    results = await HistoryReplayer(sandbox=sandbox).replay_files(HISTORIES)
     assert [(r.source, r.error) for r in results if not r.ok] == []
     assert len(results) == len(HISTORIES)
 

@@ -15,6 +15,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.replay.test_replay import HISTORIES, tampered_operator_hold
 
 OVERDUE = str(Path(sys.executable).parent / "overdue")
@@ -97,7 +99,8 @@ def test_with_jobs_a_diverging_history_prints_one_json_document(tmp_path: Path) 
     assert "Failing workflow task" in stderr, stderr
 
 
-def test_the_strict_sandbox_option_replays_too(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sandbox", ["worker", "strict"])
+def test_the_sandbox_options_replay_too(tmp_path: Path, sandbox: str) -> None:
     [good] = [p for p in HISTORIES if p.stem == "operator-hold-run1"]
-    code, report, _ = replay_json(tmp_path, good, options=("--strict-sandbox",))
+    code, report, _ = replay_json(tmp_path, good, options=("--sandbox", sandbox))
     assert (code, report["replayed"], report["failed"]) == (0, 1, 0)
