@@ -1,9 +1,9 @@
-"""What the status shows of a plan, and what a late timer does to a planned call, on the
-time-skipping server with the real activities.
+"""What the status shows of a plan, on the time-skipping server with the real activities.
 
-Each test runs its own worker on a task queue of its own: one holds an activity back, to query
-the loan while the workflow waits on it; the other stops, to let a timer fire while no worker
-is there.
+Each test runs its own worker on a task queue of its own, which holds the situation's audit write
+back, to query the loan while the workflow waits on it. (What a late timer does to a planned call
+is the rotation's rule, ``rotation.slot_still_fits``: tests/unit/test_plan_checks.py and a
+property in tests/unit/test_planner_properties.py.)
 """
 
 from __future__ import annotations
@@ -12,9 +12,7 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator, Callable
-from datetime import datetime, time, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import asyncpg
 import pytest
@@ -33,7 +31,7 @@ from tests.workflow.support import Handle, poll_status, status_of, wait_for_audi
 from workflows.collection import LoanCollection
 from workflows.commands import SituationEvent
 from workflows.types import CollectionInput, CollectionStatus, ContactOutcome, Loan, workflow_id_for
-from workflows.vocabulary import Channel, Outcome, Situation, Target
+from workflows.vocabulary import Channel, Situation
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.timeout(90)]
 
@@ -141,97 +139,4 @@ async def test_status_never_shows_a_contact_the_new_situation_forbids(
             assert not shows_borrower_contact(after), after.next_action
     finally:
         gate.set()
-        await factory.cleanup()
-
-
-def planned_after(moment: datetime) -> Callable[[CollectionStatus], bool]:
-    def later(status: CollectionStatus) -> bool:
-        at = status.next_action.at_utc
-        return at is not None and at > moment
-
-    return later
-
-
-def planned_slot(status: CollectionStatus) -> str:
-    """The slot a planned call names in its details (``purpose · slot slot``)."""
-    return status.next_action.detail.split(" · ")[1].removesuffix(" slot")
-
-
-DAY_SECONDS = 30.0  # a collection day in 30 real seconds: one real second is 48 minutes
-RATE = 86_400 / DAY_SECONDS
-
-
-def in_a_tried_slot(at: datetime, tried: set[str], zone: ZoneInfo) -> datetime:
-    """Half an hour into the first tried slot of the next local day: in the contact window,
-    out of the planned slot, and in a slot the rotation has tried already."""
-    first = min((s for s in STRATEGY.slots if s.name in tried), key=lambda s: s.start_minute)
-    minute = max(first.start_minute, 8 * 60) + 30
-    day = at.astimezone(zone).date() + timedelta(days=1)
-    return datetime.combine(day, time(minute // 60, minute % 60), tzinfo=zone)
-
-
-async def test_a_call_whose_timer_fires_out_of_its_slot_is_planned_again_into_an_untried_slot(
-    time_env: WorkflowEnvironment, pool: asyncpg.Pool, config: Config
-) -> None:
-    # A compressed clock, as in the demo: the worker is down for some real seconds across the
-    # planned call's moment, many collection hours; it comes back the next morning.
-    queue = f"plan-checks-{uuid.uuid4().hex}"
-    factory = Loans(time_env)
-    loan = await factory.build()  # never answers, us, New York
-    zone = ZoneInfo(loan.borrower.timezone)
-    origin = await time_env.get_current_time()
-
-    def real(collection: datetime) -> datetime:
-        return origin + (collection - origin) / RATE
-
-    try:
-        async with own_worker(time_env, pool, config, queue):
-            handle = await time_env.client.start_workflow(
-                LoanCollection.run,
-                CollectionInput(loan=loan, day_seconds=DAY_SECONDS, clock_origin=origin),
-                id=workflow_id_for(loan.loan_id),
-                task_queue=queue,
-                execution_timeout=EXECUTION_TIMEOUT,
-            )
-            factory.started.append(handle.id)
-            status = await poll_status(handle, lambda s: s.next_action.at_utc is not None)
-            # Let the loan reach out until it has tried a slot and plans its next call.
-            while not (
-                status.next_action.kind == Channel.CALL
-                and any(a.channel == Channel.CALL for a in status.recent_attempts)
-            ):
-                planned_at = status.next_action.at_utc
-                assert planned_at is not None, status.next_action
-                now = await time_env.get_current_time()
-                await time_env.sleep(max(real(planned_at) - now, timedelta(0)))
-                status = await poll_status(handle, planned_after(planned_at))
-            slot, planned_at = planned_slot(status), status.next_action.at_utc
-            assert planned_at is not None
-            # Up to two real seconds before the call, then the worker stops.
-            ahead = real(planned_at) - await time_env.get_current_time()
-            if ahead > timedelta(seconds=2):
-                await time_env.sleep(ahead - timedelta(seconds=2))
-        tried = {
-            a.slot
-            for a in status.recent_attempts
-            if a.channel == Channel.CALL and a.target == Target.BORROWER
-        }
-        late = in_a_tried_slot(planned_at, tried, zone)
-        # Time flows in real time while nothing skips it: the call's timer fires meanwhile.
-        wait = real(late) - await time_env.get_current_time()
-        await asyncio.sleep(wait.total_seconds())
-        async with own_worker(time_env, pool, config, queue):
-            again = await poll_status(handle, planned_after(late))
-        calls = [
-            a
-            for a in again.recent_attempts
-            if a.channel == Channel.CALL and a.target == Target.BORROWER and a.at >= planned_at
-        ]
-        assert calls == [] or calls[0].slot not in tried, (
-            f"planned {slot} at {planned_at}, called in {calls[0].slot} at {calls[0].at};"
-            f" tried {sorted(tried)}"
-        )
-        assert not calls or calls[0].at > late
-        assert all(a.outcome != Outcome.ANSWERED for a in again.recent_attempts)
-    finally:
         await factory.cleanup()
