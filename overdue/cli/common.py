@@ -98,3 +98,23 @@ def stop_on_signals() -> asyncio.Event:
 def check_day_seconds(day_seconds: float | None) -> None:
     if day_seconds is not None and not 0.05 <= day_seconds <= 86400:
         raise UserError("day_seconds: must be between 0.05 and 86400")
+
+
+def print_position(view: dict[str, Any]) -> None:
+    """Where the loan stands: stage, balance, situation, a hold, and what comes next."""
+    nxt = view.get("next_action") or {}
+    out.print(
+        f"[bold]{view['loan_id']}[/]  stage [bold]{view.get('stage')}[/]  DPD {view.get('days_past_due', '-')}"
+    )
+    out.print(
+        f"outstanding {view.get('outstanding')} {view.get('currency')}  situation {view.get('situation', '-')}"
+    )
+    hold = view.get("hold")
+    if hold:
+        out.print(f"paused by {hold['operator']} since {hold['since']}: {hold['reason']}")
+    if nxt.get("at_utc"):
+        out.print(
+            f"next: {nxt['kind']} {nxt.get('detail', '')} at {nxt['at_local']} (UTC {nxt['at_utc']})"
+        )
+    else:
+        out.print(f"next: {nxt.get('kind', 'none')}")
