@@ -25,6 +25,7 @@ import asyncpg
 from temporalio.client import Client, WorkflowQueryFailedError
 from temporalio.service import RPCError
 
+from overdue.borrowers import default_strategy
 from overdue.client import (
     UnknownLoan,
     loan_status,
@@ -388,6 +389,9 @@ async def summarise(
     escalations["legal_notices"] = await pool.fetchval(
         "SELECT count(*) FROM notices WHERE loan_id = ANY($1)", loan_ids
     )
+    never_answering = [
+        s.loan_id for s in result.summaries if result.personas[s.loan_id] == "never_answers"
+    ]
     by_persona: dict[str, Counter[str]] = defaultdict(Counter)
     for s in result.summaries:
         final = f"cured_in_{s.resolved_in}" if s.final_stage == "cured" else s.final_stage
@@ -403,7 +407,21 @@ async def summarise(
         "by_persona": {k: dict(sorted(v.items())) for k, v in sorted(by_persona.items())},
         "situations": dict(sorted(Counter(s.situation for s in result.summaries).items())),
         "back_office": result.back_office,
+        "rotation": await _first_unanswered_slots(pool, never_answering),
     }
     if details and client is not None:
         report["details"] = [await loan_status(client, pool, loan_id) for loan_id in loan_ids]
     return report
+
+
+async def _first_unanswered_slots(pool: asyncpg.Pool, loan_ids: list[str]) -> dict[str, list[str]]:
+    """The slots of each loan's first unanswered borrower calls, one per slot of the day: a
+    borrower who never answers is tried in every slot before any slot is tried again."""
+    rows = await pool.fetch(
+        "SELECT loan_id, array_agg(slot ORDER BY attempt_no) AS slots FROM contact_attempts"
+        " WHERE loan_id = ANY($1) AND channel = 'call' AND target = 'borrower'"
+        " AND outcome = 'no_answer' GROUP BY loan_id ORDER BY loan_id",
+        loan_ids,
+    )
+    slots_a_day = len(default_strategy().slots)
+    return {row["loan_id"]: list(row["slots"][:slots_a_day]) for row in rows}

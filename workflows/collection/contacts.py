@@ -267,11 +267,30 @@ def _schedule(
     )
 
 
+def _contact_moment(c: Collection, planned: planner.PlannedContact) -> datetime:
+    """When the contact due now takes place: now, or on a compressed clock its planned moment.
+
+    A compressed clock is a simulation, and a simulation runs on its plan: the server's timer
+    latency, most of a real second when busy, is hours of a demo's day that no borrower lived.
+    Taken as collection time, it would push nearly every call out of its slot, and the
+    rotation, re-planning each one, would starve. Real clocks make the contact when it is made.
+    """
+    now = c.now()
+    if (
+        c.lean
+        and c.state.clock.day_seconds is not None
+        and planned.at < now
+        and c.patched(patches.COMPRESSED_CLOCK_ON_PLAN)
+    ):
+        return planned.at
+    return now
+
+
 async def reach_out(c: Collection, planned_outreach: PlannedOutreach) -> None:
     """Make the planned contact, if the planner still allows it now (the timer may be late)."""
     state, loan = c.state, c.loan
     intent, planned = planned_outreach.intent, planned_outreach.planned
-    now = c.now()
+    now = _contact_moment(c, planned)
     budgeted = c.patched(patches.BORROWER_CONTACT_BUDGET)
     c.next = None
     proposal = planner.Proposal(
@@ -290,14 +309,12 @@ async def reach_out(c: Collection, planned_outreach: PlannedOutreach) -> None:
         if c.patched(patches.AUDIT_DENIED_CONTACTS):
             await _audit_denial(c, intent, planner.describe(decision), now)
         return
-    # A call that slipped into a slot already tried is planned again from now. Not on a
-    # compressed clock: the dev server fires its timers on a tick of most of a real second,
-    # hours of a demo's day, so nearly every call slips, and the last untried slot of a
-    # rotation would be missed day after day, leaving the loan with no call at all.
-    compressed = state.clock.day_seconds is not None
+    # A call that slipped into a slot already tried is planned again from now. A compressed
+    # clock's calls take place in their planned slots (older demo histories made them where
+    # they fell).
     if (
         c.lean
-        and not compressed
+        and state.clock.day_seconds is None
         and not rotation.slot_still_fits(
             planned, intent.channel, intent.target, now, state.strategy, state.history, c.zone
         )

@@ -32,6 +32,10 @@ SEARCH_ATTRIBUTES_ON_CHANGE = "search-attributes-on-change"
 # (the code that recorded it had them all), so their markers are not written again.
 LEAN_HISTORY = "lean-history"
 
+# A contact on a compressed clock (demos, tests) takes place at its planned moment, however late
+# in real time the timer fired: a simulation runs on its plan. Real clocks never ask.
+COMPRESSED_CLOCK_ON_PLAN = "compressed-clock-on-plan"
+
 BEFORE_LEAN = (
     APPLY_PAYMENTS_BEFORE_CONTINUE_AS_NEW,
     AUDIT_DENIED_CONTACTS,
@@ -41,4 +45,4 @@ BEFORE_LEAN = (
     REGISTRY_MISS_GOES_TO_REVIEW,
     SEARCH_ATTRIBUTES_ON_CHANGE,
 )
-ALL = (*BEFORE_LEAN, LEAN_HISTORY)
+ALL = (*BEFORE_LEAN, LEAN_HISTORY, COMPRESSED_CLOCK_ON_PLAN)
