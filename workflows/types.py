@@ -374,6 +374,8 @@ class CollectionState:
     pending_payments: list[PendingPayment] = field(default_factory=list)
     recovered_minor: int = 0
     attempt_count: int = 0
+    # What outreach last revealed: the ``Situation`` label while the machine's situation is
+    # normal (``rules.situation_label`` derives the label from the machine otherwise).
     situation: Situation = Situation.NONE
     last_outcome: Outcome | None = None
     stage_entered_at: datetime | None = None
@@ -399,6 +401,9 @@ class CollectionState:
     hold: OperatorHold | None = None
     holds: int = 0  # pause and resume changes so far: keys their audit entries
     pending_hold_changes: list[HoldChange] = field(default_factory=list)
+    # Histories before ``situation-from-machine`` only: a label an outcome reported that the
+    # machine's state does not give, shown until the label next changed (``events.report``).
+    reported_label: Situation | None = None
 
 
 @dataclass

@@ -292,6 +292,28 @@ async def test_wilful_refusal_gets_a_truthful_notice(
     assert json.dumps(entries[0]).count("refusal") >= 1
 
 
+async def test_the_situation_label_follows_the_machine(
+    time_env: WorkflowEnvironment, pool: asyncpg.Pool, loans: Loans
+) -> None:
+    loan, handle = await loans.start_new()
+    await collecting(handle)
+    # A code naming a situation the loan is not in does not show: the promise does.
+    await report(
+        time_env, handle, situation=Situation.HARDSHIP, promise=Promise(10_000, day(loan, 3))
+    )
+    status = await poll_status(handle, lambda s: s.promise is not None)
+    assert status.situation == Situation.PROMISE
+    # A refusal in the same report as a dispute: the loan is disputed, and says so.
+    await report(time_env, handle, dispute=True, refusal=True)
+    await wait_for_audit(pool, loan.loan_id, "dispute_opened", 1)
+    assert (await status_of(handle)).situation == Situation.DISPUTE
+    resolution = DisputeResolution(
+        f"R-{uuid.uuid4().hex}", upheld=False, at=await time_env.get_current_time()
+    )
+    await handle.signal(LoanCollection.dispute_resolved, resolution)
+    await poll_status(handle, lambda s: s.situation == Situation.CONTACTED)
+
+
 # --- deceased -------------------------------------------------------------------------------
 
 

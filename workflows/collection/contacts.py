@@ -388,7 +388,7 @@ async def reach_out(c: Collection, planned_outreach: PlannedOutreach) -> None:
     if intent.template == outreach.NUDGE_TEMPLATE:
         state.history.nudges_in_streak += 1
     state.last_outcome = result.outcome
-    state.situation = rules.outreach_situation(state)
+    state.situation = rules.after_attempt(state)
 
 
 async def _audit_denial(c: Collection, intent: outreach.Intent, rule: str, now: datetime) -> None:

@@ -24,7 +24,7 @@ from workflows.commands import (
     StageChange,
 )
 from workflows.machine import Action, Calendar
-from workflows.types import ActivePromise, ContactOutcome, Instalment
+from workflows.types import ActivePromise, CollectionState, ContactOutcome, Instalment
 from workflows.vocabulary import Situation, Stage, Target
 
 with workflow.unsafe.imports_passed_through():
@@ -54,9 +54,10 @@ async def situation_event(c: Collection, event: str, key: str, now: datetime) ->
     history.dispute_open = machine.situation == "disputed"
     if event == "death_not_verified":
         history.borrower_deceased = False
-    state.situation = rules.SITUATION_AFTER.get(event, state.situation)
-    if machine.situation == "ceased":
-        state.situation = Situation.CEASED
+    if event in rules.LABEL_ON_RETURN:
+        _return_to_normal(state, event)
+    elif event not in _KEEP_A_REPORTED_LABEL:
+        state.reported_label = None
     rules.track_pause(state, was_paused=was_paused, paused_now=machine.collection_paused, now=now)
     # What stood before no longer holds once the situation moves on.
     if machine.situation != "promised":
@@ -77,6 +78,42 @@ async def situation_event(c: Collection, event: str, key: str, now: datetime) ->
     if event == "dispute_rejected" and history.borrower_deceased:
         # A death reported while the dispute stood is verified once it is over.
         await situation_event(c, "death_reported", key, now)
+
+
+# Histories before ``situation-from-machine`` showed a reported label through these events.
+_KEEP_A_REPORTED_LABEL = frozenset(
+    {
+        "death_verified",
+        "verification_overdue",
+        "forbearance_approved",
+        "estate_claim_filed",
+        "estate_written_off",
+    }
+)
+
+
+def _return_to_normal(state: CollectionState, event: str) -> None:
+    """What the normal situation's label shows after an event that may return to it."""
+    state.situation = rules.LABEL_ON_RETURN[event]
+    state.reported_label = None
+
+
+def report_label(c: Collection, label: Situation) -> None:
+    """An outcome's refusal, or the situation code it reported.
+
+    In the normal situation, a code that outreach can reveal (contacted, no answer, refusal, a
+    broken promise) is what the label shows. A code that names another situation is shown by
+    the machine once the fact that makes it is reported (a dispute, a hardship, a death); the
+    code itself stays in the outcome's record in the ledger. Older histories showed any code.
+    """
+    state = c.state
+    if c.machine.situation == "normal" and label in rules.OUTREACH_LABELS:
+        state.situation = label
+        state.reported_label = None
+        return
+    state.reported_label = None
+    if rules.situation_label(state) != label and not c.patched(patches.SITUATION_FROM_MACHINE):
+        state.reported_label = label
 
 
 async def observe_days(c: Collection) -> None:
@@ -177,7 +214,7 @@ async def make_promise(c: Collection, outcome: ContactOutcome, now: datetime) ->
         f"promise to pay by {promise.due_date}",
     )
     state.promise = promise
-    state.situation = Situation.PROMISE
+    state.reported_label = None
     c.machine.send("promise_made")
 
 
@@ -233,11 +270,11 @@ async def settle_promise(c: Collection, *, kept: bool) -> None:
     )
     state.promise = None
     if kept:
-        state.situation = Situation.CONTACTED
+        _return_to_normal(state, "promise_kept")
         machine.send("promise_kept")
         return
     await report_broken(c, promise.promise_id, promise.amount_minor, promise.paid_minor)
-    state.situation = Situation.PROMISE_BROKEN
+    _return_to_normal(state, "promise_broken")
     stage = machine.stage
     machine.send("promise_broken")
     if machine.stage != stage:

@@ -36,6 +36,10 @@ LEAN_HISTORY = "lean-history"
 # in real time the timer fired: a simulation runs on its plan. Real clocks never ask.
 COMPRESSED_CLOCK_ON_PLAN = "compressed-clock-on-plan"
 
+# The Situation label is derived from the machine: an outcome's code that names a situation the
+# machine is not in no longer shows. Asked only where an older history would have shown it.
+SITUATION_FROM_MACHINE = "situation-from-machine"
+
 BEFORE_LEAN = (
     APPLY_PAYMENTS_BEFORE_CONTINUE_AS_NEW,
     AUDIT_DENIED_CONTACTS,
@@ -45,4 +49,4 @@ BEFORE_LEAN = (
     REGISTRY_MISS_GOES_TO_REVIEW,
     SEARCH_ATTRIBUTES_ON_CHANGE,
 )
-ALL = (*BEFORE_LEAN, LEAN_HISTORY, COMPRESSED_CLOCK_ON_PLAN)
+ALL = (*BEFORE_LEAN, LEAN_HISTORY, COMPRESSED_CLOCK_ON_PLAN, SITUATION_FROM_MACHINE)

@@ -135,7 +135,7 @@ async def apply_outcomes(c: Collection, inbox: Inbox) -> None:
         if outcome.promise is not None and machine.accepts("promise_made"):
             await events.make_promise(c, outcome, now)
         if outcome.refusal:
-            state.situation = Situation.REFUSAL
+            events.report_label(c, Situation.REFUSAL)
             # Nothing reaches a borrower reported dead, even by the report that says so (a
             # relative refusing on the estate's behalf): the estate has letters of its own.
             if not (c.lean and outcome.death_reported_by is not None):
@@ -150,7 +150,7 @@ async def apply_outcomes(c: Collection, inbox: Inbox) -> None:
             )
             await events.situation_event(c, event, outcome.outcome_id, now)
         if outcome.situation is not None:
-            state.situation = outcome.situation
+            events.report_label(c, outcome.situation)
         state.seen_signal_ids.append(outcome.outcome_id)
         inbox.outcomes.pop(0)
         view.changed(c)

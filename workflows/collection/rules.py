@@ -25,26 +25,42 @@ REVIEW_EVENTS = {
     (Review.ESTATE, "estate_claim"): "estate_claim_filed",
     (Review.ESTATE, "written_off"): "estate_written_off",
 }
-# Situations that outreach results may update; the others only an outcome changes.
-OUTREACH_SITUATIONS = (
+# The ``Situation`` label of each state of the machine's situation region but ``normal``.
+REGION_LABELS = {
+    "promised": Situation.PROMISE,
+    "disputed": Situation.DISPUTE,
+    "ceased": Situation.CEASED,
+    "deceased_reported": Situation.DECEASED,
+    "deceased_review": Situation.DECEASED,
+    "estate_contact": Situation.DECEASED,
+    "arrangement": Situation.HARDSHIP,
+    "hardship_review": Situation.HARDSHIP,
+    "forbearance": Situation.HARDSHIP,
+}
+# Labels of the normal situation: what outreach last revealed.
+OUTREACH_LABELS = (
+    Situation.NONE,
+    Situation.NO_ANSWER,
+    Situation.CONTACTED,
+    Situation.REFUSAL,
+    Situation.PROMISE_BROKEN,
+)
+# Labels that the next attempt's result replaces (a refusal stands until a conversation says
+# more, or the situation moves).
+ATTEMPT_LABELS = (
     Situation.NONE,
     Situation.NO_ANSWER,
     Situation.CONTACTED,
     Situation.PROMISE_BROKEN,
 )
-# The situation search attribute after each situation event.
-SITUATION_AFTER = {
-    "dispute_opened": Situation.DISPUTE,
+# The normal situation's label after the events that return to it.
+LABEL_ON_RETURN = {
     "dispute_rejected": Situation.CONTACTED,
-    "dispute_closed": Situation.DISPUTE,
-    "cease_requested": Situation.CEASED,
-    "death_reported": Situation.DECEASED,
     "death_not_verified": Situation.CONTACTED,
-    "registry_not_verified": Situation.DECEASED,  # a person decides; the report still stands
-    "short_term_hardship": Situation.HARDSHIP,
-    "long_term_hardship": Situation.HARDSHIP,
     "forbearance_rejected": Situation.CONTACTED,
     "instalment_missed": Situation.PROMISE_BROKEN,
+    "promise_kept": Situation.CONTACTED,
+    "promise_broken": Situation.PROMISE_BROKEN,
 }
 # The message each stage's entry queues for the next outreach.
 STAGE_MESSAGES = {Action.REMINDER_SMS: "early_reminder", Action.FIRM_SMS: "late_firm"}
@@ -212,9 +228,21 @@ def first_contact_moment(loan: Loan, zone: ZoneInfo) -> datetime:
     return clock.day_starts(loan.due_date, 1, zone)
 
 
-def outreach_situation(state: CollectionState) -> Situation:
-    """The situation as far as outreach alone can tell it, when no outcome has said more."""
-    if state.situation not in OUTREACH_SITUATIONS:
+def situation_label(state: CollectionState) -> Situation:
+    """The ``Situation`` label operators see and filter by, derived from the machine.
+
+    Each state of the situation region has its label; the normal one shows what outreach last
+    revealed. A closed loan keeps the label of the situation it closed in. (A history recorded
+    before ``situation-from-machine`` may show a label an outcome reported instead.)
+    """
+    if state.reported_label is not None:
+        return state.reported_label
+    return REGION_LABELS.get(state.situation_state, state.situation)
+
+
+def after_attempt(state: CollectionState) -> Situation:
+    """The normal situation's label after an attempt, when no outcome has said more."""
+    if state.situation not in ATTEMPT_LABELS:
         return state.situation
     if state.history.last_conversation_at is not None and state.history.unanswered_streak == 0:
         return Situation.CONTACTED

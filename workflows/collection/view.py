@@ -34,7 +34,7 @@ def status(c: Collection) -> CollectionStatus:
         outstanding_minor=state.outstanding_minor,
         recovered_minor=state.recovered_minor,
         currency=loan.currency,
-        situation=state.situation,
+        situation=rules.situation_label(state),
         jurisdiction=loan.jurisdiction,
         timezone=loan.borrower.timezone,
         attempt_count=state.attempt_count,
@@ -157,7 +157,7 @@ def publish(c: Collection) -> None:
         sa.COLLECTION_STAGE: state.stage,
         sa.DAYS_PAST_DUE: c.dpd(now),
         sa.OUTSTANDING_MINOR: state.outstanding_minor,
-        sa.SITUATION: state.situation,
+        sa.SITUATION: rules.situation_label(state),
         sa.BROKEN_PROMISES: state.broken_promises,
         sa.NEXT_CONTACT_AT: upcoming.at_utc,
     }
@@ -188,7 +188,7 @@ def _details(c: Collection, now: datetime, upcoming: NextAction) -> str:
         loan_summary(loan),
         f"**Stage** {state.stage} · **DPD** {c.dpd(now)}",
         f"**Outstanding** {outstanding} {loan.currency}",
-        f"**Situation** {state.situation} · **Last outcome** {state.last_outcome or '-'}",
+        f"**Situation** {rules.situation_label(state)} · **Last outcome** {state.last_outcome or '-'}",
         f"**Next** {upcoming.kind} {upcoming.detail}".rstrip() + when,
     ]
     if state.hold is not None:
@@ -216,7 +216,7 @@ def summary(c: Collection) -> CollectionSummary:
         notices=list(state.notices),
         ended_at=c.now(),
         broken_promises=state.broken_promises,
-        situation=state.situation,
+        situation=rules.situation_label(state),
     )
 
 
