@@ -52,9 +52,18 @@ from overdue.outbox import (
     unreachable,
 )
 from overdue.outcomes import OutcomeInvalid, outcome_from_fields
-from overdue.schemas import ID_PATTERN, NOT_IN_FUTURE, Identifier, PaymentFields, describe
+from overdue.schemas import (
+    ID_SCHEMA_PATTERN,
+    PAID_WINDOW,
+    Identifier,
+    Note,
+    PaymentFields,
+    ShortText,
+    describe,
+)
 from overdue.serving import serve_asgi, token_matches
 from overdue.stack import port_is_free, port_or_free
+from workflows import limits
 from workflows.money import format_minor
 from workflows.types import PaymentReceived
 
@@ -192,8 +201,10 @@ class PaymentIn(PaymentFields):
         },
     )
 
-    paid_at: Annotated[AwareDatetime, NOT_IN_FUTURE] | None = Field(
-        default=None, description="When the money was received (with a zone). Default: now."
+    paid_at: Annotated[AwareDatetime, PAID_WINDOW] | None = Field(
+        default=None,
+        description="When the money was received (with a zone), from 1990-01-01 to now (plus"
+        " 5 minutes of clock skew). Default: now.",
     )
     source: Identifier = Field(default="api", description="Who reports the payment.")
 
@@ -262,6 +273,8 @@ class PaymentOut(BaseModel):
 # How a conversation was held: ``workflows.types.CONVERSATION_CHANNELS``, spelt out for the
 # schema (tests/unit/test_outcome_validation.py keeps the two equal).
 ConversationChannel = Literal["call", "inbound_call", "sms", "email", "in_person"]
+# A situation or complaint code: the vocabulary's are a few words; more is no code.
+CODE_MAX_LENGTH = 64
 
 
 class OutcomeIn(BaseModel):
@@ -270,23 +283,35 @@ class OutcomeIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     outcome_id: Identifier = Field(description="The outcome's unique id: the idempotency key.")
-    source: str = Field(default="collector:api", description="Who reports, as kind:name.")
+    source: str = Field(
+        default="collector:api",
+        max_length=limits.SOURCE_MAX,
+        description="Who reports, as kind:name.",
+    )
     right_party: StrictBool = Field(
         default=True, description="False: the borrower was not reached."
     )
-    situation: str | None = Field(default=None, description="A situation code.")
+    situation: str | None = Field(
+        default=None, max_length=CODE_MAX_LENGTH, description="A situation code."
+    )
     promise_amount: str | None = Field(
-        default=None, description="Amount promised, in major units of the loan's currency."
+        default=None,
+        max_length=limits.MAX_AMOUNT_TEXT,
+        description="Amount promised, in major units of the loan's currency.",
     )
     promise_date: date | None = Field(default=None, description="Borrower-local date promised.")
-    complaint: str | None = Field(default=None, description="A complaint category.")
+    complaint: str | None = Field(
+        default=None, max_length=CODE_MAX_LENGTH, description="A complaint category."
+    )
     dispute: StrictBool = Field(default=False, description="The borrower disputes the debt itself.")
     hardship: Literal["short", "long"] | None = None
-    hardship_reason: str | None = None
-    deceased_reported_by: str | None = None
+    hardship_reason: ShortText | None = None
+    deceased_reported_by: ShortText | None = None
     cease: StrictBool = Field(default=False, description="The borrower asks that contact stop.")
     refusal: StrictBool = Field(default=False, description="The borrower wilfully refuses to pay.")
-    note: str | None = None
+    note: Note | None = Field(
+        default=None, description="Free text; tabs and line breaks allowed, no other control."
+    )
     channel: ConversationChannel = Field(
         default="call",
         description="How the conversation was held: call (outbound), inbound_call, sms, email"
@@ -375,6 +400,14 @@ def _http_error(_: Request, exc: Exception) -> JSONResponse:
     return _error(exc.status_code, str(exc.detail), headers=headers)
 
 
+def _failed(_: Request, exc: Exception) -> JSONResponse:
+    # Nothing a caller sends should get here: every input is checked first. If something does,
+    # the caller still gets the one JSON error shape, and the log the cause.
+    log.error("500: %s: %s", type(exc).__name__, exc, exc_info=exc)
+    message = "the request could not be processed; the log has the cause"
+    return JSONResponse({"error": message, "field": None}, status_code=500)
+
+
 def _refused(_: Request, exc: Exception) -> JSONResponse:
     if isinstance(exc, ApiError):
         return _error(exc.status, exc.message, headers=exc.headers)
@@ -426,7 +459,9 @@ class BearerToken(HTTPBearer):
             )
 
 
-PathId = Annotated[str, Path(min_length=1, max_length=64, pattern=ID_PATTERN.pattern)]
+PathId = Annotated[
+    str, Path(min_length=1, max_length=limits.ID_MAX_LENGTH, pattern=ID_SCHEMA_PATTERN)
+]
 
 # --- the app --------------------------------------------------------------------------------
 
@@ -474,6 +509,7 @@ def create_app(
         ),
     )
     app.add_exception_handler(RequestValidationError, _validation_failed)
+    app.add_exception_handler(Exception, _failed)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     for refusal in (
         ApiError,

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 
 from overdue.client import PaymentInvalid, UnknownLoan
 from overdue.outbox import IncomingPayment, Outbox, PaymentIdConflict, TemporalUnavailable
-from overdue.schemas import BankLineIn, FieldError, Invalid, cells, validate
+from overdue.schemas import BankLineIn, FieldError, Invalid, cells, csv_rows, validate
 from workflows.types import PaymentReceived
 
 REQUIRED_COLUMNS = ("payment_id", "loan_id", "amount", "currency", "paid_at")
@@ -88,8 +88,10 @@ def read_bank_file(text: str, *, now: datetime | None = None) -> BankFile:
     errors: list[FieldError] = []
     seen: dict[str, int] = {}
     try:
-        for row in reader:
-            line = reader.line_num
+        for line, row in csv_rows(reader):
+            if isinstance(row, FieldError):
+                errors.append(row)
+                continue
             if None in row:  # more cells than the header names
                 errors.append(FieldError("line", "has more cells than the header", line))
                 continue

@@ -36,6 +36,7 @@ from overdue.ledger import PaymentInvalid as PaymentInvalid
 from overdue.ledger import UnknownLoan as UnknownLoan
 from overdue.ledger import ledger_record
 from overdue.outcomes import LoanView, OutcomeInvalid, check_outcome, check_resolution
+from workflows import limits
 from workflows import search_attributes as sa
 from workflows.collection import LoanCollection
 from workflows.collection.view import loan_summary
@@ -125,29 +126,71 @@ def payment_from_input(
 ) -> PaymentReceived:
     """A payment as a person types it: an amount in major units of ``currency``.
 
-    Only the form is checked here (an id, a known currency, an amount with that currency's
-    decimal places); whether it fits the loan is the collection's or the ledger's to say.
+    Only the form is checked here (``workflows.limits``: an id, a known currency, an amount
+    with that currency's decimal places within 64 bits, a plausible ``paid_at``); whether it
+    fits the loan is the collection's or the ledger's to say.
 
     Raises:
         PaymentInvalid: the message names the field.
     """
-    if not payment_id.strip():
-        raise PaymentInvalid("payment_id: is required")
-    try:
-        currency = check_currency(currency)
-    except AmountError as problem:
-        raise PaymentInvalid(f"currency: {problem}") from None
+    check_payment_arguments(amount, payment_id=payment_id, currency=currency, source=source)
+    currency = check_currency(currency)
     try:
         amount_minor = to_minor(amount, currency)
     except AmountError as problem:
         raise PaymentInvalid(f"amount: {problem}") from None
-    return PaymentReceived(
+    payment = PaymentReceived(
         payment_id=payment_id.strip(),
         amount_minor=amount_minor,
         currency=currency,
         paid_at=paid_at or datetime.now(UTC),
         source=source,
     )
+    check_payment(payment)
+    return payment
+
+
+def check_payment_arguments(
+    amount: str, *, payment_id: str, currency: str | None = None, source: str = "cli"
+) -> None:
+    """The checks of a payment as a person types it that need no loan: the CLI makes them
+    before it connects to anything. Without ``currency`` (the loan's is looked up later) the
+    amount's shape and size are checked, and its decimal places once the currency is known.
+
+    Raises:
+        PaymentInvalid: the first problem found; the message names the field.
+    """
+    for name, value in (("payment_id", payment_id.strip()), ("source", source)):
+        try:
+            limits.check_id(value)
+        except limits.LimitError as problem:
+            raise PaymentInvalid(f"{name}: {problem}") from None
+    if currency is not None:
+        try:
+            currency = check_currency(currency)
+        except AmountError as problem:
+            raise PaymentInvalid(f"currency: {problem}") from None
+    try:
+        if currency is not None:
+            to_minor(amount, currency)
+        elif limits.check_amount_text(amount)[0] == "-":
+            raise AmountError(f"must be positive, got {amount.strip()}")
+    except AmountError as problem:
+        raise PaymentInvalid(f"amount: {problem}") from None
+    except limits.LimitError as problem:
+        raise PaymentInvalid(f"amount: {problem}") from None
+
+
+def check_payment(payment: PaymentReceived) -> None:
+    """A payment a service built, held to the limits every edge applies (ids, a 64-bit amount,
+    a ``paid_at`` from 1990 to now); the same the collection's update validator applies.
+
+    Raises:
+        PaymentInvalid: the message names the field.
+    """
+    problem = limits.payment_problem(payment, datetime.now(UTC))
+    if problem is not None:
+        raise PaymentInvalid(problem)
 
 
 async def loan_currency(client: Client, pool: asyncpg.Pool | None, loan_id: str) -> str:
@@ -361,6 +404,9 @@ async def _change_hold(
     update: Callable[[LoanCollection, HoldRequest], Awaitable[CollectionStatus]],
     request: HoldRequest,
 ) -> CollectionStatus:
+    problem = limits.hold_problem(request, pause=update is LoanCollection.pause_collection)
+    if problem is not None:
+        raise HoldRefused(problem)
     handle = await _running_collection(client, loan_id, HoldRefused, "there is nothing to hold")
     try:
         return await handle.execute_update(update, request, result_type=CollectionStatus)
@@ -404,6 +450,11 @@ async def record_payment(
         PaymentInvalid: the payment does not fit the loan; the message names the field.
         PaymentConflict: the payment id is recorded with another loan, amount or currency.
     """
+    try:
+        limits.check_id(loan_id)
+    except limits.LimitError as problem:
+        raise PaymentInvalid(f"loan_id: {problem}") from None
+    check_payment(payment)
     handle = client.get_workflow_handle_for(LoanCollection.run, workflow_id_for(loan_id))
     try:
         result = await handle.execute_update(LoanCollection.apply_payment, payment)

@@ -9,9 +9,9 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from overdue.schemas import FieldError, Invalid, LoanIn, cells, validate
+from overdue.schemas import FieldError, Invalid, LoanIn, cells, csv_rows, validate
 from workflows.types import Loan
 
 CSV_COLUMNS = (
@@ -46,13 +46,15 @@ def loan_from_fields(values: Mapping[str, str | None], *, line: int | None = Non
 class LoanBook:
     loans: list[Loan]
     errors: list[FieldError]
+    lines: dict[str, int] = field(default_factory=dict)  # each good loan's line, by loan id
 
 
 def read_loan_book(text: str) -> LoanBook:
     """Validate every row of a loan-book CSV. Good rows become loans; bad rows become errors.
 
     Raises:
-        csv.Error: the csv module refuses the text outright (a cell over its size limit).
+        csv.Error: the csv module refuses the text outright (its header, or a line it cannot
+            read past).
     """
     reader = csv.DictReader(io.StringIO(text))
     missing = [c for c in CSV_COLUMNS if c != "contacts" and c not in (reader.fieldnames or [])]
@@ -62,9 +64,11 @@ def read_loan_book(text: str) -> LoanBook:
         )
     loans: list[Loan] = []
     errors: list[FieldError] = []
-    seen: set[str] = set()
-    for row in reader:
-        line = reader.line_num
+    seen: dict[str, int] = {}
+    for line, row in csv_rows(reader):
+        if isinstance(row, FieldError):
+            errors.append(row)
+            continue
         try:
             loan = loan_from_fields(row, line=line)
         except LoanInvalid as invalid:
@@ -73,6 +77,6 @@ def read_loan_book(text: str) -> LoanBook:
         if loan.loan_id in seen:
             errors.append(FieldError("loan_id", f"{loan.loan_id} appears twice in the file", line))
             continue
-        seen.add(loan.loan_id)
+        seen[loan.loan_id] = line
         loans.append(loan)
-    return LoanBook(loans, errors)
+    return LoanBook(loans, errors, seen)

@@ -1,9 +1,11 @@
 """Contact outcomes and dispute resolutions from the outside world, checked before they are sent.
 
 Outcomes reach a collection as the ``contact_outcome`` signal, which cannot refuse anything, so
-every source's report is checked here first: against the loan as its running collection sees it
-(currency, balance, the borrower's today in collection time). Every problem is an
-``OutcomeInvalid`` whose message names the field at fault.
+every source's report is checked here first: its form against ``workflows.limits`` (ids, free
+text without control characters, bounded lengths), before anything is connected to
+(``check_outcome_fields``), then against the loan as its running collection sees it (currency,
+balance, the borrower's today in collection time). Every problem is an ``OutcomeInvalid`` whose
+message names the field at fault.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-from overdue.schemas import ID_PATTERN, ID_RULE
+from workflows import limits
+from workflows.limits import LimitError
 from workflows.money import AmountError, format_minor, to_minor
 from workflows.types import (
     CollectionStatus,
@@ -30,9 +33,7 @@ from workflows.vocabulary import CONVERSATION_CHANNELS, ComplaintCategory, Revie
 SITUATION_CODES: tuple[str, ...] = tuple(s for s in Situation if s != Situation.NONE)
 HARDSHIP_TERMS = ("short", "long")
 # Who reports: a kind of source and a name, e.g. collector:ann, dialer:east-1, simulator:seed7.
-SOURCE_PATTERN = re.compile(r"^[a-z][a-z_]*:[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
-MAX_NOTE = 1000
-MAX_SHORT_TEXT = 200
+SOURCE_PATTERN = re.compile(r"[a-z][a-z_]{0,31}:[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
 DEFAULT_SOURCE = "collector:cli"
 
 
@@ -112,29 +113,30 @@ def outcome_from_fields(
     Raises:
         OutcomeInvalid: The first problem found; its message names the field.
     """
+    check_outcome_fields(
+        outcome_id=outcome_id,
+        source=source,
+        situation=situation,
+        promise_amount=promise_amount,
+        promise_date=promise_date,
+        complaint=complaint,
+        hardship=hardship,
+        hardship_reason=hardship_reason,
+        deceased_reported_by=deceased_reported_by,
+        note=note,
+        channel=channel,
+    )
     promise = None
     promise_amount, promise_date = _text(promise_amount), _text(promise_date)
-    if promise_amount is not None or promise_date is not None:
-        if promise_amount is None:
-            raise OutcomeInvalid("promise_amount: a promise needs an amount and a date")
-        if promise_date is None:
-            raise OutcomeInvalid("promise_date: a promise needs an amount and a date")
+    if promise_amount is not None and promise_date is not None:
         try:
             amount_minor = to_minor(promise_amount, loan.currency)
         except AmountError as problem:
             raise OutcomeInvalid(f"promise_amount: {problem}") from None
-        try:
-            due = date.fromisoformat(promise_date)
-        except ValueError:
-            raise OutcomeInvalid(
-                f"promise_date: {promise_date!r} is not a date (YYYY-MM-DD)"
-            ) from None
-        promise = Promise(amount_minor=amount_minor, due_date=due.isoformat())
+        promise = Promise(
+            amount_minor=amount_minor, due_date=date.fromisoformat(promise_date).isoformat()
+        )
     term, reason = _text(hardship), _text(hardship_reason)
-    if reason is not None and term is None:
-        raise OutcomeInvalid("hardship_reason: given without a hardship term (short or long)")
-    if term is not None and reason is None:
-        raise OutcomeInvalid("hardship_reason: a hardship needs a reason")
     outcome = ContactOutcome(
         outcome_id=(outcome_id or "").strip(),
         source=(source or "").strip(),
@@ -155,6 +157,68 @@ def outcome_from_fields(
     return outcome
 
 
+def check_outcome_fields(
+    *,
+    outcome_id: str,
+    source: str = DEFAULT_SOURCE,
+    situation: str | None = None,
+    promise_amount: str | None = None,
+    promise_date: str | None = None,
+    complaint: str | None = None,
+    hardship: str | None = None,
+    hardship_reason: str | None = None,
+    deceased_reported_by: str | None = None,
+    note: str | None = None,
+    channel: str = "call",
+) -> None:
+    """The checks of ``outcome_from_fields`` that need no loan: made before anything is
+    connected to, so that a malformed report is refused at once. Arguments as there.
+
+    Raises:
+        OutcomeInvalid: The first problem found; its message names the field.
+    """
+    _check_id("outcome_id", (outcome_id or "").strip())
+    _check_source((source or "").strip())
+    _check_choices(
+        channel=(channel or "").strip(),
+        situation=_blank_is_a_value(situation),
+        complaint=_blank_is_a_value(complaint),
+    )
+    promise_amount, promise_date = _text(promise_amount), _text(promise_date)
+    if promise_amount is not None or promise_date is not None:
+        if promise_amount is None:
+            raise OutcomeInvalid("promise_amount: a promise needs an amount and a date")
+        if promise_date is None:
+            raise OutcomeInvalid("promise_date: a promise needs an amount and a date")
+        try:
+            sign, _, _ = limits.check_amount_text(promise_amount)
+        except LimitError as problem:
+            raise OutcomeInvalid(f"promise_amount: {problem}") from None
+        if sign == "-":
+            raise OutcomeInvalid(f"promise_amount: must be positive, got {promise_amount}")
+        try:
+            date.fromisoformat(promise_date)
+        except ValueError:
+            raise OutcomeInvalid(
+                f"promise_date: {limits.shown(promise_date)} is not a date (YYYY-MM-DD)"
+            ) from None
+    term, reason = _text(hardship), _text(hardship_reason)
+    if reason is not None and term is None:
+        raise OutcomeInvalid("hardship_reason: given without a hardship term (short or long)")
+    if term is not None and reason is None:
+        raise OutcomeInvalid("hardship_reason: a hardship needs a reason")
+    if term is not None and term not in HARDSHIP_TERMS:
+        raise OutcomeInvalid(f"hardship: must be short or long, got {limits.shown(term)}")
+    for name, value, limit in (
+        ("hardship_reason", hardship_reason, limits.SHORT_TEXT_MAX),
+        ("deceased_reported_by", deceased_reported_by, limits.SHORT_TEXT_MAX),
+    ):
+        if value is not None:
+            _check_text(name, value, limit)
+    if note is not None:
+        _check_text("note", note, limits.NOTE_MAX, multiline=True)
+
+
 def check_outcome(outcome: ContactOutcome, loan: LoanView) -> None:
     """Refuse an outcome the collection could not act on, naming the field.
 
@@ -162,35 +226,24 @@ def check_outcome(outcome: ContactOutcome, loan: LoanView) -> None:
         OutcomeInvalid: The first problem found.
     """
     _check_id("outcome_id", outcome.outcome_id)
-    if not SOURCE_PATTERN.match(outcome.source):
-        raise OutcomeInvalid(
-            f"source: expected kind:name such as collector:ann, got {outcome.source!r}"
-        )
+    _check_source(outcome.source)
     if outcome.at.tzinfo is None:
         raise OutcomeInvalid("at: must carry a time zone")
-    if outcome.channel not in CONVERSATION_CHANNELS:
-        raise OutcomeInvalid(
-            f"channel: {outcome.channel!r} is not one of {', '.join(CONVERSATION_CHANNELS)}"
-        )
-    if outcome.situation is not None and outcome.situation not in SITUATION_CODES:
-        raise OutcomeInvalid(
-            f"situation: unknown code {outcome.situation!r}; expected one of"
-            f" {', '.join(SITUATION_CODES)}"
-        )
+    _check_choices(
+        channel=outcome.channel, situation=outcome.situation, complaint=outcome.complaint
+    )
     if outcome.promise is not None:
         _check_promise(outcome.promise, loan)
-    if outcome.complaint is not None and outcome.complaint not in ComplaintCategory.ALL:
-        raise OutcomeInvalid(
-            f"complaint: {outcome.complaint!r} is not one of {', '.join(ComplaintCategory.ALL)}"
-        )
     if outcome.hardship is not None:
         if outcome.hardship.term not in HARDSHIP_TERMS:
-            raise OutcomeInvalid(f"hardship: must be short or long, got {outcome.hardship.term!r}")
-        _check_text("hardship_reason", outcome.hardship.reason, MAX_SHORT_TEXT)
+            raise OutcomeInvalid(
+                f"hardship: must be short or long, got {limits.shown(outcome.hardship.term)}"
+            )
+        _check_text("hardship_reason", outcome.hardship.reason, limits.SHORT_TEXT_MAX)
     if outcome.death_reported_by is not None:
-        _check_text("deceased_reported_by", outcome.death_reported_by, MAX_SHORT_TEXT)
+        _check_text("deceased_reported_by", outcome.death_reported_by, limits.SHORT_TEXT_MAX)
     if outcome.note is not None:
-        _check_text("note", outcome.note, MAX_NOTE)
+        _check_text("note", outcome.note, limits.NOTE_MAX, multiline=True)
     if not outcome.right_party:
         # Only the borrower can promise, dispute the debt, plead hardship, ask to cease or
         # refuse; a third party can report a death, complain, or leave a note.
@@ -252,7 +305,31 @@ def check_resolution(resolution: DisputeResolution) -> None:
     if resolution.at.tzinfo is None:
         raise OutcomeInvalid("at: must carry a time zone")
     if resolution.note is not None:
-        _check_text("note", resolution.note, MAX_NOTE)
+        _check_text("note", resolution.note, limits.NOTE_MAX, multiline=True)
+
+
+def _check_source(source: str) -> None:
+    if not SOURCE_PATTERN.fullmatch(source):
+        raise OutcomeInvalid(
+            f"source: expected kind:name such as collector:ann, got {limits.shown(source)}"
+        )
+
+
+def _check_choices(*, channel: str, situation: str | None, complaint: str | None) -> None:
+    """The fields that name one of a vocabulary's codes."""
+    if channel not in CONVERSATION_CHANNELS:
+        raise OutcomeInvalid(
+            f"channel: {limits.shown(channel)} is not one of {', '.join(CONVERSATION_CHANNELS)}"
+        )
+    if situation is not None and situation not in SITUATION_CODES:
+        raise OutcomeInvalid(
+            f"situation: unknown code {limits.shown(situation)}; expected one of"
+            f" {', '.join(SITUATION_CODES)}"
+        )
+    if complaint is not None and complaint not in ComplaintCategory.ALL:
+        raise OutcomeInvalid(
+            f"complaint: {limits.shown(complaint)} is not one of {', '.join(ComplaintCategory.ALL)}"
+        )
 
 
 def _check_promise(promise: Promise, loan: LoanView) -> None:
@@ -269,26 +346,32 @@ def _check_promise(promise: Promise, loan: LoanView) -> None:
         due = date.fromisoformat(promise.due_date)
     except ValueError:
         raise OutcomeInvalid(
-            f"promise_date: {promise.due_date!r} is not a date (YYYY-MM-DD)"
+            f"promise_date: {limits.shown(promise.due_date)} is not a date (YYYY-MM-DD)"
         ) from None
     if due < loan.today:
         raise OutcomeInvalid(
             f"promise_date: {due} is in the past; the borrower's today is {loan.today}"
         )
+    try:
+        # Judged on the borrower's calendar in collection time, which a compressed clock moves
+        # ahead of the wall clock's.
+        limits.check_promise_date(due, loan.today)
+    except LimitError as problem:
+        raise OutcomeInvalid(f"promise_date: {problem}") from None
 
 
 def _check_id(name: str, value: str) -> None:
-    if not value:
-        raise OutcomeInvalid(f"{name}: is required")
-    if not ID_PATTERN.match(value):
-        raise OutcomeInvalid(f"{name}: {ID_RULE}, got {value!r}")
+    try:
+        limits.check_id(value)
+    except LimitError as problem:
+        raise OutcomeInvalid(f"{name}: {problem}") from None
 
 
-def _check_text(name: str, value: str, limit: int) -> None:
-    if not value.strip():
-        raise OutcomeInvalid(f"{name}: is empty")
-    if len(value) > limit:
-        raise OutcomeInvalid(f"{name}: is longer than {limit} characters")
+def _check_text(name: str, value: str, limit: int, *, multiline: bool = False) -> None:
+    try:
+        limits.check_text(value, max_length=limit, multiline=multiline)
+    except LimitError as problem:
+        raise OutcomeInvalid(f"{name}: {problem}") from None
 
 
 def _text(value: str | None) -> str | None:
@@ -323,6 +406,7 @@ def decision_from_fields(
         raise OutcomeInvalid(f"outcome: for {decision.review}, one of {', '.join(allowed)}")
     if not decision.by:
         raise OutcomeInvalid("by: name who decided, e.g. ops:ann")
+    _check_text("by", decision.by, limits.SHORT_TEXT_MAX)
     if note is not None:
-        _check_text("note", note, MAX_NOTE)
+        _check_text("note", note, limits.NOTE_MAX, multiline=True)
     return decision

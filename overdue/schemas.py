@@ -11,14 +11,18 @@ Errors: a rule raises ``invalid(message)``; pydantic records where it was (the f
 list or table the entry) and goes on, so one pass finds every problem. ``field_errors`` turns
 pydantic's report into ``FieldError`` items that name the line (for files) and the field
 (``phone``, ``slots[2].start``, ``contacts[0].phone``), worded the same for every input.
+
+Limits: every id, amount, free text and date is held to ``workflows.limits``, the one set of
+limits the CLI and the collection's update validator apply too (docs/limits.md lists them).
 """
 
 from __future__ import annotations
 
+import csv
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time
 from typing import Annotated, Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -36,21 +40,22 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from workflows import limits
+from workflows.limits import ID_MAX_LENGTH, ID_PATTERN, ID_RULE, LimitError, shown
 from workflows.money import AmountError, check_currency, to_minor
 from workflows.profiles import PROFILES
 from workflows.types import Borrower, Contact, Loan
 
-ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
-ID_RULE = "use letters, digits, _ . : - (at most 64)"
+__all__ = ["ID_PATTERN", "ID_RULE", "shown"]  # re-exported: the edge's modules import them here
+
+# The id rule as the OpenAPI document and FastAPI's path check write it: anchored, since a
+# schema pattern is searched, not matched whole.
+ID_SCHEMA_PATTERN = f"^{ID_PATTERN.pattern}$"
 # A first look at a phone number before libphonenumber reads it: digits and the usual
 # punctuation only (libphonenumber would turn letters into digits), and a bounded length.
 PHONE_PATTERN = re.compile(r"^\+?[0-9][0-9 ()-]{5,19}$")
 # Where a number written without its country code is read: the jurisdiction's country.
 PHONE_REGIONS = {"cn": "CN", "us": "US"}
-# Payment services' and banks' clocks drift: a payment dated a little ahead of ours is still a
-# payment received. Anything later is refused as in the future.
-CLOCK_SKEW = timedelta(minutes=5)
-MAX_REFERENCE = 140
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -86,12 +91,6 @@ def invalid(message: str, *, at: str | tuple[str | int, ...] = ()) -> PydanticCu
     if at:
         context["at"] = at if isinstance(at, tuple) else (at,)
     return PydanticCustomError("overdue", "{reason}", context)
-
-
-def shown(value: object) -> str:
-    """``value`` as an error quotes it: its repr, cut short, since garbage may be megabytes."""
-    text = repr(value)
-    return text if len(text) <= 60 else f"{text[:56]}...{text[-1]}"
 
 
 def field_name(loc: Sequence[str | int]) -> str:
@@ -161,21 +160,45 @@ def cells(row: Mapping[Any, Any]) -> dict[str, Any]:
     }
 
 
+def csv_rows(reader: csv.DictReader[str]) -> Iterator[tuple[int, dict[Any, Any] | FieldError]]:
+    """Each row of a CSV file with its line number. A line the csv module refuses (a cell over
+    its size limit) comes as a ``FieldError`` naming ``line``, and the lines after it are still
+    read: one bad line does not cost the file's good ones."""
+    while True:
+        before = reader.line_num
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as problem:
+            if reader.line_num == before:  # nothing was consumed: the rest cannot be read
+                raise
+            yield before + 1, FieldError("line", f"is not CSV ({problem})", before + 1)
+            continue
+        yield reader.line_num, row
+
+
 # --- field rules ----------------------------------------------------------------------------
 
 
 def identifier(value: str) -> str:
     """A loan, borrower, payment or contact id: it ends up in workflow ids and URLs."""
-    if not ID_PATTERN.match(value):
+    if not ID_PATTERN.fullmatch(value):
         raise invalid(ID_RULE)
     return value
 
 
-def required_text(value: str) -> str:
-    value = value.strip()
-    if not value:
-        raise invalid("is required")
-    return value
+def free_text(max_length: int, *, multiline: bool = False) -> AfterValidator:
+    """The rule of a free-text field: trimmed, not blank, at most ``max_length`` characters,
+    no control character (``workflows.limits.check_text``)."""
+
+    def check(value: str) -> str:
+        try:
+            return limits.check_text(value, max_length=max_length, multiline=multiline).strip()
+        except LimitError as problem:
+            raise invalid(str(problem)) from None
+
+    return AfterValidator(check)
 
 
 def currency(value: str) -> str:
@@ -253,6 +276,21 @@ def iso_date(value: str) -> str:
         raise invalid(f"{shown(value)} is not a date (YYYY-MM-DD)") from None
 
 
+def _now(info: ValidationInfo) -> datetime:
+    """The moment an input is judged at: ``context["now"]`` (one for a whole file), or now."""
+    now: datetime = (info.context or {}).get("now") or datetime.now(UTC)
+    return now
+
+
+def due_date_window(value: str, info: ValidationInfo) -> str:
+    """A missed due date within the plausible window (``workflows.limits.check_due_date``)."""
+    try:
+        limits.check_due_date(date.fromisoformat(value), _now(info).date())
+    except LimitError as problem:
+        raise invalid(str(problem)) from None
+    return value
+
+
 def _moment(value: object) -> object:
     """A bank file's time: an ISO date (midnight UTC) or date and time (UTC without an offset)."""
     if not isinstance(value, str):
@@ -266,15 +304,19 @@ def _moment(value: object) -> object:
         raise invalid(
             f"{shown(text)} is not an ISO date (2026-03-02) or date and time (2026-03-02T09:30:00Z)"
         ) from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    # Converted to UTC by the window's check, which refuses first what cannot be converted.
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
-def not_in_future(value: datetime | None, info: ValidationInfo) -> datetime | None:
-    """A time something happened: not later than now (``context["now"]``, for a whole file)."""
-    now = (info.context or {}).get("now") or datetime.now(UTC)
-    if value is not None and value > now + CLOCK_SKEW:
-        raise invalid(f"{value.isoformat()} is in the future")
-    return value
+def paid_window(value: datetime | None, info: ValidationInfo) -> datetime | None:
+    """When money was received, in UTC: not before 1990, not later than now plus the clock
+    skew (``workflows.limits.check_paid_at``)."""
+    if value is None:
+        return None
+    try:
+        return limits.check_paid_at(value, _now(info))
+    except LimitError as problem:
+        raise invalid(str(problem)) from None
 
 
 Identifier = Annotated[
@@ -283,10 +325,19 @@ Identifier = Annotated[
     # The rule's shape for the OpenAPI document; the check itself is ``identifier``.
     Field(
         description="Letters, digits and _ . : - (at most 64).",
-        json_schema_extra={"pattern": ID_PATTERN.pattern, "minLength": 1, "maxLength": 64},
+        json_schema_extra={
+            "pattern": ID_SCHEMA_PATTERN,
+            "minLength": 1,
+            "maxLength": ID_MAX_LENGTH,
+        },
     ),
 ]
-RequiredText = Annotated[str, AfterValidator(required_text)]
+# Free text, by kind; the length is checked first, before anything reads the text.
+Name = Annotated[str, Field(max_length=limits.NAME_MAX), free_text(limits.NAME_MAX)]
+ShortText = Annotated[
+    str, Field(max_length=limits.SHORT_TEXT_MAX), free_text(limits.SHORT_TEXT_MAX)
+]
+Note = Annotated[str, Field(max_length=limits.NOTE_MAX), free_text(limits.NOTE_MAX, multiline=True)]
 Currency = Annotated[str, AfterValidator(currency)]
 # Major units as decimal text ("125.00"), checked against the model's ``currency`` field, which
 # must come before it. ``to_minor`` turns a checked amount into integer minor units.
@@ -294,15 +345,16 @@ MajorAmount = Annotated[
     str,
     BeforeValidator(_amount_is_text),
     AfterValidator(_amount_in_currency),
-    Field(json_schema_extra={"pattern": r"^[0-9]+(\.[0-9]+)?$"}),
+    Field(max_length=limits.MAX_AMOUNT_TEXT, json_schema_extra={"pattern": r"^[0-9]+(\.[0-9]+)?$"}),
 ]
 Jurisdiction = Annotated[str, AfterValidator(jurisdiction)]
 Phone = Annotated[str, AfterValidator(_phone)]
 TimeZoneName = Annotated[str, AfterValidator(time_zone)]
 IsoDate = Annotated[str, AfterValidator(iso_date)]
-NOT_IN_FUTURE = AfterValidator(not_in_future)
-FileMoment = Annotated[datetime, BeforeValidator(_moment), NOT_IN_FUTURE]
-Reference = Annotated[str, Field(max_length=MAX_REFERENCE)]
+DueDate = Annotated[IsoDate, AfterValidator(due_date_window)]
+PAID_WINDOW = AfterValidator(paid_window)
+FileMoment = Annotated[datetime, BeforeValidator(_moment), PAID_WINDOW]
+Reference = Annotated[str, Field(max_length=limits.REFERENCE_MAX), free_text(limits.REFERENCE_MAX)]
 
 # --- loans ----------------------------------------------------------------------------------
 
@@ -313,9 +365,9 @@ class ContactIn(BaseModel):
     model_config = ConfigDict(extra="forbid", defer_build=True)
 
     contact_id: Identifier
-    name: RequiredText
+    name: Name
     phone: Phone
-    relation: RequiredText
+    relation: Name
 
 
 # Built once, on first use: a command that takes no loan does not pay for it at start.
@@ -333,15 +385,15 @@ class LoanIn(BaseModel):
 
     loan_id: Identifier
     borrower_id: Identifier
-    borrower_name: RequiredText
+    borrower_name: Name
     jurisdiction: Jurisdiction  # before the phones: it says which country they are read in
     phone: Phone
     timezone: TimeZoneName
-    product: RequiredText
+    product: Name
     currency: Currency  # before the amounts: it sets their decimal places
     principal: MajorAmount
     outstanding: MajorAmount
-    due_date: IsoDate
+    due_date: DueDate
     contacts: list[ContactIn] = Field(
         default_factory=list, description="References; in a file, id|name|phone|relation;..."
     )
@@ -361,6 +413,8 @@ class LoanIn(BaseModel):
             value = items
         # Checked here rather than by the field, so that their phones are read in the
         # borrower's country; a problem is still named by its place: contacts[1].phone.
+        if isinstance(value, list) and len(value) > limits.MAX_CONTACTS:
+            raise invalid(f"at most {limits.MAX_CONTACTS} references, got {len(value)}")
         contacts = _CONTACTS.validate_python(
             value, context={"jurisdiction": info.data.get("jurisdiction")}
         )

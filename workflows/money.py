@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
+
+from workflows.limits import LimitError, parse_amount, shown
 
 # ISO 4217 minor-unit exponents of the currencies the product accepts.
 CURRENCY_EXPONENTS: dict[str, int] = {
@@ -19,26 +21,24 @@ def check_currency(code: str) -> str:
     code = code.strip().upper()
     if code not in CURRENCY_EXPONENTS:
         raise AmountError(
-            f"unknown currency {code!r}; expected an ISO 4217 code such as USD or CNY"
+            f"unknown currency {shown(code)}; expected an ISO 4217 code such as USD or CNY"
         )
     return code
 
 
-def to_minor(amount: str, currency: str, *, allow_zero: bool = False) -> int:
-    """Parse a decimal amount in major units ("1234.56") into minor units of ``currency``."""
+def to_minor(amount: str, currency: str) -> int:
+    """Parse a decimal amount in major units ("1234.56") into minor units of ``currency``.
+
+    The text's shape and size are checked before it is read (``workflows.limits``): no
+    exponent, at most the currency's decimal places, within 64 bits of minor units.
+    """
     exponent = CURRENCY_EXPONENTS[check_currency(currency)]
-    try:
-        value = Decimal(amount.strip())
-    except (InvalidOperation, AttributeError):
-        raise AmountError(f"{amount!r} is not a decimal amount") from None
-    if not value.is_finite():
+    if not isinstance(amount, str):
         raise AmountError(f"{amount!r} is not a decimal amount")
-    if value < 0 or (value == 0 and not allow_zero):
-        raise AmountError(f"must be {'zero or more' if allow_zero else 'positive'}, got {amount}")
-    minor = value.scaleb(exponent)
-    if minor != minor.to_integral_value():
-        raise AmountError(f"{amount} has more than {exponent} decimal places for {currency}")
-    return int(minor)
+    try:
+        return parse_amount(amount, exponent)
+    except LimitError as problem:
+        raise AmountError(str(problem)) from None
 
 
 def format_minor(amount_minor: int, currency: str) -> str:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from temporalio.service import RPCError, RPCStatusCode
 
 from overdue import client as ops
 from overdue.cli.common import (
@@ -23,6 +24,7 @@ from overdue.cli.common import (
     services,
 )
 from overdue.loans import LoanInvalid, loan_from_fields, read_loan_book
+from overdue.schemas import FieldError
 
 
 @app.command()
@@ -119,8 +121,17 @@ def import_loans(
             return outcomes
         async with services(load_config(data_dir)) as s:
             for loan in book.loans:
-                outcome = await ops.start_collection(s.client, loan, day_seconds=day_seconds)
+                try:
+                    outcome = await ops.start_collection(s.client, loan, day_seconds=day_seconds)
+                except RPCError as refused:
+                    # Temporal refused this loan alone: its line is reported, the others go on.
+                    if refused.status != RPCStatusCode.INVALID_ARGUMENT:
+                        raise
+                    line = book.lines[loan.loan_id]
+                    book.errors.append(FieldError("loan", refused.message, line))
+                    continue
                 outcomes[outcome].append(loan.loan_id)
+        book.errors.sort(key=lambda e: e.line or 0)
         return outcomes
 
     outcomes = run_async(go())

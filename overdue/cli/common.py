@@ -20,6 +20,7 @@ from temporalio.client import Client
 from overdue import db
 from overdue.config import Config
 from overdue.connection import connect
+from workflows import limits
 
 app = typer.Typer(
     help="Collections orchestrator for overdue loans, on Temporal and PostgreSQL.",
@@ -93,6 +94,15 @@ def stop_on_signals() -> asyncio.Event:
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         loop.add_signal_handler(sig, stop.set)
     return stop
+
+
+def checked_id(name: str, value: str) -> str:
+    """An id argument held to the id rule (``workflows.limits``) before anything is connected
+    to, so that a malformed one is refused at once, naming ``name``."""
+    try:
+        return limits.check_id(value)
+    except limits.LimitError as problem:
+        raise UserError(f"{name}: {problem}") from None
 
 
 def check_day_seconds(day_seconds: float | None) -> None:

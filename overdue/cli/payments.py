@@ -19,6 +19,7 @@ from overdue.cli.common import (
     JsonOption,
     UserError,
     app,
+    checked_id,
     emit_json,
     err,
     load_config,
@@ -134,6 +135,9 @@ def pay(
     collection's answer; once the collection has ended, the payment is recorded in the ledger
     (what exceeds the balance is kept as a credit to refund). With --signal it is signalled.
     """
+    # Everything that does not depend on the loan is checked before connecting to anything.
+    checked_id("loan_id", loan_id)
+    ops.check_payment_arguments(amount, payment_id=payment_id, currency=currency, source=source)
     if signal:
         run_async(_signal_payment(loan_id, amount, payment_id, currency, source, data_dir, as_json))
         return

@@ -16,7 +16,9 @@ from overdue import client as ops
 from overdue.cli.common import (
     DataDirOption,
     JsonOption,
+    UserError,
     app,
+    checked_id,
     emit_json,
     load_config,
     out,
@@ -28,10 +30,12 @@ from overdue.outcomes import (
     DEFAULT_SOURCE,
     HARDSHIP_TERMS,
     SITUATION_CODES,
+    check_outcome_fields,
     decision_from_fields,
     outcome_from_fields,
     resolution_from_fields,
 )
+from workflows import limits
 from workflows.types import HoldRequest
 from workflows.vocabulary import CONVERSATION_CHANNELS, ComplaintCategory
 
@@ -93,27 +97,33 @@ def outcome(
     # collection first: the promise in the loan's currency, dated no earlier than the borrower's
     # today in collection time. The outcome takes the collection time as its own, so that
     # rules counted from a conversation (the us quiet period) hold under a compressed clock too.
+    # What needs no loan is checked first, before connecting to anything.
+    checked_id("loan_id", loan_id)
+    fields: dict[str, Any] = {
+        "outcome_id": outcome_id,
+        "source": source,
+        "situation": situation,
+        "promise_amount": promise_amount,
+        "promise_date": promise_date,
+        "complaint": complaint,
+        "hardship": hardship,
+        "hardship_reason": hardship_reason,
+        "deceased_reported_by": deceased_reported_by,
+        "note": note,
+        "channel": channel,
+    }
+    check_outcome_fields(**fields)
 
     async def go() -> dict[str, Any]:
         async with services(load_config(data_dir)) as s:
             loan = await ops.loan_view(s.client, loan_id)
             reported = outcome_from_fields(
                 loan,
-                outcome_id=outcome_id,
-                source=source,
                 right_party=not no_answer,
-                situation=situation,
-                promise_amount=promise_amount,
-                promise_date=promise_date,
-                complaint=complaint,
                 dispute=dispute,
-                hardship=hardship,
-                hardship_reason=hardship_reason,
-                deceased_reported_by=deceased_reported_by,
                 cease=cease,
                 refusal=refusal,
-                note=note,
-                channel=channel,
+                **fields,
             )
             await ops.send_outcome(s.client, loan_id, reported, pool=s.pool)
         return {
@@ -140,7 +150,13 @@ def _signal_at_collection_time(
     build: Callable[[datetime], T],
     send: Callable[[Client, str, T], Awaitable[object]],
 ) -> T:
-    """Build a message stamped with the loan's collection time, check it, and signal it."""
+    """Build a message stamped with the loan's collection time, check it, and signal it.
+
+    It is built once first at the wall clock's time, before connecting to anything: a malformed
+    message is refused at once, naming the field.
+    """
+    checked_id("loan_id", loan_id)
+    build(datetime.now(UTC))
 
     async def go() -> T:
         async with services(load_config(data_dir)) as s:
@@ -232,6 +248,10 @@ def decide(
 def _hold_command(
     loan_id: str, request: HoldRequest, data_dir: Path | None, as_json: bool, *, pause: bool
 ) -> None:
+    checked_id("loan_id", loan_id)
+    problem = limits.hold_problem(request, pause=pause)
+    if problem is not None:
+        raise UserError(problem)
     change = ops.pause_collection if pause else ops.resume_collection
 
     async def go() -> dict[str, Any]:

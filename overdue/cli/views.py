@@ -19,6 +19,7 @@ from overdue.cli.common import (
     JsonOption,
     UserError,
     app,
+    checked_id,
     emit_json,
     load_config,
     out,
@@ -28,7 +29,6 @@ from overdue.cli.common import (
 )
 from overdue.config import Config
 from overdue.connection import connect
-from overdue.schemas import ID_PATTERN, ID_RULE
 from workflows.clock import format_local
 
 PLANS_TIMEOUT = 15.0  # seconds for the loans' plans before they are shown as unavailable
@@ -41,6 +41,7 @@ def status(
     as_json: JsonOption = False,
 ) -> None:
     """Show where a loan stands, and every attempt, payment, promise and notice."""
+    checked_id("loan_id", loan_id)
 
     async def go() -> dict[str, Any]:
         async with services(load_config(data_dir), need_db=True) as s:
@@ -103,8 +104,7 @@ def borrower(
 ) -> None:
     """Show one borrower across their loans: the shared contact budget used today and this
     week, places held in it, a cease request, and each loan's next contact."""
-    if not ID_PATTERN.match(borrower_id):
-        raise UserError(f"borrower_id: {ID_RULE}, got {borrower_id!r}")
+    checked_id("borrower_id", borrower_id)
     config = load_config(data_dir).with_running_stack()
     if not config.database_url:
         raise UserError("DATABASE_URL is not set and no embedded stack is running (`overdue up`)")

@@ -83,7 +83,7 @@ def problems(**values: Any) -> list[str]:
 @given(st.text(max_size=80))
 def test_an_id_is_accepted_exactly_when_it_matches_the_pattern(text: str) -> None:
     accepted = not problems(id=text)
-    assert accepted == bool(ID_PATTERN.match(text))
+    assert accepted == bool(ID_PATTERN.fullmatch(text))
 
 
 @pytest.mark.parametrize(
@@ -234,7 +234,7 @@ def test_garbage_loan_fields_only_ever_raise_loan_invalid(values: dict[str, str 
     except LoanInvalid as invalid:
         assert invalid.errors and all(e.line == 2 and e.field for e in invalid.errors)
     else:
-        assert ID_PATTERN.match(loan.loan_id) and loan.borrower.phone.startswith("+")
+        assert ID_PATTERN.fullmatch(loan.loan_id) and loan.borrower.phone.startswith("+")
         assert loan.outstanding_minor > 0
 
 

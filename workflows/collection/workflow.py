@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 
 from temporalio import workflow
 
-from workflows import clock, profiles
+from workflows import clock, limits, profiles
 from workflows.collection import contacts, events, patches, reports, rules, view
 from workflows.collection.context import ACTIVITY_TIMEOUT, Collection, activity_retry
 from workflows.collection.inbox import Inbox
@@ -182,9 +182,11 @@ class LoanCollection:
 
     @pause_collection.validator
     def _validate_pause(self, request: HoldRequest) -> None:
-        # Refused before anything is written to history: a pause must say why.
-        if not request.reason.strip():
-            raise ValueError("reason: is required to pause a collection")
+        # Refused before anything is written to history: a pause must say why, and what goes to
+        # the audit log must fit it (``workflows.limits``).
+        problem = limits.hold_problem(request, pause=True)
+        if problem is not None:
+            raise ValueError(problem)
 
     @workflow.update
     async def resume_collection(self, request: HoldRequest) -> CollectionStatus:
@@ -228,7 +230,10 @@ class LoanCollection:
 
     @apply_payment.validator
     def _validate_payment(self, payment: PaymentReceived) -> None:
-        problem = rules.payment_problem(payment, self._loan.currency)
+        # The limits every edge applies (ids, 64-bit amounts, dates), then the loan's own rule.
+        problem = limits.payment_problem(payment) or rules.payment_problem(
+            payment, self._loan.currency
+        )
         if problem is not None:
             raise ValueError(problem)
 
