@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import csv
-import io
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from overdue.client import PaymentInvalid, UnknownLoan
 from overdue.outbox import IncomingPayment, Outbox, PaymentIdConflict, TemporalUnavailable
-from overdue.schemas import BankLineIn, FieldError, Invalid, cells, csv_rows, validate
+from overdue.schemas import BankLineIn, CsvText, FieldError, Invalid, cells, validate
 from workflows.types import PaymentReceived
 
 REQUIRED_COLUMNS = ("payment_id", "loan_id", "amount", "currency", "paid_at")
@@ -69,9 +68,8 @@ def read_bank_file(text: str, *, now: datetime | None = None) -> BankFile:
         NotABankFile: the text is not a CSV with the bank file's header.
     """
     now = now or datetime.now(UTC)
-    if "\x00" in text:
-        raise NotABankFile("it holds binary data, not CSV text")
-    reader = csv.DictReader(io.StringIO(text))
+    text_rows = CsvText(text)
+    reader = text_rows.reader
     try:
         header = reader.fieldnames
     except csv.Error as problem:
@@ -79,6 +77,10 @@ def read_bank_file(text: str, *, now: datetime | None = None) -> BankFile:
     if not header:
         raise NotABankFile("it is empty")
     missing = [c for c in REQUIRED_COLUMNS if c not in header]
+    # A NUL in a file without the header is binary data; below a good header, it is one bad
+    # line among good ones, refused by the field it is in.
+    if missing and "\x00" in text:
+        raise NotABankFile("it holds binary data, not CSV text")
     if missing:
         raise NotABankFile(
             f"its header lacks {', '.join(missing)} (expected {', '.join(REQUIRED_COLUMNS)},"
@@ -88,7 +90,7 @@ def read_bank_file(text: str, *, now: datetime | None = None) -> BankFile:
     errors: list[FieldError] = []
     seen: dict[str, int] = {}
     try:
-        for line, row in csv_rows(reader):
+        for line, row in text_rows.rows():
             if isinstance(row, FieldError):
                 errors.append(row)
                 continue

@@ -6,12 +6,10 @@ concerns (and the line, for a file), and a loan with any problem is never starte
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from overdue.schemas import FieldError, Invalid, LoanIn, cells, csv_rows, validate
+from overdue.schemas import CsvText, FieldError, Invalid, LoanIn, cells, validate
 from workflows.types import Loan
 
 CSV_COLUMNS = (
@@ -56,7 +54,8 @@ def read_loan_book(text: str) -> LoanBook:
         csv.Error: the csv module refuses the text outright (its header, or a line it cannot
             read past).
     """
-    reader = csv.DictReader(io.StringIO(text))
+    text_rows = CsvText(text)
+    reader = text_rows.reader
     missing = [c for c in CSV_COLUMNS if c != "contacts" and c not in (reader.fieldnames or [])]
     if missing:
         return LoanBook(
@@ -65,7 +64,7 @@ def read_loan_book(text: str) -> LoanBook:
     loans: list[Loan] = []
     errors: list[FieldError] = []
     seen: dict[str, int] = {}
-    for line, row in csv_rows(reader):
+    for line, row in text_rows.rows():
         if isinstance(row, FieldError):
             errors.append(row)
             continue

@@ -19,6 +19,7 @@ limits the CLI and the collection's update validator apply too (docs/limits.md l
 from __future__ import annotations
 
 import csv
+import io
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -160,22 +161,36 @@ def cells(row: Mapping[Any, Any]) -> dict[str, Any]:
     }
 
 
-def csv_rows(reader: csv.DictReader[str]) -> Iterator[tuple[int, dict[Any, Any] | FieldError]]:
-    """Each row of a CSV file with its line number. A line the csv module refuses (a cell over
-    its size limit) comes as a ``FieldError`` naming ``line``, and the lines after it are still
-    read: one bad line does not cost the file's good ones."""
-    while True:
-        before = reader.line_num
-        try:
-            row = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as problem:
-            if reader.line_num == before:  # nothing was consumed: the rest cannot be read
-                raise
-            yield before + 1, FieldError("line", f"is not CSV ({problem})", before + 1)
-            continue
-        yield reader.line_num, row
+class CsvText:
+    """A CSV file's text, read row by row with ``csv.DictReader`` (``reader``: its header).
+
+    ``rows`` gives each row with its line number. A line the csv module refuses (a cell over its
+    size limit, a bare carriage return) comes as a ``FieldError`` naming ``line``, and the lines
+    after it are still read: one bad line does not cost the file's good ones.
+    """
+
+    def __init__(self, text: str) -> None:
+        self._consumed = 0
+        self.reader = csv.DictReader(self._lines(text))
+
+    def _lines(self, text: str) -> Iterator[str]:
+        for line in io.StringIO(text):
+            self._consumed += 1
+            yield line
+
+    def rows(self) -> Iterator[tuple[int, dict[Any, Any] | FieldError]]:
+        while True:
+            consumed = self._consumed
+            try:
+                row = next(self.reader)
+            except StopIteration:
+                return
+            except csv.Error as problem:
+                if self._consumed == consumed:  # nothing was read: the rest cannot be read
+                    raise
+                yield consumed + 1, FieldError("line", f"is not CSV ({problem})", consumed + 1)
+                continue
+            yield self.reader.line_num, row
 
 
 # --- field rules ----------------------------------------------------------------------------
