@@ -15,110 +15,37 @@ import contextlib
 import csv
 import io
 import json
-import os
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.exceptions import RequestValidationError
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from overdue.api import OutcomeIn, PaymentIn, _validation_failed
-from overdue.bankfile import NotABankFile, read_bank_file
+from overdue.bankfile import read_bank_file
 from overdue.cli import _guarded
 from overdue.cli.common import app
 from overdue.loans import CSV_COLUMNS, read_loan_book
 from overdue.stack import free_port
+from tests.fuzzing import (
+    BANK_COLUMNS,
+    FUZZ,
+    GOOD_BANK_LINE,
+    GOOD_LOAN,
+    NOW,
+    OUTCOME_BODY,
+    PAYMENT_BODY,
+    TEXT,
+    TODAY,
+    as_csv,
+    body_of,
+    mutated,
+)
 from workflows import limits
-
-EXAMPLES = int(os.environ.get("OVERDUE_FUZZ_EXAMPLES", "60"))
-FUZZ = settings(
-    max_examples=EXAMPLES,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
-NOW = datetime.now(UTC)
-TODAY = NOW.date()
-
-# --- hostile values -------------------------------------------------------------------------
-
-HOSTILE = st.sampled_from(
-    [
-        "",
-        " ",
-        "a\x00b",
-        "\x07",
-        "x\x1b[2J",
-        "line\nbreak",
-        "\u2028",
-        "\ud800",
-        "1e999997",
-        "1E5",
-        "-5",
-        "0",
-        "1.005",
-        "99999999999999999999",
-        "92233720368547758.08",
-        "NaN",
-        "Infinity",
-        "1_000",
-        "0001-01-01",
-        "9999-12-31",
-        "2030-01-01",
-        "9999-12-31T23:59:59-14:00",
-        "0001-01-01T00:00:00+14:00",
-        "P" * 3000,
-        "x" * 70,
-        "L-1;",
-        "|||",
-        '"',
-        "Ł",
-        "李娜",
-    ]
-)
-TEXT = st.one_of(HOSTILE, st.text(max_size=40), st.text(alphabet=st.characters(), max_size=300))
-# A value for any field: hostile, random, or what a good input would hold there.
-GOOD_LOAN = {
-    "loan_id": "L-1",
-    "borrower_id": "B-1",
-    "borrower_name": "Ann Lee",
-    "phone": "+15550001000",
-    "timezone": "America/Chicago",
-    "product": "personal",
-    "principal": "800.00",
-    "outstanding": "250.00",
-    "currency": "USD",
-    "due_date": (TODAY - timedelta(days=3)).isoformat(),
-    "jurisdiction": "us",
-    "contacts": "R-1|Eve Fox|+15550005000|friend",
-}
-GOOD_BANK_LINE = {
-    "payment_id": "P-1",
-    "loan_id": "L-1",
-    "amount": "10.00",
-    "currency": "USD",
-    "paid_at": TODAY.isoformat(),
-    "reference": "statement line 1",
-}
-BANK_COLUMNS = tuple(GOOD_BANK_LINE)
-
-
-def _mutated(good: dict[str, str], columns: tuple[str, ...]) -> st.SearchStrategy[dict[str, str]]:
-    """A good row with a few of its cells replaced by fuzz."""
-    return st.dictionaries(st.sampled_from(columns), TEXT, max_size=3).map(
-        lambda bad: {**good, **bad}
-    )
-
-
-def _csv(columns: tuple[str, ...], rows: list[dict[str, str]]) -> str:
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return out.getvalue()
 
 
 def _assert_named(errors: list[Any], columns: tuple[str, ...]) -> None:
@@ -137,14 +64,14 @@ def _within_limits(text: str) -> None:
 
 
 @FUZZ
-@given(st.lists(_mutated(GOOD_LOAN, CSV_COLUMNS), min_size=1, max_size=4))
+@given(st.lists(mutated(GOOD_LOAN, CSV_COLUMNS), min_size=1, max_size=4))
 def test_a_loan_book_keeps_its_good_rows_and_names_its_bad_ones(rows: list[dict[str, str]]) -> None:
     # Every row gets its own loan id (unless fuzz replaced it), so only the fuzz can spoil one.
     rows = [
         {**row, "loan_id": f"L-{n}"} if row["loan_id"] == "L-1" else row
         for n, row in enumerate(rows, start=1)
     ]
-    book = read_loan_book(_csv(CSV_COLUMNS, rows))
+    book = read_loan_book(as_csv(CSV_COLUMNS, rows))
     _assert_named(book.errors, CSV_COLUMNS)
     bad_lines = {e.line for e in book.errors}
     assert len(book.loans) + len(bad_lines) == len(rows)  # every line is a loan or is named
@@ -176,13 +103,15 @@ def test_any_text_as_a_loan_book_is_named_lines_or_one_refusal(text: str) -> Non
 
 
 @FUZZ
-@given(st.lists(_mutated(GOOD_BANK_LINE, BANK_COLUMNS), min_size=1, max_size=4))
-def test_a_bank_file_keeps_its_good_lines_and_names_its_bad_ones(rows: list[dict[str, str]]) -> None:
+@given(st.lists(mutated(GOOD_BANK_LINE, BANK_COLUMNS), min_size=1, max_size=4))
+def test_a_bank_file_keeps_its_good_lines_and_names_its_bad_ones(
+    rows: list[dict[str, str]],
+) -> None:
     rows = [
         {**row, "payment_id": f"P-{n}"} if row["payment_id"] == "P-1" else row
         for n, row in enumerate(rows, start=1)
     ]
-    bank_file = read_bank_file(_csv(BANK_COLUMNS, rows), now=NOW)
+    bank_file = read_bank_file(as_csv(BANK_COLUMNS, rows), now=NOW)
     _assert_named(bank_file.errors, BANK_COLUMNS)
     assert len(bank_file.lines) + len({e.line for e in bank_file.errors}) == len(rows)
     for item in bank_file.lines:
@@ -194,30 +123,7 @@ def test_a_bank_file_keeps_its_good_lines_and_names_its_bad_ones(rows: list[dict
 
 # --- API bodies -----------------------------------------------------------------------------
 
-JSON_VALUES = st.one_of(
-    TEXT,
-    st.none(),
-    st.booleans(),
-    st.integers(min_value=-(10**30), max_value=10**30),
-    st.floats(allow_nan=True, allow_infinity=True),
-    st.lists(st.integers(), max_size=2),
-)
-PAYMENT_BODY = {
-    "payment_id": "P-1",
-    "loan_id": "L-1",
-    "amount": "10.00",
-    "currency": "USD",
-    "paid_at": NOW.isoformat(),
-    "reference": "statement",
-}
-OUTCOME_BODY = {"outcome_id": "OUT-1", "note": "called back"}
 OUTCOME_FIELDS = (*OutcomeIn.model_fields, "unknown_field")
-
-
-def _body(good: dict[str, Any], fields: tuple[str, ...]) -> st.SearchStrategy[dict[str, Any]]:
-    return st.dictionaries(st.sampled_from(fields), JSON_VALUES, max_size=3).map(
-        lambda bad: {**good, **bad}
-    )
 
 
 def _refused_as_the_api_answers(model: type[PaymentIn | OutcomeIn], body: dict[str, Any]) -> None:
@@ -226,7 +132,8 @@ def _refused_as_the_api_answers(model: type[PaymentIn | OutcomeIn], body: dict[s
         model.model_validate(body)
     except ValidationError as error:
         response = _validation_failed(  # type: ignore[arg-type]
-            None, RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in error.errors()])
+            None,
+            RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in error.errors()]),
         )
         answer = json.loads(bytes(response.body))
         assert response.status_code == 422
@@ -236,7 +143,7 @@ def _refused_as_the_api_answers(model: type[PaymentIn | OutcomeIn], body: dict[s
 
 
 @FUZZ
-@given(_body(PAYMENT_BODY, (*PaymentIn.model_fields, "unknown_field")))
+@given(body_of(PAYMENT_BODY, (*PaymentIn.model_fields, "unknown_field")))
 def test_a_payment_body_is_valid_within_limits_or_a_named_422(body: dict[str, Any]) -> None:
     try:
         checked = PaymentIn.model_validate(body)
@@ -247,7 +154,7 @@ def test_a_payment_body_is_valid_within_limits_or_a_named_422(body: dict[str, An
 
 
 @FUZZ
-@given(_body(OUTCOME_BODY, OUTCOME_FIELDS))
+@given(body_of(OUTCOME_BODY, OUTCOME_FIELDS))
 def test_an_outcome_body_is_valid_within_limits_or_a_named_422(body: dict[str, Any]) -> None:
     try:
         checked = OutcomeIn.model_validate(body)

@@ -81,7 +81,8 @@ def test_a_huge_exponent_is_refused_at_once() -> None:
 
 
 @given(
-    st.sampled_from(sorted(CURRENCY_EXPONENTS)), st.integers(min_value=1, max_value=limits.MAX_MINOR)
+    st.sampled_from(sorted(CURRENCY_EXPONENTS)),
+    st.integers(min_value=1, max_value=limits.MAX_MINOR),
 )
 def test_every_amount_within_64_bits_round_trips(currency: str, minor: int) -> None:
     assert to_minor(format_minor(minor, currency), currency) == minor
@@ -272,7 +273,10 @@ def _payment(**change: object) -> PaymentReceived:
         ({"payment_id": "P" * 3000}, "payment_id: use letters"),
         ({"amount_minor": 10**22}, "amount_minor: must be at most"),
         ({"amount_minor": 0}, "amount_minor: must be positive"),
-        ({"paid_at": datetime(1, 1, 1, tzinfo=UTC)}, "paid_at: 0001-01-01T00:00:00+00:00 is before"),
+        (
+            {"paid_at": datetime(1, 1, 1, tzinfo=UTC)},
+            "paid_at: 0001-01-01T00:00:00+00:00 is before",
+        ),
         ({"source": "bank\x00"}, "source: use letters"),
     ],
 )
