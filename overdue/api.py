@@ -51,7 +51,7 @@ from overdue.outbox import (
     TemporalUnavailable,
     unreachable,
 )
-from overdue.outcomes import OutcomeInvalid, outcome_from_fields
+from overdue.outcomes import OutcomeInvalid, check_outcome_fields, outcome_from_fields
 from overdue.schemas import (
     ID_SCHEMA_PATTERN,
     PAID_WINDOW,
@@ -319,6 +319,22 @@ class OutcomeIn(BaseModel):
     )
 
 
+# The fields of an outcome checked before its loan is looked up (``check_outcome_fields``).
+OUTCOME_FORM_FIELDS = {
+    "outcome_id",
+    "source",
+    "situation",
+    "promise_amount",
+    "promise_date",
+    "complaint",
+    "hardship",
+    "hardship_reason",
+    "deceased_reported_by",
+    "note",
+    "channel",
+}
+
+
 class OutcomeOut(BaseModel):
     loan_id: str
     outcome_id: str
@@ -579,6 +595,10 @@ def create_app(
     )
     async def post_outcome(loan_id: PathId, body: OutcomeIn) -> OutcomeOut:
         """Check the outcome against the running collection and signal ``contact_outcome``."""
+        # What needs no loan is refused first (422), whether or not the loan exists.
+        form = body.model_dump(include=OUTCOME_FORM_FIELDS)
+        form["promise_date"] = body.promise_date.isoformat() if body.promise_date else None
+        check_outcome_fields(**form)
         client = await client_provider()
         try:
             loan = await temporal(lambda: loan_view(client, loan_id))

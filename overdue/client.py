@@ -173,8 +173,10 @@ def check_payment_arguments(
     try:
         if currency is not None:
             to_minor(amount, currency)
-        elif limits.check_amount_text(amount)[0] == "-":
-            raise AmountError(f"must be positive, got {amount.strip()}")
+        else:
+            sign, whole, fraction = limits.check_amount_text(amount)
+            if sign == "-" or not (whole + fraction).strip("0"):
+                raise AmountError(f"must be positive, got {amount.strip()}")
     except AmountError as problem:
         raise PaymentInvalid(f"amount: {problem}") from None
     except limits.LimitError as problem:

@@ -358,18 +358,21 @@ async def test_import_of_garbage_is_a_clear_error(cli: Cli, tmp_path: Path) -> N
     prose = tmp_path / "prose.csv"
     prose.write_text("Dear collector,\nplease find attached nothing at all.\n")
     huge = tmp_path / "huge.csv"
-    # A right header, then a field over the csv module's size limit.
+    # A right header, then a cell over the csv module's size limit.
     huge.write_text(",".join(CSV_COLUMNS) + "\n" + "x" * 200_000 + "\n")
     missing = tmp_path / "missing.csv"
 
     unreadable = await asyncio.gather(
         cli("import", str(binary), "--json"),
-        cli("import", str(huge), "--json"),
         cli("import", str(missing), "--json"),
         cli("import", str(tmp_path), "--json"),
     )
     for result in unreadable:
         assert "path:" in result.assert_user_error("path")
+    # A line the csv module cannot read is one bad line of a loan book, not an unreadable file.
+    over_limit = await cli("import", str(huge), "--json")
+    assert over_limit.code == 1, over_limit
+    assert [(r["line"], r["field"]) for r in over_limit.json()["rejected"]] == [(2, "line")]
 
     not_books = await asyncio.gather(
         cli("import", str(empty), "--json"),

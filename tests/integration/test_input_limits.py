@@ -114,6 +114,14 @@ async def test_a_control_character_in_a_note_is_refused_and_a_good_note_recorded
     result = await cli("outcome", loan_id, "--outcome-id", _unique("OUT"), "--note", "a\x07b")
     assert "U+0007" in result.assert_user_error("note")
 
+    # What needs no loan is refused before the loan is looked up, even for an unknown loan.
+    response = await api.post(
+        "/v1/loans/NO-SUCH-LOAN/outcomes",
+        headers=AUTH,
+        json={"outcome_id": _unique("OUT"), "source": "dialer:\x1b[2J", "note": "x"},
+    )
+    _refusal(response, "source")
+
     good = _unique("OUT")
     response = await api.post(
         f"/v1/loans/{loan_id}/outcomes",
