@@ -17,6 +17,7 @@ from temporalio.worker import Worker
 from activities.budget import BudgetActivities
 from activities.channels import ChannelActivities, ChannelProvider
 from activities.credit_bureau import CreditBureau
+from activities.errors import PermanentErrors
 from activities.ledger import LedgerActivities
 from activities.notices import NoticeActivities
 from activities.situations import SituationActivities
@@ -118,6 +119,7 @@ def build_worker(client: Client, pool: asyncpg.Pool, config: Config, **options: 
             pool, provider, config.notices_dir, SimulatedCreditBureau(), SimulatedDeathRegistry()
         ),
         workflow_runner=workflow_runner(),
+        interceptors=[PermanentErrors()],
         **options,
     )
 
