@@ -368,16 +368,21 @@ class LoanIn(BaseModel):
             raise invalid("contact ids must be unique")
         return contacts
 
-    def to_loan(self) -> Loan:
-        """The workflow's ``Loan``, amounts in minor units."""
+    def to_loan(self, *, outstanding_minor: int | None = None, due_date: str | None = None) -> Loan:
+        """The workflow's ``Loan``, amounts in minor units (the balance and due date as given,
+        when a schedule says them: ``overdue.loanbook``)."""
         return Loan(
             loan_id=self.loan_id,
             borrower=Borrower(self.borrower_id, self.borrower_name, self.phone, self.timezone),
             product=self.product,
             principal_minor=to_minor(self.principal, self.currency),
-            outstanding_minor=to_minor(self.outstanding, self.currency),
+            outstanding_minor=(
+                to_minor(self.outstanding, self.currency)
+                if outstanding_minor is None
+                else outstanding_minor
+            ),
             currency=self.currency,
-            due_date=self.due_date,
+            due_date=due_date or self.due_date,
             jurisdiction=self.jurisdiction,
             contacts=[Contact(c.contact_id, c.name, c.phone, c.relation) for c in self.contacts],
         )
