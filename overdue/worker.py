@@ -20,6 +20,7 @@ from activities.credit_bureau import CreditBureau
 from activities.errors import PermanentErrors
 from activities.ledger import LedgerActivities
 from activities.notices import NoticeActivities
+from activities.scan import ScanActivities
 from activities.situations import SituationActivities
 from activities.strategy import StrategyActivities
 from activities.verification import DeathRegistry, VerificationActivities
@@ -35,6 +36,7 @@ from overdue.simulator import (
 )
 from workflows.collection import LoanCollection
 from workflows.sandbox import workflow_runner
+from workflows.scan import DelinquencyScan
 from workflows.types import TASK_QUEUE, ContactOutcome, PaymentReceived, workflow_id_for
 
 # On stop (Ctrl-C, SIGTERM from a container runtime) activities in hand get this long to finish
@@ -114,10 +116,18 @@ def build_worker(client: Client, pool: asyncpg.Pool, config: Config, **options: 
     return Worker(
         client,
         task_queue=TASK_QUEUE,
-        workflows=[LoanCollection],
-        activities=activities_for(
-            pool, provider, config.notices_dir, SimulatedCreditBureau(), SimulatedDeathRegistry()
-        ),
+        workflows=[LoanCollection, DelinquencyScan],
+        activities=[
+            *activities_for(
+                pool,
+                provider,
+                config.notices_dir,
+                SimulatedCreditBureau(),
+                SimulatedDeathRegistry(),
+            ),
+            # The delinquency scan starts collections: it needs a client, not the provider.
+            ScanActivities(pool, client).scan_page,
+        ],
         workflow_runner=workflow_runner(),
         interceptors=[PermanentErrors()],
         **options,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,14 @@ import pytest
 from tests.integration.support import Cli
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(autouse=True)
+async def _leave_the_book_as_found(pool: asyncpg.Pool) -> AsyncIterator[None]:
+    # A delinquency scan in a later module would start these loans' collections.
+    yield
+    await pool.execute("DELETE FROM book.loans WHERE loan_id LIKE 'BOOK-%'")
+
 
 HEADER = (
     "loan_id,borrower_id,borrower_name,phone,timezone,product,principal,outstanding,currency,"
