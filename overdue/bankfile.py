@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import io
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from overdue.client import PaymentInvalid, UnknownLoan
 from overdue.outbox import IncomingPayment, Outbox, PaymentIdConflict, TemporalUnavailable
-from overdue.schemas import BankLineIn, CsvText, FieldError, Invalid, cells, validate
+from overdue.schemas import BankLineIn, CsvRows, FieldError, Invalid, cells, validate
 from workflows.types import PaymentReceived
 
 REQUIRED_COLUMNS = ("payment_id", "loan_id", "amount", "currency", "paid_at")
@@ -68,7 +69,7 @@ def read_bank_file(text: str, *, now: datetime | None = None) -> BankFile:
         NotABankFile: the text is not a CSV with the bank file's header.
     """
     now = now or datetime.now(UTC)
-    text_rows = CsvText(text)
+    text_rows = CsvRows(io.StringIO(text))
     reader = text_rows.reader
     try:
         header = reader.fieldnames

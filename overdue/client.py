@@ -19,13 +19,7 @@ from temporalio.client import (
     WorkflowHandle,
     WorkflowUpdateFailedError,
 )
-from temporalio.common import (
-    SearchAttributePair,
-    TypedSearchAttributes,
-    WorkflowIDConflictPolicy,
-    WorkflowIDReusePolicy,
-)
-from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from overdue import ledger
@@ -36,75 +30,27 @@ from overdue.ledger import PaymentInvalid as PaymentInvalid
 from overdue.ledger import UnknownLoan as UnknownLoan
 from overdue.ledger import ledger_record
 from overdue.outcomes import LoanView, OutcomeInvalid, check_outcome, check_resolution
+
+# Starting collections is its own module (the delinquency scan's activity starts them too).
+from overdue.starts import StartOutcome as StartOutcome
+from overdue.starts import start_collection as start_collection
 from workflows import limits
-from workflows import search_attributes as sa
 from workflows.collection import LoanCollection
-from workflows.collection.view import loan_summary
 from workflows.money import AmountError, check_currency, format_minor, to_minor
 from workflows.types import (
-    TASK_QUEUE,
-    CollectionInput,
     CollectionStatus,
     ContactOutcome,
     DisputeResolution,
     HoldRequest,
-    Loan,
     PaymentReceived,
     PaymentResult,
     ReviewDecision,
     workflow_id_for,
 )
-from workflows.vocabulary import Stage
 
 
 class HoldRefused(ValueError):
     """A pause or resume the collection cannot take; the message names the field."""
-
-
-class StartOutcome:
-    STARTED = "started"
-    ALREADY_RUNNING = "already_running"
-    ALREADY_ENDED = "already_ended"  # completed (cured or referred): not collected again
-
-
-async def start_collection(
-    client: Client,
-    loan: Loan,
-    *,
-    day_seconds: float | None = None,
-    clock_origin: datetime | None = None,
-) -> str:
-    """Start a loan's collection; returns a ``StartOutcome``.
-
-    On a compressed clock (``day_seconds``), loans started with one ``clock_origin`` share one
-    collection time, which the borrower-level budget needs to compare their contacts.
-
-    The workflow id is the loan's, and a running collection is never duplicated; a loan whose
-    earlier collection failed or was terminated may be started again, one that completed may not.
-    """
-    try:
-        await client.start_workflow(
-            LoanCollection.run,
-            CollectionInput(loan=loan, day_seconds=day_seconds, clock_origin=clock_origin),
-            id=workflow_id_for(loan.loan_id),
-            task_queue=TASK_QUEUE,
-            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
-            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-            static_summary=loan_summary(loan),
-            search_attributes=TypedSearchAttributes(
-                [
-                    SearchAttributePair(sa.LOAN_ID, loan.loan_id),
-                    SearchAttributePair(sa.COLLECTION_STAGE, Stage.EARLY),
-                    SearchAttributePair(sa.OUTSTANDING_MINOR, loan.outstanding_minor),
-                ]
-            ),
-        )
-    except WorkflowAlreadyStartedError:
-        status = await _describe(client.get_workflow_handle(workflow_id_for(loan.loan_id)))
-        if status == WorkflowExecutionStatus.RUNNING:
-            return StartOutcome.ALREADY_RUNNING
-        return StartOutcome.ALREADY_ENDED
-    return StartOutcome.STARTED
 
 
 async def _describe(handle: WorkflowHandle[Any, Any]) -> WorkflowExecutionStatus | None:

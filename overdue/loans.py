@@ -6,10 +6,11 @@ concerns (and the line, for a file), and a loan with any problem is never starte
 
 from __future__ import annotations
 
+import io
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from overdue.schemas import CsvText, FieldError, Invalid, LoanIn, cells, validate
+from overdue.schemas import CsvRows, FieldError, Invalid, LoanIn, cells, validate
 from workflows.types import Loan
 
 CSV_COLUMNS = (
@@ -54,7 +55,7 @@ def read_loan_book(text: str) -> LoanBook:
         csv.Error: the csv module refuses the text outright (its header, or a line it cannot
             read past).
     """
-    text_rows = CsvText(text)
+    text_rows = CsvRows(io.StringIO(text))
     reader = text_rows.reader
     missing = [c for c in CSV_COLUMNS if c != "contacts" and c not in (reader.fieldnames or [])]
     if missing:

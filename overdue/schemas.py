@@ -19,9 +19,8 @@ limits the CLI and the collection's update validator apply too (docs/limits.md l
 from __future__ import annotations
 
 import csv
-import io
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from typing import Annotated, Any, TypeVar
@@ -161,20 +160,21 @@ def cells(row: Mapping[Any, Any]) -> dict[str, Any]:
     }
 
 
-class CsvText:
-    """A CSV file's text, read row by row with ``csv.DictReader`` (``reader``: its header).
+class CsvRows:
+    """A CSV file's lines (its text in a ``StringIO``, or an open file), read row by row with
+    ``csv.DictReader`` (``reader``: its header).
 
     ``rows`` gives each row with its line number. A line the csv module refuses (a cell over its
     size limit, a bare carriage return) comes as a ``FieldError`` naming ``line``, and the lines
     after it are still read: one bad line does not cost the file's good ones.
     """
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, lines: Iterable[str]) -> None:
         self._consumed = 0
-        self.reader = csv.DictReader(self._lines(text))
+        self.reader = csv.DictReader(self._counted(lines))
 
-    def _lines(self, text: str) -> Iterator[str]:
-        for line in io.StringIO(text):
+    def _counted(self, lines: Iterable[str]) -> Iterator[str]:
+        for line in lines:
             self._consumed += 1
             yield line
 
@@ -306,6 +306,15 @@ def due_date_window(value: str, info: ValidationInfo) -> str:
     return value
 
 
+def schedule_date_window(value: str, info: ValidationInfo) -> str:
+    """A repayment schedule's date within its window (``workflows.limits.check_schedule_date``)."""
+    try:
+        limits.check_schedule_date(date.fromisoformat(value), _now(info).date())
+    except LimitError as problem:
+        raise invalid(str(problem)) from None
+    return value
+
+
 def _moment(value: object) -> object:
     """A bank file's time: an ISO date (midnight UTC) or date and time (UTC without an offset)."""
     if not isinstance(value, str):
@@ -367,6 +376,7 @@ Phone = Annotated[str, AfterValidator(_phone)]
 TimeZoneName = Annotated[str, AfterValidator(time_zone)]
 IsoDate = Annotated[str, AfterValidator(iso_date)]
 DueDate = Annotated[IsoDate, AfterValidator(due_date_window)]
+ScheduleDate = Annotated[IsoDate, AfterValidator(schedule_date_window)]
 PAID_WINDOW = AfterValidator(paid_window)
 FileMoment = Annotated[datetime, BeforeValidator(_moment), PAID_WINDOW]
 Reference = Annotated[str, Field(max_length=limits.REFERENCE_MAX), free_text(limits.REFERENCE_MAX)]
@@ -437,16 +447,21 @@ class LoanIn(BaseModel):
             raise invalid("contact ids must be unique")
         return contacts
 
-    def to_loan(self) -> Loan:
-        """The workflow's ``Loan``, amounts in minor units."""
+    def to_loan(self, *, outstanding_minor: int | None = None, due_date: str | None = None) -> Loan:
+        """The workflow's ``Loan``, amounts in minor units (the balance and due date as given,
+        when a schedule says them: ``overdue.loanbook``)."""
         return Loan(
             loan_id=self.loan_id,
             borrower=Borrower(self.borrower_id, self.borrower_name, self.phone, self.timezone),
             product=self.product,
             principal_minor=to_minor(self.principal, self.currency),
-            outstanding_minor=to_minor(self.outstanding, self.currency),
+            outstanding_minor=(
+                to_minor(self.outstanding, self.currency)
+                if outstanding_minor is None
+                else outstanding_minor
+            ),
             currency=self.currency,
-            due_date=self.due_date,
+            due_date=due_date or self.due_date,
             jurisdiction=self.jurisdiction,
             contacts=[Contact(c.contact_id, c.name, c.phone, c.relation) for c in self.contacts],
         )

@@ -17,8 +17,10 @@ from temporalio.worker import Worker
 from activities.budget import BudgetActivities
 from activities.channels import ChannelActivities, ChannelProvider
 from activities.credit_bureau import CreditBureau
+from activities.errors import PermanentErrors
 from activities.ledger import LedgerActivities
 from activities.notices import NoticeActivities
+from activities.scan import ScanActivities
 from activities.situations import SituationActivities
 from activities.strategy import StrategyActivities
 from activities.verification import DeathRegistry, VerificationActivities
@@ -34,6 +36,7 @@ from overdue.simulator import (
 )
 from workflows.collection import LoanCollection
 from workflows.sandbox import workflow_runner
+from workflows.scan import DelinquencyScan
 from workflows.types import TASK_QUEUE, ContactOutcome, PaymentReceived, workflow_id_for
 
 # On stop (Ctrl-C, SIGTERM from a container runtime) activities in hand get this long to finish
@@ -113,11 +116,20 @@ def build_worker(client: Client, pool: asyncpg.Pool, config: Config, **options: 
     return Worker(
         client,
         task_queue=TASK_QUEUE,
-        workflows=[LoanCollection],
-        activities=activities_for(
-            pool, provider, config.notices_dir, SimulatedCreditBureau(), SimulatedDeathRegistry()
-        ),
+        workflows=[LoanCollection, DelinquencyScan],
+        activities=[
+            *activities_for(
+                pool,
+                provider,
+                config.notices_dir,
+                SimulatedCreditBureau(),
+                SimulatedDeathRegistry(),
+            ),
+            # The delinquency scan starts collections: it needs a client, not the provider.
+            ScanActivities(pool, client).scan_page,
+        ],
         workflow_runner=workflow_runner(),
+        interceptors=[PermanentErrors()],
         **options,
     )
 

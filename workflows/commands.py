@@ -264,3 +264,24 @@ class DeathCheckResult:
     VERIFIED = "verified"
     NOT_VERIFIED = "not_verified"
     NO_RECORD = "no_record"  # nothing yet: verification waits, then a person decides
+
+
+@dataclass
+class ScanPage:
+    """The activity's argument: one page of the book, after ``after_loan_id``."""
+
+    as_of: datetime
+    after_loan_id: str
+    page_size: int
+
+
+@dataclass
+class ScanPageResult:
+    """What one page held and what became of it; ``last_loan_id`` is empty past the end."""
+
+    last_loan_id: str
+    examined: int
+    delinquent: int
+    started: int
+    already_running: int
+    already_ended: int

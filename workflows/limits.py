@@ -91,13 +91,14 @@ def check_amount_text(text: str) -> tuple[str, str, str]:
     return sign, whole, fraction
 
 
-def parse_amount(text: str, exponent: int) -> int:
+def parse_amount(text: str, exponent: int, *, allow_zero: bool = False) -> int:
     """Decimal text in major units (``"1234.56"``) as minor units of a currency whose minor-unit
     exponent is ``exponent`` (2 for USD, 0 for JPY).
 
     Raises:
-        LimitError: not a plain decimal, not positive, more decimal places than the currency
-            has, or beyond 64 bits of minor units.
+        LimitError: not a plain decimal, negative (or zero, unless ``allow_zero``: an
+            instalment's amount paid), more decimal places than the currency has, or beyond 64
+            bits of minor units.
     """
     sign, whole, fraction = check_amount_text(text)
     shown_text = text.strip()
@@ -105,8 +106,10 @@ def parse_amount(text: str, exponent: int) -> int:
     if len(places) > exponent:
         raise LimitError(f"{shown_text} has more than {exponent} decimal places")
     minor = int((whole + places.ljust(exponent, "0")) or "0")
-    if sign == "-" or minor == 0:
-        raise LimitError(f"must be positive, got {shown_text}")
+    if (sign == "-" and minor) or (minor == 0 and not allow_zero):
+        raise LimitError(
+            f"must be {'zero or more' if allow_zero else 'positive'}, got {shown_text}"
+        )
     if minor > MAX_MINOR:
         most = str(MAX_MINOR)
         largest = f"{most[:-exponent]}.{most[-exponent:]}" if exponent else most
@@ -164,6 +167,9 @@ EARLIEST_MOMENT = datetime.combine(EARLIEST_DATE, datetime.min.time(), UTC)
 # A collection is started for a missed due date, or for one about to be missed: a due date
 # further ahead than this is a loan book of the wrong loans.
 DUE_DATE_HORIZON = timedelta(days=366)
+# A repayment schedule of the loan book runs up to fifty years (600 monthly instalments), from
+# the loan's start; its dates lie in this window.
+SCHEDULE_HORIZON = timedelta(days=366 * 60)
 # A promise to pay, or anything else planned, further ahead than this is a typing error.
 PROMISE_HORIZON = timedelta(days=366)
 # Payment services' and banks' clocks drift: a payment dated a little ahead of ours is still a
@@ -185,6 +191,21 @@ def check_due_date(day: date, today: date) -> date:
             f"{day.isoformat()} is more than {DUE_DATE_HORIZON.days} days ahead (latest"
             f" {latest.isoformat()})"
         )
+    return day
+
+
+def check_schedule_date(day: date, today: date) -> date:
+    """A date of a loan book's repayment schedule: from ``EARLIEST_DATE`` to
+    ``SCHEDULE_HORIZON`` after ``today``.
+
+    Raises:
+        LimitError: outside the window.
+    """
+    if day < EARLIEST_DATE:
+        raise LimitError(f"{day.isoformat()} is before {EARLIEST_DATE.isoformat()}")
+    latest = today + SCHEDULE_HORIZON
+    if day > latest:
+        raise LimitError(f"{day.isoformat()} is after {latest.isoformat()}")
     return day
 
 

@@ -26,7 +26,7 @@ def check_currency(code: str) -> str:
     return code
 
 
-def to_minor(amount: str, currency: str) -> int:
+def to_minor(amount: str, currency: str, *, allow_zero: bool = False) -> int:
     """Parse a decimal amount in major units ("1234.56") into minor units of ``currency``.
 
     The text's shape and size are checked before it is read (``workflows.limits``): no
@@ -36,7 +36,7 @@ def to_minor(amount: str, currency: str) -> int:
     if not isinstance(amount, str):
         raise AmountError(f"{amount!r} is not a decimal amount")
     try:
-        return parse_amount(amount, exponent)
+        return parse_amount(amount, exponent, allow_zero=allow_zero)
     except LimitError as problem:
         raise AmountError(str(problem)) from None
 

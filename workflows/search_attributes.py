@@ -18,6 +18,9 @@ NEXT_CONTACT_AT = SearchAttributeKey.for_datetime("NextContactAt")
 # loan wakes only to act, so ``DaysPastDue`` is as of its last wake; a filter exact to the day
 # reads this instead (``DueDate < "2026-11-10T00:00:00Z"``: more than N days past due).
 DUE_DATE = SearchAttributeKey.for_datetime("DueDate")
+# The person or decision the loan waits on; unset when it waits on nobody. ``operations``: an
+# activity gave up and the loan is held until someone repairs what failed and resumes it.
+WAITING_FOR = SearchAttributeKey.for_keyword("WaitingFor")
 
 ALL = (
     LOAN_ID,
@@ -28,4 +31,5 @@ ALL = (
     BROKEN_PROMISES,
     NEXT_CONTACT_AT,
     DUE_DATE,
+    WAITING_FOR,
 )

@@ -5,9 +5,10 @@ Errors are reported in one line that names the field at fault, never as a traceb
 output: the Temporal SDK can abort at interpreter exit (sdk-python#300).
 
 The commands live in modules by role, each registering on the one ``app`` of ``common``:
-``stack`` (up, worker, api, codec-server, migrate), ``collections`` (start, import),
-``payments`` (payments import, pay), ``steering`` (outcome, dispute-resolved, decide, pause,
-resume), ``views`` (status, borrower), ``demo``, and ``engineers`` (replay, history).
+``stack`` (up, worker, api, codec-server, migrate), ``collections`` (start, import), ``loans``
+(loans sync), ``payments`` (payments import, pay), ``steering`` (outcome, dispute-resolved,
+decide, pause, resume), ``views`` (status, borrower), ``demo``, and ``engineers`` (replay,
+history).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from overdue.stack import StackError
 # Importing a command module registers its commands on `app`, and `overdue --help` lists them
 # in the order they were registered: this order, which isort must not sort.
 # isort: off
-from overdue.cli import stack, collections, payments, steering, views, demo, engineers  # noqa: F401
+from overdue.cli import stack, collections, loans, payments, steering, views, demo, engineers  # noqa: F401
 # isort: on
 
 __all__ = ["app", "main"]

@@ -1,12 +1,15 @@
-"""Collections begun: start one loan, or import a loan book."""
+"""Collections begun: start one loan, import a loan book, or scan the loan book for past-due
+loans (the daily delinquency scan, at once)."""
 
 from __future__ import annotations
 
 import csv
+from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from overdue import client as ops
@@ -24,7 +27,9 @@ from overdue.cli.common import (
     services,
 )
 from overdue.loans import LoanInvalid, loan_from_fields, read_loan_book
+from overdue.scan import ScanSettingsError, ScanTime, ensure_schedule, scan_now
 from overdue.schemas import FieldError
+from workflows.scan import SCHEDULE_ID
 
 
 @app.command()
@@ -150,3 +155,74 @@ def import_loans(
             err.print(f"  {path}:{e}")
     if book.errors:
         raise typer.Exit(1)
+
+
+@app.command("scan")
+def scan(
+    now: Annotated[bool, typer.Option("--now", help="Run a scan at once.")] = False,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="With --now: wait for it to finish.")
+    ] = False,
+    schedule: Annotated[
+        bool,
+        typer.Option(
+            "--schedule",
+            help="Create the daily schedule, or bring it to OVERDUE_SCAN_AT (a deploy job's step).",
+        ),
+    ] = False,
+    data_dir: DataDirOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """The daily delinquency scan: start a collection for every past-due loan of the book.
+
+    Without --now, say when the schedule runs next.
+    """
+    if wait and not now:
+        raise UserError("wait: only with --now")
+    try:
+        at = ScanTime.from_env()
+    except ScanSettingsError as problem:
+        raise UserError(str(problem)) from None
+
+    async def go() -> dict[str, Any]:
+        async with services(load_config(data_dir)) as s:
+            if schedule:
+                await ensure_schedule(s.client, at)
+            if not now:
+                return await _schedule_info(s.client)
+            handle = await scan_now(s.client)
+            if not wait:
+                return {"workflow_id": handle.id, "started": True}
+            totals = await handle.result()
+            return {"workflow_id": handle.id, **asdict(totals)}
+
+    report = run_async(go())
+    if as_json:
+        emit_json(report)
+    elif "next_runs" in report:
+        state = "paused" if report["paused"] else "active"
+        out.print(f"schedule {SCHEDULE_ID} ({state}), next runs: {', '.join(report['next_runs'])}")
+    elif "examined" in report:
+        out.print(
+            f"{report['workflow_id']}: {report['examined']} loans examined,"
+            f" {report['delinquent']} past due; {report['started']} collections started,"
+            f" {report['already_running']} already running, {report['already_ended']} ended before"
+        )
+    else:
+        out.print(f"started {report['workflow_id']}")
+
+
+async def _schedule_info(client: Client) -> dict[str, Any]:
+    try:
+        described = await client.get_schedule_handle(SCHEDULE_ID).describe()
+    except RPCError as error:
+        if error.status == RPCStatusCode.NOT_FOUND:
+            raise UserError(
+                f"schedule: {SCHEDULE_ID} does not exist; `overdue up` creates it"
+            ) from None
+        raise
+    return {
+        "schedule_id": SCHEDULE_ID,
+        "paused": described.schedule.state.paused,
+        "next_runs": [f"{t:%Y-%m-%d %H:%M} UTC" for t in described.info.next_action_times[:3]],
+    }

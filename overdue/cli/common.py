@@ -60,6 +60,27 @@ class Services:
     pool: asyncpg.Pool | None
 
 
+def ledger_config(data_dir: Path | None) -> Config:
+    """The configuration of a command that needs the ledger database: refused at once without."""
+    config = load_config(data_dir).with_running_stack()
+    if not config.database_url:
+        raise UserError("DATABASE_URL is not set and no embedded stack is running (`overdue up`)")
+    return config
+
+
+@asynccontextmanager
+async def ledger_pool(config: Config) -> AsyncIterator[asyncpg.Pool]:
+    """A connection pool to the ledger database (Temporal may be down: it is not needed)."""
+    try:
+        pool = await db.create_pool(config.database_url or "", max_size=4)
+    except (OSError, asyncpg.PostgresError) as problem:
+        raise UserError(f"cannot reach the ledger database ({problem})") from None
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
 @asynccontextmanager
 async def services(config: Config, *, need_db: bool = False) -> AsyncIterator[Services]:
     """Connect to Temporal (and the ledger) as configured, or to the running embedded stack."""

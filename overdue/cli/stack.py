@@ -27,9 +27,12 @@ from overdue.cli.common import (
     stop_on_signals,
 )
 from overdue.config import Config
+from overdue.connection import connect
 from overdue.metrics import MetricsUnavailable, worker_runtime
+from overdue.scan import ScanSettingsError, ScanTime, ensure_schedule
 from overdue.stack import EmbeddedStack
 from overdue.worker import run_worker
+from workflows.scan import SCHEDULE_ID
 
 
 @app.command()
@@ -59,6 +62,10 @@ def _worker_metrics() -> tuple[Runtime | None, str | None]:
 async def _up(config: Config, *, encrypt: bool = False) -> None:
     # Before anything starts: a metrics address that cannot be bound stops `up` at once.
     runtime, metrics = _worker_metrics()
+    try:
+        scan_time = ScanTime.from_env()
+    except ScanSettingsError as problem:
+        raise UserError(str(problem)) from None
     codec = codecs.prepare_stack_codec(config) if encrypt else None
     if codec is not None:
         config = codec.config
@@ -82,6 +89,8 @@ async def _up(config: Config, *, encrypt: bool = False) -> None:
         serving.append(asyncio.create_task(run_api(stack.running_config, api, stop)))
         out.print(f"HTTP API         {api.url} (docs {api.url}/docs; bearer token in {token_at})")
         out.print(f"Metrics          {metrics or 'off (OVERDUE_METRICS_ADDRESS=off)'}")
+        await ensure_schedule(await connect(stack.running_config), scan_time)
+        out.print(f"Delinquency scan schedule {SCHEDULE_ID}, {scan_time}")
         out.print("Worker           task queue 'collections' — press Ctrl-C to stop")
         await run_worker(stack.running_config, stop, runtime=runtime)
     finally:

@@ -8,11 +8,10 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
-import asyncpg
 import typer
 from rich.table import Table
 
-from overdue import borrowers, db
+from overdue import borrowers
 from overdue import client as ops
 from overdue.cli.common import (
     DataDirOption,
@@ -21,6 +20,8 @@ from overdue.cli.common import (
     app,
     checked_id,
     emit_json,
+    ledger_config,
+    ledger_pool,
     load_config,
     out,
     print_position,
@@ -105,17 +106,11 @@ def borrower(
     """Show one borrower across their loans: the shared contact budget used today and this
     week, places held in it, a cease request, and each loan's next contact."""
     checked_id("borrower_id", borrower_id)
-    config = load_config(data_dir).with_running_stack()
-    if not config.database_url:
-        raise UserError("DATABASE_URL is not set and no embedded stack is running (`overdue up`)")
+    config = ledger_config(data_dir)
     limits = borrowers.default_strategy()
 
     async def go() -> dict[str, Any]:
-        try:
-            pool = await db.create_pool(config.database_url or "", max_size=4)
-        except (OSError, asyncpg.PostgresError) as problem:
-            raise UserError(f"cannot reach the ledger database ({problem})") from None
-        try:
+        async with ledger_pool(config) as pool:
             found = await borrowers.read_loans(pool, borrower_id)
             if found is None:
                 raise UserError(f"borrower_id: no borrower {borrower_id!r} in the ledger")
@@ -123,8 +118,6 @@ def borrower(
             plans = await _borrower_plans(config, [loan["loan_id"] for loan in found.loans])
             as_of, clock = borrowers.moment_of(plans, datetime.now(UTC))
             rows = await borrowers.read_budget(pool, found, as_of - borrowers.LOOK_BACK)
-        finally:
-            await pool.close()
         return borrowers.borrower_view(
             found,
             rows,

@@ -49,13 +49,15 @@ async def test_migrate_applies_every_migration_once(empty_database: str, tmp_pat
     try:
         recorded = await conn.fetch("SELECT version FROM schema_migrations ORDER BY version")
         ledger_tables = await conn.fetchval(
-            "SELECT count(*) FROM information_schema.tables"
-            " WHERE table_name IN ('loans', 'payments', 'audit_log')"
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'"
+            " AND table_name IN ('loans', 'payments', 'audit_log')"
         )
     finally:
         await conn.close()
     assert [r["version"] for r in recorded] == versions
     assert ledger_tables == 3
+    book_tables = await _tables(empty_database, "book")
+    assert book_tables == {"borrowers", "contacts", "instalments", "loans"}
 
 
 async def test_migrate_reports_an_unreachable_database_in_one_line(tmp_path: Path) -> None:
@@ -64,3 +66,14 @@ async def test_migrate_reports_an_unreachable_database_in_one_line(tmp_path: Pat
     result = await cli("migrate")
     result.assert_user_error("DATABASE_URL")
     assert "secret" not in result.stderr
+
+
+async def _tables(database: str, schema: str) -> set[str]:
+    conn = await asyncpg.connect(database)
+    try:
+        rows = await conn.fetch(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = $1", schema
+        )
+    finally:
+        await conn.close()
+    return {r["table_name"] for r in rows}

@@ -59,7 +59,7 @@ from temporalio.common import SearchAttributeUpdate
 from activities.strategy import read_strategy
 from workflows import profiles
 from workflows.collection import contacts, events, reports, rules, view
-from workflows.collection.context import Collection
+from workflows.collection.context import GIVE_UP_AFTER, Collection
 from workflows.collection.inbox import Inbox
 from workflows.commands import (
     ContactRequest,
@@ -407,12 +407,20 @@ class SimulatedCollection(Collection):
         self.sim.details = details
 
     async def activity(
-        self, method: Callable[[Any, Any], Awaitable[T]], arg: Any, summary: str
+        self,
+        method: Callable[[Any, Any], Awaitable[T]],
+        arg: Any,
+        summary: str,
+        give_up_after: timedelta = GIVE_UP_AFTER,
     ) -> T:
         return self.sim.answer(method.__name__, arg, self)  # type: ignore[no-any-return]
 
     async def local_activity(
-        self, method: Callable[[Any, Any], Awaitable[T]], arg: Any, summary: str
+        self,
+        method: Callable[[Any, Any], Awaitable[T]],
+        arg: Any,
+        summary: str,
+        give_up_after: timedelta = GIVE_UP_AFTER,
     ) -> T:
         return self.sim.answer(method.__name__, arg, self)  # type: ignore[no-any-return]
 

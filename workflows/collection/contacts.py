@@ -12,11 +12,16 @@ from dataclasses import replace
 from datetime import datetime
 
 from temporalio import workflow
-from temporalio.exceptions import FailureError
+from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 from workflows import budget, clock, outreach, planner, rotation
 from workflows.collection import events, patches, rules
-from workflows.collection.context import Collection, PlannedOutreach
+from workflows.collection.context import (
+    OUTREACH_GIVES_UP_AFTER,
+    Collection,
+    PlannedOutreach,
+    reason_of,
+)
 from workflows.commands import (
     BudgetTerms,
     ContactRequest,
@@ -355,17 +360,28 @@ async def reach_out(c: Collection, planned_outreach: PlannedOutreach) -> None:
     # A short request to the provider, keyed by the attempt (a retry never reaches anyone
     # twice): in lean histories a local activity, inside the workflow task that woke for it.
     reach = c.local_activity if c.lean else c.activity
-    result = await reach(method, request, attempt_summary(request))
-    if result.deferred is not None:
-        # The budget filled up since the plan (another loan's contact came first): nothing was
-        # sent, and the attempt number is free for the next plan.
-        state.attempt_count -= 1
-        state.history.shared = result.deferred.shared
-        refusal = planner.Decision(
-            False, result.deferred.rule, result.deferred.not_before, result.deferred.across_loans
-        )
-        await _audit_denial(c, intent, planner.describe(refusal), now)
-        return
+    try:
+        result = await reach(method, request, attempt_summary(request), OUTREACH_GIVES_UP_AFTER)
+    except (ActivityError, ApplicationError) as failure:
+        # Not made within its limit: the attempt counts as failed, so the caps and the gaps
+        # still hold and the next plan waits its turn, and the audit log says why.
+        await _audit_failed_contact(c, intent, reason_of(failure), now)
+        outcome = Outcome.FAILED
+    else:
+        if result.deferred is not None:
+            # The budget filled up since the plan (another loan's contact came first): nothing
+            # was sent, and the attempt number is free for the next plan.
+            state.attempt_count -= 1
+            state.history.shared = result.deferred.shared
+            refusal = planner.Decision(
+                False,
+                result.deferred.rule,
+                result.deferred.not_before,
+                result.deferred.across_loans,
+            )
+            await _audit_denial(c, intent, planner.describe(refusal), now)
+            return
+        outcome = result.outcome
     rotation.record_attempt(
         state.history,
         AttemptRecord(
@@ -374,20 +390,20 @@ async def reach_out(c: Collection, planned_outreach: PlannedOutreach) -> None:
             intent.target,
             intent.target_id,
             slot,
-            result.outcome,
+            outcome,
             number=proposal.number if budgeted else "",
             borrower_id=loan.borrower.borrower_id if budgeted else "",
             loan_id=loan.loan_id if budgeted else "",
         ),
         c.slot_names(),
     )
-    if budgeted and result.outcome == Outcome.ANSWERED and intent.target == Target.BORROWER:
+    if budgeted and outcome == Outcome.ANSWERED and intent.target == Target.BORROWER:
         await tell_siblings(c, "conversation")
     if intent.template in state.queued_messages:
         state.queued_messages.remove(intent.template)
     if intent.template == outreach.NUDGE_TEMPLATE:
         state.history.nudges_in_streak += 1
-    state.last_outcome = result.outcome
+    state.last_outcome = outcome
     state.situation = rules.after_attempt(state)
 
 
@@ -410,6 +426,23 @@ async def _audit_denial(c: Collection, intent: outreach.Intent, rule: str, now: 
             },
         ),
         f"{intent.channel} denied · {rule.split(' until ')[0]}",
+    )
+
+
+async def _audit_failed_contact(
+    c: Collection, intent: outreach.Intent, reason: str, now: datetime
+) -> None:
+    """A contact the provider could not make within its limit is on record, with why."""
+    await c.write(
+        SituationActivities.record_situation_event,
+        SituationEvent(
+            c.loan.loan_id,
+            f"{c.loan.loan_id}:contact_failed:{c.state.attempt_count}",
+            "contact_failed",
+            now,
+            {"channel": intent.channel, "target": intent.target, "reason": reason},
+        ),
+        f"{intent.channel} failed",
     )
 
 

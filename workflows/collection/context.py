@@ -35,9 +35,17 @@ with workflow.unsafe.imports_passed_through():
 ArgT = TypeVar("ArgT")
 ResultT = TypeVar("ResultT")
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
-# Retried until it succeeds, at most a minute apart. (A policy is built per call: modules under
-# ``workflows/`` are shared by every workflow run in the process and keep no mutable objects.)
+# Retried at most a minute apart. (A policy is built per call: modules under ``workflows/`` are
+# shared by every workflow run in the process and keep no mutable objects.)
 ACTIVITY_RETRY_INTERVAL = timedelta(minutes=1)
+# How long an activity keeps retrying errors that may pass (a database restarting, a lost
+# connection) before the loan stops waiting on it and a person looks (``failures``): a day
+# outlasts any outage the team fixes on its own. Errors no retry can fix are not retried.
+GIVE_UP_AFTER = timedelta(hours=24)
+# A call or message retried later than this could reach the borrower at another moment than
+# the one the planner allowed: the attempt counts as failed instead (``contacts.reach_out``).
+OUTREACH_GIVES_UP_AFTER = timedelta(minutes=5)
+MAX_REASON = 300  # characters of a failure's reason kept on the hold and in the audit log
 
 
 def activity_retry() -> RetryPolicy:
@@ -53,6 +61,21 @@ def refusal_of(
     if isinstance(error, ApplicationError) and error.type == error_type:
         return error
     return None
+
+
+def reason_of(failure: ActivityError | ApplicationError) -> str:
+    """One line for operators and the audit log: which activity failed, and its last error."""
+    cause = failure.cause if isinstance(failure, ActivityError) else failure
+    error = cause if isinstance(cause, ApplicationError) else failure
+    kind = error.type if isinstance(error, ApplicationError) and error.type else "error"
+    # A database's message may echo a stored value: no control character reaches the ledger.
+    message = "".join(ch if ch.isprintable() else " " for ch in str(error.message))
+    where = (
+        f"{failure.activity_type} failed"
+        if isinstance(failure, ActivityError)
+        else "an activity failed"
+    )
+    return f"{where}: {kind}: {message}"[:MAX_REASON]
 
 
 @dataclass
@@ -137,13 +160,18 @@ class Collection:
         return budget.number_key(self.loan.borrower.phone)
 
     async def activity(
-        self, method: Callable[[Any, ArgT], Awaitable[ResultT]], arg: ArgT, summary: str
+        self,
+        method: Callable[[Any, ArgT], Awaitable[ResultT]],
+        arg: ArgT,
+        summary: str,
+        give_up_after: timedelta = GIVE_UP_AFTER,
     ) -> ResultT:
         """Run an activity method with the collection's timeout and retries."""
         return await workflow.execute_activity_method(
             method,
             arg,
             start_to_close_timeout=ACTIVITY_TIMEOUT,
+            schedule_to_close_timeout=give_up_after,
             retry_policy=activity_retry(),
             summary=summary,
         )
@@ -158,13 +186,18 @@ class Collection:
         return await self.activity(method, arg, summary)
 
     async def local_activity(
-        self, method: Callable[[Any, ArgT], Awaitable[ResultT]], arg: ArgT, summary: str
+        self,
+        method: Callable[[Any, ArgT], Awaitable[ResultT]],
+        arg: ArgT,
+        summary: str,
+        give_up_after: timedelta = GIVE_UP_AFTER,
     ) -> ResultT:
         """Run a short ledger read or write as a local activity: one marker in the history."""
         return await workflow.execute_local_activity_method(
             method,
             arg,
             start_to_close_timeout=ACTIVITY_TIMEOUT,
+            schedule_to_close_timeout=give_up_after,
             retry_policy=activity_retry(),
             summary=summary,
         )

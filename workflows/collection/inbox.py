@@ -9,6 +9,7 @@ a retried signal is recognised here, in this run or in an earlier one.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from temporalio import workflow
 
@@ -36,6 +37,8 @@ class Inbox:
     borrower_changed: bool = False
     # Payment id -> why the payment was not applied (answered to the update that waits on it).
     rejections: dict[str, str] = field(default_factory=dict)
+    # The id of the message being applied, at the head of its list (set by ``reports``).
+    in_hand: str | None = None
 
     @classmethod
     def carried_in(cls, state: CollectionState | None) -> Inbox:
@@ -100,6 +103,39 @@ class Inbox:
             workflow.logger.info("signal %s already received; ignored", signal_id)
             return False
         return True
+
+    def set_aside(self, reason: str, seen: list[str]) -> str | None:
+        """Take the message in hand out of the inbox for good: applying it failed, and applying
+        it again would fail again. A payment's update is answered with ``reason``; a retried
+        signal of another message is ignored (``seen``). Returns what was set aside."""
+        in_hand, self.in_hand = self.in_hand, None
+        if in_hand is None:
+            return None
+        if self.payments and self.payments[0].payment.payment_id == in_hand:
+            self.payments.pop(0)
+            self.rejections[in_hand] = reason
+            return f"payment {in_hand}"
+        heads: list[tuple[list[Any], str, str]] = [
+            (self.outcomes, self.outcomes[0].outcome_id if self.outcomes else "", "outcome"),
+            (self.decisions, self.decisions[0].decision_id if self.decisions else "", "decision"),
+            (
+                self.resolutions,
+                self.resolutions[0].resolution_id if self.resolutions else "",
+                "dispute resolution",
+            ),
+            (
+                self.hold_changes,
+                self.hold_changes[0].request.request_id if self.hold_changes else "",
+                "pause or resume",
+            ),
+        ]
+        for messages, head_id, kind in heads:
+            if messages and head_id == in_hand:
+                messages.pop(0)
+                if in_hand:
+                    seen.append(in_hand)
+                return f"{kind} {in_hand}".rstrip()
+        return None
 
     def queue_hold_change(self, change: HoldChange, seen: list[str]) -> bool:
         """Queue a pause or resume, unless its request id was seen. Returns whether queued."""

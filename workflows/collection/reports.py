@@ -38,6 +38,7 @@ async def apply_all(c: Collection, inbox: Inbox) -> None:
     await apply_payments(c, inbox)
     await apply_outcomes(c, inbox)
     await apply_hold_changes(c, inbox)
+    inbox.in_hand = None
 
 
 async def apply_payments(c: Collection, inbox: Inbox) -> None:
@@ -49,6 +50,7 @@ async def apply_payments(c: Collection, inbox: Inbox) -> None:
         # handler's de-duplication looks there), or it would be applied a second time.
         pending = inbox.payments[0]
         payment = pending.payment
+        inbox.in_hand = payment.payment_id
         rejection = pending.rejection
         before = state.outstanding_minor
         after = max(0, before - payment.amount_minor)
@@ -116,6 +118,7 @@ async def apply_outcomes(c: Collection, inbox: Inbox) -> None:
     machine, state = c.machine, c.state
     while inbox.outcomes and not machine.is_closed:
         outcome = inbox.outcomes[0]
+        inbox.in_hand = outcome.outcome_id
         now = c.now()
         conversation = _is_reported_conversation(c, outcome)
         if not await _record_outcome(c, outcome, conversation=conversation):
@@ -156,6 +159,7 @@ async def apply_outcomes(c: Collection, inbox: Inbox) -> None:
         view.changed(c)
     while inbox.decisions and not machine.is_closed:
         decision = inbox.decisions[0]
+        inbox.in_hand = decision.decision_id
         decided = rules.REVIEW_EVENTS.get((decision.review, decision.outcome))
         if decided is not None:
             await events.situation_event(c, decided, decision.decision_id, c.now())
@@ -164,6 +168,7 @@ async def apply_outcomes(c: Collection, inbox: Inbox) -> None:
         view.changed(c)
     while inbox.resolutions and not machine.is_closed:
         resolution = inbox.resolutions[0]
+        inbox.in_hand = resolution.resolution_id
         if machine.situation == "disputed":
             event = "dispute_closed" if resolution.upheld else "dispute_rejected"
             await events.situation_event(c, event, resolution.resolution_id, c.now())
@@ -225,6 +230,7 @@ async def apply_hold_changes(c: Collection, inbox: Inbox) -> None:
     machine, state = c.machine, c.state
     while inbox.hold_changes and not machine.is_closed:
         change = inbox.hold_changes[0]
+        inbox.in_hand = change.request.request_id
         request, now = change.request, c.now()
         if change.pause != (state.hold is not None):
             was_paused = machine.collection_paused

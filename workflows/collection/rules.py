@@ -228,6 +228,17 @@ def first_contact_moment(loan: Loan, zone: ZoneInfo) -> datetime:
     return clock.day_starts(loan.due_date, 1, zone)
 
 
+# The operator named on a hold the collection put on itself when an activity gave up.
+HELD_BY_THE_COLLECTION = "overdue"
+
+
+def waiting_for(state: CollectionState) -> str | None:
+    """Whom the loan waits on (the ``WaitingFor`` search attribute), or None."""
+    if state.hold is not None and state.hold.operator == HELD_BY_THE_COLLECTION:
+        return "operations"
+    return None
+
+
 def situation_label(state: CollectionState) -> Situation:
     """The ``Situation`` label operators see and filter by, derived from the machine.
 

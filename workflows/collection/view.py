@@ -164,6 +164,10 @@ def publish(c: Collection) -> None:
     if c.lean:
         # Set once (continue-as-new carries it): older histories never upserted it.
         values[sa.DUE_DATE] = clock.day_starts(loan.due_date, 0, c.zone)
+    waiting_for = rules.waiting_for(state)
+    if waiting_for is not None or sa.WAITING_FOR.name in c.published:
+        # Only once a loan waits on someone: histories from before never wrote it.
+        values[sa.WAITING_FOR] = waiting_for
     if c.patched(patches.SEARCH_ATTRIBUTES_ON_CHANGE):
         # Only what changed since the last upsert (or since the run began: continue-as-new
         # carries the attributes over), so most workflow tasks upsert nothing.

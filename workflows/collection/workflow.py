@@ -14,10 +14,16 @@ import contextlib
 from datetime import datetime, timedelta
 
 from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError
 
 from workflows import clock, limits, profiles
-from workflows.collection import contacts, events, patches, reports, rules, view
-from workflows.collection.context import ACTIVITY_TIMEOUT, Collection, activity_retry
+from workflows.collection import contacts, events, failures, patches, reports, rules, view
+from workflows.collection.context import (
+    ACTIVITY_TIMEOUT,
+    GIVE_UP_AFTER,
+    Collection,
+    activity_retry,
+)
 from workflows.collection.inbox import Inbox
 from workflows.commands import LoadStrategy, OpenLoan
 from workflows.machine import CollectionMachine
@@ -85,27 +91,13 @@ class LoanCollection:
         view.changed(c)
 
         while True:
-            await reports.apply_all(c, self._inbox)
-            await events.meet_deadlines(c)
-            if machine.is_closed:
-                break
-            await events.observe_days(c)
-            if machine.is_closed:
-                break
-            if machine.stage != stage_at_start:
-                await self._continue_as_new(c, input)
-                continue  # only reached when a waiting payment closed the loan instead
-            told, self._inbox.borrower_changed = self._inbox.borrower_changed, False
-            wake_at = await contacts.plan(c, told=told)
-            view.publish(c)
-            await self._sleep_until(c, wake_at)
-            if self._inbox.has_mail():
-                continue
-            if c.next is not None and c.now() >= c.next.planned.at:
-                await contacts.reach_out(c, c.next)
-            if workflow.info().is_continue_as_new_suggested():
-                await self._continue_as_new(c, input)
-                continue
+            try:
+                if await self._step(c, input, stage_at_start):
+                    break
+            except (ActivityError, ApplicationError) as failure:
+                # An activity gave up (its limits, or an error no retry can fix): a person
+                # looks, and the loan waits for them instead of failing or looping.
+                await failures.hold_for_a_person(c, self._inbox, failure)
 
         # Payments that arrive while the loan closes are still recorded (as overpayments), and
         # every update waiting on one gets its answer before the workflow completes. A pause or
@@ -119,6 +111,35 @@ class LoanCollection:
         c.next = None
         view.publish(c)
         return view.summary(c)
+
+    async def _step(self, c: Collection, input: CollectionInput, stage_at_start: Stage) -> bool:
+        """One turn of the main loop: apply what was received, meet deadlines and the calendar,
+        then plan, sleep until the next moment or message, and act if the moment came.
+
+        Returns whether the loan closed. A turn that hands over to a new run does not return.
+        """
+        machine = c.machine
+        await reports.apply_all(c, self._inbox)
+        await events.meet_deadlines(c)
+        if machine.is_closed:
+            return True
+        await events.observe_days(c)
+        if machine.is_closed:
+            return True
+        if machine.stage != stage_at_start:
+            await self._continue_as_new(c, input)
+            return False  # only reached when a waiting payment closed the loan instead
+        told, self._inbox.borrower_changed = self._inbox.borrower_changed, False
+        wake_at = await contacts.plan(c, told=told)
+        view.publish(c)
+        await self._sleep_until(c, wake_at)
+        if self._inbox.has_mail():
+            return False
+        if c.next is not None and c.now() >= c.next.planned.at:
+            await contacts.reach_out(c, c.next)
+        if workflow.info().is_continue_as_new_suggested():
+            await self._continue_as_new(c, input)
+        return False
 
     # --- signals, updates and the query ----------------------------------------------------
 
@@ -264,6 +285,7 @@ class LoanCollection:
             StrategyActivities.load_strategy,
             LoadStrategy(),
             start_to_close_timeout=ACTIVITY_TIMEOUT,
+            schedule_to_close_timeout=GIVE_UP_AFTER,
             retry_policy=activity_retry(),
             summary="load collection strategy",
         )
@@ -272,6 +294,7 @@ class LoanCollection:
             LedgerActivities.open_loan,
             OpenLoan(loan=input.loan, opened_at=now),
             start_to_close_timeout=ACTIVITY_TIMEOUT,
+            schedule_to_close_timeout=GIVE_UP_AFTER,
             retry_policy=activity_retry(),
             summary="open loan in ledger",
         )

@@ -1,0 +1,75 @@
+"""Starting a loan's collection: one way for the CLI, the demo and the delinquency scan."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from workflows import search_attributes as sa
+from workflows.collection import LoanCollection
+from workflows.collection.view import loan_summary
+from workflows.types import TASK_QUEUE, CollectionInput, Loan, workflow_id_for
+from workflows.vocabulary import Stage
+
+
+class StartOutcome:
+    STARTED = "started"
+    ALREADY_RUNNING = "already_running"
+    ALREADY_ENDED = "already_ended"  # completed (cured or referred): not collected again
+
+
+async def start_collection(
+    client: Client,
+    loan: Loan,
+    *,
+    day_seconds: float | None = None,
+    clock_origin: datetime | None = None,
+) -> str:
+    """Start a loan's collection; returns a ``StartOutcome``.
+
+    On a compressed clock (``day_seconds``), loans started with one ``clock_origin`` share one
+    collection time, which the borrower-level budget needs to compare their contacts.
+
+    The workflow id is the loan's, and a running collection is never duplicated; a loan whose
+    earlier collection failed or was terminated may be started again, one that completed may not.
+    """
+    try:
+        await client.start_workflow(
+            LoanCollection.run,
+            CollectionInput(loan=loan, day_seconds=day_seconds, clock_origin=clock_origin),
+            id=workflow_id_for(loan.loan_id),
+            task_queue=TASK_QUEUE,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+            static_summary=loan_summary(loan),
+            search_attributes=TypedSearchAttributes(
+                [
+                    SearchAttributePair(sa.LOAN_ID, loan.loan_id),
+                    SearchAttributePair(sa.COLLECTION_STAGE, Stage.EARLY),
+                    SearchAttributePair(sa.OUTSTANDING_MINOR, loan.outstanding_minor),
+                ]
+            ),
+        )
+    except WorkflowAlreadyStartedError:
+        if await _status(client, loan.loan_id) == WorkflowExecutionStatus.RUNNING:
+            return StartOutcome.ALREADY_RUNNING
+        return StartOutcome.ALREADY_ENDED
+    return StartOutcome.STARTED
+
+
+async def _status(client: Client, loan_id: str) -> WorkflowExecutionStatus | None:
+    try:
+        return (await client.get_workflow_handle(workflow_id_for(loan_id)).describe()).status
+    except RPCError as error:
+        if error.status == RPCStatusCode.NOT_FOUND:
+            return None
+        raise
