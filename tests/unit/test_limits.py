@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import time
 import unicodedata
 from datetime import UTC, date, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from overdue.loanbook import read_rows
 from workflows import limits
 from workflows.limits import LimitError
 from workflows.money import CURRENCY_EXPONENTS, AmountError, format_minor, to_minor
@@ -303,3 +306,41 @@ def test_a_hold_outside_the_limits_is_named(
 ) -> None:
     problem = limits.hold_problem(request_, pause=pause)
     assert problem == message if message is None else (problem or "").startswith(message)
+
+
+def test_a_schedule_date_is_from_1990_to_sixty_years_ahead() -> None:
+    assert limits.check_schedule_date(date(2070, 1, 1), TODAY) == date(2070, 1, 1)
+    assert "is before 1990-01-01" in _refusal(limits.check_schedule_date, date(1, 1, 1), TODAY)
+    assert "is after" in _refusal(limits.check_schedule_date, date(9999, 12, 31), TODAY)
+
+
+def test_a_loan_book_sync_line_is_held_to_the_limits(tmp_path: Path) -> None:
+    # ``overdue loans sync`` reads rows with the same rules as ``overdue import``.
+    lines = [
+        {"borrower_name": "Ann\x00Lee"},
+        {"schedule": [{"due_date": "0001-01-01", "amount_due": "10.00"}]},
+        {"schedule": [{"due_date": "2026-11-01", "amount_due": "99999999999999999999"}]},
+        {"schedule": [{"due_date": "2026-11-01", "amount_due": "10.00", "amount_paid": "0"}]},
+    ]
+    good = {
+        "loan_id": "L-1",
+        "borrower_id": "B-1",
+        "borrower_name": "Ann Lee",
+        "phone": "+15550100",
+        "timezone": "America/New_York",
+        "product": "personal",
+        "principal": "10.00",
+        "currency": "USD",
+        "jurisdiction": "us",
+        "schedule": [{"due_date": "2026-11-01", "amount_due": "10.00"}],
+    }
+    path = tmp_path / "book.jsonl"
+    path.write_text("".join(json.dumps({**good, **line}) + "\n" for line in lines))
+    rows = list(read_rows(path))
+    assert [[(e.line, e.field) for e in row.errors] for row in rows] == [
+        [(1, "borrower_name")],
+        [(2, "schedule[0].due_date")],
+        [(3, "schedule[0].amount_due")],
+        [],
+    ]
+    assert rows[3].loan is not None and rows[3].loan.loan.outstanding_minor == 1_000
