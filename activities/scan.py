@@ -8,7 +8,6 @@ idempotent by workflow id, so a page retried after a crash starts nothing twice.
 
 from __future__ import annotations
 
-import asyncio
 from collections import defaultdict
 from dataclasses import replace
 from datetime import datetime
@@ -18,14 +17,10 @@ import asyncpg
 from temporalio import activity
 from temporalio.client import Client
 
-from overdue.starts import StartOutcome, start_collection
+from overdue.starts import StartOutcome, start_all
 from workflows.commands import ScanPage, ScanPageResult
 from workflows.schedule import ScheduledInstalment, amount_overdue, is_delinquent, oldest_unpaid
 from workflows.types import Borrower, Contact, Loan
-
-# Collections started at once by one page: enough to keep the server busy, few enough that a
-# scan of a large book does not crowd out the collections already running.
-STARTS_IN_FLIGHT = 32
 
 
 class ScanActivities:
@@ -46,13 +41,7 @@ class ScanActivities:
                 schedule, page.as_of.astimezone(ZoneInfo(loan.borrower.timezone)).date()
             )
         ]
-        limit = asyncio.Semaphore(STARTS_IN_FLIGHT)
-
-        async def start(loan: Loan) -> str:
-            async with limit:
-                return await start_collection(self._client, loan)
-
-        outcomes = await asyncio.gather(*(start(loan) for loan in delinquent))
+        outcomes = await start_all(self._client, delinquent)
         full = len(loans) == page.page_size
         return ScanPageResult(
             last_loan_id=loans[-1][0].loan_id if full else "",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from overdue.schemas import CsvRows, FieldError, Invalid, LoanIn, cells, validate
 from workflows.types import Loan
@@ -45,7 +45,6 @@ def loan_from_fields(values: Mapping[str, str | None], *, line: int | None = Non
 class LoanBook:
     loans: list[Loan]
     errors: list[FieldError]
-    lines: dict[str, int] = field(default_factory=dict)  # each good loan's line, by loan id
 
 
 def read_loan_book(text: str) -> LoanBook:
@@ -64,7 +63,7 @@ def read_loan_book(text: str) -> LoanBook:
         )
     loans: list[Loan] = []
     errors: list[FieldError] = []
-    seen: dict[str, int] = {}
+    seen: set[str] = set()
     for line, row in text_rows.rows():
         if isinstance(row, FieldError):
             errors.append(row)
@@ -77,6 +76,6 @@ def read_loan_book(text: str) -> LoanBook:
         if loan.loan_id in seen:
             errors.append(FieldError("loan_id", f"{loan.loan_id} appears twice in the file", line))
             continue
-        seen[loan.loan_id] = line
+        seen.add(loan.loan_id)
         loans.append(loan)
-    return LoanBook(loans, errors, seen)
+    return LoanBook(loans, errors)

@@ -404,6 +404,8 @@ class CollectionState:
     # Histories before ``situation-from-machine`` only: a label an outcome reported that the
     # machine's state does not give, shown until the label next changed (``events.report``).
     reported_label: Situation | None = None
+    # Letters an outcome called for before the first day past due, served on it (``letters``).
+    letters_waiting: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -4,11 +4,13 @@ loans (the daily delinquency scan, at once)."""
 from __future__ import annotations
 
 import csv
+import sys
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -28,7 +30,7 @@ from overdue.cli.common import (
 )
 from overdue.loans import LoanInvalid, loan_from_fields, read_loan_book
 from overdue.scan import ScanSettingsError, ScanTime, ensure_schedule, scan_now
-from overdue.schemas import FieldError
+from overdue.starts import start_all
 from workflows.scan import SCHEDULE_ID
 
 
@@ -103,7 +105,8 @@ def import_loans(
     data_dir: DataDirOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Begin collections for a loan book. Bad rows are reported by line and field, and skipped."""
+    """Begin collections for a loan book, 32 starts at a time. Bad rows are reported by line and
+    field, and skipped."""
     check_day_seconds(day_seconds)
     try:
         text = path.read_text(encoding="utf-8-sig")
@@ -125,18 +128,23 @@ def import_loans(
         if not book.loans:
             return outcomes
         async with services(load_config(data_dir)) as s:
-            for loan in book.loans:
-                try:
-                    outcome = await ops.start_collection(s.client, loan, day_seconds=day_seconds)
-                except RPCError as refused:
-                    # Temporal refused this loan alone: its line is reported, the others go on.
-                    if refused.status != RPCStatusCode.INVALID_ARGUMENT:
-                        raise
-                    line = book.lines[loan.loan_id]
-                    book.errors.append(FieldError("loan", refused.message, line))
-                    continue
-                outcomes[outcome].append(loan.loan_id)
-        book.errors.sort(key=lambda e: e.line or 0)
+            with Progress(
+                TextColumn("starting"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=err,
+                disable=as_json or not sys.stderr.isatty(),
+            ) as progress:
+                task = progress.add_task("collections", total=len(book.loans))
+                results = await start_all(
+                    s.client,
+                    book.loans,
+                    day_seconds=day_seconds,
+                    on_started=lambda _loan, _outcome: progress.advance(task),
+                )
+        for loan, outcome in zip(book.loans, results, strict=True):
+            outcomes[outcome].append(loan.loan_id)
         return outcomes
 
     outcomes = run_async(go())

@@ -33,8 +33,7 @@ when, counted here), never against the workflow's state or the planner's helpers
     the first day past due, each notice served once, and the loop never spins (wakes again and
     again at the moment it is at, with nothing done).
 
-Bugs these runs found in the workflow are kept as regression tests at the end; the defects not
-fixed yet are strict ``xfail`` tests there, and the properties exempt exactly those cases.
+Bugs these runs found in the workflow are kept as regression tests at the end.
 """
 
 from __future__ import annotations
@@ -743,11 +742,6 @@ def simulate(scenario: Scenario, draws: Draws) -> Simulation:
     return sim
 
 
-# Letters that an outcome calls for are served at once, also before the first day past due: a
-# known defect (test_no_letter_is_served_before_the_first_day_past_due).
-LETTERS_BEFORE_DPD_1 = ("refusal_notice", "estate_inquiry")
-
-
 # --- independent checks ----------------------------------------------------------------------
 
 
@@ -899,8 +893,6 @@ def test_nothing_before_the_first_day_past_due_notices_once_and_no_spin(
         if p.template == "death_documents_request":
             continue
         dpd = (p.at.astimezone(sim.zone).date() - due).days
-        if p.channel == Channel.LETTER and p.template in LETTERS_BEFORE_DPD_1:
-            continue  # a known defect, tested below
         assert dpd >= 1, f"a collection contact at DPD {dpd}: " + _describe(sim, p)
     assert len(sim.notices) == len(set(sim.notices)), f"a notice served twice: {sim.notices}"
     assert not sim.spun, f"the workflow spins at {sim.now} in {sim.collection.machine.situation}"
@@ -1052,14 +1044,6 @@ def test_a_registry_miss_holds_the_borrower_until_a_person_decides(decided: str)
         assert resumed, "a person's not_verified resumes collection"
 
 
-# --- known defects: expected to fail until the workflow is fixed ------------------------------
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="letters.serve_letter does not apply rules.first_contact_moment: a refusal notice or"
-    " an estate inquiry that an outcome calls for goes out before DPD 1",
-)
 @pytest.mark.parametrize(
     ("facts", "registry"),
     [(("refusal",), ()), (("death",), (DeathCheckResult.VERIFIED,))],
@@ -1069,7 +1053,8 @@ def test_no_letter_is_served_before_the_first_day_past_due(
     facts: tuple[str, ...], registry: tuple[str, ...]
 ) -> None:
     # Started on the due date (DPD 0); an hour later an outcome reports a refusal, or a death the
-    # registry verifies at once. No collection contact is made before DPD 1 (DESIGN.md).
+    # registry verifies at once. No collection contact is made before DPD 1 (DESIGN.md): the
+    # letter waits for it, and then goes out.
     sim = fixed(
         [(60, reported(*facts, right_party=False))], dpd_at_start=0, draws=Scripted(registry)
     )
@@ -1081,6 +1066,9 @@ def test_no_letter_is_served_before_the_first_day_past_due(
         and (p.at.astimezone(sim.zone).date() - due).days < 1
     ]
     assert not early, f"served at DPD 0: {[p.template for p in early]}"
+    letter = "refusal_notice" if "refusal" in facts else "estate_inquiry"
+    [served] = [p for p in sim.performed if p.template == letter]
+    assert (served.at.astimezone(sim.zone).date() - due).days == 1
 
 
 def test_a_report_of_a_death_serves_no_refusal_notice() -> None:

@@ -168,7 +168,7 @@ async def perform(c: Collection, actions: list[Action]) -> None:
 async def verify_death(c: Collection) -> None:
     """Ask the family for documents, and an institution for confirmation."""
     state, loan = c.state, c.loan
-    await letters.serve_letter(c, "death_documents_request", Target.ESTATE)
+    await letters.serve_letter(c, letters.DOCUMENTS_REQUEST, Target.ESTATE)
     result = await c.activity(
         VerificationActivities.verify_death,
         DeathCheck(
@@ -238,8 +238,9 @@ async def _record_promise(
 
 
 async def meet_deadlines(c: Collection) -> None:
-    """Break a promise or an instalment left unpaid, and hand an unverified death to a person.
-    An operator's hold defers them: they are met once the loan is resumed."""
+    """Break a promise or an instalment left unpaid, hand an unverified death to a person, and
+    serve the letters that waited for the first day past due. An operator's hold defers them:
+    they are met once the loan is resumed."""
     state = c.state
     if state.hold is not None:
         return
@@ -255,6 +256,7 @@ async def meet_deadlines(c: Collection) -> None:
     verification = rules.verification_deadline(state, c.machine.situation)
     if verification is not None and now >= verification:
         await situation_event(c, "verification_overdue", "deadline", now)
+    await letters.serve_waiting(c)
 
 
 async def settle_promise(c: Collection, *, kept: bool) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from temporalio import workflow
 
 from workflows import planner, rotation
+from workflows.collection import patches, rules
 from workflows.collection.context import Collection
 from workflows.commands import NoticeRequest
 from workflows.types import AttemptRecord
@@ -12,6 +13,9 @@ from workflows.vocabulary import Channel, Outcome, Target
 
 with workflow.unsafe.imports_passed_through():
     from activities.notices import NoticeActivities
+
+# Asking the family for a death's documents is not collection: it may go out at any time.
+DOCUMENTS_REQUEST = "death_documents_request"
 
 
 async def serve_letter(
@@ -27,6 +31,15 @@ async def serve_letter(
     target_id = "estate" if target == Target.ESTATE else loan.borrower.borrower_id
     proposal = planner.Proposal(now, Channel.LETTER, target, target_id)
     if notice_key in state.notices:
+        return False
+    if (
+        kind != DOCUMENTS_REQUEST
+        and now < rules.first_contact_moment(loan, c.zone)
+        and c.patched(patches.LETTERS_FROM_DPD_1)
+    ):
+        # No collection contact before DPD 1: the letter waits for it (``serve_waiting``).
+        if kind not in state.letters_waiting:
+            state.letters_waiting.append(kind)
         return False
     if not planner.check(c.profile, state.history, proposal, c.zone).allowed:
         return False
@@ -46,6 +59,19 @@ async def serve_letter(
     )
     state.notices.append(record.notice_key)
     return True
+
+
+async def serve_waiting(c: Collection) -> None:
+    """Serve the letters that waited for the first day past due, once it has come."""
+    state = c.state
+    if not state.letters_waiting or c.now() < rules.first_contact_moment(c.loan, c.zone):
+        return
+    waiting, state.letters_waiting = state.letters_waiting, []
+    for kind in waiting:
+        if kind == "refusal_notice":
+            await serve_refusal_notice(c)
+        else:
+            await serve_letter(c, kind, Target.ESTATE)
 
 
 async def serve_refusal_notice(c: Collection) -> None:

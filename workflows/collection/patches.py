@@ -40,6 +40,11 @@ COMPRESSED_CLOCK_ON_PLAN = "compressed-clock-on-plan"
 # machine is not in no longer shows. Asked only where an older history would have shown it.
 SITUATION_FROM_MACHINE = "situation-from-machine"
 
+# A letter an outcome calls for before the first day past due (a refusal notice, an estate
+# inquiry) waits for it, as every other collection contact does. Asked only when one would
+# have gone out early.
+LETTERS_FROM_DPD_1 = "letters-from-dpd-1"
+
 BEFORE_LEAN = (
     APPLY_PAYMENTS_BEFORE_CONTINUE_AS_NEW,
     AUDIT_DENIED_CONTACTS,
@@ -49,4 +54,10 @@ BEFORE_LEAN = (
     REGISTRY_MISS_GOES_TO_REVIEW,
     SEARCH_ATTRIBUTES_ON_CHANGE,
 )
-ALL = (*BEFORE_LEAN, LEAN_HISTORY, COMPRESSED_CLOCK_ON_PLAN, SITUATION_FROM_MACHINE)
+ALL = (
+    *BEFORE_LEAN,
+    LEAN_HISTORY,
+    COMPRESSED_CLOCK_ON_PLAN,
+    SITUATION_FROM_MACHINE,
+    LETTERS_FROM_DPD_1,
+)

@@ -131,6 +131,7 @@ def deadlines(loan: Loan, state: CollectionState, situation: str, zone: ZoneInfo
     moments = [
         promise_deadline(loan, state, zone),
         verification_deadline(state, situation),
+        first_contact_moment(loan, zone) if state.letters_waiting else None,
     ]
     instalment = next_instalment(state)
     if instalment is not None:

@@ -1,0 +1,161 @@
+"""A portfolio arriving: the start rate beside raw Temporal, and a full delinquency scan.
+
+    .venv/bin/python bench/portfolio.py [--loans 10000] [--overdue 3000] [--starts 2000]
+
+On a throwaway embedded stack (dev server and PostgreSQL in a temporary data dir) with the
+production worker in this process:
+
+- **Start rate.** ``--starts`` collections started by ``overdue.starts.start_all`` (32 in
+  flight, the bulk start of ``overdue import`` and the scan), beside as many raw
+  ``start_workflow`` calls of a workflow no worker runs, with the same concurrency, on the same
+  server, in the same run: what the collection's start adds to Temporal's own.
+- **A full scan.** A loan book of ``--loans`` loans, of which ``--overdue`` are past due, synced
+  in, then one ``DelinquencyScan`` over it: its wall time, pages, and collections started.
+
+Everything shares the machine's cores: read the figures as this machine's, not a cluster's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from temporalio.client import Client
+
+from overdue import db
+from overdue.config import Config
+from overdue.connection import connect
+from overdue.loanbook import read_rows, sync
+from overdue.stack import EmbeddedStack, free_port
+from overdue.starts import STARTS_IN_FLIGHT, start_all
+from overdue.worker import build_worker
+from workflows.scan import DelinquencyScan, ScanInput
+from workflows.types import TASK_QUEUE, Borrower, Loan, workflow_id_for
+
+QUIET_DAY_SECONDS = 86_400.0  # real time: nothing falls due during the bench
+
+
+def _loan(loan_id: str) -> Loan:
+    return Loan(
+        loan_id=loan_id,
+        borrower=Borrower(f"never_answers-{loan_id}", "Bench Borrower", "+12025550100", "UTC"),
+        product="personal",
+        principal_minor=100_000,
+        outstanding_minor=50_000,
+        currency="USD",
+        due_date=(datetime.now(UTC).date() - timedelta(days=1)).isoformat(),
+        jurisdiction="us",
+    )
+
+
+async def _raw_starts(client: Client, count: int) -> float:
+    limit = asyncio.Semaphore(STARTS_IN_FLIGHT)
+    run = uuid.uuid4().hex[:6]
+
+    async def start(n: int) -> None:
+        async with limit:
+            await client.start_workflow(
+                "RawNoop", id=f"raw-{run}-{n}", task_queue=f"raw-{run}", args=[]
+            )
+
+    started = time.perf_counter()
+    await asyncio.gather(*(start(n) for n in range(count)))
+    seconds = time.perf_counter() - started
+    for n in range(count):
+        await client.get_workflow_handle(f"raw-{run}-{n}").terminate("bench done")
+    return seconds
+
+
+async def _start_rate(client: Client, count: int) -> None:
+    raw = await _raw_starts(client, count)
+    loans = [_loan(f"START-{uuid.uuid4().hex[:6]}-{n}") for n in range(count)]
+    started = time.perf_counter()
+    outcomes = await start_all(client, loans, day_seconds=QUIET_DAY_SECONDS)
+    ours = time.perf_counter() - started
+    print(
+        f"start rate, {count} workflows, {STARTS_IN_FLIGHT} in flight:"
+        f" raw Temporal {count / raw:.0f}/s, collections {count / ours:.0f}/s"
+        f" ({raw / ours:.0%} of raw; {outcomes.count('started')} started)"
+    )
+    for loan in loans:
+        await client.get_workflow_handle(workflow_id_for(loan.loan_id)).terminate("bench done")
+
+
+def _write_book(path: Path, loans: int, overdue: int) -> None:
+    run, today = uuid.uuid4().hex[:6], datetime.now(UTC).date()
+    with path.open("w") as file:
+        for n in range(loans):
+            # Past due by 1 to 20 days, or next due in 1 to 20 days.
+            offset = -(1 + n % 20) if n < overdue else 1 + n % 20
+            loan = {
+                "loan_id": f"BOOK-{run}-{n:06d}",
+                "borrower_id": f"never_answers-{run}-{n}",
+                "borrower_name": "Bench Borrower",
+                "phone": f"+1202555{n % 10_000:04d}",
+                "timezone": "America/New_York",
+                "product": "personal",
+                "principal": "600.00",
+                "currency": "USD",
+                "jurisdiction": "us",
+                "schedule": [
+                    {
+                        "due_date": (today + timedelta(days=offset)).isoformat(),
+                        "amount_due": "300.00",
+                    },
+                    {
+                        "due_date": (today + timedelta(days=offset + 30)).isoformat(),
+                        "amount_due": "300.00",
+                    },
+                ],
+            }
+            file.write(json.dumps(loan) + "\n")
+
+
+async def _full_scan(client: Client, pool: object, home: Path, loans: int, overdue: int) -> None:
+    path = home / "book.jsonl"
+    _write_book(path, loans, overdue)
+    started = time.perf_counter()
+    report = await sync(pool, read_rows(path))  # type: ignore[arg-type]
+    print(f"sync of {loans} loans: {time.perf_counter() - started:.1f} s, {report.counts}")
+    started = time.perf_counter()
+    totals = await client.execute_workflow(
+        DelinquencyScan.run,
+        ScanInput(),
+        id=f"bench-scan-{uuid.uuid4().hex[:6]}",
+        task_queue=TASK_QUEUE,
+    )
+    print(
+        f"scan of {loans} loans ({overdue} past due): {time.perf_counter() - started:.1f} s,"
+        f" {totals.pages} pages, {totals.started} collections started"
+    )
+
+
+async def main(loans: int, overdue: int, starts: int) -> None:
+    home = Path(tempfile.mkdtemp(prefix="overdue-bench-"))
+    stack = EmbeddedStack(Config(home=home), temporal_port=free_port(), ui_port=free_port())
+    await stack.start()
+    try:
+        config = stack.running_config
+        client = await connect(config)
+        pool = await db.create_pool(stack.database_url, max_size=10)
+        async with build_worker(client, pool, config):
+            await _start_rate(client, starts)
+            await _full_scan(client, pool, home, loans, overdue)
+        await pool.close()
+    finally:
+        await stack.stop()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--loans", type=int, default=10_000)
+    parser.add_argument("--overdue", type=int, default=3_000)
+    parser.add_argument("--starts", type=int, default=2_000)
+    options = parser.parse_args()
+    asyncio.run(main(options.loans, options.overdue, options.starts))
