@@ -375,11 +375,30 @@ async def test_codec_server_refuses_a_missing_or_wrong_token(
 
 
 async def test_codec_server_bad_input_is_one_clear_line(codec_url: str) -> None:
-    headers = {"Authorization": f"Bearer {TOKEN}"}
+    headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+    well_formed = base64.b64encode(b"x").decode()
+    cases: list[tuple[bytes, str]] = [
+        (b"\xff\xfe{}", "body: is not UTF-8 text (byte 0)"),
+        (b"{not json", "body: is not JSON"),
+        (b"[]", 'payloads: expected {"payloads": [...]}'),
+        (b'{"payloads": {}}', 'payloads: expected {"payloads": [...]}'),
+        (b'{"payloads": [1]}', 'payloads: expected {"payloads": [...]}'),
+        (b'{"payloads": [{"data": "%%%"}]}', "payloads[0].data: is not base64"),
+        (
+            json.dumps(
+                {"payloads": [{"data": well_formed, "metadata": {"encoding": "a"}}]}
+            ).encode(),
+            "payloads[0].metadata.encoding: is not base64",
+        ),
+        (b'{"payloads": [{"data": 5}]}', "payloads[0].data: is not base64"),
+        (b'{"payloads": [{"weight": "AA=="}]}', "payloads: "),
+    ]
     async with httpx.AsyncClient(base_url=codec_url) as http:
-        garbage = await http.post("/decode", content=b"{not json", headers=headers)
-        assert garbage.status_code == 400
-        assert garbage.json()["detail"].startswith("payloads: ")
+        for body, said in cases:
+            for route in ("/decode", "/encode"):
+                refused = await http.post(route, content=body, headers=headers)
+                assert refused.status_code == 400, (body, refused.text)
+                assert refused.json()["detail"].startswith(said), (body, refused.json())
         stranger = {
             "payloads": [
                 {
@@ -394,6 +413,45 @@ async def test_codec_server_bad_input_is_one_clear_line(codec_url: str) -> None:
         unknown = await http.post("/decode", json=stranger, headers=headers)
         assert unknown.status_code == 400
         assert "key 'gone' is not configured" in unknown.json()["detail"]
+
+
+async def test_codec_server_takes_the_token_in_the_path_for_the_web_ui(
+    cured_loan: str, plain_client: Client, codec_url: str
+) -> None:
+    body = await result_payloads(plain_client, cured_loan)
+    async with httpx.AsyncClient(base_url=codec_url) as http:
+        for route in (f"/token/{TOKEN}/decode", f"/token/{TOKEN}/default/decode"):
+            decoded = await http.post(route, json=body, headers={"Origin": UI_ORIGIN})
+            assert decoded.status_code == 200, (route, decoded.text)
+            assert decoded.headers["access-control-allow-origin"] == UI_ORIGIN
+        for wrong in ("/token/wrong/decode", "/token/wrong/default/decode", "/default/decode"):
+            refused = await http.post(wrong, json=body)
+            assert refused.status_code == 401, wrong
+            assert "Zelda" not in refused.text
+
+
+async def test_codec_server_refuses_a_host_it_does_not_serve(
+    cured_loan: str, plain_client: Client, codec_url: str
+) -> None:
+    """DNS rebinding: a page whose name now points at 127.0.0.1 calls the codec server as its
+    own origin; its requests carry its own name in Host, and are refused before anything else."""
+    body = await result_payloads(plain_client, cured_loan)
+    port = codec_url.rsplit(":", 1)[1]
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    async with httpx.AsyncClient(base_url=codec_url) as http:
+        for host in (f"evil.example:{port}", "evil.example", "127.0.0.2", f"[::2]:{port}", "::"):
+            refused = await http.post("/decode", json=body, headers={**headers, "Host": host})
+            assert refused.status_code == 400, host
+            assert refused.json()["detail"].startswith("host: "), refused.json()
+            assert "Zelda" not in refused.text
+        for host in (
+            f"127.0.0.1:{port}",
+            f"localhost:{port}",
+            f"LOCALHOST:{port}",
+            f"[::1]:{port}",
+        ):
+            served = await http.post("/decode", json=body, headers={**headers, "Host": host})
+            assert served.status_code == 200, (host, served.text)
 
 
 async def test_codec_server_cors_allows_the_ui_origin_only(codec_url: str) -> None:
@@ -475,11 +533,21 @@ async def test_up_encrypt_runs_the_stack_encrypted(tmp_path: Path) -> None:
         assert key_file.parent == home
         assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
         assert recorded["codec_endpoint"].startswith("http://127.0.0.1:")
+        # So is the codec server's token, generated for this data dir; stack.json holds
+        # neither keys nor token.
+        token_file = home / "codec-token"
+        assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+        token = token_file.read_text().strip()
+        assert len(token) >= 32
+        assert token not in (home / "stack.json").read_text()
+        assert any(f"token in {token_file}" in line for line in lines), lines
 
-        # The Web UI is pointed at the codec server.
+        # The Web UI is pointed at the codec server, with the token in the endpoint's path:
+        # the UI calls <endpoint>/decode and can send no header of ours.
         async with httpx.AsyncClient() as http:
             settings = (await http.get(f"{recorded['ui_url']}/api/v1/settings")).json()
-        assert settings["Codec"]["Endpoint"] == recorded["codec_endpoint"]
+        ui_endpoint = settings["Codec"]["Endpoint"]
+        assert ui_endpoint == f"{recorded['codec_endpoint']}/token/{token}"
 
         # Another shell, with nothing but the data dir, starts and reads a loan.
         loan_id = f"up-enc-{uuid.uuid4().hex[:6]}"
@@ -498,10 +566,16 @@ async def test_up_encrypt_runs_the_stack_encrypted(tmp_path: Path) -> None:
         (stored,) = history.events[0].workflow_execution_started_event_attributes.input.payloads
         assert stored.metadata["encoding"] == ENCODING
         async with httpx.AsyncClient() as http:
-            decoded = await http.post(
+            ui_headers = {"Origin": recorded["ui_url"], "X-Namespace": "default"}
+            # Not without the token: a page that finds the port finds nothing readable.
+            bare = await http.post(
                 f"{recorded['codec_endpoint']}/decode",
                 json=codec_json([stored]),
-                headers={"Origin": recorded["ui_url"], "X-Namespace": "default"},
+                headers=ui_headers,
+            )
+            assert bare.status_code == 401, bare.text
+            decoded = await http.post(
+                f"{ui_endpoint}/decode", json=codec_json([stored]), headers=ui_headers
             )
         assert decoded.status_code == 200, decoded.text
         assert decoded.headers["access-control-allow-origin"] == recorded["ui_url"]
