@@ -21,12 +21,14 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg
 import httpx
 import pytest
 import pytest_asyncio
 from google.protobuf.message import Message
+from playwright.async_api import Response, expect
 from temporalio.api.common.v1 import Payload
 from temporalio.api.history.v1 import History
 from temporalio.client import Client
@@ -39,6 +41,7 @@ from overdue.config import Config
 from overdue.connection import connect
 from overdue.stack import EmbeddedStack, free_port, installed_binary, port_is_free
 from overdue.worker import build_worker
+from tests.integration.browser import ChromiumUnavailable, chromium, ensure_chromium
 from tests.integration.support import (
     DEADLINE,
     Cli,
@@ -581,7 +584,38 @@ async def test_up_encrypt_runs_the_stack_encrypted(tmp_path: Path) -> None:
         assert decoded.headers["access-control-allow-origin"] == recorded["ui_url"]
         data = base64.b64decode(decoded.json()["payloads"][0]["data"])
         assert BORROWER.name.encode() in data
+
+        # And the Web UI itself, in a real browser, shows the input decoded through it.
+        await _ui_shows_decoded_input(recorded["ui_url"], loan_id)
         await cli("pay", loan_id, "300.00", "--payment-id", f"{loan_id}-p1", "--json")
+
+
+async def _ui_shows_decoded_input(ui_url: str, loan_id: str) -> None:
+    """The workflow's page in the UI of `up --encrypt` shows the borrower's name, which only
+    the codec server, called by the browser with the token in the endpoint, can decrypt."""
+    try:
+        executable = ensure_chromium()
+    except ChromiumUnavailable as reason:
+        pytest.skip(f"everything but the browser checked; no Chromium: {reason}")
+    async with chromium(executable) as browser:
+        context = await browser.new_context()
+        context.set_default_timeout(60_000)  # the UI's first load compiles a large bundle
+        page = await context.new_page()
+        decoded: list[tuple[str, int]] = []
+
+        def note(response: Response) -> None:
+            # The UI asks `<endpoint>/decode?preserveStorageRefs=true`.
+            path = urlsplit(response.url).path
+            if path.endswith("/decode"):
+                decoded.append((path, response.status))
+
+        page.on("response", note)
+        await page.goto(f"{ui_url}/namespaces/default/workflows/{workflow_id_for(loan_id)}")
+        await expect(page.get_by_text(BORROWER.name).first).to_be_attached()
+        assert decoded, "the name shown without the codec server"
+        for path, status in decoded:
+            assert path.startswith("/token/") and status == 200, decoded
+        await context.close()
 
 
 async def _status(cli: Cli, loan_id: str) -> dict[str, Any] | None:
