@@ -186,12 +186,12 @@ def _print_outcome(submitted: Submission) -> None:
     elif submitted.signalled:
         out.print(f"payment {payment_id} signalled to collection-{loan_id}")
     else:
-        why = f" ({entry.last_error})" if entry.last_error else ""
         out.print(
             f"payment {payment_id} kept in the outbox for delivery to {loan_id}, not applied"
-            f" yet{why}",
-            highlight=False,
+            " yet: Temporal or its workers did not answer in time"
         )
+        if entry.last_error:
+            err.print(f"  last error: {entry.last_error}", highlight=False)
         err.print(
             "  the relay of `overdue up` or `overdue api` applies it once Temporal and a worker"
             " answer; `overdue pay` with the same payment id shows where it stands"
