@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -24,6 +26,7 @@ from overdue.cli.common import (
     out,
     run_async,
 )
+from overdue.config import Config
 from overdue.outbox import IncomingPayment, Outbox, Submission, TemporalClients, TemporalUnavailable
 from workflows.money import format_minor
 
@@ -32,6 +35,22 @@ payments_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(payments_app, name="payments")
+
+
+@asynccontextmanager
+async def _outbox(config: Config) -> AsyncIterator[Outbox]:
+    """The payment outbox, in the ledger. Temporal may be down: payments then wait there for
+    the relay to deliver them."""
+    if not config.database_url:
+        raise UserError("DATABASE_URL is not set and no embedded stack is running (`overdue up`)")
+    try:
+        pool = await db.create_pool(config.database_url, max_size=4)
+    except (OSError, asyncpg.PostgresError) as problem:
+        raise UserError(f"cannot reach the ledger database ({problem})") from None
+    try:
+        yield Outbox(pool, TemporalClients(config))
+    finally:
+        await pool.close()
 
 
 @payments_app.command("import")
@@ -56,17 +75,9 @@ def import_payments(
     except NotABankFile as problem:
         raise UserError(f"path: {path} is not a CSV bank file: {problem}") from None
     config = load_config(data_dir).with_running_stack()
-    if not config.database_url:
-        raise UserError("DATABASE_URL is not set and no embedded stack is running (`overdue up`)")
 
     async def go() -> ImportReport:
-        try:
-            pool = await db.create_pool(config.database_url or "", max_size=4)
-        except (OSError, asyncpg.PostgresError) as problem:
-            raise UserError(f"cannot reach the ledger database ({problem})") from None
-        try:
-            # Temporal may be down: the lines are then stored for the relay to deliver.
-            outbox = Outbox(pool, TemporalClients(config))
+        async with _outbox(config) as outbox:
             with Progress(
                 TextColumn("importing"),
                 BarColumn(),
@@ -79,8 +90,6 @@ def import_payments(
                 return await import_bank_file(
                     outbox, bank_file, on_line=lambda done: progress.update(task, completed=done)
                 )
-        finally:
-            await pool.close()
 
     report = run_async(go())
     if as_json:
@@ -118,8 +127,9 @@ def pay(
         bool,
         typer.Option(
             "--signal",
-            help="Signal payment_received and do not wait for the answer (for a source that"
-            " cannot wait); the collection applies it when it next runs.",
+            help="Store the payment, signal payment_received and do not wait for the answer"
+            " (for a source that cannot wait for a worker); the collection applies it when it"
+            " next runs.",
         ),
     ] = False,
     data_dir: DataDirOption = None,
@@ -134,30 +144,24 @@ def pay(
     applies it later: exit code 3. With --signal it is stored, then signalled.
     """
     config = load_config(data_dir).with_running_stack()
-    if not config.database_url:
-        raise UserError("DATABASE_URL is not set and no embedded stack is running (`overdue up`)")
 
     async def go() -> Submission:
-        try:
-            pool = await db.create_pool(config.database_url or "", max_size=4)
-        except (OSError, asyncpg.PostgresError) as problem:
-            raise UserError(f"cannot reach the ledger database ({problem})") from None
-        try:
-            outbox = Outbox(pool, TemporalClients(config))
-            # The amount is read in the payment's currency, so the loan's is looked up only when
-            # none is given; whether it is the loan's is the outbox's (the ledger's) to say.
-            payment = ops.payment_from_input(
-                amount,
-                currency or await outbox.loan_currency(loan_id),
-                payment_id=payment_id,
-                source=source,
-            )
-            incoming = IncomingPayment(loan_id, payment)
-            return await (outbox.submit_by_signal(incoming) if signal else outbox.submit(incoming))
-        except TemporalUnavailable as problem:  # the loan cannot be confirmed: nothing stored
-            raise UserError(str(problem)) from None
-        finally:
-            await pool.close()
+        async with _outbox(config) as outbox:
+            try:
+                # The amount is read in the payment's currency, so the loan's is looked up only
+                # when none is given; whether it is the loan's is the outbox's (the ledger's).
+                payment = ops.payment_from_input(
+                    amount,
+                    currency or await outbox.loan_currency(loan_id),
+                    payment_id=payment_id,
+                    source=source,
+                )
+                incoming = IncomingPayment(loan_id, payment)
+                if signal:
+                    return await outbox.submit_by_signal(incoming)
+                return await outbox.submit(incoming)
+            except TemporalUnavailable as problem:  # the loan cannot be confirmed: nothing stored
+                raise UserError(str(problem)) from None
 
     submitted = run_async(go())
     entry = submitted.entry
