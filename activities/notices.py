@@ -1,9 +1,14 @@
-"""Notices: letters rendered from templates, stored as files and recorded in the ledger."""
+"""Notices: letters rendered from templates, stored as files and recorded in the ledger.
+
+A letter names the borrower and their debt: it is created readable by the worker's user only
+(0600, in folders of 0700), from its first byte, never widened by the umask nor narrowed after.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
 from pathlib import Path
 
 import asyncpg
@@ -14,6 +19,9 @@ from temporalio.exceptions import ApplicationError
 from overdue.ledger import append_audit
 from workflows.commands import NoticeRecord, NoticeRequest
 from workflows.money import format_minor
+
+# Owner only: a letter holds the borrower's name, loan and balance.
+FOLDER_MODE = 0o700
 
 
 class NoticeActivities:
@@ -56,11 +64,8 @@ class NoticeActivities:
             **request.facts,
         )
         path = self._output / request.loan_id / f"{request.kind}.txt"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # Write then rename, so a crash never leaves a half-written letter behind.
-        partial = path.with_suffix(".partial")
-        partial.write_text(text)
-        os.replace(partial, path)
+        path.parent.mkdir(mode=FOLDER_MODE, parents=True, exist_ok=True)
+        _write_private(path, text)
         digest = hashlib.sha256(text.encode()).hexdigest()
         async with self._pool.acquire() as conn, conn.transaction():
             stored = await conn.fetchrow(
@@ -85,3 +90,22 @@ class NoticeActivities:
             )
         assert stored is not None  # RETURNING always yields the row
         return NoticeRecord(request.notice_key, stored["path"], stored["sha256"])
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write ``path`` whole or not at all, readable by its owner only from the start.
+
+    ``mkstemp`` creates the partial file with mode 0600 and a name no other attempt uses (a
+    retry of this activity may run beside a stalled one); the rename then puts the whole letter
+    in place, so a crash never leaves a half-written letter behind.
+    """
+    descriptor, partial = tempfile.mkstemp(
+        dir=path.parent, prefix=f".{path.name}.", suffix=".partial"
+    )
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+            file.write(text)
+        os.replace(partial, path)
+    except BaseException:
+        Path(partial).unlink(missing_ok=True)
+        raise

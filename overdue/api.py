@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import re
-import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -61,7 +59,7 @@ from overdue.schemas import (
     ShortText,
     describe,
 )
-from overdue.serving import serve_asgi, token_matches
+from overdue.serving import serve_asgi, stored_token, token_matches
 from overdue.stack import port_is_free, port_or_free
 from workflows import limits
 from workflows.money import format_minor
@@ -116,16 +114,7 @@ def stack_token(config: Config) -> tuple[str, str]:
     if config.api_token:
         return check_token(config.api_token), API_TOKEN_ENV
     path = config.home / TOKEN_FILE
-    try:
-        return check_token(path.read_text()), str(path)
-    except (FileNotFoundError, ValueError):
-        token = secrets.token_urlsafe(32)
-        config.home.mkdir(parents=True, exist_ok=True)
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(descriptor, "w") as file:
-            file.write(token + "\n")
-        os.chmod(path, 0o600)  # O_CREAT's mode does not apply to a file that existed
-        return token, str(path)
+    return stored_token(path, check_token), str(path)
 
 
 @dataclass(frozen=True)

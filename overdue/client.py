@@ -216,17 +216,29 @@ async def send_payment(
     problem = ledger.payment_problem(payment, loan_currency_)
     if problem is not None:
         raise PaymentInvalid(problem)
+    if not await signal_payment(client, loan_id, payment):
+        raise PaymentInvalid(
+            f"loan_id: the collection of {loan_id} has ended; pay without --signal to record"
+            " the payment in the ledger"
+        )
+    return payment
+
+
+async def signal_payment(client: Client, loan_id: str, payment: PaymentReceived) -> bool:
+    """Signal ``payment_received`` to the loan's running collection, with no check beforehand.
+
+    Returns:
+        False when no collection runs for the loan (it has ended, or never started): a signal
+        reaches a running workflow only.
+    """
     handle = client.get_workflow_handle_for(LoanCollection.run, workflow_id_for(loan_id))
     try:
         await handle.signal(LoanCollection.payment_received, payment)
     except RPCError as error:
         if error.status != RPCStatusCode.NOT_FOUND:
             raise
-        raise PaymentInvalid(
-            f"loan_id: the collection of {loan_id} has ended; pay without --signal to record"
-            " the payment in the ledger"
-        ) from None
-    return payment
+        return False
+    return True
 
 
 async def _running_collection(

@@ -185,8 +185,10 @@ class EncryptionCodec(PayloadCodec):
             )
         nonce, sealed = payload.data[:NONCE_BYTES], payload.data[NONCE_BYTES:]
         try:
+            # A short nonce (data cut to a few bytes) is a ValueError of the cipher, not a tag
+            # that fails: the same altered payload either way.
             plain = cipher.decrypt(nonce, sealed, key_id.encode())
-        except InvalidTag:
+        except (InvalidTag, ValueError):
             raise PayloadDecryptionError(
                 f"payload encrypted with key {key_id!r} fails authentication:"
                 " it was altered, or the key under that id is not the one that encrypted it"

@@ -36,7 +36,8 @@ class Config:
     # The HTTP API (overdue/api.py): where it listens (host:port) and its bearer token.
     api_address: str | None = None
     api_token: str | None = field(default=None, repr=False)
-    # The codec server's bearer token (overdue/codec_server.py); none: no token asked.
+    # The codec server's token (overdue/codec_server.py): required by `codec-server`;
+    # `up --encrypt` makes one in the data dir when it is unset.
     codec_token: str | None = field(default=None, repr=False)
 
     @classmethod

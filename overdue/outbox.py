@@ -17,6 +17,12 @@ outbox asks the ledger (``overdue.ledger``) what the delivery would be refused f
 unknown, the currency not the loan's, the payment id recorded with other details. Those are the
 ledger's own checks, made here once before anything is stored; the collection and the ledger
 still enforce them for the payments that reach them by other paths (a signal, the Python client).
+
+A payment refused for its id (``PaymentConflict``: the id is held with another loan, amount or
+currency) and a stored payment refused at delivery are kept in the audit log, as the collection
+keeps a payment signal it cannot apply (``payment_rejected``): a payment that money stands behind
+is never dropped without a trace, whichever door it came in by (the API, a bank file, ``overdue
+pay``).
 """
 
 from __future__ import annotations
@@ -27,15 +33,15 @@ import json
 import logging
 import random
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass
-from datetime import datetime
+from dataclasses import asdict, dataclass, replace
+from datetime import UTC, datetime
 
 import asyncpg
 from temporalio.client import Client, WorkflowUpdateRPCTimeoutOrCancelledError
 from temporalio.service import RPCError, RPCStatusCode
 
 from overdue import ledger
-from overdue.client import collection_currency, record_payment
+from overdue.client import collection_currency, record_payment, signal_payment
 from overdue.config import Config
 from overdue.connection import connect
 from overdue.ledger import PaymentConflict, PaymentInvalid, UnknownLoan
@@ -50,6 +56,10 @@ ClientProvider = Callable[[], Awaitable[Client]]
 DELIVERY_TIMEOUT = 10.0
 # A claim outlives a delivery's deadline, so that a relay that died mid-delivery is replaced.
 LEASE_MARGIN = 30.0
+# The audit actions of a payment refused here: its id is another payment's (nothing stored), or
+# it was stored and refused at delivery (the collection's own action for a refused signal).
+CONFLICT_ACTION = "payment_conflict"
+REJECTED_ACTION = "payment_rejected"
 
 _UNREACHABLE_CODES = frozenset(
     {
@@ -180,6 +190,7 @@ class Submission:
     entry: OutboxEntry
     replayed: bool  # the payment id was stored before, with the same details: nothing new
     unreachable: bool  # this attempt to deliver it found Temporal unreachable
+    signalled: bool = False  # signalled to the running collection (``submit_by_signal``)
 
 
 class Outbox:
@@ -213,9 +224,64 @@ class Outbox:
                 confirm it, is unreachable; nothing was stored.
         """
         payment = incoming.payment
-        problem = ledger.payment_problem(payment, await self._loan_currency(incoming.loan_id))
+        problem = ledger.payment_problem(payment, await self.loan_currency(incoming.loan_id))
         if problem is not None:
             raise PaymentInvalid(problem)
+        try:
+            row, replayed = await self._store(incoming, deliver=deliver)
+        except PaymentConflict as conflict:
+            await self._audit_conflict(incoming, conflict)
+            raise
+        entry = OutboxEntry.from_row(row)
+        if not deliver or entry.status != "pending":
+            return Submission(entry, replayed, unreachable=False)
+        if replayed:
+            claimed = await self._claim(payment.payment_id)
+            if claimed is None:  # another delivery holds it, or it waits out its backoff
+                return Submission(entry, replayed, unreachable=False)
+            entry = claimed
+        entry, failed_to_reach = await self._deliver(entry)
+        return Submission(entry, replayed, failed_to_reach)
+
+    async def submit_by_signal(self, incoming: IncomingPayment) -> Submission:
+        """Store a payment (committed), then signal it rather than wait for the update's answer.
+
+        For a source that cannot wait for a worker (``overdue pay --signal``): the signal needs
+        only Temporal. The payment stays pending, and the relay's delivery (the update, which
+        the collection answers as a duplicate) records the balance after it. When no collection
+        runs (it has ended), a signal cannot land and the payment is delivered at once, which
+        records it in the ledger. A payment stored before is not signalled again.
+
+        Raises:
+            As ``submit``.
+        """
+        submitted = await self.submit(incoming, deliver=False)
+        entry = submitted.entry
+        if entry.status != "pending":
+            return submitted
+        try:
+            client = await self._clients()
+            running = await asyncio.wait_for(
+                signal_payment(client, incoming.loan_id, incoming.payment), self._timeout
+            )
+        except Exception as problem:
+            if not unreachable(problem):
+                raise
+            log.warning("payment %s queued: %s", incoming.payment.payment_id, problem)
+            return replace(submitted, unreachable=True)
+        if running:
+            return replace(submitted, signalled=True)
+        claimed = await self._claim(incoming.payment.payment_id)
+        if claimed is None:  # a relay is delivering it now
+            return submitted
+        entry, failed_to_reach = await self._deliver(claimed)
+        return Submission(entry, submitted.replayed, failed_to_reach)
+
+    async def _store(
+        self, incoming: IncomingPayment, *, deliver: bool
+    ) -> tuple[asyncpg.Record, bool]:
+        """Insert a payment (or find it stored); returns its row and whether it was there."""
+        payment = incoming.payment
         async with self._pool.acquire() as conn, conn.transaction():
             # A payment applied by another path (a signal, `overdue pay`) holds its id too: a
             # payment stored here under that id with other details could never be applied.
@@ -245,16 +311,30 @@ class Outbox:
                 assert row is not None
                 if not ledger.same_payment(row, incoming.loan_id, payment):
                     raise PaymentConflict(payment.payment_id)
-        entry = OutboxEntry.from_row(row)
-        if not deliver or entry.status != "pending":
-            return Submission(entry, replayed, unreachable=False)
-        if replayed:
-            claimed = await self._claim(payment.payment_id)
-            if claimed is None:  # another delivery holds it, or it waits out its backoff
-                return Submission(entry, replayed, unreachable=False)
-            entry = claimed
-        entry, failed_to_reach = await self._deliver(entry)
-        return Submission(entry, replayed, failed_to_reach)
+        return row, replayed
+
+    async def _audit_conflict(self, incoming: IncomingPayment, conflict: PaymentConflict) -> None:
+        """Keep a payment refused for its id in the audit log: the money it reports is real,
+        and someone must reconcile it. The same refusal repeated is one entry."""
+        payment = incoming.payment
+        async with self._pool.acquire() as conn:
+            await ledger.append_audit(
+                conn,
+                event_key=f"{incoming.loan_id}:{CONFLICT_ACTION}:{payment.payment_id}"
+                f":{payment.amount_minor}:{payment.currency}",
+                loan_id=incoming.loan_id,
+                at=datetime.now(UTC),
+                action=CONFLICT_ACTION,
+                actor=f"payment:{payment.source}",
+                details={
+                    "payment_id": payment.payment_id,
+                    "amount_minor": payment.amount_minor,
+                    "currency": payment.currency,
+                    "paid_at": payment.paid_at,
+                    "reference": incoming.reference,
+                    "reason": str(conflict),
+                },
+            )
 
     async def get(self, payment_id: str) -> OutboxEntry | None:
         """The stored payment with this id, if any."""
@@ -310,7 +390,14 @@ class Outbox:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), idle)
 
-    async def _loan_currency(self, loan_id: str) -> str:
+    async def loan_currency(self, loan_id: str) -> str:
+        """The loan's currency: from the ledger, or from its collection when the ledger does
+        not hold it yet.
+
+        Raises:
+            UnknownLoan: neither knows the loan.
+            TemporalUnavailable: the ledger does not hold it and Temporal is unreachable.
+        """
         currency = await ledger.loan_currency(self._pool, loan_id)
         if currency is not None:
             return currency
@@ -390,14 +477,32 @@ class Outbox:
     ) -> OutboxEntry:
         # The first delivery to finish is the one recorded; a late twin changes nothing.
         result_json = json.dumps(asdict(result)) if result is not None else None
-        row = await self._pool.fetchrow(
-            "UPDATE payment_outbox SET status = $2, result = $3, last_error = $4,"
-            " finished_at = now() WHERE payment_id = $1 AND status = 'pending' RETURNING *",
-            entry.payment.payment_id,
-            status,
-            result_json,
-            error,
-        )
+        payment = entry.payment
+        async with self._pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                "UPDATE payment_outbox SET status = $2, result = $3, last_error = $4,"
+                " finished_at = now() WHERE payment_id = $1 AND status = 'pending' RETURNING *",
+                payment.payment_id,
+                status,
+                result_json,
+                error,
+            )
+            if row is not None and status == "rejected":
+                # Keyed as the collection keys a refused signal: one entry, whoever refused.
+                await ledger.append_audit(
+                    conn,
+                    event_key=f"{entry.loan_id}:{REJECTED_ACTION}:{payment.payment_id}",
+                    loan_id=entry.loan_id,
+                    at=payment.paid_at,
+                    action=REJECTED_ACTION,
+                    actor=f"payment:{payment.source}",
+                    details={
+                        "payment_id": payment.payment_id,
+                        "amount_minor": payment.amount_minor,
+                        "currency": payment.currency,
+                        "reason": error,
+                    },
+                )
         if row is None:
             settled = await self.get(entry.payment.payment_id)
             assert settled is not None  # settled by the other delivery, and never deleted

@@ -11,7 +11,10 @@ import asyncio
 import contextlib
 import hashlib
 import hmac
-from collections.abc import Iterator
+import os
+import secrets
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -26,6 +29,25 @@ def token_matches(given: str, expected: str) -> bool:
     return hmac.compare_digest(
         hashlib.sha256(given.encode()).digest(), hashlib.sha256(expected.encode()).digest()
     )
+
+
+def stored_token(path: Path, check: Callable[[str], str]) -> str:
+    """The secret token kept in ``path``: the one there when ``check`` accepts it, else a new
+    one, written readable by its owner only (the embedded stack's API and codec server tokens).
+
+    ``check`` returns the token as it is to be used, or raises ``ValueError``.
+    """
+    try:
+        return check(path.read_text())
+    except (FileNotFoundError, ValueError):
+        pass
+    token = secrets.token_urlsafe(32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(token + "\n")
+    os.chmod(path, 0o600)  # O_CREAT's mode does not apply to a file that existed
+    return token
 
 
 class _EmbeddedServer(uvicorn.Server):

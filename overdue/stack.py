@@ -80,6 +80,9 @@ class EmbeddedStack:
     database_url: str = ""
     ui_url: str | None = None
     codec_endpoint: str | None = None  # the codec server the Web UI decodes payloads with
+    # What the Web UI is given instead, when set: the endpoint with the codec server's token in
+    # its path (overdue.codec_server). Kept out of stack.json, which records `codec_endpoint`.
+    ui_codec_endpoint: str | None = field(default=None, repr=False)
     _temporal: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     _pgdata: Path | None = field(default=None, repr=False)
 
@@ -156,7 +159,7 @@ class EmbeddedStack:
         for name, kind in SEARCH_ATTRIBUTES.items():
             args += ["--search-attribute", f"{name}={kind}"]
         if self.codec_endpoint:
-            args += ["--ui-codec-endpoint", self.codec_endpoint]
+            args += ["--ui-codec-endpoint", self.ui_codec_endpoint or self.codec_endpoint]
         log = (self.config.home / "temporal.log").open("ab")
         # Own process group: Ctrl-C reaches us first, and we stop the server in order.
         self._temporal = subprocess.Popen(args, stdout=log, stderr=log, start_new_session=True)

@@ -1,9 +1,10 @@
-"""Payments reported: one (`overdue pay`), or a bank file through the payment outbox."""
+"""Payments reported: one (`overdue pay`) or a bank file, both through the payment outbox."""
 
 from __future__ import annotations
 
-import asyncio
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -25,21 +26,32 @@ from overdue.cli.common import (
     load_config,
     out,
     run_async,
-    services,
 )
-from overdue.outbox import Outbox, TemporalClients
+from overdue.config import Config
+from overdue.outbox import IncomingPayment, Outbox, Submission, TemporalClients, TemporalUnavailable
 from workflows.money import format_minor
-from workflows.types import PaymentReceived, PaymentResult
-
-# Seconds `overdue pay` waits for the collection's answer: an update waits for a worker.
-PAY_TIMEOUT = 30.0
-
 
 payments_app = typer.Typer(
     help="Payments from payment services: bank files, through the payment outbox.",
     no_args_is_help=True,
 )
 app.add_typer(payments_app, name="payments")
+
+
+@asynccontextmanager
+async def _outbox(config: Config) -> AsyncIterator[Outbox]:
+    """The payment outbox, in the ledger. Temporal may be down: payments then wait there for
+    the relay to deliver them."""
+    if not config.database_url:
+        raise UserError("DATABASE_URL is not set and no embedded stack is running (`overdue up`)")
+    try:
+        pool = await db.create_pool(config.database_url, max_size=4)
+    except (OSError, asyncpg.PostgresError) as problem:
+        raise UserError(f"cannot reach the ledger database ({problem})") from None
+    try:
+        yield Outbox(pool, TemporalClients(config))
+    finally:
+        await pool.close()
 
 
 @payments_app.command("import")
@@ -64,17 +76,9 @@ def import_payments(
     except NotABankFile as problem:
         raise UserError(f"path: {path} is not a CSV bank file: {problem}") from None
     config = load_config(data_dir).with_running_stack()
-    if not config.database_url:
-        raise UserError("DATABASE_URL is not set and no embedded stack is running (`overdue up`)")
 
     async def go() -> ImportReport:
-        try:
-            pool = await db.create_pool(config.database_url or "", max_size=4)
-        except (OSError, asyncpg.PostgresError) as problem:
-            raise UserError(f"cannot reach the ledger database ({problem})") from None
-        try:
-            # Temporal may be down: the lines are then stored for the relay to deliver.
-            outbox = Outbox(pool, TemporalClients(config))
+        async with _outbox(config) as outbox:
             with Progress(
                 TextColumn("importing"),
                 BarColumn(),
@@ -87,8 +91,6 @@ def import_payments(
                 return await import_bank_file(
                     outbox, bank_file, on_line=lambda done: progress.update(task, completed=done)
                 )
-        finally:
-            await pool.close()
 
     report = run_async(go())
     if as_json:
@@ -109,6 +111,10 @@ def import_payments(
         raise typer.Exit(1)
 
 
+# `overdue pay`'s exit code when the payment is stored in the outbox but not applied yet.
+QUEUED_EXIT = 3
+
+
 # A negative amount (`pay L -5`) must reach the amount check and be reported as one line naming
 # `amount`; without this the parser takes "-5" for an unknown option and prints a usage box.
 @app.command(context_settings={"ignore_unknown_options": True})
@@ -122,8 +128,9 @@ def pay(
         bool,
         typer.Option(
             "--signal",
-            help="Signal payment_received and do not wait for the answer (for a source that"
-            " cannot wait); the collection applies it when it next runs.",
+            help="Store the payment, signal payment_received and do not wait for the answer"
+            " (for a source that cannot wait for a worker); the collection applies it when it"
+            " next runs.",
         ),
     ] = False,
     data_dir: DataDirOption = None,
@@ -131,95 +138,104 @@ def pay(
 ) -> None:
     """Report a payment received and answer with the balance after it; idempotent by payment id.
 
-    It goes through the `apply_payment` update, as the HTTP API does, and waits for the
-    collection's answer; once the collection has ended, the payment is recorded in the ledger
-    (what exceeds the balance is kept as a credit to refund). With --signal it is signalled.
+    The payment is stored in the payment outbox first, as the HTTP API stores it, then applied
+    through the `apply_payment` update (once the collection has ended, recorded in the ledger,
+    what exceeds the balance kept as a credit to refund). When Temporal or every worker does not
+    answer within 10 s, it stays in the outbox and the relay of `overdue up` or `overdue api`
+    applies it later: exit code 3. With --signal it is stored, then signalled.
     """
     # Everything that does not depend on the loan is checked before connecting to anything.
     checked_id("loan_id", loan_id)
     ops.check_payment_arguments(amount, payment_id=payment_id, currency=currency, source=source)
-    if signal:
-        run_async(_signal_payment(loan_id, amount, payment_id, currency, source, data_dir, as_json))
-        return
+    config = load_config(data_dir).with_running_stack()
 
-    async def go() -> tuple[PaymentReceived, PaymentResult]:
-        async with services(load_config(data_dir)) as s:
-            # The amount is read in the payment's currency, so the loan's is looked up only when
-            # none is given; whether it is the loan's is the collection's (or ledger's) to say.
-            payment = ops.payment_from_input(
-                amount,
-                currency or await ops.loan_currency(s.client, s.pool, loan_id),
-                payment_id=payment_id,
-                source=source,
-            )
+    async def go() -> Submission:
+        async with _outbox(config) as outbox:
             try:
-                result = await asyncio.wait_for(
-                    ops.record_payment(s.client, s.pool, loan_id, payment), PAY_TIMEOUT
+                # The amount is read in the payment's currency, so the loan's is looked up only
+                # when none is given; whether it is the loan's is the outbox's (the ledger's).
+                payment = ops.payment_from_input(
+                    amount,
+                    currency or await outbox.loan_currency(loan_id),
+                    payment_id=payment_id,
+                    source=source,
                 )
-            except TimeoutError:
-                raise UserError(
-                    f"loan_id: the collection of {loan_id} did not answer within"
-                    f" {PAY_TIMEOUT:.0f} s (is a worker running?); the payment may still be"
-                    " applied: repeat the command, which is idempotent by payment id"
-                ) from None
-        return payment, result
+                incoming = IncomingPayment(loan_id, payment)
+                if signal:
+                    return await outbox.submit_by_signal(incoming)
+                return await outbox.submit(incoming)
+            except TemporalUnavailable as problem:  # the loan cannot be confirmed: nothing stored
+                raise UserError(str(problem)) from None
 
-    payment, result = run_async(go())
-    if result.rejection is not None:  # the ledger refused it (the id is another payment's)
-        raise UserError(result.rejection)
+    submitted = run_async(go())
+    entry = submitted.entry
+    if entry.status == "rejected":  # the collection or the ledger refused it for good
+        raise UserError(entry.last_error or "payment: rejected")
     if as_json:
-        emit_json(
-            {
-                **_reported(loan_id, payment, via="update"),
-                "applied": result.applied,
-                "duplicate": result.duplicate,
-                "outstanding_minor": result.outstanding_minor,
-                "outstanding": format_minor(result.outstanding_minor, result.currency),
-                "stage": result.stage,
-            }
-        )
-        return
-    balance = f"{format_minor(result.outstanding_minor, result.currency)} {result.currency}"
-    if result.duplicate:
-        out.print(f"payment {payment.payment_id} was applied before; outstanding {balance}")
+        emit_json(_reported(submitted, via="signal" if signal else "update"))
+    else:
+        _print_outcome(submitted)
+    if entry.status == "pending" and not submitted.signalled:
+        raise typer.Exit(QUEUED_EXIT)
+
+
+def _print_outcome(submitted: Submission) -> None:
+    entry, result = submitted.entry, submitted.entry.result
+    payment_id, loan_id = entry.payment.payment_id, entry.loan_id
+    if result is not None:
+        balance = f"{format_minor(result.outstanding_minor, result.currency)} {result.currency}"
+        if result.duplicate or submitted.replayed:
+            out.print(f"payment {payment_id} was applied before; outstanding {balance}")
+        else:
+            out.print(
+                f"payment {payment_id} applied to {loan_id}:"
+                f" outstanding {balance}, stage {result.stage}"
+            )
+    elif submitted.signalled:
+        out.print(f"payment {payment_id} signalled to collection-{loan_id}")
     else:
         out.print(
-            f"payment {payment.payment_id} applied to {loan_id}:"
-            f" outstanding {balance}, stage {result.stage}"
+            f"payment {payment_id} kept in the outbox for delivery to {loan_id}, not applied"
+            " yet: Temporal or its workers did not answer in time"
+        )
+        if entry.last_error:
+            err.print(f"  last error: {entry.last_error}", highlight=False)
+        err.print(
+            "  the relay of `overdue up` or `overdue api` applies it once Temporal and a worker"
+            " answer; `overdue pay` with the same payment id shows where it stands"
         )
 
 
-async def _signal_payment(
-    loan_id: str,
-    amount: str,
-    payment_id: str,
-    currency: str | None,
-    source: str,
-    data_dir: Path | None,
-    as_json: bool,
-) -> None:
-    async with services(load_config(data_dir)) as s:
-        payment = await ops.send_payment(
-            s.client,
-            loan_id,
-            amount,
-            payment_id=payment_id,
-            currency=currency,
-            source=source,
-            pool=s.pool,
-        )
-    if as_json:
-        emit_json({**_reported(loan_id, payment, via="signal"), "signalled": True})
-    else:
-        out.print(f"payment {payment.payment_id} signalled to collection-{loan_id}")
-
-
-def _reported(loan_id: str, payment: PaymentReceived, *, via: str) -> dict[str, Any]:
-    """What `overdue pay --json` says of any payment, whichever way it went."""
-    return {
-        "loan_id": loan_id,
+def _reported(submitted: Submission, *, via: str) -> dict[str, Any]:
+    """What `overdue pay --json` says of a payment, whichever way it went."""
+    entry, result = submitted.entry, submitted.entry.result
+    payment = entry.payment
+    reported: dict[str, Any] = {
+        "loan_id": entry.loan_id,
         "payment_id": payment.payment_id,
         "amount_minor": payment.amount_minor,
         "currency": payment.currency,
         "via": via,
+        # applied; signalled (taken by Temporal, applied when the collection next runs); queued
+        # (kept in the outbox for the relay).
+        "status": entry.outcome if result or not submitted.signalled else "signalled",
+        "replayed": submitted.replayed,
     }
+    if via == "signal":
+        reported["signalled"] = submitted.signalled
+    if result is not None:
+        # Said of this command: a repeat of a stored payment applied nothing new.
+        reported.update(
+            applied=result.applied and not submitted.replayed,
+            duplicate=result.duplicate or submitted.replayed,
+            outstanding_minor=result.outstanding_minor,
+            outstanding=format_minor(result.outstanding_minor, result.currency),
+            stage=result.stage,
+        )
+    elif entry.status == "pending":
+        reported.update(
+            attempts=entry.attempts,
+            next_attempt_at=entry.next_attempt_at.isoformat(),
+            last_error=entry.last_error,
+        )
+    return reported

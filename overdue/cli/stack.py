@@ -66,10 +66,14 @@ async def _up(config: Config, *, encrypt: bool = False) -> None:
         scan_time = ScanTime.from_env()
     except ScanSettingsError as problem:
         raise UserError(str(problem)) from None
-    codec = codecs.prepare_stack_codec(config) if encrypt else None
+    codec = _stack_codec(config) if encrypt else None
     if codec is not None:
         config = codec.config
-    stack = EmbeddedStack(config, codec_endpoint=codec.endpoint if codec else None)
+    stack = EmbeddedStack(
+        config,
+        codec_endpoint=codec.endpoint if codec else None,
+        ui_codec_endpoint=codec.ui_endpoint if codec else None,
+    )
     serving: list[asyncio.Task[None]] = []
     stop = stop_on_signals()
     try:
@@ -83,7 +87,10 @@ async def _up(config: Config, *, encrypt: bool = False) -> None:
             serving.append(asyncio.create_task(codec.serve(stack.ui_url, stop)))
             keys = config.encryption_key_file or "OVERDUE_ENCRYPTION_KEYS"
             made = f", new key {codec.created_key}" if codec.created_key else ""
-            out.print(f"Codec server     {codec.endpoint} (payloads encrypted; keys {keys}{made})")
+            out.print(
+                f"Codec server     {codec.endpoint} (payloads encrypted; keys {keys}{made};"
+                f" token in {codec.token_source})"
+            )
         # The port is chosen just before it is bound: another `up` may have taken it meanwhile.
         api, token_at = _stack_api(config)
         serving.append(asyncio.create_task(run_api(stack.running_config, api, stop)))
@@ -111,28 +118,56 @@ def codec_server(
             " (default: $OVERDUE_CODEC_ORIGINS or the local UI on :8233)."
         ),
     ] = None,
+    allowed_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A host name clients use for it, beside the address it listens on; repeatable"
+            " (default: $OVERDUE_CODEC_HOSTS). Needed with --host 0.0.0.0.",
+        ),
+    ] = None,
     data_dir: DataDirOption = None,
 ) -> None:
     """Serve /encode and /decode with the configured keys, for the Web UI and `temporal`.
 
-    Requests need `Authorization: Bearer $OVERDUE_CODEC_TOKEN` when that is set.
+    Every request needs the token in OVERDUE_CODEC_TOKEN (`Authorization: Bearer …`, or the
+    path prefix /token/<token> for the Web UI); it does not start without one. Requests under
+    a host name it does not serve are refused.
     """
     config = load_config(data_dir).with_running_stack()
     codec = codecs.codec_for(config)
     origins = [o.rstrip("/") for o in origin] if origin else codecs.origins_from_env()
-    token = config.codec_token
+    extra_hosts = allowed_host or codecs.hosts_from_env()
+    try:
+        token = codecs.check_token(config.codec_token)
+        hosts = codecs.allowed_hosts(host, extra_hosts)
+    except codecs.CodecSettingError as problem:
+        raise UserError(str(problem)) from None
 
     async def serve() -> None:
         stop = stop_on_signals()
         err.print(
             f"codec server: http://{host}:{port} for {', '.join(origins)}"
-            f" ({'bearer token required' if token else 'no token: keep it on a private address'})"
+            f" (bearer token required; host names {', '.join(sorted(hosts))})"
         )
         await codecs.run_codec_server(
-            codec, host=host, port=port, origins=origins, stop=stop, token=token
+            codec,
+            host=host,
+            port=port,
+            origins=origins,
+            stop=stop,
+            token=token,
+            extra_hosts=extra_hosts,
         )
 
     run_async(serve())
+
+
+def _stack_codec(config: Config) -> codecs.StackCodec:
+    """The codec server of `up --encrypt`; a bad token setting stops `up` at once."""
+    try:
+        return codecs.prepare_stack_codec(config)
+    except codecs.CodecSettingError as problem:
+        raise UserError(str(problem)) from None
 
 
 def _stack_api(config: Config) -> tuple[ApiSettings, str]:

@@ -114,7 +114,8 @@ async def test_payments_from_the_cli_until_cured(
     handle = client.get_workflow_handle_for(LoanCollection.run, workflow_id_for(loan_id))
     first_id, rest_id = f"{loan_id}-p1", f"{loan_id}-p2"
 
-    # `overdue pay` waits for the collection's answer (the `apply_payment` update).
+    # `overdue pay` stores the payment in the outbox, then waits for the collection's answer
+    # (the `apply_payment` update).
     paid = await cli("pay", loan_id, "120.50", "--payment-id", first_id, "--json")
     assert paid.code == 0, paid
     assert paid.json() == {
@@ -123,6 +124,8 @@ async def test_payments_from_the_cli_until_cured(
         "amount_minor": 12050,
         "currency": "USD",
         "via": "update",
+        "status": "applied",
+        "replayed": False,
         "applied": True,
         "duplicate": False,
         "outstanding_minor": 37950,
@@ -141,12 +144,13 @@ async def test_payments_from_the_cli_until_cured(
     assert view["payments"][0]["outstanding_after"] == 37950
     assert view["payments"][0]["source"] == "cli"
 
-    # The same payment id again answers that it was applied before, and changes nothing.
+    # The same payment id again answers as the first did, from the outbox, and changes nothing.
     again = await cli("pay", loan_id, "120.50", "--payment-id", first_id, "--json")
     assert again.code == 0, again
+    assert (again.json()["status"], again.json()["replayed"]) == ("applied", True)
     assert (again.json()["applied"], again.json()["duplicate"]) == (False, True)
     assert again.json()["outstanding_minor"] == 37950
-    # The same id with another amount is refused, naming the payment id.
+    # The same id with another amount is refused, naming the payment id, before it is stored.
     reused = await cli("pay", loan_id, "1.00", "--payment-id", first_id, "--json")
     assert "already recorded" in reused.assert_user_error("payment_id")
     history = await handle.fetch_history()
@@ -155,7 +159,7 @@ async def test_payments_from_the_cli_until_cured(
         for e in history.events
         if e.HasField("workflow_execution_update_accepted_event_attributes")
     ]
-    assert len(updates) == 3, "each `pay` is one update"
+    assert len(updates) == 1, "a payment is delivered once; its repeat is answered by the outbox"
     shown = await cli("status", loan_id, "--json")
     assert shown.code == 0, shown
     assert shown.json()["outstanding_minor"] == 37950
@@ -206,12 +210,14 @@ async def test_payments_from_the_cli_until_cured(
     late_id = f"{loan_id}-p3"
     late = await cli("pay", loan_id, "1", "--payment-id", late_id, "--json")
     assert late.code == 0, late
-    assert late.json() | {"via": "update"} == {
+    assert late.json() == {
         "loan_id": loan_id,
         "payment_id": late_id,
         "amount_minor": 100,
         "currency": "USD",
         "via": "update",
+        "status": "applied",
+        "replayed": False,
         "applied": True,
         "duplicate": False,
         "outstanding_minor": 0,
@@ -222,9 +228,19 @@ async def test_payments_from_the_cli_until_cured(
         await pool.fetchval("SELECT overpaid_minor FROM payments WHERE payment_id = $1", late_id)
         == 100
     )
-    # A signal cannot reach an ended collection, and says so.
-    signalled = await cli("pay", loan_id, "1", "--payment-id", f"{loan_id}-p4", "--signal")
-    assert "has ended" in signalled.assert_user_error("loan_id")
+    # A signal cannot reach an ended collection: the payment, stored, is recorded in the ledger.
+    signalled = await cli(
+        "pay", loan_id, "1", "--payment-id", f"{loan_id}-p4", "--signal", "--json"
+    )
+    assert signalled.code == 0, signalled
+    assert (
+        signalled.json()["status"],
+        signalled.json()["signalled"],
+        signalled.json()["outstanding_minor"],
+    ) == ("applied", False, 0)
+    assert await pool.fetchval(
+        "SELECT overpaid_minor FROM payments WHERE payment_id = $1", f"{loan_id}-p4"
+    )
 
     # A cured loan is not collected again.
     again = await cli(*start_args(loan_id))

@@ -21,12 +21,14 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg
 import httpx
 import pytest
 import pytest_asyncio
 from google.protobuf.message import Message
+from playwright.async_api import Response, expect
 from temporalio.api.common.v1 import Payload
 from temporalio.api.history.v1 import History
 from temporalio.client import Client
@@ -39,6 +41,7 @@ from overdue.config import Config
 from overdue.connection import connect
 from overdue.stack import EmbeddedStack, free_port, installed_binary, port_is_free
 from overdue.worker import build_worker
+from tests.integration.browser import ChromiumUnavailable, chromium, ensure_chromium
 from tests.integration.support import (
     DEADLINE,
     Cli,
@@ -375,11 +378,30 @@ async def test_codec_server_refuses_a_missing_or_wrong_token(
 
 
 async def test_codec_server_bad_input_is_one_clear_line(codec_url: str) -> None:
-    headers = {"Authorization": f"Bearer {TOKEN}"}
+    headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+    well_formed = base64.b64encode(b"x").decode()
+    cases: list[tuple[bytes, str]] = [
+        (b"\xff\xfe{}", "body: is not UTF-8 text (byte 0)"),
+        (b"{not json", "body: is not JSON"),
+        (b"[]", 'payloads: expected {"payloads": [...]}'),
+        (b'{"payloads": {}}', 'payloads: expected {"payloads": [...]}'),
+        (b'{"payloads": [1]}', 'payloads: expected {"payloads": [...]}'),
+        (b'{"payloads": [{"data": "%%%"}]}', "payloads[0].data: is not base64"),
+        (
+            json.dumps(
+                {"payloads": [{"data": well_formed, "metadata": {"encoding": "a"}}]}
+            ).encode(),
+            "payloads[0].metadata.encoding: is not base64",
+        ),
+        (b'{"payloads": [{"data": 5}]}', "payloads[0].data: is not base64"),
+        (b'{"payloads": [{"weight": "AA=="}]}', "payloads: "),
+    ]
     async with httpx.AsyncClient(base_url=codec_url) as http:
-        garbage = await http.post("/decode", content=b"{not json", headers=headers)
-        assert garbage.status_code == 400
-        assert garbage.json()["detail"].startswith("payloads: ")
+        for body, said in cases:
+            for route in ("/decode", "/encode"):
+                refused = await http.post(route, content=body, headers=headers)
+                assert refused.status_code == 400, (body, refused.text)
+                assert refused.json()["detail"].startswith(said), (body, refused.json())
         stranger = {
             "payloads": [
                 {
@@ -394,6 +416,45 @@ async def test_codec_server_bad_input_is_one_clear_line(codec_url: str) -> None:
         unknown = await http.post("/decode", json=stranger, headers=headers)
         assert unknown.status_code == 400
         assert "key 'gone' is not configured" in unknown.json()["detail"]
+
+
+async def test_codec_server_takes_the_token_in_the_path_for_the_web_ui(
+    cured_loan: str, plain_client: Client, codec_url: str
+) -> None:
+    body = await result_payloads(plain_client, cured_loan)
+    async with httpx.AsyncClient(base_url=codec_url) as http:
+        for route in (f"/token/{TOKEN}/decode", f"/token/{TOKEN}/default/decode"):
+            decoded = await http.post(route, json=body, headers={"Origin": UI_ORIGIN})
+            assert decoded.status_code == 200, (route, decoded.text)
+            assert decoded.headers["access-control-allow-origin"] == UI_ORIGIN
+        for wrong in ("/token/wrong/decode", "/token/wrong/default/decode", "/default/decode"):
+            refused = await http.post(wrong, json=body)
+            assert refused.status_code == 401, wrong
+            assert "Zelda" not in refused.text
+
+
+async def test_codec_server_refuses_a_host_it_does_not_serve(
+    cured_loan: str, plain_client: Client, codec_url: str
+) -> None:
+    """DNS rebinding: a page whose name now points at 127.0.0.1 calls the codec server as its
+    own origin; its requests carry its own name in Host, and are refused before anything else."""
+    body = await result_payloads(plain_client, cured_loan)
+    port = codec_url.rsplit(":", 1)[1]
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    async with httpx.AsyncClient(base_url=codec_url) as http:
+        for host in (f"evil.example:{port}", "evil.example", "127.0.0.2", f"[::2]:{port}", "::"):
+            refused = await http.post("/decode", json=body, headers={**headers, "Host": host})
+            assert refused.status_code == 400, host
+            assert refused.json()["detail"].startswith("host: "), refused.json()
+            assert "Zelda" not in refused.text
+        for host in (
+            f"127.0.0.1:{port}",
+            f"localhost:{port}",
+            f"LOCALHOST:{port}",
+            f"[::1]:{port}",
+        ):
+            served = await http.post("/decode", json=body, headers={**headers, "Host": host})
+            assert served.status_code == 200, (host, served.text)
 
 
 async def test_codec_server_cors_allows_the_ui_origin_only(codec_url: str) -> None:
@@ -475,11 +536,21 @@ async def test_up_encrypt_runs_the_stack_encrypted(tmp_path: Path) -> None:
         assert key_file.parent == home
         assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
         assert recorded["codec_endpoint"].startswith("http://127.0.0.1:")
+        # So is the codec server's token, generated for this data dir; stack.json holds
+        # neither keys nor token.
+        token_file = home / "codec-token"
+        assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+        token = token_file.read_text().strip()
+        assert len(token) >= 32
+        assert token not in (home / "stack.json").read_text()
+        assert any(f"token in {token_file}" in line for line in lines), lines
 
-        # The Web UI is pointed at the codec server.
+        # The Web UI is pointed at the codec server, with the token in the endpoint's path:
+        # the UI calls <endpoint>/decode and can send no header of ours.
         async with httpx.AsyncClient() as http:
             settings = (await http.get(f"{recorded['ui_url']}/api/v1/settings")).json()
-        assert settings["Codec"]["Endpoint"] == recorded["codec_endpoint"]
+        ui_endpoint = settings["Codec"]["Endpoint"]
+        assert ui_endpoint == f"{recorded['codec_endpoint']}/token/{token}"
 
         # Another shell, with nothing but the data dir, starts and reads a loan.
         loan_id = f"up-enc-{uuid.uuid4().hex[:6]}"
@@ -498,16 +569,53 @@ async def test_up_encrypt_runs_the_stack_encrypted(tmp_path: Path) -> None:
         (stored,) = history.events[0].workflow_execution_started_event_attributes.input.payloads
         assert stored.metadata["encoding"] == ENCODING
         async with httpx.AsyncClient() as http:
-            decoded = await http.post(
+            ui_headers = {"Origin": recorded["ui_url"], "X-Namespace": "default"}
+            # Not without the token: a page that finds the port finds nothing readable.
+            bare = await http.post(
                 f"{recorded['codec_endpoint']}/decode",
                 json=codec_json([stored]),
-                headers={"Origin": recorded["ui_url"], "X-Namespace": "default"},
+                headers=ui_headers,
+            )
+            assert bare.status_code == 401, bare.text
+            decoded = await http.post(
+                f"{ui_endpoint}/decode", json=codec_json([stored]), headers=ui_headers
             )
         assert decoded.status_code == 200, decoded.text
         assert decoded.headers["access-control-allow-origin"] == recorded["ui_url"]
         data = base64.b64decode(decoded.json()["payloads"][0]["data"])
         assert BORROWER.name.encode() in data
+
+        # And the Web UI itself, in a real browser, shows the input decoded through it.
+        await _ui_shows_decoded_input(recorded["ui_url"], loan_id)
         await cli("pay", loan_id, "300.00", "--payment-id", f"{loan_id}-p1", "--json")
+
+
+async def _ui_shows_decoded_input(ui_url: str, loan_id: str) -> None:
+    """The workflow's page in the UI of `up --encrypt` shows the borrower's name, which only
+    the codec server, called by the browser with the token in the endpoint, can decrypt."""
+    try:
+        executable = ensure_chromium()
+    except ChromiumUnavailable as reason:
+        pytest.skip(f"everything but the browser checked; no Chromium: {reason}")
+    async with chromium(executable) as browser:
+        context = await browser.new_context()
+        context.set_default_timeout(60_000)  # the UI's first load compiles a large bundle
+        page = await context.new_page()
+        decoded: list[tuple[str, int]] = []
+
+        def note(response: Response) -> None:
+            # The UI asks `<endpoint>/decode?preserveStorageRefs=true`.
+            path = urlsplit(response.url).path
+            if path.endswith("/decode"):
+                decoded.append((path, response.status))
+
+        page.on("response", note)
+        await page.goto(f"{ui_url}/namespaces/default/workflows/{workflow_id_for(loan_id)}")
+        await expect(page.get_by_text(BORROWER.name).first).to_be_attached()
+        assert decoded, "the name shown without the codec server"
+        for path, status in decoded:
+            assert path.startswith("/token/") and status == 200, decoded
+        await context.close()
 
 
 async def _status(cli: Cli, loan_id: str) -> dict[str, Any] | None:

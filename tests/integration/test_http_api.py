@@ -233,6 +233,22 @@ async def test_a_payment_is_applied_once_and_a_repeat_answers_the_same(
         assert reused.json()["field"] in ("payment_id", "currency")
     reused = await api.post("/v1/payments", json={**body, "amount": "1.00"}, headers=AUTH)
     assert (reused.status_code, reused.json()["field"]) == (409, "payment_id")
+    assert reused.json()["error"] == (
+        f"payment_id: {body['payment_id']} is already recorded with another loan, amount or"
+        " currency"
+    )
+    # A refused payment is real money someone reported: the audit log keeps it, once per
+    # refused version however often it is repeated.
+    assert (
+        await api.post("/v1/payments", json={**body, "amount": "1.00"}, headers=AUTH)
+    ).status_code == 409
+    refused = await pool.fetch(
+        "SELECT actor, details FROM audit_log WHERE loan_id = $1 AND action = 'payment_conflict'"
+        " AND details->>'amount_minor' = '100'",
+        loan_id,
+    )
+    assert len(refused) == 1
+    assert refused[0]["actor"] == "payment:api"
 
     stored = (await api.get(f"/v1/payments/{body['payment_id']}", headers=AUTH)).json()
     assert stored == applied

@@ -163,12 +163,16 @@ def test_the_ui_decodes_payloads_through_the_codec_server() -> None:
     endpoint = interpolate(ui["TEMPORAL_CODEC_ENDPOINT"])
     # The browser calls the codec server, so the endpoint is where its port is published.
     published_port = services()["codec"]["ports"][0].split(":")[-1]
-    assert endpoint == f"http://localhost:{published_port}"
+    # With the codec server's token in its path: the UI cannot send a header of ours.
+    assert endpoint == f"http://localhost:{published_port}/token/<OVERDUE_CODEC_TOKEN>"
     assert "--port" in services()["codec"]["command"]
     assert published_port in services()["codec"]["command"]
     # And the codec server lets exactly the UI's origin call it.
     assert codec["OVERDUE_CODEC_ORIGINS"] == ui["TEMPORAL_CORS_ORIGINS"]
     assert interpolate(codec["OVERDUE_CODEC_ORIGINS"]) == "http://localhost:8080"
+    # It listens on every interface of its container: the names it answers to are given.
+    assert "0.0.0.0" in services()["codec"]["command"]
+    assert interpolate(codec["OVERDUE_CODEC_HOSTS"]) == "localhost,127.0.0.1"
 
 
 def test_every_service_reaches_temporal_and_the_ledger_by_service_name() -> None:
@@ -185,8 +189,7 @@ def test_secrets_come_from_the_environment_and_are_required() -> None:
             if not SECRET_NAME.search(variable):
                 continue
             assert VARIABLE.fullmatch(value), f"{name}.{variable} is a literal: {value!r}"
-            if variable != "OVERDUE_CODEC_TOKEN":  # optional: the codec server may run open
-                assert ":?" in value, f"{name}.{variable} must be required"
+            assert ":?" in value, f"{name}.{variable} must be required"
         url = environment(name).get("DATABASE_URL")
         if url:
             credentials = re.fullmatch(r"postgresql://(\$\{[^}]+\}):(\$\{[^}]+\})@.*", url)
