@@ -9,6 +9,7 @@ from typing import Annotated
 
 import asyncpg
 import typer
+from rich.markup import escape
 from temporalio.runtime import Runtime
 
 from overdue import codec_server as codecs
@@ -69,7 +70,7 @@ async def _up(config: Config, *, encrypt: bool = False) -> None:
     runtime, metrics = _worker_metrics()
     # Before anything writes in it: the data dir is private, and one left open is closed now.
     for path in datadir.prepare(config.home):
-        err.print(f"[yellow]tightened[/] {path}: the data dir holds borrowers' data")
+        err.print(f"[yellow]tightened[/] {escape(path)}: the data dir holds borrowers' data")
     codec = codecs.prepare_stack_codec(config) if encrypt else None
     if codec is not None:
         config = codec.config
