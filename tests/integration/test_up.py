@@ -218,6 +218,41 @@ async def test_a_killed_temporal_server_is_reported_restarted_and_health_tells_t
     assert not _servers_of(home)
 
 
+async def test_a_killed_postgresql_is_restarted_and_the_ledger_answers_again(
+    tmp_path: Path,
+) -> None:
+    """PostgreSQL is a daemon of pg_ctl's, not our child: its death is seen by polling its
+    postmaster, and it is started again on the same socket and data."""
+    home = tmp_path / "home"
+    async with running_up(_env(home), start_timeout=90, stop_timeout=60) as lines:
+        async with _api(lines, home) as api:
+            healthy = await eventually(lambda: _answer(api), what="the API answering")
+            assert healthy.status_code == 200, healthy.text
+            postmaster = psutil.Process(healthy.json()["components"]["postgres"]["pid"])
+            assert str(home / "postgres") in " ".join(postmaster.cmdline())
+
+            postmaster.kill()
+
+            async def restarted() -> dict | None:
+                answer = await _answer(api)
+                if answer is None or not answer.is_success:
+                    return None
+                postgres = answer.json()["components"]["postgres"]
+                return postgres if postgres["restarts"] >= 1 else None
+
+            postgres = await eventually(restarted, timeout=120, what="PostgreSQL restarted")
+            assert postgres["pid"] != postmaster.pid
+            # A first restart may find the dead postmaster not yet reaped, and fail: retried.
+            assert postgres["last_exit"] in (
+                "exit code unknown (not our child)",
+                "restart failed: PostgreSQL is not running after pg_ctl start",
+            )
+        assert any(line.startswith("postgres stopped after") for line in lines), lines
+        code, _ = await _cli(home, "status", "NO-SUCH-LOAN")
+        assert code == 2  # answered: the loan is unknown, the ledger and Temporal are there
+    assert not _servers_of(home)
+
+
 async def test_up_exits_3_when_temporal_cannot_be_restarted(tmp_path: Path) -> None:
     """Its port taken by another process once it died, the server cannot start again: `up`
     says so at each try, gives up after five failures in a row, stops the rest, exits 3."""
