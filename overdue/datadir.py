@@ -19,7 +19,7 @@ import os
 import stat
 from pathlib import Path
 
-CHILD_UMASK = 0o077  # what a server started by the stack creates is its owner's only
+CHILD_UMASK = 0o077  # what `overdue up` and the servers it starts create is its owner's only
 PRIVATE_FILE = 0o600
 PRIVATE_DIR = 0o700
 POSTGRES_DIR = "postgres"  # PostgreSQL's own data: the server checks its modes itself

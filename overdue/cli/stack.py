@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -69,6 +70,8 @@ async def _up(config: Config, *, encrypt: bool = False) -> None:
     # Before anything starts: a metrics address that cannot be bound stops `up` at once.
     runtime, metrics = _worker_metrics()
     # Before anything writes in it: the data dir is private, and one left open is closed now.
+    # What this process writes there later (notices, a key file) is created 0600 as well.
+    os.umask(datadir.CHILD_UMASK)
     for path in datadir.prepare(config.home):
         err.print(f"[yellow]tightened[/] {escape(path)}: the data dir holds borrowers' data")
     codec = codecs.prepare_stack_codec(config) if encrypt else None
