@@ -73,9 +73,12 @@ TOKEN_FILE = "api-token"
 MIN_TOKEN_LENGTH = 16
 # A read or a signal that takes longer means Temporal (or every worker) is not answering.
 TEMPORAL_TIMEOUT = 10.0
+HEALTH_TIMEOUT = 3.0  # a ledger slower than this to answer `SELECT 1` is reported down
 FIELD_PREFIX = re.compile(r"^([a-z_]+)[: ]")
 log = logging.getLogger("overdue.api")
 T = TypeVar("T")
+# Each component's status beside the API, by name: {"status": "up" | ..., details}.
+HealthReport = Callable[[], dict[str, dict[str, Any]]]
 
 # --- settings -------------------------------------------------------------------------------
 
@@ -485,6 +488,7 @@ def create_app(
     *,
     outbox: Outbox | None = None,
     temporal_timeout: float = TEMPORAL_TIMEOUT,
+    health: HealthReport | None = None,
 ) -> FastAPI:
     """The API, wired to its Temporal client, the ledger pool and the bearer token.
 
@@ -494,6 +498,8 @@ def create_app(
         token: The bearer token every ``/v1`` request must carry.
         outbox: The payment outbox; default one on ``pool`` and ``client_provider``.
         temporal_timeout: How long a read or a signal may wait for Temporal.
+        health: The state of what runs beside the API (``overdue up``'s supervisor), added to
+            ``/healthz``.
     """
     outbox = outbox or Outbox(pool, client_provider)
 
@@ -617,17 +623,40 @@ def create_app(
     app.include_router(v1)
 
     @app.get("/healthz", include_in_schema=False)
-    async def health() -> dict[str, str]:
-        await pool.fetchval("SELECT 1")
-        return {"status": "ok"}
+    async def healthz() -> JSONResponse:
+        """Each component's status; 503 when any is not up, so a probe sees a partial outage."""
+        components = {"database": await _database_status(pool)}
+        if health is not None:
+            components.update(health())
+        up = all(part["status"] == "up" for part in components.values())
+        return JSONResponse(
+            {"status": "ok" if up else "down", "components": components},
+            status_code=200 if up else 503,
+        )
 
     return app
 
 
-async def run_api(config: Config, settings: ApiSettings, stop: asyncio.Event) -> None:
+async def _database_status(pool: asyncpg.Pool) -> dict[str, Any]:
+    """Whether the ledger answers now, within HEALTH_TIMEOUT."""
+    try:
+        await asyncio.wait_for(pool.fetchval("SELECT 1"), HEALTH_TIMEOUT)
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as problem:
+        return {"status": "down", "error": f"{type(problem).__name__}: {problem}"}
+    return {"status": "up"}
+
+
+async def run_api(
+    config: Config,
+    settings: ApiSettings,
+    stop: asyncio.Event,
+    *,
+    health: HealthReport | None = None,
+) -> None:
     """Serve the API and relay queued payments until ``stop`` is set.
 
     Temporal may be down when this starts: payments are then stored and relayed once it is up.
+    ``health`` adds the state of what runs beside the API to ``/healthz``.
     """
     assert config.database_url is not None
     pool = await db.create_pool(config.database_url, max_size=10)
@@ -635,7 +664,7 @@ async def run_api(config: Config, settings: ApiSettings, stop: asyncio.Event) ->
         await db.migrate(pool)  # the outbox must exist before the first payment
         clients = TemporalClients(config)
         outbox = Outbox(pool, clients)
-        app = create_app(clients, pool, settings.token, outbox=outbox)
+        app = create_app(clients, pool, settings.token, outbox=outbox, health=health)
         await asyncio.gather(
             serve_asgi(app, settings.host, settings.port, stop), outbox.relay(stop)
         )

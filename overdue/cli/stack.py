@@ -4,15 +4,17 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 from typing import Annotated
 
 import asyncpg
 import typer
+from rich.markup import escape
 from temporalio.runtime import Runtime
 
 from overdue import codec_server as codecs
-from overdue import db
+from overdue import datadir, db
 from overdue.api import ApiSettings, api_settings, run_api, stack_api_settings
 from overdue.cli.common import (
     DataDirOption,
@@ -31,6 +33,7 @@ from overdue.connection import connect
 from overdue.metrics import MetricsUnavailable, worker_runtime
 from overdue.scan import ScanSettingsError, ScanTime, ensure_schedule
 from overdue.stack import EmbeddedStack
+from overdue.supervisor import ComponentFailed, Supervisor, TaskComponent
 from overdue.worker import run_worker
 from workflows.scan import SCHEDULE_ID
 
@@ -47,8 +50,15 @@ def up(
         ),
     ] = False,
 ) -> None:
-    """Start the embedded stack (Temporal + UI, PostgreSQL) and a worker, until Ctrl-C."""
-    run_async(_up(load_config(data_dir), encrypt=encrypt))
+    """Start the embedded stack (Temporal + UI, PostgreSQL) and a worker, until Ctrl-C.
+
+    Each part is restarted if it dies; after five failures in a row `up` stops and exits 3.
+    """
+    try:
+        run_async(_up(load_config(data_dir), encrypt=encrypt))
+    except ComponentFailed as failed:
+        err.print(f"[red]error:[/] {failed}", highlight=False)
+        raise typer.Exit(3) from None
 
 
 def _worker_metrics() -> tuple[Runtime | None, str | None]:
@@ -66,25 +76,37 @@ async def _up(config: Config, *, encrypt: bool = False) -> None:
         scan_time = ScanTime.from_env()
     except ScanSettingsError as problem:
         raise UserError(str(problem)) from None
+    # Before anything writes in it: the data dir is private, and one left open is closed now.
+    # What this process writes there later (notices, a key file) is created 0600 as well.
+    os.umask(datadir.CHILD_UMASK)
+    for path in datadir.prepare(config.home):
+        err.print(f"[yellow]tightened[/] {escape(path)}: the data dir holds borrowers' data")
     codec = _stack_codec(config) if encrypt else None
     if codec is not None:
         config = codec.config
+    if not (config.encryption_keys or config.encryption_key_file):
+        err.print(CLEAR_PAYLOADS_WARNING, highlight=False)
     stack = EmbeddedStack(
         config,
         codec_endpoint=codec.endpoint if codec else None,
         ui_codec_endpoint=codec.ui_endpoint if codec else None,
     )
-    serving: list[asyncio.Task[None]] = []
+    supervisor = Supervisor(report=lambda line: err.print(line, highlight=False, markup=False))
+    tasks: list[TaskComponent] = []
     stop = stop_on_signals()
     try:
         await stack.start()
+        for server in stack.components():
+            supervisor.add(server)
+        running = stack.running_config
         out.print(f"[bold]overdue[/] data dir   {config.home}")
         out.print(f"Temporal         {stack.temporal_address} (namespace {config.namespace})")
         if stack.ui_url:
             out.print(f"Temporal Web UI  {stack.ui_url}")
         out.print(f"PostgreSQL       {stack.database_url}")
         if codec is not None:
-            serving.append(asyncio.create_task(codec.serve(stack.ui_url, stop)))
+            ui_url = stack.ui_url
+            tasks.append(TaskComponent("codec-server", lambda: codec.serve(ui_url, stop)))
             keys = config.encryption_key_file or "OVERDUE_ENCRYPTION_KEYS"
             made = f", new key {codec.created_key}" if codec.created_key else ""
             out.print(
@@ -93,18 +115,30 @@ async def _up(config: Config, *, encrypt: bool = False) -> None:
             )
         # The port is chosen just before it is bound: another `up` may have taken it meanwhile.
         api, token_at = _stack_api(config)
-        serving.append(asyncio.create_task(run_api(stack.running_config, api, stop)))
+        tasks.append(
+            TaskComponent("api", lambda: run_api(running, api, stop, health=supervisor.health))
+        )
         out.print(f"HTTP API         {api.url} (docs {api.url}/docs; bearer token in {token_at})")
         out.print(f"Metrics          {metrics or 'off (OVERDUE_METRICS_ADDRESS=off)'}")
-        await ensure_schedule(await connect(stack.running_config), scan_time)
+        await ensure_schedule(await connect(running), scan_time)
         out.print(f"Delinquency scan schedule {SCHEDULE_ID}, {scan_time}")
+        tasks.append(TaskComponent("worker", lambda: run_worker(running, stop, runtime=runtime)))
         out.print("Worker           task queue 'collections' — press Ctrl-C to stop")
-        await run_worker(stack.running_config, stop, runtime=runtime)
+        for task in tasks:
+            task.start()
+            supervisor.add(task)
+        await supervisor.run(stop)
     finally:
         out.print("stopping…")
         stop.set()
-        await asyncio.gather(*serving)
+        await asyncio.gather(*(task.finish() for task in tasks))
         await stack.stop()
+
+
+CLEAR_PAYLOADS_WARNING = (
+    "warning: payloads (borrowers' names and phone numbers) are stored in clear in"
+    " temporal.db; run `overdue up --encrypt` or set OVERDUE_ENCRYPTION_KEYS to encrypt them"
+)
 
 
 @app.command("codec-server")

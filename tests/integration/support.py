@@ -107,7 +107,8 @@ async def running_up(
     start_timeout: float = 90,
     stop_timeout: float = 60,
 ) -> AsyncIterator[list[str]]:
-    """Run `overdue up` until it reports its worker, yielding what it printed so far.
+    """Run `overdue up` until it reports its worker, yielding what it printed so far; the list
+    grows with what it prints after.
 
     On exit it is stopped as Ctrl-C stops it, and must exit cleanly.
     """
@@ -122,18 +123,25 @@ async def running_up(
     )
     assert process.stdout is not None
     lines: list[str] = []
+    reading = asyncio.create_task(read_lines(process.stdout, lines))
     try:
         async with asyncio.timeout(start_timeout):
             while not lines or not lines[-1].startswith("Worker"):
-                line = (await process.stdout.readline()).decode()
-                assert line, f"`{command}` ended early: {lines}"
-                lines.append(line.strip())
+                assert not reading.done(), f"`{command}` ended early: {lines}"
+                await asyncio.sleep(0.05)
         yield lines
     finally:
         process.send_signal(signal.SIGINT)
         async with asyncio.timeout(stop_timeout):
-            await process.communicate()
+            await reading
+            await process.wait()
     assert process.returncode == 0, lines
+
+
+async def read_lines(stream: asyncio.StreamReader, lines: list[str]) -> None:
+    """Append each line of ``stream`` to ``lines`` until it ends."""
+    while line := await stream.readline():
+        lines.append(line.decode().strip())
 
 
 # --- loans ----------------------------------------------------------------------------------

@@ -113,7 +113,10 @@ async def test_every_route_needs_the_bearer_token(api: httpx.AsyncClient) -> Non
             assert response.status_code == 401, (method, path, headers, response.text)
             assert response.headers["WWW-Authenticate"] == "Bearer"
             assert response.json()["field"] == "authorization"
-    assert (await api.get("/healthz")).json() == {"status": "ok"}
+    assert (await api.get("/healthz")).json() == {
+        "status": "ok",
+        "components": {"database": {"status": "up"}},
+    }
 
 
 async def test_the_openapi_document_lists_the_endpoints_and_the_bearer_scheme(
