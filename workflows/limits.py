@@ -1,9 +1,9 @@
 """The limits every input from outside is held to, as pure rules (stdlib only).
 
 One set, shared: the HTTP API's bodies and the loan-book and bank-file lines (through
-``overdue.schemas``), the CLI's arguments, contact outcomes (``overdue.outcomes``) and the
-collection's ``apply_payment`` validator (``workflows.collection.workflow``) all call these
-functions. A value that passes here fits everything downstream: PostgreSQL's ``bigint`` and
+``overdue.schemas``), the CLI's arguments, contact outcomes (``overdue.outcomes``), and the
+collection's update validators and signal handlers (``workflows.collection.workflow``) all call
+these functions. A value that passes here fits everything downstream: PostgreSQL's ``bigint`` and
 ``text`` (no NUL), a btree index entry, a Temporal ``Int`` search attribute, a workflow id, and
 the workflow's date arithmetic. Each limit is listed with where it is checked in
 docs/limits.md; why these values, in docs/decisions.md ("Limits at the edge").
@@ -21,7 +21,13 @@ import unicodedata
 from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime, timedelta
 
-from workflows.types import HoldRequest, PaymentReceived
+from workflows.types import (
+    ContactOutcome,
+    DisputeResolution,
+    HoldRequest,
+    PaymentReceived,
+    ReviewDecision,
+)
 
 
 class LimitError(ValueError):
@@ -283,6 +289,64 @@ def hold_problem(request: HoldRequest, *, pause: bool) -> str | None:
         checks.insert(0, ("reason", lambda: check_text(request.reason, max_length=SHORT_TEXT_MAX)))
     if request.request_id:
         checks.append(("request_id", lambda: check_id(request.request_id)))
+    return _first_problem(checks)
+
+
+def outcome_problem(outcome: ContactOutcome) -> str | None:
+    """Why a reported outcome is outside the limits, naming the field, or None: what the
+    ``contact_outcome`` signal refuses from a source that skipped ``overdue.outcomes``."""
+    checks: list[tuple[str, Callable[[], object]]] = [
+        ("outcome_id", lambda: check_id(outcome.outcome_id)),
+        ("source", lambda: check_text(outcome.source, max_length=SOURCE_MAX)),
+    ]
+    if outcome.note is not None:
+        checks.append(
+            ("note", lambda: check_text(outcome.note or "", max_length=NOTE_MAX, multiline=True))
+        )
+    if outcome.death_reported_by is not None:
+        checks.append(
+            (
+                "death_reported_by",
+                lambda: check_text(outcome.death_reported_by or "", max_length=SHORT_TEXT_MAX),
+            )
+        )
+    if outcome.hardship is not None:
+        hardship = outcome.hardship
+        checks.append(
+            ("hardship.reason", lambda: check_text(hardship.reason, max_length=SHORT_TEXT_MAX))
+        )
+    if outcome.promise is not None:
+        promise = outcome.promise
+        checks.append(("promise.amount_minor", lambda: check_minor(promise.amount_minor)))
+    if outcome.attempt_key is not None:
+        checks.append(
+            ("attempt_key", lambda: check_text(outcome.attempt_key or "", max_length=NAME_MAX))
+        )
+    return _first_problem(checks)
+
+
+def decision_problem(decision: ReviewDecision) -> str | None:
+    """Why a person's decision (``review_decided``) is outside the limits, or None."""
+    checks: list[tuple[str, Callable[[], object]]] = [
+        ("decision_id", lambda: check_id(decision.decision_id)),
+        ("by", lambda: check_text(decision.by, max_length=SHORT_TEXT_MAX)),
+    ]
+    if decision.note is not None:
+        checks.append(
+            ("note", lambda: check_text(decision.note or "", max_length=NOTE_MAX, multiline=True))
+        )
+    return _first_problem(checks)
+
+
+def resolution_problem(resolution: DisputeResolution) -> str | None:
+    """Why a dispute's resolution (``dispute_resolved``) is outside the limits, or None."""
+    checks: list[tuple[str, Callable[[], object]]] = [
+        ("resolution_id", lambda: check_id(resolution.resolution_id)),
+    ]
+    if resolution.note is not None:
+        checks.append(
+            ("note", lambda: check_text(resolution.note or "", max_length=NOTE_MAX, multiline=True))
+        )
     return _first_problem(checks)
 
 

@@ -401,6 +401,10 @@ class CollectionState:
     hold: OperatorHold | None = None
     holds: int = 0  # pause and resume changes so far: keys their audit entries
     pending_hold_changes: list[HoldChange] = field(default_factory=list)
+    # Messages refused by the limits, to be audited (``reports.audit_refusals``), and how many
+    # were: keys their audit entries.
+    pending_refusals: list[str] = field(default_factory=list)
+    refusals: int = 0
     # Histories before ``situation-from-machine`` only: a label an outcome reported that the
     # machine's state does not give, shown until the label next changed (``events.report``).
     reported_label: Situation | None = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 import unicodedata
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -16,7 +17,15 @@ from overdue.loanbook import read_rows
 from workflows import limits
 from workflows.limits import LimitError
 from workflows.money import CURRENCY_EXPONENTS, AmountError, format_minor, to_minor
-from workflows.types import HoldRequest, PaymentReceived
+from workflows.types import (
+    ContactOutcome,
+    DisputeResolution,
+    HoldRequest,
+    PaymentReceived,
+    Promise,
+    ReviewDecision,
+)
+from workflows.vocabulary import Review
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 TODAY = NOW.date()
@@ -344,3 +353,26 @@ def test_a_loan_book_sync_line_is_held_to_the_limits(tmp_path: Path) -> None:
         [],
     ]
     assert rows[3].loan is not None and rows[3].loan.loan.outstanding_minor == 1_000
+
+
+def test_signals_are_held_to_the_limits() -> None:
+    at = datetime(2026, 12, 1, tzinfo=UTC)
+    outcome = ContactOutcome(outcome_id="O-1", source="dialer:east-1", at=at, note="ok\ncalled")
+    assert limits.outcome_problem(outcome) is None
+    assert limits.outcome_problem(replace(outcome, note="a\x00b")) == (
+        "note: holds the control character U+0000 at position 2;"
+        " only tabs and line breaks are allowed"
+    )
+    assert (limits.outcome_problem(replace(outcome, outcome_id="O 1")) or "").startswith(
+        "outcome_id:"
+    )
+    too_much = replace(outcome, promise=Promise(2**63, "2026-12-05"))
+    assert (limits.outcome_problem(too_much) or "").startswith("promise.amount_minor:")
+    decision = ReviewDecision("D-1", Review.HARDSHIP, "approved", "ops:ann", at)
+    assert limits.decision_problem(decision) is None
+    assert (limits.decision_problem(replace(decision, by="x" * 201)) or "").startswith("by:")
+    resolution = DisputeResolution("R-1", upheld=True, at=at, note="checked\tfine")
+    assert limits.resolution_problem(resolution) is None
+    assert (limits.resolution_problem(replace(resolution, note="\x1b[2J")) or "").startswith(
+        "note:"
+    )

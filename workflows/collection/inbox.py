@@ -39,6 +39,8 @@ class Inbox:
     rejections: dict[str, str] = field(default_factory=dict)
     # The id of the message being applied, at the head of its list (set by ``reports``).
     in_hand: str | None = None
+    # Messages refused whole by the limits, described (``kind: field: problem``), to be audited.
+    refused: list[str] = field(default_factory=list)
 
     @classmethod
     def carried_in(cls, state: CollectionState | None) -> Inbox:
@@ -51,6 +53,7 @@ class Inbox:
             resolutions=list(state.pending_resolutions),
             decisions=list(state.pending_decisions),
             hold_changes=list(state.pending_hold_changes),
+            refused=list(state.pending_refusals),
         )
 
     def carry_out(self, state: CollectionState) -> None:
@@ -60,6 +63,7 @@ class Inbox:
         state.pending_resolutions = list(self.resolutions)
         state.pending_decisions = list(self.decisions)
         state.pending_hold_changes = list(self.hold_changes)
+        state.pending_refusals = list(self.refused)
 
     @staticmethod
     def taken_over(state: CollectionState) -> None:
@@ -69,6 +73,7 @@ class Inbox:
         state.pending_resolutions = []
         state.pending_decisions = []
         state.pending_hold_changes = []
+        state.pending_refusals = []
 
     def has_mail(self) -> bool:
         """Whether anything waits to be applied: the main loop wakes for it."""
@@ -78,6 +83,7 @@ class Inbox:
             or self.resolutions
             or self.decisions
             or self.hold_changes
+            or self.refused
             or self.borrower_changed
         )
 

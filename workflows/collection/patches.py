@@ -45,6 +45,10 @@ SITUATION_FROM_MACHINE = "situation-from-machine"
 # have gone out early.
 LETTERS_FROM_DPD_1 = "letters-from-dpd-1"
 
+# A signal outside the limits (``workflows.limits``: an id, an amount, free text) is refused
+# whole and audited, instead of being applied. Asked only when one arrives.
+SIGNALS_WITHIN_LIMITS = "signals-within-limits"
+
 BEFORE_LEAN = (
     APPLY_PAYMENTS_BEFORE_CONTINUE_AS_NEW,
     AUDIT_DENIED_CONTACTS,
@@ -60,4 +64,5 @@ ALL = (
     COMPRESSED_CLOCK_ON_PLAN,
     SITUATION_FROM_MACHINE,
     LETTERS_FROM_DPD_1,
+    SIGNALS_WITHIN_LIMITS,
 )

@@ -35,10 +35,29 @@ with workflow.unsafe.imports_passed_through():
 async def apply_all(c: Collection, inbox: Inbox) -> None:
     """Apply everything waiting, in order: payments, outcomes (then decisions and dispute
     resolutions), operators' holds."""
+    await audit_refusals(c, inbox)
     await apply_payments(c, inbox)
     await apply_outcomes(c, inbox)
     await apply_hold_changes(c, inbox)
     inbox.in_hand = None
+
+
+async def audit_refusals(c: Collection, inbox: Inbox) -> None:
+    """Keep each message the limits refused in the audit log: what was wrong, not the value."""
+    while inbox.refused:
+        c.state.refusals += 1
+        await c.write(
+            SituationActivities.record_situation_event,
+            SituationEvent(
+                c.loan.loan_id,
+                f"{c.loan.loan_id}:refused:{c.state.refusals}",
+                "message_refused",
+                c.now(),
+                {"problem": inbox.refused[0]},
+            ),
+            "message refused",
+        )
+        inbox.refused.pop(0)
 
 
 async def apply_payments(c: Collection, inbox: Inbox) -> None:

@@ -146,6 +146,8 @@ class LoanCollection:
     @workflow.signal
     def payment_received(self, payment: PaymentReceived) -> None:
         """A payment service reports money in. Idempotent by ``payment_id``."""
+        if self._refused("payment_received", limits.payment_problem(payment)):
+            return
         problem = rules.payment_problem(payment, self._loan.currency)
         if not self._inbox.take_payment(payment, self._applied_payment_ids(), problem):
             workflow.logger.info("payment %s already applied; ignored", payment.payment_id)
@@ -156,12 +158,16 @@ class LoanCollection:
 
         Idempotent by ``outcome_id``.
         """
+        if self._refused("contact_outcome", limits.outcome_problem(outcome)):
+            return
         if self._inbox.first_sight(outcome.outcome_id, self._seen()):
             self._inbox.outcomes.append(outcome)
 
     @workflow.signal
     def dispute_resolved(self, resolution: DisputeResolution) -> None:
         """The decision on a dispute of the debt. Idempotent by ``resolution_id``."""
+        if self._refused("dispute_resolved", limits.resolution_problem(resolution)):
+            return
         if self._inbox.first_sight(resolution.resolution_id, self._seen()):
             self._inbox.resolutions.append(resolution)
 
@@ -172,6 +178,8 @@ class LoanCollection:
         Idempotent by ``decision_id``. A decision the loan is not waiting for is recorded in the
         history and otherwise ignored.
         """
+        if self._refused("review_decided", limits.decision_problem(decision)):
+            return
         if self._inbox.first_sight(decision.decision_id, self._seen()):
             self._inbox.decisions.append(decision)
 
@@ -188,12 +196,16 @@ class LoanCollection:
 
         Payments, outcomes and decisions are still taken. Pausing a paused loan changes nothing.
         """
+        if self._refused("pause", limits.hold_problem(request, pause=True)):
+            return
         self._inbox.queue_hold_change(HoldChange(pause=True, request=request), self._seen())
 
     @workflow.signal
     def resume(self, request: HoldRequest) -> None:
         """An operator resumes a paused collection where it was. Resuming a running one changes
         nothing."""
+        if self._refused("resume", limits.hold_problem(request, pause=False)):
+            return
         self._inbox.queue_hold_change(HoldChange(pause=False, request=request), self._seen())
 
     @workflow.update
@@ -266,6 +278,18 @@ class LoanCollection:
             # or ``status`` right after ``start``. Answer from the input instead.
             return view.opening_status(self._loan, self._zone, workflow.now())
         return view.status(self._collection)
+
+    def _refused(self, signal: str, problem: str | None) -> bool:
+        """Refuse a signal outside the limits whole, and have the loop audit it.
+
+        Signals come from sources that may skip the edge's checks (a dialer, the Web UI's signal
+        form); applied, a NUL or an out-of-range amount would only fail in the ledger later.
+        """
+        if problem is None or not workflow.patched(patches.SIGNALS_WITHIN_LIMITS):
+            return False
+        workflow.logger.warning("%s refused: %s", signal, problem)
+        self._inbox.refused.append(f"{signal}: {problem}")
+        return True
 
     def _seen(self) -> list[str]:
         return self._state.seen_signal_ids if self._state is not None else []
