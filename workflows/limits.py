@@ -259,16 +259,21 @@ def check_paid_at(moment: datetime, now: datetime | None) -> datetime:
 # --- messages -------------------------------------------------------------------------------
 
 
-def payment_problem(payment: PaymentReceived, now: datetime | None = None) -> str | None:
+def payment_problem(
+    payment: PaymentReceived, now: datetime | None = None, *, positive: bool = True
+) -> str | None:
     """Why a payment is outside the limits, naming the field (``payment_id: ...``), or None.
 
     Whether it fits its loan (the currency) is the collection's rule
     (``workflows.collection.rules.payment_problem``). Without ``now`` (the collection's update
-    validator, whose clock may be compressed) only the floor of ``paid_at`` is checked.
+    validator, whose clock may be compressed) only the floor of ``paid_at`` is checked. Without
+    ``positive`` (the ``payment_received`` signal) an amount of zero or less passes: it is the
+    collection's to reject and audit; only one the ledger could not hold is outside the limits.
     """
+    amount = payment.amount_minor if positive else max(1, abs(payment.amount_minor))
     checks: tuple[tuple[str, Callable[[], object]], ...] = (
         ("payment_id", lambda: check_id(payment.payment_id)),
-        ("amount_minor", lambda: check_minor(payment.amount_minor)),
+        ("amount_minor", lambda: check_minor(amount)),
         ("paid_at", lambda: check_paid_at(payment.paid_at, now)),
         ("source", lambda: check_id(payment.source)),
     )

@@ -240,7 +240,7 @@ async def test_an_exponent_amount_is_refused_while_the_api_answers_healthz(
         await asyncio.sleep(0)  # the bad request is under way when /healthz is asked
         health, health_took = await timed(api.get("/healthz"))
         refused, refused_took = await bad
-        assert health.json() == {"status": "ok"}
+        assert health.json()["status"] == "ok"
         # It froze the API for a minute; a few seconds leave room for a loaded machine.
         assert health_took < 5 and refused_took < 5, (amount, health_took, refused_took)
         _refusal(refused, "amount")

@@ -146,7 +146,7 @@ class LoanCollection:
     @workflow.signal
     def payment_received(self, payment: PaymentReceived) -> None:
         """A payment service reports money in. Idempotent by ``payment_id``."""
-        if self._refused("payment_received", limits.payment_problem(payment)):
+        if self._refused("payment_received", limits.payment_problem(payment, positive=False)):
             return
         problem = rules.payment_problem(payment, self._loan.currency)
         if not self._inbox.take_payment(payment, self._applied_payment_ids(), problem):
