@@ -32,6 +32,7 @@ from overdue.simulator import (
     SimulatedCreditBureau,
     SimulatedProvider,
 )
+from overdue.tuning import TuningError, WorkerTuning
 from workflows.collection import LoanCollection
 from workflows.sandbox import workflow_runner
 from workflows.types import TASK_QUEUE, ContactOutcome, PaymentReceived, workflow_id_for
@@ -108,7 +109,15 @@ def activities_for(
     ]
 
 
-def build_worker(client: Client, pool: asyncpg.Pool, config: Config, **options: Any) -> Worker:
+def build_worker(
+    client: Client,
+    pool: asyncpg.Pool,
+    config: Config,
+    tuning: WorkerTuning | None = None,
+    **options: Any,
+) -> Worker:
+    """The production worker; ``tuning`` (default: ``WorkerTuning()``) sizes its sticky cache
+    and workflow task slots, and ``options`` (other ``Worker`` arguments) override it."""
     provider = simulated_provider(client, config.simulation_seed, pool)
     return Worker(
         client,
@@ -118,7 +127,7 @@ def build_worker(client: Client, pool: asyncpg.Pool, config: Config, **options: 
             pool, provider, config.notices_dir, SimulatedCreditBureau(), SimulatedDeathRegistry()
         ),
         workflow_runner=workflow_runner(),
-        **options,
+        **{**(tuning or WorkerTuning()).worker_options(), **options},
     )
 
 
@@ -128,13 +137,20 @@ async def run_worker(
     """Run a worker against the configured services until ``stop`` is set (or forever).
 
     A worker connected with ``runtime`` reports its metrics, and the activities', through it.
+    Its sticky cache and workflow task slots come from the environment (``overdue.tuning``).
     """
     if not config.database_url:
         raise SystemExit("DATABASE_URL is not set and no embedded stack is running (`overdue up`)")
+    try:
+        tuning = WorkerTuning.from_env()
+    except TuningError as problem:
+        raise SystemExit(str(problem)) from None
     client = await connect(config, runtime=runtime)
     pool = await db.create_pool(config.database_url, min_size=1, max_size=10)
     try:
-        async with build_worker(client, pool, config, graceful_shutdown_timeout=GRACEFUL_SHUTDOWN):
+        async with build_worker(
+            client, pool, config, tuning, graceful_shutdown_timeout=GRACEFUL_SHUTDOWN
+        ):
             await (stop or asyncio.Event()).wait()
     finally:
         await pool.close()
