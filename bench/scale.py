@@ -9,11 +9,12 @@ embedded stack (Temporal dev server and PostgreSQL in a temporary data dir) with
 ``OVERDUE_MAX_CONCURRENT_WORKFLOW_TASKS=TASKS``. Rounds run one after the other in the same
 invocation, so they compare on the same machine under the same load. In each round:
 
-1. **Intake.** ``--step`` loans at a time (persona ``never_answers``, one loan per borrower, in a
-   zone where the contact window has just opened, in real time), started as ``overdue import``
-   starts them (64 at once), until ``--loans`` are live. Each loan opens in the ledger, plans,
-   and places its first call; then it sleeps for hours. After each step, once the ledger holds
-   every loan and the worker has been idle for 3 s, it samples the worker's resident memory.
+1. **Intake.** ``--step`` loans at a time (persona ``never_answers``, one loan per borrower, in
+   real time, in a zone where the contact window opens three hours later), started as
+   ``overdue import`` starts them (64 at once), until ``--loans`` are live. Each loan opens in
+   the ledger, reserves its first call's place for the window's opening, and sleeps. After each
+   step, once the ledger holds every loan and the worker has been idle for 3 s, it samples the
+   worker's resident memory.
 2. **Sweep.** Every live loan is signalled once (``borrower_changed``, 64 at once): each one
    wakes, asks the ledger again for its contact's place and sleeps. A loan outside the worker's
    sticky cache is replayed from its history first, as after a restart or an eviction.
@@ -67,6 +68,7 @@ from overdue.tuning import (
 from workflows.types import BorrowerChange, workflow_id_for
 
 AT_ONCE = 64  # as `overdue import` starts loans (overdue.intake)
+QUIET = timedelta(hours=3)
 IDLE_SECONDS = 3.0
 SETTLE_LIMIT = 900.0
 DEADLOCK = "Potential deadlock detected"
@@ -307,7 +309,9 @@ async def intake(
 ) -> Sample:
     """Start the next ``--step`` loans and wait until the worker is done with them."""
     now = datetime.now(UTC)
-    zone, _ = morning_zone(now, -timedelta(hours=1))  # the window opened within the hour
+    # The contact window opens hours later: every loan plans its first call for then and sleeps,
+    # so the worker's only work is the intake (and, later, the sweep).
+    zone, _ = morning_zone(now, QUIET)
     loans = book(min(args.step, args.loans - len(ids)), 1, zone, now)
     before = await asyncio.to_thread(read_metrics, worker.metrics_url)
     worker.peak_rss = 0
