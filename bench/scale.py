@@ -5,7 +5,8 @@
 
 Each ``--round`` (default: one, ``current``, with ``overdue.tuning``'s defaults) runs on a fresh
 embedded stack (Temporal dev server and PostgreSQL in a temporary data dir) with one
-``overdue worker`` process, started with ``OVERDUE_MAX_CACHED_WORKFLOWS=CACHE`` and
+``overdue worker`` process (through ``bench/gc_worker.py``, which logs its full garbage
+collections), started with ``OVERDUE_MAX_CACHED_WORKFLOWS=CACHE`` and
 ``OVERDUE_MAX_CONCURRENT_WORKFLOW_TASKS=TASKS``. Rounds run one after the other in the same
 invocation, so they compare on the same machine under the same load. In each round:
 
@@ -24,7 +25,8 @@ For each phase it reports the worker's RSS (at the end and the peak), the load a
 Prometheus page: sticky cache size and forced evictions, workflow tasks failed, workflow task
 execution and schedule-to-start latency (p50 and p99 from the histogram buckets: the bucket's
 upper bound); and from its log: the SDK's deadlock-detector failures ("Potential deadlock
-detected", TMPRL1101) and evictions that timed out ("Timed out running eviction job").
+detected", TMPRL1101), evictions that timed out ("Timed out running eviction job"), and the
+garbage collector's full collections (how many, the longest in wall-clock and CPU time).
 
 Everything shares the machine's cores: read the figures as a comparison between rounds.
 ``--loans 300 --step 100`` runs in about a minute.
@@ -52,7 +54,7 @@ import asyncpg
 import psutil
 from budget import book, gather_limited, morning_zone
 from temporalio.client import Client
-from throughput import OVERDUE, wait_for_pollers, worker_env
+from throughput import wait_for_pollers, worker_env
 
 from overdue import db
 from overdue.client import start_collection
@@ -72,6 +74,8 @@ QUIET = timedelta(hours=3)
 IDLE_SECONDS = 3.0
 SETTLE_LIMIT = 900.0
 DEADLOCK = "Potential deadlock detected"
+GC_WORKER = Path(__file__).with_name("gc_worker.py")
+_GC_FULL = re.compile(r"^gc-full (\S+) (\S+)$", re.MULTILINE)
 EVICTION_TIMEOUT = "Timed out running eviction job"
 
 
@@ -97,6 +101,9 @@ class Sample:
     task_failures: int
     deadlocks: int
     eviction_timeouts: int
+    full_collections: int  # the garbage collector's, in this phase
+    full_collection_max_ms: float  # the longest, wall-clock
+    full_collection_max_cpu_ms: float
     tasks: int
     tasks_over_1s: int
     cache_hits: int
@@ -185,8 +192,9 @@ class WorkerProcess:
         self.metrics_url = f"http://127.0.0.1:{port}/metrics"
         self.log_path = log_path
         self._log = log_path.open("wb")
+        self._gc_seen = 0
         self.process = subprocess.Popen(
-            [OVERDUE, "worker"],
+            [sys.executable, str(GC_WORKER)],
             env={
                 **env,
                 "OVERDUE_METRICS_ADDRESS": f"127.0.0.1:{port}",
@@ -204,9 +212,12 @@ class WorkerProcess:
         self.peak_rss = max(self.peak_rss, rss)
         return rss
 
-    def log_counts(self) -> tuple[int, int]:
+    def log_counts(self) -> tuple[int, int, list[tuple[float, float]]]:
+        """Deadlocks and eviction time-outs so far; full collections since the last call."""
         text = self.log_path.read_text(errors="replace")
-        return text.count(DEADLOCK), text.count(EVICTION_TIMEOUT)
+        pauses = [(float(wall), float(cpu)) for wall, cpu in _GC_FULL.findall(text)]
+        fresh, self._gc_seen = pauses[self._gc_seen :], len(pauses)
+        return text.count(DEADLOCK), text.count(EVICTION_TIMEOUT), fresh
 
     def stop(self) -> None:
         self.process.send_signal(signal.SIGTERM)
@@ -241,7 +252,7 @@ async def settle(worker: WorkerProcess, ledger: asyncpg.Pool, expected: int) -> 
 
 def sample(phase: str, live: int, seconds: float, worker: WorkerProcess, before: Metrics) -> Sample:
     after = read_metrics(worker.metrics_url)
-    deadlocks, eviction_timeouts = worker.log_counts()
+    deadlocks, eviction_timeouts, pauses = worker.log_counts()
     p50 = quantile(before.histogram(TASK_LATENCY), after.histogram(TASK_LATENCY), 0.50)
     p99 = quantile(before.histogram(TASK_LATENCY), after.histogram(TASK_LATENCY), 0.99)
     tasks = after.get(TASK_LATENCY + "_count") - before.get(TASK_LATENCY + "_count")
@@ -259,6 +270,9 @@ def sample(phase: str, live: int, seconds: float, worker: WorkerProcess, before:
         task_failures=int(after.get(TASK_FAILED)),
         deadlocks=deadlocks,
         eviction_timeouts=eviction_timeouts,
+        full_collections=len(pauses),
+        full_collection_max_ms=max((wall for wall, _ in pauses), default=0.0),
+        full_collection_max_cpu_ms=max((cpu for _, cpu in pauses), default=0.0),
         tasks=int(tasks),
         tasks_over_1s=int(tasks - (within_1s.get(1000.0, 0.0) - earlier_1s.get(1000.0, 0.0))),
         cache_hits=int(after.get(CACHE_HITS) - before.get(CACHE_HITS)),
@@ -357,8 +371,9 @@ def table(results: list[RoundResult]) -> str:
     rows = [
         "| round (cache, tasks) | phase | live loans | RSS MB (peak) | MB per 1,000 live "
         "| cache (hits) | evictions | deadlocks | eviction time-outs | task failures "
+        "| full GCs (longest ms, its CPU ms) "
         "| tasks (over 1 s) | task ms p50 / p99 | schedule-to-start p99 ms | seconds | load |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         for s in r.samples:
@@ -367,7 +382,9 @@ def table(results: list[RoundResult]) -> str:
                 f"| {r.spec.name} ({r.spec.cache}, {r.spec.tasks}) | {s.phase} | {s.live_loans} "
                 f"| {s.rss_mb:.0f} ({s.peak_rss_mb:.0f}) | {per_thousand:.0f} "
                 f"| {s.cache_size} ({s.cache_hits}) | {s.forced_evictions} | {s.deadlocks} "
-                f"| {s.eviction_timeouts} | {s.task_failures} | {s.tasks} ({s.tasks_over_1s}) "
+                f"| {s.eviction_timeouts} | {s.task_failures} | {s.full_collections} "
+                f"({s.full_collection_max_ms:.0f}, {s.full_collection_max_cpu_ms:.0f}) "
+                f"| {s.tasks} ({s.tasks_over_1s}) "
                 f"| {_ms(s.task_ms_p50)} / {_ms(s.task_ms_p99)} "
                 f"| {_ms(s.schedule_to_start_ms_p99)} | {s.seconds:.0f} | {s.load_average} |"
             )
