@@ -392,7 +392,7 @@ def table(results: list[RoundResult]) -> str:
 
 
 def _ms(value: float | None) -> str:
-    return "-" if value is None else f"{value:g}"
+    return "-" if value is None else f"{value:.0f}"
 
 
 def round_spec(text: str) -> RoundSpec:
