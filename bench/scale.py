@@ -11,11 +11,11 @@ collections), started with ``OVERDUE_MAX_CACHED_WORKFLOWS=CACHE`` and
 invocation, so they compare on the same machine under the same load. In each round:
 
 1. **Intake.** ``--step`` loans at a time (persona ``never_answers``, one loan per borrower, in
-   real time, in a zone where the contact window opens three hours later), started as
-   ``overdue import`` starts them (64 at once), until ``--loans`` are live. Each loan opens in
-   the ledger, reserves its first call's place for the window's opening, and sleeps. After each
-   step, once the ledger holds every loan and the worker has been idle for 3 s, it samples the
-   worker's resident memory.
+   real time, in a zone where the contact window opens three hours later), 64 starts in flight
+   at once (a bulk intake), until ``--loans`` are live. Each loan opens in the ledger, reserves
+   its first call's place for the window's opening, and sleeps. After each step, once the
+   ledger holds every loan and the worker has been idle for 3 s, it samples the worker's
+   resident memory.
 2. **Sweep.** Every live loan is signalled once (``borrower_changed``, 64 at once): each one
    wakes, asks the ledger again for its contact's place and sleeps. A loan outside the worker's
    sticky cache is replayed from its history first, as after a restart or an eviction.
@@ -69,7 +69,7 @@ from overdue.tuning import (
 )
 from workflows.types import BorrowerChange, workflow_id_for
 
-AT_ONCE = 64  # as `overdue import` starts loans (overdue.intake)
+AT_ONCE = 64  # starts in flight at once, as bench/budget.py's: a bulk intake through the API
 QUIET = timedelta(hours=3)
 IDLE_SECONDS = 3.0
 SETTLE_LIMIT = 900.0
