@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
+
 import pytest
 
+from overdue.config import Config
 from overdue.tuning import (
     CACHE_VARIABLE,
     DEFAULT_MAX_CACHED_WORKFLOWS,
@@ -12,6 +16,7 @@ from overdue.tuning import (
     TuningError,
     WorkerTuning,
 )
+from overdue.worker import run_worker
 
 
 def test_unset_or_empty_variables_take_the_measured_defaults() -> None:
@@ -52,3 +57,14 @@ def test_the_defaults_bound_how_long_a_workflow_task_can_be_held_up() -> None:
 def test_a_bad_value_names_its_variable(environ: dict[str, str], message: str) -> None:
     with pytest.raises(TuningError, match=message):
         WorkerTuning.from_env(environ)
+
+
+def test_the_worker_refuses_a_bad_value_before_it_connects(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """One line naming the variable, no traceback, and nothing started: the database and
+    Temporal addresses below are never reached."""
+    monkeypatch.setenv(TASKS_VARIABLE, "1")
+    config = Config(home=tmp_path, temporal_address="127.0.0.1:1", database_url="postgresql://x")
+    with pytest.raises(SystemExit, match=rf"^{TASKS_VARIABLE}: must be at least 2, not 1$"):
+        asyncio.run(run_worker(config))
