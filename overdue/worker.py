@@ -32,7 +32,7 @@ from overdue.simulator import (
     SimulatedCreditBureau,
     SimulatedProvider,
 )
-from overdue.tuning import TuningError, WorkerTuning
+from overdue.tuning import WorkerTuning
 from workflows.collection import LoanCollection
 from workflows.sandbox import workflow_runner
 from workflows.types import TASK_QUEUE, ContactOutcome, PaymentReceived, workflow_id_for
@@ -138,13 +138,13 @@ async def run_worker(
 
     A worker connected with ``runtime`` reports its metrics, and the activities', through it.
     Its sticky cache and workflow task slots come from the environment (``overdue.tuning``).
+
+    Raises:
+        TuningError: A tuning variable holds a bad value; the message names it.
     """
     if not config.database_url:
         raise SystemExit("DATABASE_URL is not set and no embedded stack is running (`overdue up`)")
-    try:
-        tuning = WorkerTuning.from_env()
-    except TuningError as problem:
-        raise SystemExit(str(problem)) from None
+    tuning = WorkerTuning.from_env()  # before connecting: a bad value stops nothing half-started
     client = await connect(config, runtime=runtime)
     pool = await db.create_pool(config.database_url, min_size=1, max_size=10)
     try:

@@ -62,9 +62,9 @@ def test_a_bad_value_names_its_variable(environ: dict[str, str], message: str) -
 def test_the_worker_refuses_a_bad_value_before_it_connects(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    """One line naming the variable, no traceback, and nothing started: the database and
-    Temporal addresses below are never reached."""
+    """An error naming the variable, and nothing started: the database and Temporal addresses
+    below are never reached."""
     monkeypatch.setenv(TASKS_VARIABLE, "1")
     config = Config(home=tmp_path, temporal_address="127.0.0.1:1", database_url="postgresql://x")
-    with pytest.raises(SystemExit, match=rf"^{TASKS_VARIABLE}: must be at least 2, not 1$"):
+    with pytest.raises(TuningError, match=rf"^{TASKS_VARIABLE}: must be at least 2, not 1$"):
         asyncio.run(run_worker(config))
