@@ -81,6 +81,7 @@ from overdue.connection import connect
 from overdue.institutions import SimulatedDeathRegistry
 from overdue.simulator import SimulatedCreditBureau
 from overdue.stack import EmbeddedStack, free_port
+from overdue.tuning import WorkerTuning
 from overdue.worker import activities_for, simulated_provider
 from workflows import profiles
 from workflows.collection import LoanCollection
@@ -204,6 +205,7 @@ def bench_worker(client: Client, pool: asyncpg.Pool, config: Config, seen: Reser
         workflows=[LoanCollection],
         activities=activities,
         workflow_runner=workflow_runner(),
+        **WorkerTuning().worker_options(),  # the production worker's cache and slots
     )
 
 

@@ -34,6 +34,7 @@ from overdue.simulator import (
     SimulatedCreditBureau,
     SimulatedProvider,
 )
+from overdue.tuning import WorkerTuning
 from workflows.collection import LoanCollection
 from workflows.sandbox import workflow_runner
 from workflows.scan import DelinquencyScan
@@ -111,7 +112,15 @@ def activities_for(
     ]
 
 
-def build_worker(client: Client, pool: asyncpg.Pool, config: Config, **options: Any) -> Worker:
+def build_worker(
+    client: Client,
+    pool: asyncpg.Pool,
+    config: Config,
+    tuning: WorkerTuning | None = None,
+    **options: Any,
+) -> Worker:
+    """The production worker; ``tuning`` (default: ``WorkerTuning()``) sizes its sticky cache
+    and workflow task slots, and ``options`` (other ``Worker`` arguments) override it."""
     provider = simulated_provider(client, config.simulation_seed, pool)
     return Worker(
         client,
@@ -130,7 +139,7 @@ def build_worker(client: Client, pool: asyncpg.Pool, config: Config, **options: 
         ],
         workflow_runner=workflow_runner(),
         interceptors=[PermanentErrors()],
-        **options,
+        **{**(tuning or WorkerTuning()).worker_options(), **options},
     )
 
 
@@ -140,13 +149,20 @@ async def run_worker(
     """Run a worker against the configured services until ``stop`` is set (or forever).
 
     A worker connected with ``runtime`` reports its metrics, and the activities', through it.
+    Its sticky cache and workflow task slots come from the environment (``overdue.tuning``).
+
+    Raises:
+        TuningError: A tuning variable holds a bad value; the message names it.
     """
     if not config.database_url:
         raise SystemExit("DATABASE_URL is not set and no embedded stack is running (`overdue up`)")
+    tuning = WorkerTuning.from_env()  # before connecting: a bad value stops nothing half-started
     client = await connect(config, runtime=runtime)
     pool = await db.create_pool(config.database_url, min_size=1, max_size=10)
     try:
-        async with build_worker(client, pool, config, graceful_shutdown_timeout=GRACEFUL_SHUTDOWN):
+        async with build_worker(
+            client, pool, config, tuning, graceful_shutdown_timeout=GRACEFUL_SHUTDOWN
+        ):
             await (stop or asyncio.Event()).wait()
     finally:
         await pool.close()

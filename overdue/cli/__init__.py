@@ -28,6 +28,7 @@ from overdue.connection import ConnectionSettingsError
 from overdue.loans import LoanInvalid
 from overdue.outcomes import OutcomeInvalid
 from overdue.stack import StackError
+from overdue.tuning import TuningError
 
 # Importing a command module registers its commands on `app`, and `overdue --help` lists them
 # in the order they were registered: this order, which isort must not sort.
@@ -57,6 +58,7 @@ def _guarded(fn: Callable[[], Any]) -> int:
         StackError,
         EncryptionKeyError,
         ConnectionSettingsError,
+        TuningError,
     ) as problem:
         message = problem.args[0] if isinstance(problem, ops.UnknownLoan) else str(problem)
         err.print(f"[red]error:[/] {message}", highlight=False)
