@@ -14,17 +14,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import tempfile
 import time
 import tracemalloc
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from overdue import db
-from overdue.config import Config
+from throwaway import throwaway_stack
+
 from overdue.loanbook import SyncReport, read_rows, sync
-from overdue.stack import EmbeddedStack, free_port
 
 
 def write_book(path: Path, loans: int) -> None:
@@ -67,13 +65,9 @@ async def timed_sync(pool: object, path: Path) -> tuple[SyncReport, float, float
 
 
 async def main(loans: int, small: int) -> None:
-    home = Path(tempfile.mkdtemp(prefix="overdue-bench-"))
-    stack = EmbeddedStack(Config(home=home), temporal_port=free_port(), ui_port=free_port())
-    await stack.start()
-    try:
-        pool = await db.create_pool(stack.database_url, max_size=4)
+    async with throwaway_stack(pool_size=4) as (stack, pool):
         for count in (small, loans):
-            path = home / f"book-{count}.jsonl"
+            path = stack.config.home / f"book-{count}.jsonl"
             write_book(path, count)
             size = path.stat().st_size / 2**20
             for label in ("first sync", "again"):
@@ -83,9 +77,6 @@ async def main(loans: int, small: int) -> None:
                     f" {count / seconds:6.0f} lines/s, heap peak {peak:5.1f} MiB,"
                     f" {report.counts}"
                 )
-        await pool.close()
-    finally:
-        await stack.stop()
 
 
 if __name__ == "__main__":

@@ -22,27 +22,25 @@ import argparse
 import asyncio
 import logging
 import statistics
-import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import TypeVar
 
 import asyncpg
 import httpx
 from temporalio.client import Client
+from throwaway import throwaway_stack
 
-from overdue import db
 from overdue.api import create_app
 from overdue.bankfile import import_bank_file, read_bank_file
 from overdue.client import start_collection
 from overdue.config import Config
 from overdue.connection import connect
 from overdue.outbox import Outbox, TemporalClients
-from overdue.stack import EmbeddedStack, free_port
+from overdue.stack import free_port
 from overdue.worker import build_worker
 from workflows.types import Borrower, Loan, workflow_id_for
 
@@ -148,13 +146,9 @@ async def _bank_files(
 
 
 async def main(loans_count: int, calls: int, lines: int) -> None:
-    home = Path(tempfile.mkdtemp(prefix="overdue-bench-"))
-    stack = EmbeddedStack(Config(home=home), temporal_port=free_port(), ui_port=free_port())
-    await stack.start()
-    try:
+    async with throwaway_stack() as (stack, pool):
         config = stack.running_config
         client = await connect(config)
-        pool = await db.create_pool(stack.database_url, max_size=10)
         async with build_worker(client, pool, config):
             loans = [f"BENCH-{uuid.uuid4().hex[:6]}" for _ in range(loans_count)]
             for loan_id in loans:
@@ -168,9 +162,6 @@ async def main(loans_count: int, calls: int, lines: int) -> None:
             print(f"ledger: {held} payments, {distinct} distinct (expected {calls + 2 * lines})")
             for loan_id in loans:
                 await client.get_workflow_handle(workflow_id_for(loan_id)).terminate("bench done")
-        await pool.close()
-    finally:
-        await stack.stop()
 
 
 if __name__ == "__main__":

@@ -20,19 +20,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import tempfile
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from temporalio.client import Client
+from throwaway import throwaway_stack
 
-from overdue import db
-from overdue.config import Config
 from overdue.connection import connect
 from overdue.loanbook import read_rows, sync
-from overdue.stack import EmbeddedStack, free_port
 from overdue.starts import STARTS_IN_FLIGHT, start_all
 from overdue.worker import build_worker
 from workflows.scan import DelinquencyScan, ScanInput
@@ -137,19 +134,12 @@ async def _full_scan(client: Client, pool: object, home: Path, loans: int, overd
 
 
 async def main(loans: int, overdue: int, starts: int) -> None:
-    home = Path(tempfile.mkdtemp(prefix="overdue-bench-"))
-    stack = EmbeddedStack(Config(home=home), temporal_port=free_port(), ui_port=free_port())
-    await stack.start()
-    try:
+    async with throwaway_stack() as (stack, pool):
         config = stack.running_config
         client = await connect(config)
-        pool = await db.create_pool(stack.database_url, max_size=10)
         async with build_worker(client, pool, config):
             await _start_rate(client, starts)
-            await _full_scan(client, pool, home, loans, overdue)
-        await pool.close()
-    finally:
-        await stack.stop()
+            await _full_scan(client, pool, config.home, loans, overdue)
 
 
 if __name__ == "__main__":

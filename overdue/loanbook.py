@@ -42,9 +42,9 @@ from overdue.schemas import (
     MajorAmount,
     ScheduleDate,
     _amount_is_text,
+    cell_items,
     cells,
     invalid,
-    shown,
     validate,
 )
 from workflows.money import AmountError, format_minor, to_minor
@@ -98,15 +98,12 @@ class BookLoanIn(LoanIn):
     @classmethod
     def _schedule(cls, value: object, info: ValidationInfo) -> object:
         if isinstance(value, str):
-            items = []
-            for item in filter(None, (part.strip() for part in value.split(";"))):
-                parts = [p.strip() for p in item.split("|")]
-                if len(parts) not in (2, 3):
-                    raise invalid(f"{shown(item)} is not due_date|amount_due|amount_paid")
-                items.append(
-                    dict(zip(("due_date", "amount_due", "amount_paid"), parts, strict=False))
-                )
-            value = items
+            value = cell_items(
+                value,
+                ("due_date", "amount_due", "amount_paid"),
+                shape="due_date|amount_due|amount_paid",
+                optional=1,
+            )
         if isinstance(value, list) and len(value) > MAX_INSTALMENTS:
             raise invalid(f"has {len(value)} instalments; at most {MAX_INSTALMENTS}")
         schedule = _SCHEDULE.validate_python(value, context={"currency": info.data.get("currency")})

@@ -148,6 +148,22 @@ def validate(model: type[M], values: object, *, line: int | None = None, context
         raise Invalid(field_errors(error, line=line)) from None
 
 
+def cell_items(
+    value: str, names: Sequence[str], *, shape: str, optional: int = 0
+) -> list[dict[str, str]]:
+    """A CSV cell holding a list: ``;``-separated items of ``|``-separated parts
+    (``c1|Bo Chen|+1 202 555 0101|sibling;...``), as the dicts a model takes, keyed by
+    ``names``. The last ``optional`` parts of an item may be left out; an item of another
+    length is refused as not of ``shape``."""
+    items = []
+    for item in filter(None, (part.strip() for part in value.split(";"))):
+        parts = [p.strip() for p in item.split("|")]
+        if not len(names) - optional <= len(parts) <= len(names):
+            raise invalid(f"{shown(item)} is not {shape}")
+        items.append(dict(zip(names, parts, strict=False)))
+    return items
+
+
 def cells(row: Mapping[Any, Any]) -> dict[str, Any]:
     """A CSV row as a model takes it: cells trimmed, and a blank cell read as a missing one, so
     that it is reported as ``is required`` rather than as a malformed value."""
@@ -427,15 +443,9 @@ class LoanIn(BaseModel):
     @classmethod
     def _contacts(cls, value: object, info: ValidationInfo) -> object:
         if isinstance(value, str):
-            items = []
-            for item in filter(None, (part.strip() for part in value.split(";"))):
-                parts = [p.strip() for p in item.split("|")]
-                if len(parts) != 4:
-                    raise invalid(f"{shown(item)} is not id|name|phone|relation")
-                items.append(
-                    dict(zip(("contact_id", "name", "phone", "relation"), parts, strict=True))
-                )
-            value = items
+            value = cell_items(
+                value, ("contact_id", "name", "phone", "relation"), shape="id|name|phone|relation"
+            )
         # Checked here rather than by the field, so that their phones are read in the
         # borrower's country; a problem is still named by its place: contacts[1].phone.
         if isinstance(value, list) and len(value) > limits.MAX_CONTACTS:

@@ -7,15 +7,24 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
+import httpx
 import pytest
 import pytest_asyncio
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from overdue.api import create_app
 from overdue.config import Config
 from overdue.stack import EmbeddedStack
 from overdue.worker import build_worker
-from tests.integration.support import Cli, Loans, terminate_collections
+from tests.integration.support import (
+    API_TOKEN,
+    Cli,
+    Loans,
+    asgi_client,
+    clients_of,
+    terminate_collections,
+)
 
 
 @pytest.fixture(scope="module")
@@ -47,3 +56,12 @@ def cli(worker: Worker, stack: EmbeddedStack, overdue_home: Path) -> Cli:
         OVERDUE_HOME=str(overdue_home),
     )
     return Cli(env)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def api(
+    client: Client, pool: asyncpg.Pool, worker: Worker
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The HTTP API in this process, on the module's worker and the ledger (``API_TOKEN``)."""
+    async with asgi_client(create_app(clients_of(client), pool, API_TOKEN)) as http:
+        yield http

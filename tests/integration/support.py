@@ -17,6 +17,8 @@ from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import asyncpg
+import httpx
+from fastapi import FastAPI
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -142,6 +144,26 @@ async def read_lines(stream: asyncio.StreamReader, lines: list[str]) -> None:
     """Append each line of ``stream`` to ``lines`` until it ends."""
     while line := await stream.readline():
         lines.append(line.decode().strip())
+
+
+# --- the HTTP API in process ---------------------------------------------------------------
+
+API_TOKEN = "test-token-" + uuid.uuid4().hex
+API_AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
+
+
+def asgi_client(app: FastAPI) -> httpx.AsyncClient:
+    """An HTTP client of the API app in this process: no server, no port."""
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api")
+
+
+def clients_of(client: Client) -> Callable[[], Awaitable[Client]]:
+    """What the API and the outbox ask for a Temporal client: always ``client``."""
+
+    async def provide() -> Client:
+        return client
+
+    return provide
 
 
 # --- loans ----------------------------------------------------------------------------------

@@ -8,15 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
-import pytest_asyncio
-from fastapi import FastAPI
 from temporalio.client import Client
 from temporalio.worker import Worker
 
@@ -24,29 +21,20 @@ from overdue.api import create_app
 from overdue.config import Config
 from overdue.outbox import Backoff, Outbox, TemporalClients
 from overdue.stack import free_port
-from tests.integration.support import Loans, eventually, past_due_loan, start_until_opened
+from tests.integration.support import API_AUTH as AUTH
+from tests.integration.support import API_TOKEN as TOKEN
+from tests.integration.support import (
+    Loans,
+    asgi_client,
+    clients_of,
+    eventually,
+    past_due_loan,
+    start_until_opened,
+)
 from workflows.collection import LoanCollection
 from workflows.types import workflow_id_for
 
 pytestmark = pytest.mark.integration
-TOKEN = "test-token-" + uuid.uuid4().hex
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
-
-
-def _http(app: FastAPI) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api")
-
-
-async def _provide(client: Client) -> Client:
-    return client
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def api(
-    client: Client, pool: asyncpg.Pool, worker: Worker
-) -> AsyncIterator[httpx.AsyncClient]:
-    async with _http(create_app(lambda: _provide(client), pool, TOKEN)) as http:
-        yield http
 
 
 @pytest.fixture(scope="module")
@@ -374,7 +362,7 @@ async def test_with_temporal_down_a_payment_is_queued_then_relayed_once(
     loan_id = await _start_loan(client, pool, loans, "outbox")
     down = Outbox(pool, down_clients, backoff=Backoff(first=0.05))
     body = _payment(loan_id, "80.00")
-    async with _http(create_app(down_clients, pool, TOKEN, outbox=down)) as api_down:
+    async with asgi_client(create_app(down_clients, pool, TOKEN, outbox=down)) as api_down:
         queued = await api_down.post("/v1/payments", json=body, headers=AUTH)
         assert queued.status_code == 202, queued.text
         answer = queued.json()
@@ -402,7 +390,7 @@ async def test_with_temporal_down_a_payment_is_queued_then_relayed_once(
     # Temporal is back: the relay (two of them, as two API replicas) delivers it once.
     stop = asyncio.Event()
     relays = [
-        asyncio.create_task(Outbox(pool, lambda: _provide(client)).relay(stop, idle=0.05))
+        asyncio.create_task(Outbox(pool, clients_of(client)).relay(stop, idle=0.05))
         for _ in range(2)
     ]
 
@@ -426,8 +414,8 @@ async def test_with_temporal_down_a_payment_is_queued_then_relayed_once(
         " WHERE payment_id = $1",
         body["payment_id"],
     )
-    assert await Outbox(pool, lambda: _provide(client)).deliver_due() >= 1
-    entry = await Outbox(pool, lambda: _provide(client)).get(body["payment_id"])
+    assert await Outbox(pool, clients_of(client)).deliver_due() >= 1
+    entry = await Outbox(pool, clients_of(client)).get(body["payment_id"])
     assert entry is not None and entry.status == "delivered"
     assert entry.result is not None and entry.result.duplicate is True
     await _assert_applied_once(client, pool, loan_id, body["payment_id"], 42_000)
@@ -438,8 +426,8 @@ async def test_a_worker_that_does_not_answer_in_time_leaves_the_payment_queued(
 ) -> None:
     loan_id = await _start_loan(client, pool, loans, "slow")
     # A deadline no update can meet: Temporal is up, but the answer comes too late.
-    hasty = Outbox(pool, lambda: _provide(client), delivery_timeout=0.001)
-    async with _http(create_app(lambda: _provide(client), pool, TOKEN, outbox=hasty)) as api:
+    hasty = Outbox(pool, clients_of(client), delivery_timeout=0.001)
+    async with asgi_client(create_app(clients_of(client), pool, TOKEN, outbox=hasty)) as api:
         body = _payment(loan_id, "30.00")
         queued = await api.post("/v1/payments", json=body, headers=AUTH)
         assert queued.status_code == 202, queued.text
@@ -453,8 +441,8 @@ async def test_a_worker_that_does_not_answer_in_time_leaves_the_payment_queued(
             "UPDATE payment_outbox SET next_attempt_at = now() WHERE payment_id = $1",
             body["payment_id"],
         )
-        await Outbox(pool, lambda: _provide(client)).deliver_due()
-        entry = await Outbox(pool, lambda: _provide(client)).get(body["payment_id"])
+        await Outbox(pool, clients_of(client)).deliver_due()
+        entry = await Outbox(pool, clients_of(client)).get(body["payment_id"])
         return entry is not None and entry.status == "delivered"
 
     await eventually(relayed, what="the relay delivering the payment")
@@ -468,7 +456,7 @@ async def test_with_the_ledger_down_nothing_is_accepted(
     gone = await asyncpg.create_pool(database_url, min_size=1, max_size=1)
     assert gone is not None
     await gone.close()
-    async with _http(create_app(lambda: _provide(client), gone, TOKEN)) as api:
+    async with asgi_client(create_app(clients_of(client), gone, TOKEN)) as api:
         response = await api.post("/v1/payments", json=_payment(loan_id), headers=AUTH)
     assert response.status_code == 503, response.text
     assert response.json() == {

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,7 +25,7 @@ from temporalio.testing import ActivityEnvironment
 from temporalio.worker import Worker
 
 from activities.ledger import LedgerActivities
-from overdue.api import OutcomeIn, PaymentIn, create_app
+from overdue.api import OutcomeIn, PaymentIn
 from overdue.bankfile import import_bank_file, read_bank_file
 from overdue.loans import CSV_COLUMNS, read_loan_book
 from overdue.outbox import Outbox
@@ -41,32 +40,23 @@ from tests.fuzzing import (
     body_of,
     mutated,
 )
-from tests.integration.support import Loans, eventually, past_due_loan, start_until_opened
+from tests.integration.support import API_AUTH as AUTH
+from tests.integration.support import (
+    Loans,
+    clients_of,
+    eventually,
+    past_due_loan,
+    start_until_opened,
+)
 from workflows.commands import OpenLoan
 
 pytestmark = pytest.mark.integration
-TOKEN = "test-token-" + uuid.uuid4().hex
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
 # Large enough that no fuzzed payment cures the loan: every example meets a running collection.
 OUTSTANDING_MINOR = 10**15
 ANSWERS = {200, 202, 404, 409, 422}
 # Ids accepted once may come back in another example (fuzz can draw a short valid id twice):
 # "nothing written" is checked only for ids no example stored.
 stored: set[str] = set()
-
-
-async def _provide(client: Client) -> Client:
-    return client
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def api(
-    client: Client, pool: asyncpg.Pool, worker: Worker
-) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(lambda: _provide(client), pool, TOKEN)
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://api") as http:
-        yield http
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
@@ -190,7 +180,7 @@ async def test_a_fuzzed_bank_file_stores_its_good_lines_and_no_bad_one(
         for row in rows
     ]
     bank_file = read_bank_file(as_csv(BANK_COLUMNS, rows))
-    report = await import_bank_file(Outbox(pool, lambda: _provide(client)), bank_file)
+    report = await import_bank_file(Outbox(pool, clients_of(client)), bank_file)
     kept = [*report.applied, *report.duplicates, *report.queued]
     for payment_id in kept:
         assert await _count(pool, "payment_outbox", payment_id) == 1

@@ -14,7 +14,6 @@ import asyncio
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,12 +21,10 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-import pytest_asyncio
 from temporalio.client import Client
-from temporalio.worker import Worker
 
-from overdue.api import create_app
 from overdue.loans import CSV_COLUMNS
+from tests.integration.support import API_AUTH as AUTH
 from tests.integration.support import (
     Cli,
     Loans,
@@ -37,23 +34,7 @@ from tests.integration.support import (
 )
 
 pytestmark = pytest.mark.integration
-TOKEN = "test-token-" + uuid.uuid4().hex
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
 BANK_HEADER = "payment_id,loan_id,amount,currency,paid_at,reference\n"
-
-
-async def _provide(client: Client) -> Client:
-    return client
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def api(
-    client: Client, pool: asyncpg.Pool, worker: Worker
-) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(lambda: _provide(client), pool, TOKEN)
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://api") as http:
-        yield http
 
 
 async def _loan(client: Client, pool: asyncpg.Pool, loans: Loans, label: str) -> str:
