@@ -47,7 +47,14 @@ async def test_unanswered_calls_rotate_on_a_compressed_clock_and_the_history_rep
         return await _unanswered_slots(pool, loan.loan_id, slots_a_day)
 
     slots = await eventually(first_rotation, timeout=120, what="a rotation of unanswered calls")
-    assert sorted(slots) == sorted(slot.name for slot in default_strategy().slots), slots
+    if sorted(slots) != sorted(slot.name for slot in default_strategy().slots):
+        # Every contact of the loan, to tell a broken rotation from a new one.
+        contacts = await pool.fetch(
+            "SELECT attempt_no, channel, target, slot, outcome, at_local FROM contact_attempts"
+            " WHERE loan_id = $1 ORDER BY attempt_no",
+            loan.loan_id,
+        )
+        raise AssertionError(f"first rotation {slots}; contacts: {[tuple(c) for c in contacts]}")
 
     runs = await _every_run(client, workflow_id_for(loan.loan_id))
     patch_ids = {
