@@ -420,7 +420,8 @@ async def _first_unanswered_slots(pool: asyncpg.Pool, loan_ids: list[str]) -> di
     rows = await pool.fetch(
         "SELECT loan_id, array_agg(slot ORDER BY attempt_no) AS slots FROM contact_attempts"
         " WHERE loan_id = ANY($1) AND channel = 'call' AND target = 'borrower'"
-        " AND outcome = 'no_answer' GROUP BY loan_id ORDER BY loan_id",
+        " AND outcome IN ('no_answer', 'busy', 'wrong_party')"  # what rotates (workflows.rotation)
+        " GROUP BY loan_id ORDER BY loan_id",
         loan_ids,
     )
     slots_a_day = len(default_strategy().slots)

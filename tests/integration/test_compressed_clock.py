@@ -30,7 +30,7 @@ async def _unanswered_slots(pool: asyncpg.Pool, loan_id: str, count: int) -> lis
     slots: list[str] = await pool.fetchval(
         "SELECT array_agg(slot ORDER BY attempt_no) FROM contact_attempts"
         " WHERE loan_id = $1 AND channel = 'call' AND target = 'borrower'"
-        " AND outcome = 'no_answer'",
+        " AND outcome IN ('no_answer', 'busy', 'wrong_party')",  # what rotates (rotation.py)
         loan_id,
     )
     return slots[:count] if slots and len(slots) >= count else None
