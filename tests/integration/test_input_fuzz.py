@@ -25,7 +25,7 @@ from temporalio.testing import ActivityEnvironment
 from temporalio.worker import Worker
 
 from activities.ledger import LedgerActivities
-from overdue.api import OutcomeIn, PaymentIn
+from overdue.api_bodies import OutcomeIn, PaymentIn
 from overdue.bankfile import import_bank_file, read_bank_file
 from overdue.loans import CSV_COLUMNS, read_loan_book
 from overdue.outbox import Outbox

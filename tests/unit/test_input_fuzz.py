@@ -25,7 +25,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from overdue.api import OutcomeIn, PaymentIn, _validation_failed
+from overdue.api import _validation_failed
+from overdue.api_bodies import OutcomeIn, PaymentIn
 from overdue.bankfile import read_bank_file
 from overdue.cli import _guarded
 from overdue.cli.common import app

@@ -7,7 +7,7 @@ from typing import Any, get_args
 
 import pytest
 
-from overdue.api import ConversationChannel
+from overdue.api_bodies import ConversationChannel
 from overdue.outcomes import (
     SITUATION_CODES,
     LoanView,
