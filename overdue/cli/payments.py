@@ -8,12 +8,10 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
-import asyncpg
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from overdue import client as ops
-from overdue import db
 from overdue.bankfile import ImportReport, NotABankFile, import_bank_file, read_bank_file
 from overdue.cli.common import (
     DataDirOption,
@@ -23,6 +21,7 @@ from overdue.cli.common import (
     checked_id,
     emit_json,
     err,
+    ledger_pool,
     load_config,
     out,
     run_async,
@@ -44,14 +43,8 @@ async def _outbox(config: Config) -> AsyncIterator[Outbox]:
     the relay to deliver them."""
     if not config.database_url:
         raise UserError("DATABASE_URL is not set and no embedded stack is running (`overdue up`)")
-    try:
-        pool = await db.create_pool(config.database_url, max_size=4)
-    except (OSError, asyncpg.PostgresError) as problem:
-        raise UserError(f"cannot reach the ledger database ({problem})") from None
-    try:
+    async with ledger_pool(config) as pool:
         yield Outbox(pool, TemporalClients(config))
-    finally:
-        await pool.close()
 
 
 @payments_app.command("import")
