@@ -18,6 +18,7 @@ from activities import metrics
 from overdue.ledger import PaymentConflict, append_audit, write_payment
 from workflows.commands import (
     PAYMENT_CONFLICT,
+    LoanChangeEntry,
     OpenLoan,
     PaymentEntry,
     RejectedPayment,
@@ -102,6 +103,35 @@ class LedgerActivities:
             metrics.payment(
                 entry.payment.currency, entry.outstanding_before - entry.outstanding_after
             )
+
+    @activity.defn(name="record_loan_change")
+    async def record_loan_change(self, change: LoanChangeEntry) -> None:
+        """Keep a change of the loan book in the audit log, and the loan's balance and due date
+        with it. Once per version: a retry finds the entry and changes nothing."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            written = await append_audit(
+                conn,
+                event_key=f"{change.loan_id}:book:v{change.version}",
+                loan_id=change.loan_id,
+                at=change.at,
+                action="loan_changed",
+                actor="loan_book",
+                details={
+                    "version": change.version,
+                    "overdue_minor": change.overdue_minor,
+                    "outstanding_before": change.outstanding_before,
+                    "outstanding_after": change.outstanding_after,
+                    "due_date": change.due_date,
+                    "payment_ids": change.payment_ids,
+                },
+            )
+            if written:
+                await conn.execute(
+                    "UPDATE loans SET outstanding_minor = $2, due_date = $3 WHERE loan_id = $1",
+                    change.loan_id,
+                    change.outstanding_after,
+                    date.fromisoformat(change.due_date),
+                )
 
     @activity.defn(name="record_rejected_payment")
     async def record_rejected_payment(self, rejected: RejectedPayment) -> None:

@@ -295,6 +295,12 @@ class SituationActivities:
                     report.currency,
                     report.at,
                 )
+                if report.outstanding_after is not None:
+                    await conn.execute(
+                        "UPDATE loans SET outstanding_minor = $2 WHERE loan_id = $1",
+                        report.loan_id,
+                        report.outstanding_after,
+                    )
             reported = await append_audit(
                 conn,
                 event_key=f"{report.loan_id}:promise:{report.promise_id}:reported",

@@ -6,9 +6,15 @@ when the version is new, and changes nothing when the same version comes again. 
 checked and written on its own, in one transaction, so a file of any size streams through in
 flat memory and a bad row never half-writes a loan: it is reported by line and field.
 
-Two formats: the loan-book CSV of ``overdue import`` (``version`` and ``schedule`` are optional
-columns; a row without a schedule is one instalment of ``outstanding`` due on ``due_date``), and
-JSON Lines, one loan object per line with the same fields (``schedule`` a list of objects).
+Two formats: the loan-book CSV of ``overdue import`` (``version``, ``schedule`` and ``payments``
+are optional columns; a row without a schedule is one instalment of ``outstanding`` due on
+``due_date``), and JSON Lines, one loan object per line with the same fields (``schedule`` and
+``payments`` lists of objects).
+
+``payments`` are what the core system received for the loan, each with its id: the scan passes
+the ones a version lists for the first time to the loan's running collection, which applies each
+once, whichever source reported it first. A payment listed once stays listed: a later version
+that leaves it out changes nothing, and one that lists its id with another amount is refused.
 """
 
 from __future__ import annotations
@@ -37,6 +43,8 @@ from pydantic import (
 from overdue.schemas import (
     CsvRows,
     FieldError,
+    FileMoment,
+    Identifier,
     Invalid,
     LoanIn,
     MajorAmount,
@@ -47,9 +55,10 @@ from overdue.schemas import (
     invalid,
     validate,
 )
+from workflows.limits import MAX_BOOK_PAYMENTS
 from workflows.money import AmountError, format_minor, to_minor
-from workflows.schedule import ScheduledInstalment, oldest_unpaid, outstanding
-from workflows.types import Loan
+from workflows.schedule import CORE_SYSTEM, ScheduledInstalment, oldest_unpaid, outstanding
+from workflows.types import Loan, PaymentReceived
 
 MAX_VERSION = 2**31 - 1  # the column is an integer
 MAX_INSTALMENTS = 600  # fifty years of monthly instalments
@@ -84,6 +93,19 @@ class InstalmentIn(BaseModel):
 _SCHEDULE = TypeAdapter(list[InstalmentIn], config=ConfigDict(defer_build=True))
 
 
+class BookPaymentIn(BaseModel):
+    """A payment the core system received; in a CSV cell, ``payment_id|amount|paid_at``."""
+
+    model_config = ConfigDict(extra="forbid", defer_build=True)
+
+    payment_id: Identifier
+    amount: InstalmentAmount
+    paid_at: FileMoment
+
+
+_PAYMENTS = TypeAdapter(list[BookPaymentIn], config=ConfigDict(defer_build=True))
+
+
 class BookLoanIn(LoanIn):
     """A loan as the core system syncs it: a loan-book row with a version and a schedule."""
 
@@ -93,6 +115,7 @@ class BookLoanIn(LoanIn):
     # A loan of the book may not be due yet: its dates have the schedule's window.
     due_date: ScheduleDate | None = None  # type: ignore[assignment]
     schedule: list[InstalmentIn] = Field(default_factory=list)
+    payments: list[BookPaymentIn] = Field(default_factory=list)
 
     @field_validator("schedule", mode="before")
     @classmethod
@@ -116,6 +139,20 @@ class BookLoanIn(LoanIn):
             ):
                 raise invalid("is more than amount_due", at=(n, "amount_paid"))
         return schedule
+
+    @field_validator("payments", mode="before")
+    @classmethod
+    def _payments(cls, value: object, info: ValidationInfo) -> object:
+        if isinstance(value, str):
+            value = cell_items(
+                value, ("payment_id", "amount", "paid_at"), shape="payment_id|amount|paid_at"
+            )
+        if isinstance(value, list) and len(value) > MAX_BOOK_PAYMENTS:
+            raise invalid(f"has {len(value)} payments; at most {MAX_BOOK_PAYMENTS}")
+        payments = _PAYMENTS.validate_python(value, context={"currency": info.data.get("currency")})
+        if len({p.payment_id for p in payments}) != len(payments):
+            raise invalid("lists one payment id twice")
+        return payments
 
     @model_validator(mode="after")
     def _schedule_or_balance(self) -> BookLoanIn:
@@ -155,7 +192,13 @@ class BookLoanIn(LoanIn):
         schedule = self.instalments()
         oldest = oldest_unpaid(schedule) or schedule[-1]
         loan = self.to_loan(outstanding_minor=outstanding(schedule), due_date=oldest.due_date)
-        return BookLoan(loan, self.version, schedule)
+        payments = [
+            PaymentReceived(
+                p.payment_id, self._minor(p.amount), self.currency, p.paid_at, CORE_SYSTEM
+            )
+            for p in self.payments
+        ]
+        return BookLoan(loan, self.version, schedule, payments)
 
 
 @dataclass(frozen=True)
@@ -165,13 +208,17 @@ class BookLoan:
     loan: Loan
     version: int
     schedule: list[ScheduledInstalment]
+    payments: list[PaymentReceived] = field(default_factory=list)
 
     def digest(self) -> str:
         """A digest of everything synced, to tell the same version's content apart."""
-        content = json.dumps(
-            {"loan": _plain(self.loan), "schedule": [_plain(i) for i in self.schedule]},
-            sort_keys=True,
-        )
+        synced: dict[str, Any] = {
+            "loan": _plain(self.loan),
+            "schedule": [_plain(i) for i in self.schedule],
+        }
+        if self.payments:  # without, the digest is the one versions synced before had
+            synced["payments"] = [_plain(p) for p in self.payments]
+        content = json.dumps(synced, sort_keys=True, default=str)
         return hashlib.sha256(content.encode()).hexdigest()
 
 
@@ -317,7 +364,50 @@ async def store(pool: asyncpg.Pool, book_loan: BookLoan, *, line: int | None = N
                 for n, i in enumerate(book_loan.schedule, 1)
             ],
         )
+        await _store_payments(conn, book_loan, line)
     return Change.UPDATED if stored is not None else Change.ADDED
+
+
+async def _store_payments(conn: asyncpg.Connection, book_loan: BookLoan, line: int | None) -> None:
+    """Keep the payments a version lists, each once, with the first version that listed it.
+
+    Raises:
+        Invalid: a payment id the book holds with another amount or time (the transaction,
+            and so the whole line, is rolled back).
+    """
+    loan_id = book_loan.loan.loan_id
+    held = {
+        r["payment_id"]: (r["amount_minor"], r["paid_at"])
+        for r in await conn.fetch(
+            "SELECT payment_id, amount_minor, paid_at FROM book.payments"
+            " WHERE loan_id = $1 AND payment_id = ANY($2)",
+            loan_id,
+            [p.payment_id for p in book_loan.payments],
+        )
+    }
+    for n, payment in enumerate(book_loan.payments):
+        if payment.payment_id in held and held[payment.payment_id] != (
+            payment.amount_minor,
+            payment.paid_at,
+        ):
+            raise Invalid(
+                [
+                    FieldError(
+                        f"payments[{n}]",
+                        f"{payment.payment_id} was synced before with another amount or time",
+                        line,
+                    )
+                ]
+            )
+    await conn.executemany(
+        "INSERT INTO book.payments (loan_id, payment_id, amount_minor, paid_at, first_version)"
+        " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (loan_id, payment_id) DO NOTHING",
+        [
+            (loan_id, p.payment_id, p.amount_minor, p.paid_at, book_loan.version)
+            for p in book_loan.payments
+            if p.payment_id not in held
+        ],
+    )
 
 
 @dataclass

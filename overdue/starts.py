@@ -19,6 +19,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from workflows import search_attributes as sa
 from workflows.collection import LoanCollection
 from workflows.collection.view import loan_summary
+from workflows.money import to_major
 from workflows.types import TASK_QUEUE, CollectionInput, Loan, workflow_id_for
 from workflows.vocabulary import Stage
 
@@ -58,6 +59,12 @@ async def start_collection(
                     SearchAttributePair(sa.LOAN_ID, loan.loan_id),
                     SearchAttributePair(sa.COLLECTION_STAGE, Stage.EARLY),
                     SearchAttributePair(sa.OUTSTANDING_MINOR, loan.outstanding_minor),
+                    SearchAttributePair(
+                        sa.TOTAL_OUTSTANDING_AMOUNT,
+                        to_major(
+                            loan.total_outstanding_minor or loan.outstanding_minor, loan.currency
+                        ),
+                    ),
                 ]
             ),
         )

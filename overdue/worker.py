@@ -98,6 +98,7 @@ def activities_for(
         ledger.open_loan,
         ledger.record_payment,
         ledger.record_rejected_payment,
+        ledger.record_loan_change,
         ledger.record_stage_change,
         channels.place_call,
         channels.send_sms,

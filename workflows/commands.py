@@ -135,6 +135,21 @@ class PaymentEntry:
 
 
 @dataclass
+class LoanChangeEntry:
+    """A change of the loan book, as the collection took it in (the ledger's audit entry and
+    the loan's balance and due date). Keyed by loan and version."""
+
+    loan_id: str
+    version: int
+    at: datetime
+    overdue_minor: int  # the core's figure
+    outstanding_before: int  # the amount in collection, before and after (with fees, less
+    outstanding_after: int  # the payments the book does not list yet)
+    due_date: str  # the oldest unpaid instalment past due: DPD counts from it
+    payment_ids: list[str] = field(default_factory=list)
+
+
+@dataclass
 class RejectedPayment:
     loan_id: str
     payment: PaymentReceived
@@ -228,6 +243,9 @@ class BrokenPromise:
     fee_minor: int
     broken_count: int
     at: datetime
+    # The amount in collection once the fee is added to it (collections with the loan book);
+    # None where the fee was charged without being owed (older histories).
+    outstanding_after: int | None = None
 
 
 @dataclass
@@ -285,3 +303,4 @@ class ScanPageResult:
     started: int
     already_running: int
     already_ended: int
+    signalled: int = 0  # running collections told of a newer version of their loan

@@ -25,6 +25,7 @@ from workflows.types import (
     ContactOutcome,
     DisputeResolution,
     HoldRequest,
+    LoanChanged,
     PaymentReceived,
     ReviewDecision,
 )
@@ -352,6 +353,46 @@ def resolution_problem(resolution: DisputeResolution) -> str | None:
         checks.append(
             ("note", lambda: check_text(resolution.note or "", max_length=NOTE_MAX, multiline=True))
         )
+    return _first_problem(checks)
+
+
+MAX_BOOK_PAYMENTS = 2000  # payments one version of a loan may list
+
+
+def loan_change_problem(change: LoanChanged) -> str | None:
+    """Why a change of the loan book (``loan_changed``) is outside the limits, or None."""
+
+    def amounts() -> object:
+        for amount in (change.overdue_minor, change.outstanding_minor):
+            if amount:
+                check_minor(amount)
+        if change.overdue_minor > change.outstanding_minor:
+            raise LimitError("is more than outstanding_minor")
+        return None
+
+    def oldest_unpaid_due() -> object:
+        if change.oldest_unpaid_due is None:
+            return None
+        try:
+            return date.fromisoformat(change.oldest_unpaid_due)
+        except ValueError:
+            raise LimitError(f"{shown(change.oldest_unpaid_due)} is not an ISO date") from None
+
+    def payments() -> object:
+        if len(change.payments) > MAX_BOOK_PAYMENTS:
+            raise LimitError(f"at most {MAX_BOOK_PAYMENTS}, got {len(change.payments)}")
+        for n, payment in enumerate(change.payments):
+            problem = payment_problem(payment)
+            if problem is not None:
+                raise LimitError(f"[{n}].{problem}")
+        return None
+
+    checks: list[tuple[str, Callable[[], object]]] = [
+        ("version", lambda: check_minor(change.version)),
+        ("overdue_minor", amounts),
+        ("oldest_unpaid_due", oldest_unpaid_due),
+        ("payments", payments),
+    ]
     return _first_problem(checks)
 
 

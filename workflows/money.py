@@ -47,6 +47,12 @@ def format_minor(amount_minor: int, currency: str) -> str:
     return str(Decimal(amount_minor).scaleb(-exponent).quantize(Decimal(1).scaleb(-exponent)))
 
 
+def to_major(amount_minor: int, currency: str) -> float:
+    """Minor units as a float of major units, for a search attribute that sorts and filters by
+    amount (the visibility store keeps it as a double). Shown, never computed with."""
+    return float(format_minor(amount_minor, currency))
+
+
 def amount_band(amount_minor: int, currency: str) -> str:
     """A coarse band for summaries that must not reveal the exact balance."""
     major = Decimal(amount_minor).scaleb(-CURRENCY_EXPONENTS.get(currency, 2))

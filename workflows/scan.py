@@ -1,10 +1,12 @@
-"""``DelinquencyScan``: the daily pass over the loan book that starts collections.
+"""``DelinquencyScan``: the daily pass over the loan book that starts and updates collections.
 
 A Temporal Schedule (``overdue-delinquency-scan``, made by ``overdue up``) runs it every day, and
 ``overdue scan --now`` runs it at once. It pages through the loan book by loan id; for each page
 an activity starts a collection for every loan whose oldest unpaid instalment is past due in the
-borrower's own today, and has none running (``activities.scan``). Starting is idempotent (the
-collection's workflow id is the loan's), so a page done twice starts nothing twice.
+borrower's own today, and has none running, and tells each running collection what changed in
+the book since it was last told (``activities.scan``). Starting is idempotent (the collection's
+workflow id is the loan's), and a collection takes each version once, so a page done twice
+starts nothing twice and changes nothing twice.
 
 The scan continues-as-new after every page with its cursor and totals: its history stays small
 however large the book, a crash resumes at the page it was on (neither skipping a loan nor
@@ -41,6 +43,7 @@ class ScanTotals:
     started: int = 0
     already_running: int = 0
     already_ended: int = 0
+    signalled: int = 0
 
 
 @dataclass
@@ -63,6 +66,7 @@ def add(totals: ScanTotals, page: ScanPageResult) -> ScanTotals:
         started=totals.started + page.started,
         already_running=totals.already_running + page.already_running,
         already_ended=totals.already_ended + page.already_ended,
+        signalled=totals.signalled + page.signalled,
     )
 
 
@@ -72,7 +76,8 @@ def progress(totals: ScanTotals, as_of: datetime) -> str:
         f"**Delinquency scan** as of {as_of:%Y-%m-%d %H:%M} UTC · page {totals.pages}\n"
         f"{totals.examined} loans examined, {totals.delinquent} past due: {totals.started}"
         f" collections started, {totals.already_running} already running,"
-        f" {totals.already_ended} ended before"
+        f" {totals.already_ended} ended before; {totals.signalled} running collections told"
+        " of a change"
     )
 
 

@@ -18,6 +18,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
+# The source of the payments the loan book lists: the lender's core system received them.
+CORE_SYSTEM = "core"
+
 
 @dataclass(frozen=True)
 class ScheduledInstalment:

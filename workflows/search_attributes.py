@@ -11,6 +11,11 @@ LOAN_ID = SearchAttributeKey.for_keyword("LoanId")
 COLLECTION_STAGE = SearchAttributeKey.for_keyword("CollectionStage")
 DAYS_PAST_DUE = SearchAttributeKey.for_int("DaysPastDue")
 OUTSTANDING_MINOR = SearchAttributeKey.for_int("OutstandingMinor")
+# The whole unpaid balance, due or not, with fees and less payments, in major units of the
+# loan's currency (``OutstandingMinor`` is the amount in collection: what is past due). A double:
+# the dev server's visibility store holds three integer attributes, all taken. Set by
+# collections that began with the loan book.
+TOTAL_OUTSTANDING_AMOUNT = SearchAttributeKey.for_float("TotalOutstandingAmount")
 SITUATION = SearchAttributeKey.for_keyword("Situation")
 BROKEN_PROMISES = SearchAttributeKey.for_int("BrokenPromises")
 NEXT_CONTACT_AT = SearchAttributeKey.for_datetime("NextContactAt")
@@ -32,4 +37,5 @@ ALL = (
     NEXT_CONTACT_AT,
     DUE_DATE,
     WAITING_FOR,
+    TOTAL_OUTSTANDING_AMOUNT,
 )

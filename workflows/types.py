@@ -157,6 +157,9 @@ class Loan:
     due_date: str  # ISO date of the missed instalment; DPD counts from it
     jurisdiction: str  # contact-rule profile: "cn" or "us"
     contacts: list[Contact] = field(default_factory=list)
+    # The whole unpaid balance, due or not, when the loan book gives a schedule; without one,
+    # ``outstanding_minor`` is all of it.
+    total_outstanding_minor: int | None = None
 
 
 @dataclass
@@ -181,6 +184,24 @@ class PaymentResult:
     outstanding_minor: int
     currency: str
     stage: Stage
+
+
+@dataclass
+class LoanChanged:
+    """Signal ``loan_changed``: the loan as the lender's core system now has it.
+
+    The delinquency scan sends it when the loan book holds a newer ``version`` than the
+    collection was last told. The figures are the core's own, net of every payment the core
+    received: ``payments`` are those it received since that last version, each applied once
+    through the collection's payment path (idempotent by ``payment_id``, whichever source
+    reported it first). Idempotent by ``version``: an older or equal one changes nothing.
+    """
+
+    version: int
+    overdue_minor: int  # unpaid of the instalments past due
+    outstanding_minor: int  # unpaid of every instalment, due or not
+    oldest_unpaid_due: str | None  # ISO date (borrower-local); None once nothing is unpaid
+    payments: list[PaymentReceived] = field(default_factory=list)
 
 
 @dataclass
@@ -327,6 +348,8 @@ class Strategy:
 class PendingPayment:
     payment: PaymentReceived
     rejection: str | None = None  # why the signal cannot be applied, if it cannot
+    # Listed by the loan book: the core's figures count it already (``book``).
+    in_book: bool = False
 
 
 @dataclass
@@ -410,6 +433,20 @@ class CollectionState:
     reported_label: Situation | None = None
     # Letters an outcome called for before the first day past due, served on it (``letters``).
     letters_waiting: list[str] = field(default_factory=list)
+    # What the collection added to the amount owed: failed-debit fees (``fees-owed``).
+    fees_minor: int = 0
+    # The whole unpaid balance, due or not, with fees and net of payments; None in histories
+    # from before the loan book (``view`` then shows the amount in collection alone).
+    total_outstanding_minor: int | None = None
+    # The loan book's version the collection was last told (``book.apply_loan_changes``), and
+    # the payments it applied that the core system has not yet counted (id -> amount): they
+    # are taken off the core's figures until a version lists them.
+    book_version: int = 0
+    payments_not_in_book: dict[str, int] = field(default_factory=dict)
+    pending_loan_changes: list[LoanChanged] = field(default_factory=list)
+    # When the collection opened, in real time: a payment the core received before it is the
+    # borrower's history, not a recovery of the collection.
+    opened_at: datetime | None = None
 
 
 @dataclass
@@ -458,6 +495,10 @@ class CollectionStatus:
     days_paused: int = 0
     arrangement: Arrangement | None = None
     hold: OperatorHold | None = None
+    # ``outstanding_minor`` is the amount in collection (past-due instalments and fees, less
+    # payments); these show its fees apart, and the whole balance including what is not due yet.
+    fees_minor: int = 0
+    total_outstanding_minor: int | None = None
 
 
 @dataclass

@@ -428,6 +428,7 @@ class SimulatedCollection(Collection):
 WRITES = (
     "record_payment",
     "record_rejected_payment",
+    "record_loan_change",
     "record_stage_change",
     "record_contact_outcome",
     "open_complaint_case",

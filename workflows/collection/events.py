@@ -291,6 +291,12 @@ async def report_broken(c: Collection, promise_id: str, amount_minor: int, paid_
     fee = state.strategy.failed_debit_fee_minor.get(loan.currency, 0)
     if c.machine.situation == "forbearance":
         fee = 0
+    # Collections with the loan book owe the fee they charge (``patches.LOAN_BOOK``).
+    owed = state.total_outstanding_minor is not None and fee > 0
+    if owed:
+        state.fees_minor += fee
+        state.outstanding_minor += fee
+        state.total_outstanding_minor = (state.total_outstanding_minor or 0) + fee
     await c.activity(
         SituationActivities.report_broken_promise,
         BrokenPromise(
@@ -303,6 +309,7 @@ async def report_broken(c: Collection, promise_id: str, amount_minor: int, paid_
             fee_minor=fee,
             broken_count=state.broken_promises,
             at=c.now(),
+            outstanding_after=state.outstanding_minor if owed else None,
         ),
         f"report broken promise #{state.broken_promises}",
     )

@@ -18,10 +18,16 @@ from workflows.types import (
     ContactOutcome,
     DisputeResolution,
     HoldChange,
+    LoanChanged,
     PaymentReceived,
     PendingPayment,
     ReviewDecision,
 )
+
+
+def loan_change_id(change: LoanChanged) -> str:
+    """A change of the loan book is known by its version."""
+    return f"book:v{change.version}"
 
 
 @dataclass
@@ -33,6 +39,7 @@ class Inbox:
     resolutions: list[DisputeResolution] = field(default_factory=list)
     decisions: list[ReviewDecision] = field(default_factory=list)
     hold_changes: list[HoldChange] = field(default_factory=list)
+    loan_changes: list[LoanChanged] = field(default_factory=list)
     # Another loan of the borrower said the shared budget changed: plan again now.
     borrower_changed: bool = False
     # Payment id -> why the payment was not applied (answered to the update that waits on it).
@@ -54,6 +61,7 @@ class Inbox:
             decisions=list(state.pending_decisions),
             hold_changes=list(state.pending_hold_changes),
             refused=list(state.pending_refusals),
+            loan_changes=list(state.pending_loan_changes),
         )
 
     def carry_out(self, state: CollectionState) -> None:
@@ -64,6 +72,7 @@ class Inbox:
         state.pending_decisions = list(self.decisions)
         state.pending_hold_changes = list(self.hold_changes)
         state.pending_refusals = list(self.refused)
+        state.pending_loan_changes = list(self.loan_changes)
 
     @staticmethod
     def taken_over(state: CollectionState) -> None:
@@ -74,6 +83,7 @@ class Inbox:
         state.pending_decisions = []
         state.pending_hold_changes = []
         state.pending_refusals = []
+        state.pending_loan_changes = []
 
     def has_mail(self) -> bool:
         """Whether anything waits to be applied: the main loop wakes for it."""
@@ -84,6 +94,7 @@ class Inbox:
             or self.decisions
             or self.hold_changes
             or self.refused
+            or self.loan_changes
             or self.borrower_changed
         )
 
@@ -135,6 +146,9 @@ class Inbox:
                 "pause or resume",
             ),
         ]
+        if self.loan_changes and loan_change_id(self.loan_changes[0]) == in_hand:
+            self.loan_changes.pop(0)
+            return f"loan book version {in_hand.removeprefix('book:v')}"
         for messages, head_id, kind in heads:
             if messages and head_id == in_hand:
                 messages.pop(0)

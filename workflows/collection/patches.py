@@ -49,6 +49,11 @@ LETTERS_FROM_DPD_1 = "letters-from-dpd-1"
 # whole and audited, instead of being applied. Asked only when one arrives.
 SIGNALS_WITHIN_LIMITS = "signals-within-limits"
 
+# The loan book: the collection keeps the whole balance beside the amount in collection (the
+# ``TotalOutstandingMinor`` search attribute), and adds failed-debit fees to what is owed. Asked
+# once, when the loan opens; the state then says which collections have it.
+LOAN_BOOK = "loan-book"
+
 BEFORE_LEAN = (
     APPLY_PAYMENTS_BEFORE_CONTINUE_AS_NEW,
     AUDIT_DENIED_CONTACTS,
@@ -65,4 +70,5 @@ ALL = (
     SITUATION_FROM_MACHINE,
     LETTERS_FROM_DPD_1,
     SIGNALS_WITHIN_LIMITS,
+    LOAN_BOOK,
 )

@@ -12,7 +12,7 @@ from datetime import datetime
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
-from workflows.collection import contacts, events, letters, patches, rules, view
+from workflows.collection import book, contacts, events, letters, patches, rules, view
 from workflows.collection.context import Collection, refusal_of
 from workflows.collection.inbox import Inbox
 from workflows.commands import (
@@ -33,9 +33,10 @@ with workflow.unsafe.imports_passed_through():
 
 
 async def apply_all(c: Collection, inbox: Inbox) -> None:
-    """Apply everything waiting, in order: payments, outcomes (then decisions and dispute
-    resolutions), operators' holds."""
+    """Apply everything waiting, in order: changes of the loan book, payments, outcomes (then
+    decisions and dispute resolutions), operators' holds."""
     await audit_refusals(c, inbox)
+    await book.apply_loan_changes(c, inbox)
     await apply_payments(c, inbox)
     await apply_outcomes(c, inbox)
     await apply_hold_changes(c, inbox)
@@ -97,6 +98,13 @@ async def apply_payments(c: Collection, inbox: Inbox) -> None:
         inbox.payments.pop(0)
         state.applied_payment_ids.append(payment.payment_id)
         state.outstanding_minor = after
+        if state.total_outstanding_minor is not None:
+            state.total_outstanding_minor = max(
+                0, state.total_outstanding_minor - payment.amount_minor
+            )
+        if not pending.in_book:
+            # Taken off the core's figures until the loan book lists it (``book``).
+            state.payments_not_in_book[payment.payment_id] = payment.amount_minor
         state.recovered_minor += before - after
         if machine.is_closed:
             continue

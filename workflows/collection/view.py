@@ -15,7 +15,7 @@ from workflows import clock, planner
 from workflows import search_attributes as sa
 from workflows.collection import patches, rules
 from workflows.collection.context import Collection
-from workflows.money import amount_band, format_minor
+from workflows.money import amount_band, format_minor, to_major
 from workflows.types import CollectionStatus, CollectionSummary, Loan, NextAction
 from workflows.vocabulary import NextActionKind, Situation, Stage, Target
 
@@ -50,6 +50,8 @@ def status(c: Collection) -> CollectionStatus:
         days_paused=rules.paused(state, now).days,
         arrangement=state.arrangement,
         hold=state.hold,
+        fees_minor=state.fees_minor,
+        total_outstanding_minor=state.total_outstanding_minor,
     )
 
 
@@ -73,6 +75,7 @@ def opening_status(loan: Loan, zone: ZoneInfo, now: datetime) -> CollectionStatu
         recent_attempts=[],
         applied_payment_ids=[],
         notices=[],
+        total_outstanding_minor=loan.total_outstanding_minor or loan.outstanding_minor,
     )
 
 
@@ -164,6 +167,9 @@ def publish(c: Collection) -> None:
     if c.lean:
         # Set once (continue-as-new carries it): older histories never upserted it.
         values[sa.DUE_DATE] = clock.day_starts(loan.due_date, 0, c.zone)
+    if state.total_outstanding_minor is not None:
+        # Collections from before the loan book never wrote it (``patches.LOAN_BOOK``).
+        values[sa.TOTAL_OUTSTANDING_AMOUNT] = to_major(state.total_outstanding_minor, loan.currency)
     waiting_for = rules.waiting_for(state)
     if waiting_for is not None or sa.WAITING_FOR.name in c.published:
         # Only once a loan waits on someone: histories from before never wrote it.
@@ -182,7 +188,15 @@ def publish(c: Collection) -> None:
 
 def _details(c: Collection, now: datetime, upcoming: NextAction) -> str:
     state, loan = c.state, c.loan
-    outstanding = format_minor(state.outstanding_minor, loan.currency)
+    owed = f"**Outstanding** {format_minor(state.outstanding_minor, loan.currency)} {loan.currency}"
+    if state.total_outstanding_minor is not None:
+        owed = f"**Overdue** {format_minor(state.outstanding_minor, loan.currency)}"
+        if state.fees_minor:
+            owed += f" (fees {format_minor(state.fees_minor, loan.currency)})"
+        owed += (
+            f" · **Total outstanding**"
+            f" {format_minor(state.total_outstanding_minor, loan.currency)} {loan.currency}"
+        )
     when = (
         f" at {upcoming.at_local} (UTC {upcoming.at_utc:%Y-%m-%d %H:%M})"
         if upcoming.at_utc is not None
@@ -191,7 +205,7 @@ def _details(c: Collection, now: datetime, upcoming: NextAction) -> str:
     lines = [
         loan_summary(loan),
         f"**Stage** {state.stage} · **DPD** {c.dpd(now)}",
-        f"**Outstanding** {outstanding} {loan.currency}",
+        owed,
         f"**Situation** {rules.situation_label(state)} · **Last outcome** {state.last_outcome or '-'}",
         f"**Next** {upcoming.kind} {upcoming.detail}".rstrip() + when,
     ]

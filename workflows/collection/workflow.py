@@ -39,6 +39,7 @@ from workflows.types import (
     DisputeResolution,
     HoldChange,
     HoldRequest,
+    LoanChanged,
     PaymentReceived,
     PaymentResult,
     ReviewDecision,
@@ -184,6 +185,17 @@ class LoanCollection:
             self._inbox.decisions.append(decision)
 
     @workflow.signal
+    def loan_changed(self, change: LoanChanged) -> None:
+        """The loan book holds a newer version of the loan: an instalment fell due, the core
+        system corrected the balance, or the borrower paid through it. Idempotent by version."""
+        if self._refused("loan_changed", limits.loan_change_problem(change)):
+            return
+        waiting = [c.version for c in self._inbox.loan_changes]
+        known = self._state.book_version if self._state is not None else 0
+        if change.version > max([known, *waiting]):
+            self._inbox.loan_changes.append(change)
+
+    @workflow.signal
     def borrower_changed(self, change: BorrowerChange) -> None:
         """Another loan of the borrower had a conversation or took a cease request: the plan
         this loan holds may no longer be allowed. It asks the ledger again at once."""
@@ -326,7 +338,9 @@ class LoanCollection:
         anchor = ClockAnchor(
             real_origin=origin, collection_origin=origin, day_seconds=input.day_seconds
         )
-        now = clock.collection_now(anchor, now)
+        opened_at, now = now, clock.collection_now(anchor, now)
+        loan = input.loan
+        book = workflow.patched(patches.LOAN_BOOK)
         return CollectionState(
             strategy=strategy,
             clock=anchor,
@@ -335,6 +349,10 @@ class LoanCollection:
             history=ContactHistory(cross_loan=strategy.cross_loan),
             stage_entered_at=now,
             entered_stages=[Stage.EARLY],
+            opened_at=opened_at,
+            total_outstanding_minor=(
+                (loan.total_outstanding_minor or loan.outstanding_minor) if book else None
+            ),
         )
 
     async def _continue_as_new(self, c: Collection, input: CollectionInput) -> None:
