@@ -117,7 +117,7 @@ class ChannelActivities:
                 )
             written = await append_audit(
                 conn,
-                event_key=f"{request.loan_id}:attempt:{request.attempt_no}",
+                event_key=request.idempotency_key,  # the collection's key, ":attempt:", its number
                 loan_id=request.loan_id,
                 at=request.at,
                 action="contact_attempt",

@@ -24,6 +24,7 @@ from workflows.commands import (
     RejectedPayment,
     StageChange,
 )
+from workflows.types import collection_key
 
 
 class LedgerActivities:
@@ -34,7 +35,12 @@ class LedgerActivities:
 
     @activity.defn(name="open_loan")
     async def open_loan(self, request: OpenLoan) -> None:
-        """Register the loan, its borrower and references. Re-opening the same loan is a no-op."""
+        """Register the loan, its borrower and references, and the collection that opens it.
+
+        Re-opening the same collection is a no-op. A later collection of the loan (it fell
+        overdue again after a cure) opens the loan again: its stage, balance and due date are
+        the new collection's.
+        """
         loan, borrower = request.loan, request.loan.borrower
         async with self._pool.acquire() as conn, conn.transaction():
             await conn.execute(
@@ -60,6 +66,24 @@ class LedgerActivities:
                 loan.jurisdiction,
                 request.opened_at,
             )
+            opened = await conn.fetchval(
+                "INSERT INTO collections (loan_id, number, workflow_id, run_id, opened_at)"
+                " VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING number",
+                loan.loan_id,
+                request.number,
+                request.workflow_id,
+                request.run_id,
+                request.opened_at,
+            )
+            if opened is not None and request.number > 1:
+                await conn.execute(
+                    "UPDATE loans SET stage = 'early', closed_at = NULL, outstanding_minor = $2,"
+                    " due_date = $3, opened_at = $4 WHERE loan_id = $1",
+                    loan.loan_id,
+                    loan.outstanding_minor,
+                    date.fromisoformat(loan.due_date),
+                    request.opened_at,
+                )
             for contact in loan.contacts:
                 await conn.execute(
                     "INSERT INTO contacts (loan_id, contact_id, name, phone, relation)"
@@ -72,7 +96,7 @@ class LedgerActivities:
                 )
             await append_audit(
                 conn,
-                event_key=f"{loan.loan_id}:opened",
+                event_key=f"{collection_key(loan.loan_id, request.number)}:opened",
                 loan_id=loan.loan_id,
                 at=request.opened_at,
                 action="loan_opened",
@@ -81,6 +105,7 @@ class LedgerActivities:
                     "currency": loan.currency,
                     "jurisdiction": loan.jurisdiction,
                     "new": inserted is not None,
+                    "collection": request.number,
                 },
             )
 
@@ -173,7 +198,7 @@ class LedgerActivities:
             )
             changed = await append_audit(
                 conn,
-                event_key=f"{change.loan_id}:stage:{change.sequence}",
+                event_key=f"{collection_key(change.loan_id, change.number)}:stage:{change.sequence}",
                 loan_id=change.loan_id,
                 at=change.at,
                 action="stage_changed",

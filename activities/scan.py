@@ -6,6 +6,11 @@ is the day after the due date, borrower-local). Its collection starts with the a
 collection runs, and whose book version is newer than the one the collection was last told,
 is told the new figures and the payments listed since (signal ``loan_changed``).
 
+A loan whose collection ended is collected again only when it is overdue again: its collection
+cured it, and its oldest unpaid instalment fell due after the day it was cured. The next
+collection runs under the same workflow id, numbered in the ledger (``collections``). A loan
+referred to legal, or closed in any other way, is never collected again by the scan.
+
 Starting is idempotent by workflow id, and a collection takes a version once, so a page retried
 after a crash starts nothing twice and changes nothing twice. What a page told is written last:
 a crash before it only tells the same version again.
@@ -16,7 +21,7 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 import asyncpg
@@ -24,7 +29,7 @@ from temporalio import activity
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
-from overdue.starts import STARTS_IN_FLIGHT, StartOutcome, start_all
+from overdue.starts import STARTS_IN_FLIGHT, StartOutcome, start_all, start_collection
 from workflows.collection import LoanCollection
 from workflows.commands import ScanPage, ScanPageResult
 from workflows.schedule import (
@@ -102,7 +107,10 @@ class ScanActivities:
             )
         ]
         told = await self._tell_all(behind, page.as_of)
+        ended = [e for e in delinquent if outcomes[e.loan.loan_id] == StartOutcome.ALREADY_ENDED]
+        again = await self._collect_again(ended, page.as_of)
         started = [e for e in entries if outcomes.get(e.loan.loan_id) == StartOutcome.STARTED]
+        started += again
         await self._pool.executemany(
             "UPDATE book.loans SET told_version = $2 WHERE loan_id = $1",
             [(e.loan.loan_id, e.version) for e in [*started, *told]],
@@ -117,7 +125,36 @@ class ScanActivities:
             already_running=values.count(StartOutcome.ALREADY_RUNNING),
             already_ended=values.count(StartOutcome.ALREADY_ENDED),
             signalled=len(told),
+            started_again=len(again),
         )
+
+    async def _collect_again(self, ended: list[BookEntry], as_of: datetime) -> list[BookEntry]:
+        """Start the next collection of each loan that is overdue again after a cure; the
+        entries started (a retried page finds them running and starts nothing twice)."""
+        if not ended:
+            return []
+        rows = {
+            r["loan_id"]: r
+            for r in await self._pool.fetch(
+                "SELECT l.loan_id, l.stage, l.closed_at, max(c.number) AS number"
+                " FROM loans l LEFT JOIN collections c USING (loan_id)"
+                " WHERE l.loan_id = ANY($1) GROUP BY l.loan_id",
+                [e.loan.loan_id for e in ended],
+            )
+        }
+        again = []
+        for entry in ended:
+            row = rows.get(entry.loan.loan_id)
+            if row is None or row["stage"] != "cured" or row["closed_at"] is None:
+                continue
+            cured_on = row["closed_at"].astimezone(ZoneInfo(entry.loan.borrower.timezone)).date()
+            loan = _collected(entry, as_of)
+            if date.fromisoformat(loan.due_date) <= cured_on:
+                continue  # still the arrears the collection cured: the book is behind
+            outcome = await start_collection(self._client, loan, number=(row["number"] or 1) + 1)
+            if outcome == StartOutcome.STARTED:
+                again.append(entry)
+        return again
 
     async def _tell_all(self, entries: list[BookEntry], as_of: datetime) -> list[BookEntry]:
         """Send each running collection its loan's change, ``STARTS_IN_FLIGHT`` at a time;

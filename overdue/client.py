@@ -485,6 +485,9 @@ def status_view(status: CollectionStatus) -> dict[str, Any]:
     data.pop("recent_attempts", None)
     data.pop("notices", None)
     data["outstanding"] = format_minor(status.outstanding_minor, status.currency)
+    data["fees"] = format_minor(status.fees_minor, status.currency)
+    if status.total_outstanding_minor is not None:
+        data["total_outstanding"] = format_minor(status.total_outstanding_minor, status.currency)
     return data
 
 

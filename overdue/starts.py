@@ -36,6 +36,7 @@ async def start_collection(
     *,
     day_seconds: float | None = None,
     clock_origin: datetime | None = None,
+    number: int = 1,
 ) -> str:
     """Start a loan's collection; returns a ``StartOutcome``.
 
@@ -43,15 +44,23 @@ async def start_collection(
     collection time, which the borrower-level budget needs to compare their contacts.
 
     The workflow id is the loan's, and a running collection is never duplicated; a loan whose
-    earlier collection failed or was terminated may be started again, one that completed may not.
+    earlier collection failed or was terminated may be started again, one that completed may
+    not, unless as its next collection (``number`` above 1: the loan fell overdue again after a
+    cure, which only the delinquency scan decides).
     """
     try:
         await client.start_workflow(
             LoanCollection.run,
-            CollectionInput(loan=loan, day_seconds=day_seconds, clock_origin=clock_origin),
+            CollectionInput(
+                loan=loan, day_seconds=day_seconds, clock_origin=clock_origin, number=number
+            ),
             id=workflow_id_for(loan.loan_id),
             task_queue=TASK_QUEUE,
-            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+            id_reuse_policy=(
+                WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY
+                if number == 1
+                else WorkflowIDReusePolicy.ALLOW_DUPLICATE
+            ),
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
             static_summary=loan_summary(loan),
             search_attributes=TypedSearchAttributes(

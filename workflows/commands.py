@@ -22,6 +22,9 @@ class LoadStrategy:
 class OpenLoan:
     loan: Loan
     opened_at: datetime
+    number: int = 1  # the loan's n-th collection: a later one reopens the loan in the ledger
+    workflow_id: str = ""
+    run_id: str = ""
 
 
 @dataclass
@@ -159,12 +162,13 @@ class RejectedPayment:
 @dataclass
 class StageChange:
     loan_id: str
-    sequence: int  # ordinal of this change in the loan's life: the idempotency key
+    sequence: int  # ordinal of this change in the collection: with ``number``, the key
     from_stage: str
     to_stage: str
     days_past_due: int
     outstanding_minor: int
     at: datetime
+    number: int = 1  # the loan's n-th collection
 
 
 @dataclass
@@ -304,3 +308,4 @@ class ScanPageResult:
     already_running: int
     already_ended: int
     signalled: int = 0  # running collections told of a newer version of their loan
+    started_again: int = 0  # collections started for loans overdue again after a cure

@@ -44,6 +44,7 @@ class ScanTotals:
     already_running: int = 0
     already_ended: int = 0
     signalled: int = 0
+    started_again: int = 0
 
 
 @dataclass
@@ -67,6 +68,7 @@ def add(totals: ScanTotals, page: ScanPageResult) -> ScanTotals:
         already_running=totals.already_running + page.already_running,
         already_ended=totals.already_ended + page.already_ended,
         signalled=totals.signalled + page.signalled,
+        started_again=totals.started_again + page.started_again,
     )
 
 
@@ -76,8 +78,8 @@ def progress(totals: ScanTotals, as_of: datetime) -> str:
         f"**Delinquency scan** as of {as_of:%Y-%m-%d %H:%M} UTC · page {totals.pages}\n"
         f"{totals.examined} loans examined, {totals.delinquent} past due: {totals.started}"
         f" collections started, {totals.already_running} already running,"
-        f" {totals.already_ended} ended before; {totals.signalled} running collections told"
-        " of a change"
+        f" {totals.already_ended} ended before ({totals.started_again} overdue again after a"
+        f" cure: collected again); {totals.signalled} running collections told of a change"
     )
 
 

@@ -28,8 +28,19 @@ TASK_QUEUE = "collections"
 
 
 def workflow_id_for(loan_id: str) -> str:
-    """The workflow id of a loan's collection: the contract others build on."""
+    """The workflow id of a loan's collection: the contract others build on.
+
+    Every collection of the loan has it: one that starts after a cure (the loan fell overdue
+    again) is a new workflow execution under the same id, and payment services reach it as
+    they reached the first.
+    """
     return f"collection-{loan_id}"
+
+
+def collection_key(loan_id: str, number: int) -> str:
+    """What the ledger's keys of the loan's ``number``-th collection start with: the loan id
+    for the first, ``L-1~2`` for the second (``~`` is never in a loan id)."""
+    return loan_id if number == 1 else f"{loan_id}~{number}"
 
 
 @dataclass
@@ -447,6 +458,7 @@ class CollectionState:
     # When the collection opened, in real time: a payment the core received before it is the
     # borrower's history, not a recovery of the collection.
     opened_at: datetime | None = None
+    number: int = 1  # the loan's n-th collection (``CollectionInput.number``)
 
 
 @dataclass
@@ -459,6 +471,8 @@ class CollectionInput:
     # Where a compressed clock starts (real and collection time alike). Loans started with one
     # origin share one collection time; without it, each loan's clock starts at its own start.
     clock_origin: datetime | None = None
+    # The loan's n-th collection: 2 and on when it fell overdue again after a cure.
+    number: int = 1
 
 
 @dataclass

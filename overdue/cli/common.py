@@ -137,9 +137,12 @@ def print_position(view: dict[str, Any]) -> None:
     out.print(
         f"[bold]{view['loan_id']}[/]  stage [bold]{view.get('stage')}[/]  DPD {view.get('days_past_due', '-')}"
     )
-    out.print(
-        f"outstanding {view.get('outstanding')} {view.get('currency')}  situation {view.get('situation', '-')}"
-    )
+    owed = f"outstanding {view.get('outstanding')} {view.get('currency')}"
+    if view.get("fees_minor"):
+        owed += f" (fees {view['fees']})"
+    if view.get("total_outstanding") is not None:
+        owed += f"  total outstanding {view['total_outstanding']}"
+    out.print(f"{owed}  situation {view.get('situation', '-')}")
     hold = view.get("hold")
     if hold:
         out.print(f"paused by {hold['operator']} since {hold['since']}: {hold['reason']}")

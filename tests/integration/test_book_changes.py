@@ -184,7 +184,7 @@ async def test_a_core_payment_cures_the_loan_once_even_when_the_api_reported_it_
     assert (await handle.describe()).status == WorkflowExecutionStatus.COMPLETED
 
 
-async def test_a_book_that_says_the_arrears_are_paid_cures_the_loan(
+async def test_a_loan_the_book_says_is_paid_is_cured_and_collected_again_once_overdue_again(
     client: Client, pool: asyncpg.Pool, worker: Worker, loans: Loans
 ) -> None:
     # Paid before the collection heard of it (a payment the book does not list by id).
@@ -199,3 +199,32 @@ async def test_a_book_that_says_the_arrears_are_paid_cures_the_loan(
         workflow_id_for(loan_id), result_type=CollectionSummary
     ).result()
     assert (summary.final_stage, summary.outstanding_minor) == ("cured", 0)
+
+    # Overdue again: only an instalment that fell due after the cure starts a new collection.
+    await _sync(pool, loan_id, 3, [(-3, "300.00", "300.00"), (-2, "300.00", "0")])
+    behind = await _scan(pool, client, loan_id)
+    assert (behind.delinquent, behind.already_ended, behind.started_again) == (1, 1, 0)
+    # As if the collection had cured the loan a month ago.
+    await pool.execute(
+        "UPDATE loans SET closed_at = closed_at - interval '30 days' WHERE loan_id = $1", loan_id
+    )
+    again = await _scan(pool, client, loan_id)
+    assert (again.already_ended, again.started_again) == (1, 1)
+    await _owing(client, loan_id, 30_000)
+    collections = await pool.fetch(
+        "SELECT number, workflow_id FROM collections WHERE loan_id = $1 ORDER BY number", loan_id
+    )
+    assert [(c["number"], c["workflow_id"]) for c in collections] == [
+        (1, workflow_id_for(loan_id)),
+        (2, workflow_id_for(loan_id)),
+    ]
+    reopened = await pool.fetchrow(
+        "SELECT stage, closed_at, outstanding_minor FROM loans WHERE loan_id = $1", loan_id
+    )
+    assert tuple(reopened) == ("early", None, 30_000)
+    assert await pool.fetchval(
+        "SELECT count(*) FROM audit_log WHERE event_key = $1", f"{loan_id}~2:opened"
+    )
+    # Once started, it is the running collection: the next scan starts nothing.
+    settled = await _scan(pool, client, loan_id)
+    assert (settled.started, settled.started_again, settled.already_running) == (0, 0, 1)

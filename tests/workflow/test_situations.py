@@ -142,6 +142,13 @@ async def test_broken_promises_report_charge_and_escalate(
     fees = await pool.fetch("SELECT * FROM fees WHERE loan_id = $1", loan.loan_id)
     assert [r["kind"] for r in credit] == ["broken_promise"]
     assert [(r["kind"], r["amount_minor"]) for r in fees] == [("failed_debit", 1500)]
+    # The fee is owed: added to the amount in collection and to the whole balance, and shown.
+    assert (status.fees_minor, status.outstanding_minor) == (1500, loan.outstanding_minor + 1500)
+    assert status.total_outstanding_minor == loan.outstanding_minor + 1500
+    ledger = await pool.fetchval(
+        "SELECT outstanding_minor FROM loans WHERE loan_id = $1", loan.loan_id
+    )
+    assert ledger == loan.outstanding_minor + 1500
 
     # The second broken promise (the strategy's limit) escalates at once, ahead of the calendar.
     await report(time_env, follow(time_env, loan), promise=Promise(10_000, day(loan, 4)))

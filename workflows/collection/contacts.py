@@ -175,7 +175,7 @@ def _reservation(
 ) -> ContactReservation:
     state, loan = c.state, c.loan
     return ContactReservation(
-        reservation_key=f"{loan.loan_id}:reservation:{number}",
+        reservation_key=f"{c.key}:reservation:{number}",
         loan_id=loan.loan_id,
         borrower_id=loan.borrower.borrower_id,
         channel=intent.channel,
@@ -328,7 +328,7 @@ async def reach_out(c: Collection, planned_outreach: PlannedOutreach) -> None:
     state.attempt_count += 1
     slot = rotation.slot_of(now, state.strategy, c.zone)
     request = ContactRequest(
-        idempotency_key=f"{loan.loan_id}:attempt:{state.attempt_count}",
+        idempotency_key=f"{c.key}:attempt:{state.attempt_count}",
         loan_id=loan.loan_id,
         borrower_id=loan.borrower.borrower_id,
         attempt_no=state.attempt_count,
@@ -415,7 +415,7 @@ async def _audit_denial(c: Collection, intent: outreach.Intent, rule: str, now: 
         SituationActivities.record_situation_event,
         SituationEvent(
             c.loan.loan_id,
-            f"{c.loan.loan_id}:contact_denied:{state.denials}",
+            f"{c.key}:contact_denied:{state.denials}",
             "contact_denied",
             now,
             {
@@ -437,7 +437,7 @@ async def _audit_failed_contact(
         SituationActivities.record_situation_event,
         SituationEvent(
             c.loan.loan_id,
-            f"{c.loan.loan_id}:contact_failed:{c.state.attempt_count}",
+            f"{c.key}:contact_failed:{c.state.attempt_count}",
             "contact_failed",
             now,
             {"channel": intent.channel, "target": intent.target, "reason": reason},

@@ -26,7 +26,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 from workflows import budget, clock, outreach, planner, profiles
 from workflows.collection import patches, rules
 from workflows.machine import CollectionMachine
-from workflows.types import CollectionState, Loan
+from workflows.types import CollectionState, Loan, collection_key
 from workflows.vocabulary import Target
 
 with workflow.unsafe.imports_passed_through():
@@ -131,6 +131,11 @@ class Collection:
         if updates:
             workflow.upsert_search_attributes(list(updates))
         workflow.set_current_details(details)
+
+    @property
+    def key(self) -> str:
+        """What this collection's keys in the ledger start with (``types.collection_key``)."""
+        return collection_key(self.loan.loan_id, self.state.number)
 
     def dpd(self, at: datetime) -> int:
         """True days past due at ``at``, as status and search attributes show them."""

@@ -66,7 +66,7 @@ async def situation_event(c: Collection, event: str, key: str, now: datetime) ->
         state.arrangement = None
     await c.write(
         SituationActivities.record_situation_event,
-        SituationEvent(c.loan.loan_id, f"{c.loan.loan_id}:{event}:{key}", event, now),
+        SituationEvent(c.loan.loan_id, f"{c.key}:{event}:{key}", event, now),
         event.replace("_", " "),
     )
     if machine.outreach_held:
@@ -143,6 +143,7 @@ async def stage_changed(c: Collection, from_stage: Stage) -> None:
             days_past_due=c.dpd(now),
             outstanding_minor=state.outstanding_minor,
             at=now,
+            number=state.number,
         ),
         f"stage {from_stage} → {machine.stage}",
     )
@@ -172,7 +173,7 @@ async def verify_death(c: Collection) -> None:
     result = await c.activity(
         VerificationActivities.verify_death,
         DeathCheck(
-            check_key=f"{loan.loan_id}:death_check:{state.death_reported_at}",
+            check_key=f"{c.key}:death_check:{state.death_reported_at}",
             loan_id=loan.loan_id,
             borrower_id=loan.borrower.borrower_id,
             reported_by="contact_outcome",
@@ -196,11 +197,11 @@ async def verify_death(c: Collection) -> None:
 
 async def make_promise(c: Collection, outcome: ContactOutcome, now: datetime) -> None:
     """A promise to pay: the loan waits on it until its date (and the grace days) pass."""
-    state, loan = c.state, c.loan
+    state = c.state
     assert outcome.promise is not None
     state.promises_made += 1
     promise = ActivePromise(
-        promise_id=f"{loan.loan_id}:promise:{state.promises_made}",
+        promise_id=f"{c.key}:promise:{state.promises_made}",
         amount_minor=min(outcome.promise.amount_minor, state.outstanding_minor),
         due_date=outcome.promise.due_date,
         made_at=now,
@@ -317,10 +318,10 @@ async def report_broken(c: Collection, promise_id: str, amount_minor: int, paid_
 
 async def offer_plan(c: Collection, kind: str) -> None:
     """An instalment plan over the outstanding balance; each instalment is a promise."""
-    state, loan = c.state, c.loan
+    state = c.state
     state.arrangements_made += 1
     today = clock.local(c.now(), c.zone).date()
-    plan = rules.instalment_plan(kind, loan.loan_id, state, today, state.arrangements_made)
+    plan = rules.instalment_plan(kind, c.key, state, today, state.arrangements_made)
     for instalment in plan.instalments:
         await _record_promise(
             c,

@@ -46,7 +46,7 @@ async def hold_for_a_person(
             SituationActivities.record_situation_event,
             SituationEvent(
                 c.loan.loan_id,
-                f"{c.loan.loan_id}:hold:{state.holds}",
+                f"{c.key}:hold:{state.holds}",
                 "collection_paused",
                 now,
                 {"reason": reason, "operator": rules.HELD_BY_THE_COLLECTION},

@@ -27,7 +27,7 @@ async def serve_letter(
     """
     state, loan = c.state, c.loan
     now = c.now()
-    notice_key = f"{loan.loan_id}:{kind}"
+    notice_key = f"{c.key}:{kind}"
     target_id = "estate" if target == Target.ESTATE else loan.borrower.borrower_id
     proposal = planner.Proposal(now, Channel.LETTER, target, target_id)
     if notice_key in state.notices:

@@ -51,7 +51,7 @@ async def audit_refusals(c: Collection, inbox: Inbox) -> None:
             SituationActivities.record_situation_event,
             SituationEvent(
                 c.loan.loan_id,
-                f"{c.loan.loan_id}:refused:{c.state.refusals}",
+                f"{c.key}:refused:{c.state.refusals}",
                 "message_refused",
                 c.now(),
                 {"problem": inbox.refused[0]},
@@ -236,7 +236,7 @@ async def _record_outcome(c: Collection, outcome: ContactOutcome, *, conversatio
 async def _open_complaint(c: Collection, outcome: ContactOutcome, now: datetime) -> None:
     """A complaint is its own case, routed by category, apart from the repayment."""
     category = outcome.complaint or ""
-    case_id = f"{c.loan.loan_id}:complaint:{outcome.outcome_id}"
+    case_id = f"{c.key}:complaint:{outcome.outcome_id}"
     await c.write(
         SituationActivities.open_complaint_case,
         ComplaintCase(
@@ -277,7 +277,7 @@ async def apply_hold_changes(c: Collection, inbox: Inbox) -> None:
                 SituationActivities.record_situation_event,
                 SituationEvent(
                     c.loan.loan_id,
-                    f"{c.loan.loan_id}:hold:{state.holds}",
+                    f"{c.key}:hold:{state.holds}",
                     action,
                     now,
                     {"reason": request.reason, "operator": request.operator},

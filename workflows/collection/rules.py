@@ -140,10 +140,11 @@ def deadlines(loan: Loan, state: CollectionState, situation: str, zone: ZoneInfo
 
 
 def instalment_plan(
-    kind: str, loan_id: str, state: CollectionState, today: date, number: int
+    kind: str, key: str, state: CollectionState, today: date, number: int
 ) -> Arrangement:
-    """Plan ``number`` of the loan: the outstanding balance in equal instalments (the remainder
-    in the last), one every ``arrangement_interval_days``. Each instalment is a promise."""
+    """Plan ``number`` of the collection keyed ``key`` (``Collection.key``): the outstanding
+    balance in equal instalments (the remainder in the last), one every
+    ``arrangement_interval_days``. Each instalment is a promise."""
     strategy = state.strategy
     count = (
         strategy.forbearance_instalments
@@ -155,7 +156,7 @@ def instalment_plan(
         kind=kind,
         instalments=[
             Instalment(
-                promise_id=f"{loan_id}:plan:{number}:{n}",
+                promise_id=f"{key}:plan:{number}:{n}",
                 due_date=(
                     today + timedelta(days=strategy.arrangement_interval_days * n)
                 ).isoformat(),

@@ -328,7 +328,13 @@ class LoanCollection:
         now = workflow.now()
         await run(
             LedgerActivities.open_loan,
-            OpenLoan(loan=input.loan, opened_at=now),
+            OpenLoan(
+                loan=input.loan,
+                opened_at=now,
+                number=input.number,
+                workflow_id=workflow.info().workflow_id,
+                run_id=workflow.info().run_id,
+            ),
             start_to_close_timeout=ACTIVITY_TIMEOUT,
             schedule_to_close_timeout=GIVE_UP_AFTER,
             retry_policy=activity_retry(),
@@ -350,6 +356,7 @@ class LoanCollection:
             stage_entered_at=now,
             entered_stages=[Stage.EARLY],
             opened_at=opened_at,
+            number=input.number,
             total_outstanding_minor=(
                 (loan.total_outstanding_minor or loan.outstanding_minor) if book else None
             ),
