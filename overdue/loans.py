@@ -7,8 +7,9 @@ concerns (and the line, for a file), and a loan with any problem is never starte
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from typing import TextIO
 
 from overdue.schemas import CsvRows, FieldError, Invalid, LoanIn, cells, validate
 from workflows.types import Loan
@@ -54,28 +55,42 @@ def read_loan_book(text: str) -> LoanBook:
         csv.Error: the csv module refuses the text outright (its header, or a line it cannot
             read past).
     """
-    text_rows = CsvRows(io.StringIO(text))
+    book = LoanBook([], [])
+    for item in loan_rows(io.StringIO(text)):
+        if isinstance(item, FieldError):
+            book.errors.append(item)
+        else:
+            book.loans.append(item)
+    return book
+
+
+def loan_rows(file: TextIO) -> Iterator[Loan | FieldError]:
+    """Each row of a loan-book CSV, checked, a line at a time: its loan, or each of its problems.
+
+    Only the loan ids seen are kept, to refuse one that appears twice: a file of any size streams.
+
+    Raises:
+        csv.Error: the csv module refuses the text outright (its header, or a line it cannot
+            read past).
+    """
+    text_rows = CsvRows(file)
     reader = text_rows.reader
     missing = [c for c in CSV_COLUMNS if c != "contacts" and c not in (reader.fieldnames or [])]
     if missing:
-        return LoanBook(
-            [], [FieldError(c, "column is missing from the header", 1) for c in missing]
-        )
-    loans: list[Loan] = []
-    errors: list[FieldError] = []
+        yield from (FieldError(c, "column is missing from the header", 1) for c in missing)
+        return
     seen: set[str] = set()
     for line, row in text_rows.rows():
         if isinstance(row, FieldError):
-            errors.append(row)
+            yield row
             continue
         try:
             loan = loan_from_fields(row, line=line)
         except LoanInvalid as invalid:
-            errors.extend(invalid.errors)
+            yield from invalid.errors
             continue
         if loan.loan_id in seen:
-            errors.append(FieldError("loan_id", f"{loan.loan_id} appears twice in the file", line))
+            yield FieldError("loan_id", f"{loan.loan_id} appears twice in the file", line)
             continue
         seen.add(loan.loan_id)
-        loans.append(loan)
-    return LoanBook(loans, errors)
+        yield loan

@@ -106,14 +106,19 @@ async def start_all(
     on_started: Callable[[Loan, str], None] | None = None,
 ) -> list[str]:
     """Start each loan's collection, ``STARTS_IN_FLIGHT`` at a time; the ``StartOutcome`` of
-    each, in order. ``on_started`` is called as each one is done (a progress bar)."""
-    limit = asyncio.Semaphore(STARTS_IN_FLIGHT)
+    each, in order. ``on_started`` is called as each one is done (a progress bar).
 
-    async def start(loan: Loan) -> str:
-        async with limit:
-            outcome = await start_collection(client, loan, day_seconds=day_seconds)
-        if on_started is not None:
-            on_started(loan, outcome)
-        return outcome
+    Loans are taken from ``loans`` only as starts finish: an iterator that reads a file streams
+    through in flat memory, however many loans it holds.
+    """
+    taken = enumerate(loans)  # one iterator shared by the starters: each takes the next loan
+    outcomes: dict[int, str] = {}
 
-    return list(await asyncio.gather(*(start(loan) for loan in loans)))
+    async def starter() -> None:
+        for n, loan in taken:
+            outcomes[n] = await start_collection(client, loan, day_seconds=day_seconds)
+            if on_started is not None:
+                on_started(loan, outcomes[n])
+
+    await asyncio.gather(*(starter() for _ in range(STARTS_IN_FLIGHT)))
+    return [outcomes[n] for n in range(len(outcomes))]

@@ -4,7 +4,9 @@ loans (the daily delinquency scan, at once)."""
 from __future__ import annotations
 
 import csv
+import itertools
 import sys
+from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
@@ -28,10 +30,12 @@ from overdue.cli.common import (
     run_async,
     services,
 )
-from overdue.loans import LoanInvalid, loan_from_fields, read_loan_book
+from overdue.loans import LoanInvalid, loan_from_fields, loan_rows
 from overdue.scan import ScanSettingsError, ScanTime, ensure_schedule, scan_now
+from overdue.schemas import FieldError
 from overdue.starts import start_all
 from workflows.scan import SCHEDULE_ID
+from workflows.types import Loan
 
 
 @app.command()
@@ -106,63 +110,82 @@ def import_loans(
     as_json: JsonOption = False,
 ) -> None:
     """Begin collections for a loan book, 32 starts at a time. Bad rows are reported by line and
-    field, and skipped."""
+    field, and skipped. The file is read as the starts go, in flat memory however large."""
     check_day_seconds(day_seconds)
+    outcomes: dict[str, list[str]] = {
+        ops.StartOutcome.STARTED: [],
+        ops.StartOutcome.ALREADY_RUNNING: [],
+        ops.StartOutcome.ALREADY_ENDED: [],
+    }
+    errors: list[FieldError] = []
+
+    def record(loan: Loan, outcome: str) -> None:
+        outcomes[outcome].append(loan.loan_id)
+
+    async def go() -> None:
+        with path.open(encoding="utf-8-sig", newline="") as file:
+            rows = sum(1 for _ in csv.reader(file)) - 1  # a first pass, for the progress bar
+            file.seek(0)
+            loans = _good(loan_rows(file), errors)
+            first = next(loans, None)
+            if first is None:
+                return  # nothing to start: no connection needed
+            async with services(load_config(data_dir)) as s:
+                with Progress(
+                    TextColumn("starting"),
+                    BarColumn(),
+                    MofNCompleteColumn(),
+                    TimeElapsedColumn(),
+                    console=err,
+                    disable=as_json or not sys.stderr.isatty(),
+                ) as progress:
+                    task = progress.add_task("collections", total=max(rows, 1))
+
+                    def started(loan: Loan, outcome: str) -> None:
+                        record(loan, outcome)
+                        progress.update(task, completed=sum(map(len, outcomes.values())))
+
+                    await start_all(
+                        s.client,
+                        itertools.chain([first], loans),
+                        day_seconds=day_seconds,
+                        on_started=started,
+                    )
+
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as problem:
+        run_async(go())
+    except OSError as problem:
         raise UserError(f"path: cannot read {path}: {problem}") from None
-    try:
-        book = read_loan_book(text)
+    except UnicodeDecodeError:
+        raise UserError(f"path: {path} is not UTF-8 text") from None
     except csv.Error as problem:
         # The csv module refuses some garbage outright (a field over its size limit): that is a
         # file that is no loan book, not a crash ("error: Error: ..." with exit code 1).
         raise UserError(f"path: {path} is not a CSV loan book ({problem})") from None
-
-    async def go() -> dict[str, list[str]]:
-        outcomes: dict[str, list[str]] = {
-            ops.StartOutcome.STARTED: [],
-            ops.StartOutcome.ALREADY_RUNNING: [],
-            ops.StartOutcome.ALREADY_ENDED: [],
-        }
-        if not book.loans:
-            return outcomes
-        async with services(load_config(data_dir)) as s:
-            with Progress(
-                TextColumn("starting"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                console=err,
-                disable=as_json or not sys.stderr.isatty(),
-            ) as progress:
-                task = progress.add_task("collections", total=len(book.loans))
-                results = await start_all(
-                    s.client,
-                    book.loans,
-                    day_seconds=day_seconds,
-                    on_started=lambda _loan, _outcome: progress.advance(task),
-                )
-        for loan, outcome in zip(book.loans, results, strict=True):
-            outcomes[outcome].append(loan.loan_id)
-        return outcomes
-
-    outcomes = run_async(go())
     started, running = (
         outcomes[ops.StartOutcome.STARTED],
         outcomes[ops.StartOutcome.ALREADY_RUNNING],
     )
-    rejected = [{"line": e.line, "field": e.field, "error": e.message} for e in book.errors]
+    rejected = [{"line": e.line, "field": e.field, "error": e.message} for e in errors]
     if as_json:
         emit_json({**outcomes, "rejected": rejected})
     else:
         out.print(
             f"started {len(started)}, already running {len(running)}, rejected rows {len(rejected)}"
         )
-        for e in book.errors:
+        for e in errors:
             err.print(f"  {path}:{e}")
-    if book.errors:
+    if errors:
         raise typer.Exit(1)
+
+
+def _good(rows: Iterator[Loan | FieldError], errors: list[FieldError]) -> Iterator[Loan]:
+    """The loans of ``rows``; their problems go to ``errors`` as they are read."""
+    for row in rows:
+        if isinstance(row, FieldError):
+            errors.append(row)
+        else:
+            yield row
 
 
 @app.command("scan")
@@ -198,11 +221,10 @@ def scan(
                 await ensure_schedule(s.client, at)
             if not now:
                 return await _schedule_info(s.client)
+            if wait:
+                return await run_scan(s.client)
             handle = await scan_now(s.client)
-            if not wait:
-                return {"workflow_id": handle.id, "started": True}
-            totals = await handle.result()
-            return {"workflow_id": handle.id, **asdict(totals)}
+            return {"workflow_id": handle.id, "started": True}
 
     report = run_async(go())
     if as_json:
@@ -211,13 +233,25 @@ def scan(
         state = "paused" if report["paused"] else "active"
         out.print(f"schedule {SCHEDULE_ID} ({state}), next runs: {', '.join(report['next_runs'])}")
     elif "examined" in report:
-        out.print(
-            f"{report['workflow_id']}: {report['examined']} loans examined,"
-            f" {report['delinquent']} past due; {report['started']} collections started,"
-            f" {report['already_running']} already running, {report['already_ended']} ended before"
-        )
+        print_scan(report)
     else:
         out.print(f"started {report['workflow_id']}")
+
+
+async def run_scan(client: Client) -> dict[str, Any]:
+    """Run a scan now and wait for it: its workflow id and totals."""
+    handle = await scan_now(client)
+    return {"workflow_id": handle.id, **asdict(await handle.result())}
+
+
+def print_scan(report: dict[str, Any]) -> None:
+    out.print(
+        f"{report['workflow_id']}: {report['examined']} loans examined,"
+        f" {report['delinquent']} past due; {report['started']} collections started"
+        f" ({report['started_again']} overdue again after a cure),"
+        f" {report['already_running']} already running, {report['already_ended']} ended before;"
+        f" {report['signalled']} running collections told of a change"
+    )
 
 
 async def _schedule_info(client: Client) -> dict[str, Any]:

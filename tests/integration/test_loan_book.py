@@ -151,3 +151,70 @@ async def test_a_file_that_is_no_loan_book_is_one_line(cli: Cli, tmp_path: Path)
     binary = tmp_path / "photo.jsonl"
     binary.write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe")
     (await cli("loans", "sync", str(binary))).assert_user_error("path")
+
+
+async def test_the_core_systems_payments_are_kept_once_and_never_rewritten(
+    cli: Cli, pool: asyncpg.Pool, tmp_path: Path
+) -> None:
+    loan_id, borrower_id = _ids("payments")
+    schedule = [
+        {"due_date": _day(-40), "amount_due": "300.00", "amount_paid": "300.00"},
+        {"due_date": _day(-10), "amount_due": "300.00", "amount_paid": "120.00"},
+    ]
+    paid = ["BR-1-" + loan_id[-8:], "BR-2-" + loan_id[-8:]]
+    v1 = _loan(
+        loan_id,
+        borrower_id,
+        version=1,
+        schedule=schedule,
+        payments=[{"payment_id": paid[0], "amount": "300.00", "paid_at": _day(-41)}],
+    )
+    # The CSV form: payment_id|amount|paid_at items in one cell.
+    csv_v2 = tmp_path / "v2.csv"
+    csv_v2.write_text(
+        HEADER.rstrip("\n")
+        + ",payments\n"
+        + f"{loan_id},{borrower_id},Ann Lee,+12025550123,America/New_York,personal,1200.00,,USD,,us,"
+        + f",2,{_day(-40)}|300.00|300.00;{_day(-10)}|300.00|120.00,"
+        + f"{paid[0]}|300.00|{_day(-41)};{paid[1]}|120.00|{_day(-5)}T10:15:00Z\n"
+    )
+    first = tmp_path / "v1.jsonl"
+    first.write_text(v1)
+    assert (await cli("loans", "sync", str(first), "--json")).json()["added"] == 1
+    assert (await cli("loans", "sync", str(csv_v2), "--json")).json()["updated"] == 1
+
+    rows = await pool.fetch(
+        "SELECT payment_id, amount_minor, first_version FROM book.payments"
+        " WHERE loan_id = $1 ORDER BY payment_id",
+        loan_id,
+    )
+    assert [tuple(r) for r in rows] == [(paid[0], 30_000, 1), (paid[1], 12_000, 2)]
+
+    # A payment listed again with another amount: the whole line is refused, nothing written.
+    rewritten = tmp_path / "v3.jsonl"
+    rewritten.write_text(
+        _loan(
+            loan_id,
+            borrower_id,
+            version=3,
+            schedule=schedule,
+            payments=[
+                {"payment_id": paid[1], "amount": "100.00", "paid_at": f"{_day(-5)}T10:15:00Z"}
+            ],
+        )
+        + _loan(
+            loan_id,
+            borrower_id,
+            version=4,
+            schedule=schedule,
+            payments=[{"payment_id": "BR-3", "amount": "-5.00", "paid_at": _day(-1)}],
+        )
+    )
+    result = await cli("loans", "sync", str(rewritten), "--json")
+    assert result.code == 1
+    problems = {(p["line"], p["field"]) for p in result.json()["rejected"]}
+    assert problems == {(1, "payments[0]"), (2, "payments[0].amount")}, result.json()
+    assert (await _book(pool, loan_id))[0] == 2
+    assert (
+        await pool.fetchval("SELECT count(*) FROM book.payments WHERE loan_id = $1", loan_id) == 2
+    )

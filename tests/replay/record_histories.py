@@ -25,6 +25,7 @@ import os
 import sys
 import tempfile
 import traceback
+from dataclasses import replace
 from datetime import date, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -50,6 +51,7 @@ from workflows.types import (
     Hardship,
     HoldRequest,
     Loan,
+    LoanChanged,
     PaymentReceived,
     Promise,
     ReviewDecision,
@@ -375,6 +377,36 @@ async def operator_hold(env: WorkflowEnvironment) -> Handle:
     return handle
 
 
+async def loan_book(env: WorkflowEnvironment) -> Handle:
+    """A loan of the loan book: a broken promise's fee owed, an instalment falling due with a
+    payment at a branch, the book saying the instalments are paid, then the fee paid."""
+    due = await due_yesterday(env)
+    subject = replace(loan("L-replay-loan-book", due), total_outstanding_minor=150_000)
+    handle = await start(env, subject)
+    await status_when(handle, Stage.EARLY)
+    day = date.fromisoformat(due)
+    await tell(env, handle, "o-1", promise=Promise(10_000, (day + timedelta(days=2)).isoformat()))
+    await situation_when(handle, "promise")
+    await skip_to_dpd(env, subject, 5)
+    follow = env.client.get_workflow_handle_for(LoanCollection.run, handle.id)
+    await situation_when(follow, "promise_broken")
+    at = await env.get_current_time()
+    branch = PaymentReceived(f"{handle.id}:br-1", 20_000, "USD", at, "core")
+    await follow.signal(
+        LoanCollection.loan_changed,
+        LoanChanged(2, 80_000, 130_000, due, payments=[branch]),
+    )
+    await wait_applied(follow, branch.payment_id)
+    later = (day + timedelta(days=30)).isoformat()
+    await follow.signal(LoanCollection.loan_changed, LoanChanged(3, 0, 50_000, later))
+    for _ in range(400):
+        if (await follow.query(LoanCollection.status)).total_outstanding_minor == 51_500:
+            break
+        await asyncio.sleep(0.05)
+    await pay_all(env, follow, "p-fee")
+    return handle
+
+
 STORIES = {
     "cured": cured,
     "referred": referred,
@@ -387,6 +419,7 @@ STORIES = {
     "hardship": hardship,
     "operator-hold": operator_hold,
     "borrower-budget": borrower_budget,
+    "loan-book": loan_book,
 }
 
 
