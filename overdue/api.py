@@ -1,4 +1,5 @@
-"""The HTTP API for payment services: report payments and contact outcomes, read a loan.
+"""The HTTP API for payment services and the core system: report payments and contact
+outcomes, read a loan, put a loan in the loan book.
 
 Built on FastAPI: request and response bodies are pydantic models, so the OpenAPI document
 (``/openapi.json``, browsable at ``/docs``) is the contract. Every ``/v1`` route needs
@@ -9,6 +10,9 @@ fault: ``{"error": "amount: must be positive, got -5", "field": "amount"}``, plu
 A payment is stored in the outbox (``overdue.outbox``) before it is delivered: 200 means the
 collection applied it (the body has the balance after it), 202 that Temporal could not take it
 now and the relay will deliver it.
+
+A loan put in the loan book (``PUT /v1/loans/{loan_id}``) is checked and stored as a line of
+``overdue loans sync`` is (``overdue.loanbook``): by version, in one transaction.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ from activities.situations import outcome_facts
 from overdue import db
 from overdue.api_bodies import (
     OUTCOME_FORM_FIELDS,
+    BookLoanOut,
+    BookLoanPut,
     ErrorOut,
     OutcomeIn,
     OutcomeOut,
@@ -45,6 +51,7 @@ from overdue.client import (
     send_outcome,
 )
 from overdue.config import Config
+from overdue.loanbook import Change, store
 from overdue.outbox import (
     ClientProvider,
     Outbox,
@@ -57,7 +64,9 @@ from overdue.outbox import (
 from overdue.outcomes import OutcomeInvalid, check_outcome_fields, outcome_from_fields
 from overdue.schemas import (
     ID_SCHEMA_PATTERN,
+    Invalid,
     describe,
+    field_name,
 )
 from overdue.serving import serve_asgi, stored_token, token_matches
 from overdue.stack import port_is_free, port_or_free
@@ -194,8 +203,9 @@ def _error(
     *,
     detail: list[dict[str, Any]] | None = None,
     headers: dict[str, str] | None = None,
+    field: str | None = None,
 ) -> JSONResponse:
-    body: dict[str, Any] = {"error": message, "field": field_of(message)}
+    body: dict[str, Any] = {"error": message, "field": field or field_of(message)}
     if detail is not None:
         body["detail"] = detail
     return JSONResponse(body, status_code=status, headers=headers)
@@ -210,15 +220,20 @@ def _validation_failed(_: Request, exc: Exception) -> JSONResponse:
     ]
     first = errors[0] if errors else {}
     loc = [str(part) for part in first.get("loc", ())]
-    name = ".".join(loc[1:]) if len(loc) > 1 and first.get("type") != "json_invalid" else ""
+    # Named as a sync file's errors are (schemas.field_errors): ``schedule[1].amount_paid``,
+    # with the entry a whole-table rule points at.
+    at = (first.get("ctx") or {}).get("at", ())
+    inside = (*first.get("loc", ())[1:], *at)
+    name = field_name(inside) if first.get("type") != "json_invalid" else ""
     name = name or (loc[0] if loc else "body")
     # Worded as every other input's errors are (overdue.schemas): "amount: is required".
     message = describe(first) if first else "is invalid"
     if first.get("type") == "json_invalid":
         message = f"is not valid JSON ({first.get('msg')})"
-    elif loc == ["body"]:
+    elif loc == ["body"] and not at:
         message = f"a JSON object is required ({first.get('msg')})"
-    return _error(422, f"{name}: {message}", detail=detail)
+    # The field is given, not read back from the message: ``schedule[0].amount_paid`` is no word.
+    return _error(422, f"{name}: {message}", detail=detail, field=name)
 
 
 def _http_error(_: Request, exc: Exception) -> JSONResponse:
@@ -401,6 +416,43 @@ def create_app(
             PaymentOut.of(e).model_dump(mode="json") for e in await outbox.pending_for(loan_id)
         ]
         return view
+
+    @v1.put(
+        "/loans/{loan_id}",
+        response_model=BookLoanOut,
+        status_code=200,
+        responses={
+            201: {"model": BookLoanOut, "description": "Added to the loan book."},
+            409: {"model": ErrorOut, "description": "This version was stored with other content."},
+        },
+        summary="Put a loan in the loan book (idempotent by loan id and version)",
+    )
+    async def put_loan(loan_id: PathId, body: BookLoanPut) -> JSONResponse:
+        """Store the loan, its borrower, references and schedule, as ``overdue loans sync``
+        stores a line: all of it in one transaction, or nothing.
+
+        201: added. 200: updated (a newer version), unchanged (the same version and content
+        again), or stale (an older version than the book holds: not stored, ``book_version``
+        says which the book holds). 409: the book holds this version with other content.
+        """
+        if body.loan_id is not None and body.loan_id != loan_id:
+            raise ApiError(
+                422, f"loan_id: is {body.loan_id!r} in the body but {loan_id!r} in the path"
+            )
+        book_loan = body.model_copy(update={"loan_id": loan_id}).to_book_loan()
+        try:
+            change = await store(pool, book_loan)
+        except Invalid as conflict:  # the one refusal left once the body is valid: `version`
+            raise ApiError(409, str(conflict.errors[0])) from None
+        held = book_loan.version
+        if change == Change.STALE:
+            held = await pool.fetchval("SELECT version FROM book.loans WHERE loan_id = $1", loan_id)
+        out = BookLoanOut.of(loan_id, book_loan.version, change, held)
+        return JSONResponse(
+            out.model_dump(mode="json"),
+            status_code=201 if change == Change.ADDED else 200,
+            headers={"Location": f"/v1/loans/{loan_id}"},
+        )
 
     @v1.post(
         "/loans/{loan_id}/outcomes",

@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictBool
 
+from overdue.loanbook import BookLoanIn, Change
 from overdue.outbox import (
     IncomingPayment,
     OutboxEntry,
@@ -187,6 +188,69 @@ class OutcomeOut(BaseModel):
     right_party: bool
     facts: dict[str, Any]
     signalled: bool
+
+
+class BookLoanPut(BookLoanIn):
+    """A loan of the book as the core system sends it: the fields of a line of
+    ``overdue loans sync`` in JSON Lines, checked by the same rules (``BookLoanIn``)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "version": 3,
+                    "borrower_id": "B-77",
+                    "borrower_name": "Ann Lee",
+                    "phone": "+12025550123",
+                    "timezone": "America/New_York",
+                    "product": "personal",
+                    "principal": "1200.00",
+                    "currency": "USD",
+                    "jurisdiction": "us",
+                    "schedule": [
+                        {"due_date": "2026-10-01", "amount_due": "100.00", "amount_paid": "100.00"},
+                        {"due_date": "2026-11-01", "amount_due": "100.00"},
+                    ],
+                }
+            ]
+        },
+    )
+
+    # The path names the loan; the body may repeat it (a sync line as it is), but not differ.
+    loan_id: Identifier | None = Field(  # type: ignore[assignment]
+        default=None, description="Optional: the path's loan id, when given."
+    )
+
+
+class BookLoanOut(BaseModel):
+    """What a ``PUT /v1/loans/{loan_id}`` did to the loan book."""
+
+    loan_id: str
+    version: int = Field(description="The version sent.")
+    change: Literal["added", "updated", "unchanged", "stale"] = Field(
+        description="added: a new loan; updated: a newer version replaced the book's; unchanged:"
+        " the book holds this version with this content; stale: the book holds a newer version,"
+        " and this one was not stored."
+    )
+    book_version: int = Field(description="The version the book holds after the request.")
+    message: str
+
+    @classmethod
+    def of(cls, loan_id: str, version: int, change: str, book_version: int) -> BookLoanOut:
+        messages = {
+            Change.ADDED: f"version {version} added to the loan book",
+            Change.UPDATED: f"the loan book now holds version {version}",
+            Change.UNCHANGED: f"the loan book already holds version {version}; nothing changed",
+            Change.STALE: f"the loan book holds version {book_version}, newer than {version};"
+            " nothing changed",
+        }
+        return cls(
+            loan_id=loan_id,
+            version=version,
+            change=change,  # type: ignore[arg-type]
+            book_version=book_version,
+            message=messages[change],
+        )
 
 
 class ErrorOut(BaseModel):

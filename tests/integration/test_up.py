@@ -13,17 +13,31 @@ import socket
 import stat
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import httpx
 import psutil
 import pytest
 from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
-from temporalio.client import Client
+from temporalio.client import (
+    Client,
+    ScheduleActionExecutionStartWorkflow,
+    ScheduleActionStartWorkflow,
+)
 
 from overdue import stack as stack_module
 from overdue.config import Config
 from overdue.stack import EmbeddedStack, StackError, listening_ports
-from tests.integration.support import OVERDUE, eventually, read_lines, running_up
+from tests.integration.support import (
+    DEADLINE,
+    OVERDUE,
+    eventually,
+    read_lines,
+    running_up,
+    workflow_exists,
+)
+from workflows.scan import SCAN_WORKFLOW_TYPE, SCHEDULE_ID
+from workflows.types import TASK_QUEUE
 
 pytestmark = pytest.mark.integration
 
@@ -142,6 +156,70 @@ async def test_when_every_port_chosen_is_taken_the_stack_fails_clearly(
         await failed.start()
     assert not _servers_of(home), "no server of ours may be left running"
     assert not (home / "stack.json").exists()
+
+
+# --- the daily delinquency scan ------------------------------------------------------------
+
+
+async def _temporal_client(lines: list[str]) -> Client:
+    """A client of the Temporal `up` printed it runs: its address and namespace."""
+    [(address, namespace)] = [
+        (m[1], m[2])
+        for line in lines
+        if (m := re.match(r"Temporal +(\S+) \(namespace (\S+)\)", line))
+    ]
+    return await Client.connect(address, namespace=namespace)
+
+
+async def test_up_makes_the_scan_schedule_and_triggering_it_runs_a_scan(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    # Half a day away, in a zone of its own: the schedule does not fire by itself in the test.
+    hour = (datetime.now(ZoneInfo("Asia/Tokyo")) + timedelta(hours=12)).hour
+    env = {**_env(home), "OVERDUE_SCAN_AT": f"{hour:02d}:30", "OVERDUE_SCAN_TIMEZONE": "Asia/Tokyo"}
+    late = (datetime.now(UTC) - timedelta(days=5)).date().isoformat()
+    book = tmp_path / "book.jsonl"
+    loan = {
+        "loan_id": "UP-SCAN-1", "borrower_id": "never_answers-UP-SCAN-1", "borrower_name": "Ann Lee",
+        "phone": "+12025550142", "timezone": "America/New_York", "product": "personal",
+        "principal": "900.00", "currency": "USD", "jurisdiction": "us",
+        "schedule": [{"due_date": late, "amount_due": "300.00"}],
+    }  # fmt: skip
+    book.write_text(json.dumps(loan) + "\n")
+    async with running_up(env, start_timeout=90, stop_timeout=60) as lines:
+        assert (
+            f"Delinquency scan schedule {SCHEDULE_ID}, daily at {hour:02d}:30 Asia/Tokyo" in lines
+        )
+        code, synced = await _cli(home, "loans", "sync", str(book))
+        assert (code, synced["added"]) == (0, 1), synced
+        client = await _temporal_client(lines)
+
+        schedule = client.get_schedule_handle(SCHEDULE_ID)
+        described = await schedule.describe()
+        action = described.schedule.action
+        assert isinstance(action, ScheduleActionStartWorkflow)
+        assert (action.workflow, action.task_queue) == (SCAN_WORKFLOW_TYPE, TASK_QUEUE)
+        [calendar] = described.schedule.spec.calendars
+        assert (calendar.hour[0].start, calendar.minute[0].start) == (hour, 30)
+        assert described.schedule.spec.time_zone_name == "Asia/Tokyo"
+        assert not described.schedule.state.paused
+        assert described.info.num_actions == 0
+
+        # As the Web UI's "Trigger" does: the schedule starts a scan now.
+        await schedule.trigger()
+
+        async def started() -> ScheduleActionExecutionStartWorkflow | None:
+            recent = (await schedule.describe()).info.recent_actions
+            run = recent[0].action if recent else None
+            return run if isinstance(run, ScheduleActionExecutionStartWorkflow) else None
+
+        run = await eventually(started, what="the schedule's scan started")
+        assert run.workflow_id.startswith("delinquency-scan-"), run
+        scan = client.get_workflow_handle(run.workflow_id, run_id=run.first_execution_run_id)
+        # The scan's result, following its runs (it continues-as-new after each page).
+        totals = await asyncio.wait_for(scan.result(), DEADLINE)
+        assert (totals["examined"], totals["delinquent"], totals["started"]) == (1, 1, 1), totals
+        assert await workflow_exists(client, "UP-SCAN-1")
+    assert not _servers_of(home)
 
 
 # --- supervision ----------------------------------------------------------------------------
