@@ -53,8 +53,8 @@ class LedgerActivities:
             )
             inserted = await conn.fetchval(
                 "INSERT INTO loans (loan_id, borrower_id, product, principal_minor, outstanding_minor,"
-                " currency, due_date, jurisdiction, opened_at)"
-                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+                " currency, due_date, jurisdiction, opened_at, strategy, strategy_version)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
                 " ON CONFLICT (loan_id) DO NOTHING RETURNING loan_id",
                 loan.loan_id,
                 borrower.borrower_id,
@@ -65,6 +65,8 @@ class LedgerActivities:
                 date.fromisoformat(loan.due_date),
                 loan.jurisdiction,
                 request.opened_at,
+                request.strategy,
+                request.strategy_version,
             )
             opened = await conn.fetchval(
                 "INSERT INTO collections (loan_id, number, workflow_id, run_id, opened_at)"
@@ -78,11 +80,14 @@ class LedgerActivities:
             if opened is not None and request.number > 1:
                 await conn.execute(
                     "UPDATE loans SET stage = 'early', closed_at = NULL, outstanding_minor = $2,"
-                    " due_date = $3, opened_at = $4 WHERE loan_id = $1",
+                    " due_date = $3, opened_at = $4, strategy = $5, strategy_version = $6"
+                    " WHERE loan_id = $1",
                     loan.loan_id,
                     loan.outstanding_minor,
                     date.fromisoformat(loan.due_date),
                     request.opened_at,
+                    request.strategy,
+                    request.strategy_version,
                 )
             for contact in loan.contacts:
                 await conn.execute(

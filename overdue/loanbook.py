@@ -299,6 +299,11 @@ async def store(pool: asyncpg.Pool, book_loan: BookLoan, *, line: int | None = N
     """
     loan, digest, now = book_loan.loan, book_loan.digest(), datetime.now(UTC)
     async with pool.acquire() as conn, conn.transaction():
+        # One writer per loan at a time: two syncs (or PUTs) of a loan the book does not hold
+        # yet would both find no row, and the second would overwrite the first unchecked.
+        await conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtext('book.loans:' || $1))", loan.loan_id
+        )
         stored = await conn.fetchrow(
             "SELECT version, content_digest FROM book.loans WHERE loan_id = $1 FOR UPDATE",
             loan.loan_id,

@@ -25,6 +25,8 @@ class OpenLoan:
     number: int = 1  # the loan's n-th collection: a later one reopens the loan in the ledger
     workflow_id: str = ""
     run_id: str = ""
+    strategy: str = "default"  # the strategy's name and version the collection runs by
+    strategy_version: str = ""
 
 
 @dataclass

@@ -124,7 +124,7 @@ def import_loans(
 
     async def go() -> None:
         with path.open(encoding="utf-8-sig", newline="") as file:
-            rows = sum(1 for _ in csv.reader(file)) - 1  # a first pass, for the progress bar
+            rows = sum(1 for _ in file) - 1  # a first pass, for the progress bar: about the rows
             file.seek(0)
             loans = _good(loan_rows(file), errors)
             first = next(loans, None)

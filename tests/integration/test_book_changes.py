@@ -231,9 +231,15 @@ async def test_a_loan_the_book_says_is_paid_is_cured_and_collected_again_once_ov
     again = await _scan(pool, client, loan_id)
     assert (again.already_ended, again.started_again) == (1, 1)
     await _owing(client, loan_id, 30_000)
-    collections = await pool.fetch(
-        "SELECT number, workflow_id FROM collections WHERE loan_id = $1 ORDER BY number", loan_id
-    )
+
+    async def both() -> list[asyncpg.Record] | None:
+        rows = await pool.fetch(
+            "SELECT number, workflow_id FROM collections WHERE loan_id = $1 ORDER BY number",
+            loan_id,
+        )
+        return rows if len(rows) == 2 else None
+
+    collections = await eventually(both, what="the second collection opened in the ledger")
     assert [(c["number"], c["workflow_id"]) for c in collections] == [
         (1, workflow_id_for(loan_id)),
         (2, workflow_id_for(loan_id)),

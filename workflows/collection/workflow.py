@@ -334,6 +334,8 @@ class LoanCollection:
                 number=input.number,
                 workflow_id=workflow.info().workflow_id,
                 run_id=workflow.info().run_id,
+                strategy=strategy.name,
+                strategy_version=strategy.version,
             ),
             start_to_close_timeout=ACTIVITY_TIMEOUT,
             schedule_to_close_timeout=GIVE_UP_AFTER,
