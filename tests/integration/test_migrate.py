@@ -57,7 +57,7 @@ async def test_migrate_applies_every_migration_once(empty_database: str, tmp_pat
     assert [r["version"] for r in recorded] == versions
     assert ledger_tables == 3
     book_tables = await _tables(empty_database, "book")
-    assert book_tables == {"borrowers", "contacts", "instalments", "loans"}
+    assert book_tables == {"borrowers", "contacts", "instalments", "loans", "payments"}
 
 
 async def test_migrate_reports_an_unreachable_database_in_one_line(tmp_path: Path) -> None:
