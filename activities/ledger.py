@@ -53,8 +53,9 @@ class LedgerActivities:
             )
             inserted = await conn.fetchval(
                 "INSERT INTO loans (loan_id, borrower_id, product, principal_minor, outstanding_minor,"
-                " currency, due_date, jurisdiction, opened_at, strategy, strategy_version)"
-                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+                " currency, due_date, jurisdiction, opened_at, strategy, strategy_version,"
+                " strategy_segment, strategy_champion)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
                 " ON CONFLICT (loan_id) DO NOTHING RETURNING loan_id",
                 loan.loan_id,
                 borrower.borrower_id,
@@ -67,6 +68,8 @@ class LedgerActivities:
                 request.opened_at,
                 request.strategy,
                 request.strategy_version,
+                request.strategy_segment,
+                request.strategy_champion,
             )
             opened = await conn.fetchval(
                 "INSERT INTO collections (loan_id, number, workflow_id, run_id, opened_at)"
@@ -80,14 +83,16 @@ class LedgerActivities:
             if opened is not None and request.number > 1:
                 await conn.execute(
                     "UPDATE loans SET stage = 'early', closed_at = NULL, outstanding_minor = $2,"
-                    " due_date = $3, opened_at = $4, strategy = $5, strategy_version = $6"
-                    " WHERE loan_id = $1",
+                    " due_date = $3, opened_at = $4, strategy = $5, strategy_version = $6,"
+                    " strategy_segment = $7, strategy_champion = $8 WHERE loan_id = $1",
                     loan.loan_id,
                     loan.outstanding_minor,
                     date.fromisoformat(loan.due_date),
                     request.opened_at,
                     request.strategy,
                     request.strategy_version,
+                    request.strategy_segment,
+                    request.strategy_champion,
                 )
             for contact in loan.contacts:
                 await conn.execute(

@@ -179,7 +179,8 @@ class ScanActivities:
         async with self._pool.acquire() as conn:
             rows = await conn.fetch(
                 "SELECT l.loan_id, l.product, l.principal_minor, l.currency, l.jurisdiction,"
-                " l.version, l.told_version, b.borrower_id, b.name, b.phone, b.timezone"
+                " l.version, l.told_version, l.risk_score,"
+                " b.borrower_id, b.name, b.phone, b.timezone"
                 " FROM book.loans l JOIN book.borrowers b USING (borrower_id)"
                 " WHERE l.loan_id > $1 ORDER BY l.loan_id LIMIT $2",
                 after_loan_id,
@@ -236,6 +237,7 @@ class ScanActivities:
                     due_date="",
                     jurisdiction=r["jurisdiction"],
                     contacts=references[r["loan_id"]],
+                    risk_score=r["risk_score"],
                 ),
                 schedule=schedules[r["loan_id"]],
                 version=r["version"],

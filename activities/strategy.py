@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -16,6 +17,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.assignment import ASSIGNMENT_FILE, assign, read_assignment
 from overdue.schemas import Currency, invalid, shown, validate
 from workflows.commands import LoadStrategy
 from workflows.outreach import REFERENCE_SCRIPTS
@@ -182,18 +184,43 @@ def read_strategy(path: Path) -> Strategy:
 
 
 class StrategyActivities:
-    """Reads strategies from a folder of TOML files."""
+    """Reads strategies, and the rules that assign them to loans, from folders of TOML files.
 
-    def __init__(self, folder: Path) -> None:
-        self._folder = folder
+    The first folder holding a file wins: a lender's folder (``OVERDUE_STRATEGIES``) needs only
+    its own strategies and assignment, and the packaged ones fill in the rest.
+    """
+
+    def __init__(self, *folders: Path) -> None:
+        self._folders = folders
 
     @activity.defn(name="load_strategy")
     async def load_strategy(self, request: LoadStrategy) -> Strategy:
-        path = self._folder / f"{request.name}.toml"
-        if not path.is_file():
-            raise ApplicationError(
-                f"no strategy named {request.name!r} in {self._folder}", non_retryable=True
+        """The strategy named, or, for a loan, the one its segment and split assign it.
+
+        Recorded in the loan's history, so the loan keeps it for its whole collection.
+        """
+        if request.loan is None:
+            return self._read(request.name)
+        try:
+            rules = next(
+                (r for r in map(read_assignment, self._folders) if r is not None), None
             )
+            assignment = assign(rules, request.loan)
+        except (ValueError, tomllib.TOMLDecodeError) as problem:
+            raise ApplicationError(
+                f"{ASSIGNMENT_FILE}: {problem}", type="BadStrategy", non_retryable=True
+            ) from None
+        strategy = self._read(assignment.strategy)
+        return replace(
+            strategy, assigned=True, segment=assignment.segment, champion=assignment.champion
+        )
+
+    def _read(self, name: str) -> Strategy:
+        found = [f / f"{name}.toml" for f in self._folders if (f / f"{name}.toml").is_file()]
+        if not found:
+            where = ", ".join(str(f) for f in self._folders)
+            raise ApplicationError(f"no strategy named {name!r} in {where}", non_retryable=True)
+        path = found[0]
         try:
             return read_strategy(path)
         except (ValueError, tomllib.TOMLDecodeError) as problem:

@@ -39,6 +39,9 @@ class Config:
     # The codec server's token (overdue/codec_server.py): required by `codec-server`;
     # `up --encrypt` makes one in the data dir when it is unset.
     codec_token: str | None = field(default=None, repr=False)
+    # A folder of strategy files and their assignment rules (``assignment.toml``) instead of
+    # the packaged ones (``overdue/strategies``): docs/strategies.md.
+    strategies_dir: Path | None = None
 
     @classmethod
     def from_env(cls, home: Path | None = None) -> Config:
@@ -52,6 +55,9 @@ class Config:
             api_address=env.get("OVERDUE_API_ADDRESS") or None,
             api_token=env.get("OVERDUE_API_TOKEN") or None,
             codec_token=env.get("OVERDUE_CODEC_TOKEN") or None,
+            strategies_dir=Path(env["OVERDUE_STRATEGIES"]).absolute()
+            if env.get("OVERDUE_STRATEGIES")
+            else None,
             encryption_keys=env.get("OVERDUE_ENCRYPTION_KEYS") or None,
             encryption_key_file=Path(env["OVERDUE_ENCRYPTION_KEY_FILE"])
             if env.get("OVERDUE_ENCRYPTION_KEY_FILE")

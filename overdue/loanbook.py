@@ -212,8 +212,11 @@ class BookLoan:
 
     def digest(self) -> str:
         """A digest of everything synced, to tell the same version's content apart."""
+        # Fields added since a version was first synced are left out while unset, so that the
+        # same content keeps the digest it was stored with.
+        loan = {k: v for k, v in _plain(self.loan).items() if v is not None}
         synced: dict[str, Any] = {
-            "loan": _plain(self.loan),
+            "loan": loan,
             "schedule": [_plain(i) for i in self.schedule],
         }
         if self.payments:  # without, the digest is the one versions synced before had
@@ -338,12 +341,13 @@ async def store(pool: asyncpg.Pool, book_loan: BookLoan, *, line: int | None = N
         )
         await conn.execute(
             "INSERT INTO book.loans (loan_id, version, borrower_id, product, principal_minor,"
-            " currency, jurisdiction, content_digest, synced_at)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (loan_id) DO UPDATE SET"
+            " currency, jurisdiction, content_digest, synced_at, risk_score)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (loan_id) DO UPDATE SET"
             " version = EXCLUDED.version, borrower_id = EXCLUDED.borrower_id,"
             " product = EXCLUDED.product, principal_minor = EXCLUDED.principal_minor,"
             " currency = EXCLUDED.currency, jurisdiction = EXCLUDED.jurisdiction,"
-            " content_digest = EXCLUDED.content_digest, synced_at = EXCLUDED.synced_at",
+            " content_digest = EXCLUDED.content_digest, synced_at = EXCLUDED.synced_at,"
+            " risk_score = EXCLUDED.risk_score",
             loan.loan_id,
             book_loan.version,
             borrower.borrower_id,
@@ -353,6 +357,7 @@ async def store(pool: asyncpg.Pool, book_loan: BookLoan, *, line: int | None = N
             loan.jurisdiction,
             digest,
             now,
+            loan.risk_score,
         )
         await conn.execute("DELETE FROM book.contacts WHERE loan_id = $1", loan.loan_id)
         await conn.execute("DELETE FROM book.instalments WHERE loan_id = $1", loan.loan_id)

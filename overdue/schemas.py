@@ -438,6 +438,12 @@ class LoanIn(BaseModel):
     contacts: list[ContactIn] = Field(
         default_factory=list, description="References; in a file, id|name|phone|relation;..."
     )
+    risk_score: int | None = Field(
+        default=None,
+        ge=0,
+        le=limits.MAX_RISK_SCORE,
+        description="The lender's risk score, if it has one: strategies may be assigned by it.",
+    )
 
     @field_validator("contacts", mode="before")
     @classmethod
@@ -474,6 +480,7 @@ class LoanIn(BaseModel):
             due_date=due_date or self.due_date,
             jurisdiction=self.jurisdiction,
             contacts=[Contact(c.contact_id, c.name, c.phone, c.relation) for c in self.contacts],
+            risk_score=self.risk_score,
         )
 
 

@@ -83,11 +83,15 @@ def activities_for(
     notices_dir: Path,
     bureau: CreditBureau,
     registry: DeathRegistry,
+    strategies: Path | None = None,
 ) -> Sequence[Any]:
+    """Every activity the worker runs; ``strategies`` is the folder of strategy files and their
+    assignment (the packaged one by default)."""
     ledger = LedgerActivities(pool)
     channels = ChannelActivities(pool, provider)
     notices = NoticeActivities(pool, package_folder("templates"), notices_dir)
-    strategy = StrategyActivities(package_folder("strategies"))
+    packaged = package_folder("strategies")
+    strategy = StrategyActivities(*([strategies, packaged] if strategies else [packaged]))
     situations = SituationActivities(pool, bureau)
     verification = VerificationActivities(pool, registry)
     budget = BudgetActivities(pool)
@@ -134,6 +138,7 @@ def build_worker(
                 config.notices_dir,
                 SimulatedCreditBureau(),
                 SimulatedDeathRegistry(),
+                config.strategies_dir,
             ),
             # The delinquency scan starts collections: it needs a client, not the provider.
             ScanActivities(pool, client).scan_page,

@@ -14,8 +14,21 @@ from workflows.vocabulary import Outcome
 
 
 @dataclass
+class SegmentFacts:
+    """What a loan's strategy is chosen by (``activities.assignment``): no PII."""
+
+    loan_id: str
+    jurisdiction: str
+    product: str
+    amount_band: str  # ``workflows.money.band_of`` the amount in collection
+    risk_score: int | None = None
+
+
+@dataclass
 class LoadStrategy:
     name: str = "default"
+    # The loan to choose a strategy for, by segment and split; without one, ``name`` is loaded.
+    loan: SegmentFacts | None = None
 
 
 @dataclass
@@ -27,6 +40,8 @@ class OpenLoan:
     run_id: str = ""
     strategy: str = "default"  # the strategy's name and version the collection runs by
     strategy_version: str = ""
+    strategy_segment: str = ""  # the assignment's segment, and whether it is the champion
+    strategy_champion: bool = True
 
 
 @dataclass

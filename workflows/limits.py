@@ -134,6 +134,7 @@ SOURCE_MAX = 100  # who reports: ``kind:name``
 # References a borrower named, on one loan: each is a row in the ledger and travels in every
 # workflow payload of the loan.
 MAX_CONTACTS = 20
+MAX_RISK_SCORE = 1000  # a lender's risk score, on its own scale up to this
 # In a multi-line note only: what a note typed in a form or a terminal holds.
 LINE_BREAKS = frozenset("\t\n\r")
 # Control characters (NUL among them, which PostgreSQL text cannot hold), lone surrogates

@@ -53,10 +53,18 @@ def to_major(amount_minor: int, currency: str) -> float:
     return float(format_minor(amount_minor, currency))
 
 
+AMOUNT_BANDS = ("<1k", "1k-10k", "10k-100k", ">=100k")  # in major units of any currency
+
+
+def band_of(amount_minor: int, currency: str) -> str:
+    """The amount's band (``AMOUNT_BANDS``): coarse, the same words in every currency."""
+    major = Decimal(amount_minor).scaleb(-CURRENCY_EXPONENTS.get(currency, 2))
+    for limit, label in zip((1_000, 10_000, 100_000), AMOUNT_BANDS, strict=False):
+        if major < limit:
+            return label
+    return AMOUNT_BANDS[-1]
+
+
 def amount_band(amount_minor: int, currency: str) -> str:
     """A coarse band for summaries that must not reveal the exact balance."""
-    major = Decimal(amount_minor).scaleb(-CURRENCY_EXPONENTS.get(currency, 2))
-    for limit, label in ((1_000, "<1k"), (10_000, "1k-10k"), (100_000, "10k-100k")):
-        if major < limit:
-            return f"{label} {currency}"
-    return f">=100k {currency}"
+    return f"{band_of(amount_minor, currency)} {currency}"

@@ -16,6 +16,9 @@ OUTSTANDING_MINOR = SearchAttributeKey.for_int("OutstandingMinor")
 # the dev server's visibility store holds three integer attributes, all taken. Set by
 # collections that began with the loan book.
 TOTAL_OUTSTANDING_AMOUNT = SearchAttributeKey.for_float("TotalOutstandingAmount")
+# The strategy collecting the loan, ``name@version`` (``Strategy STARTS_WITH "gentle@"``): set
+# by collections whose strategy the assignment rules chose.
+STRATEGY = SearchAttributeKey.for_keyword("Strategy")
 SITUATION = SearchAttributeKey.for_keyword("Situation")
 BROKEN_PROMISES = SearchAttributeKey.for_int("BrokenPromises")
 NEXT_CONTACT_AT = SearchAttributeKey.for_datetime("NextContactAt")
@@ -38,4 +41,5 @@ ALL = (
     DUE_DATE,
     WAITING_FOR,
     TOTAL_OUTSTANDING_AMOUNT,
+    STRATEGY,
 )

@@ -171,6 +171,8 @@ class Loan:
     # The whole unpaid balance, due or not, when the loan book gives a schedule; without one,
     # ``outstanding_minor`` is all of it.
     total_outstanding_minor: int | None = None
+    # The lender's risk score, when the loan book has one: strategies may be assigned by it.
+    risk_score: int | None = None
 
 
 @dataclass
@@ -353,6 +355,11 @@ class Strategy:
     failed_debit_fee_minor: dict[str, int] = field(default_factory=dict)  # by currency
     complaint_routes: dict[str, str] = field(default_factory=dict)  # category -> team
     cross_loan: CrossLoanPolicy = field(default_factory=CrossLoanPolicy)
+    # Chosen for the loan by the assignment rules (segment and split), not just loaded by name:
+    # the collection then shows it in the ``Strategy`` search attribute.
+    assigned: bool = False
+    segment: str = ""  # the assignment's segment; "" when no segment took the loan
+    champion: bool = True  # the segment's champion, or one of its challengers
 
 
 @dataclass

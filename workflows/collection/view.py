@@ -170,6 +170,9 @@ def publish(c: Collection) -> None:
     if state.total_outstanding_minor is not None:
         # Collections from before the loan book never wrote it (``patches.LOAN_BOOK``).
         values[sa.TOTAL_OUTSTANDING_AMOUNT] = to_major(state.total_outstanding_minor, loan.currency)
+    if state.strategy.assigned:
+        # Collections from before the assignment rules never wrote it.
+        values[sa.STRATEGY] = f"{state.strategy.name}@{state.strategy.version}"
     waiting_for = rules.waiting_for(state)
     if waiting_for is not None or sa.WAITING_FOR.name in c.published:
         # Only once a loan waits on someone: histories from before never wrote it.

@@ -25,8 +25,9 @@ from workflows.collection.context import (
     activity_retry,
 )
 from workflows.collection.inbox import Inbox
-from workflows.commands import LoadStrategy, OpenLoan
+from workflows.commands import LoadStrategy, OpenLoan, SegmentFacts
 from workflows.machine import CollectionMachine
+from workflows.money import band_of
 from workflows.types import (
     BorrowerChange,
     ClockAnchor,
@@ -319,7 +320,15 @@ class LoanCollection:
         run = workflow.execute_local_activity_method if lean else workflow.execute_activity_method
         strategy = await run(
             StrategyActivities.load_strategy,
-            LoadStrategy(),
+            LoadStrategy(
+                loan=SegmentFacts(
+                    loan_id=input.loan.loan_id,
+                    jurisdiction=input.loan.jurisdiction,
+                    product=input.loan.product,
+                    amount_band=band_of(input.loan.outstanding_minor, input.loan.currency),
+                    risk_score=input.loan.risk_score,
+                )
+            ),
             start_to_close_timeout=ACTIVITY_TIMEOUT,
             schedule_to_close_timeout=GIVE_UP_AFTER,
             retry_policy=activity_retry(),
@@ -336,6 +345,8 @@ class LoanCollection:
                 run_id=workflow.info().run_id,
                 strategy=strategy.name,
                 strategy_version=strategy.version,
+                strategy_segment=strategy.segment,
+                strategy_champion=strategy.champion,
             ),
             start_to_close_timeout=ACTIVITY_TIMEOUT,
             schedule_to_close_timeout=GIVE_UP_AFTER,
