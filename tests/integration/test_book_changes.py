@@ -15,12 +15,14 @@ import asyncpg
 import httpx
 import pytest
 from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.common import TypedSearchAttributes
 from temporalio.worker import Worker
 
 from activities.scan import ScanActivities
 from overdue.loanbook import BookLoanIn, store
 from overdue.schemas import validate
 from tests.integration.support import API_AUTH, Cli, Loans, eventually, workflow_exists
+from workflows import search_attributes as sa
 from workflows.commands import ScanPage, ScanPageResult
 from workflows.types import CollectionStatus, CollectionSummary, workflow_id_for
 
@@ -114,6 +116,26 @@ async def test_an_instalment_falling_due_reaches_the_running_collection(
     assert (await _scan(pool, client, loan_id)).started == 1
     status = await _owing(client, loan_id, 30_000)
     assert status.total_outstanding_minor == 60_000
+
+    # The assignment rules chose its strategy (the packaged ones: everyone, the default).
+    async def assigned() -> asyncpg.Record | None:
+        return await pool.fetchrow(
+            "SELECT strategy, strategy_segment, strategy_champion FROM loans"
+            " WHERE loan_id = $1 AND strategy_version <> ''",
+            loan_id,
+        )
+
+    strategy = await eventually(assigned, what="the strategy in the ledger")
+    assert tuple(strategy) == ("default", "everyone", True)
+
+    async def shown() -> TypedSearchAttributes | None:
+        described = await client.get_workflow_handle(workflow_id_for(loan_id)).describe()
+        attributes = described.typed_search_attributes
+        return attributes if attributes.get(sa.STRATEGY) else None
+
+    attributes = await eventually(shown, what="the Strategy search attribute")
+    assert attributes.get(sa.STRATEGY, "").startswith("default@")
+    assert attributes.get(sa.TOTAL_OUTSTANDING_AMOUNT) == 600.0
 
     # The core system's next version: another instalment fell due, and the last one moved.
     await _sync(pool, loan_id, 2, [(-10, "300.00", "0"), (-1, "300.00", "0"), (29, "300.00", "0")])
