@@ -89,6 +89,8 @@ def report(ledger: Ledger, period: Period, by: str | None = None) -> dict[str, A
     return {
         "period": {"since": period.since.isoformat(), "until": period.until.isoformat()},
         "by": by,
+        # Every group's slots in one order: by the earliest borrower-local hour called in each.
+        "slots": [r["slot"] for r in right_party_contact(ledger.attempts, period)["by_slot"]],
         "groups": [
             {"key": key, **figures(ledger.only(ids), period)} for key, ids in sorted(groups.items())
         ],

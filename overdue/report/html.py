@@ -8,6 +8,7 @@ the same plot, so strategies, jurisdictions or products are compared side by sid
 from __future__ import annotations
 
 import html
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,8 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from plotly.offline import get_plotlyjs
 
+from overdue.report.figures import ALL
+from overdue.report.rows import OPEN_STAGES
 from workflows.money import format_minor
 
 OUTCOMES = ("rolled", "cured", "referred", "closed_other", "stayed")
@@ -43,11 +46,15 @@ def render(report: dict[str, Any]) -> str:
         ("roll-rates", "Roll rates between stages", _roll_rates(groups)),
         ("cure-rates", "Cure rate by stage of entry", _cure_rates(groups)),
         ("recovery", "Recovery curve", _recovery(groups)),
-        ("rpc-slot", "Right-party contact rate by slot", _rpc(groups, "by_slot", "slot")),
+        (
+            "rpc-slot",
+            "Right-party contact rate by slot",
+            _rpc(groups, "by_slot", "slot", report["slots"]),
+        ),
         (
             "rpc-hour",
             "Right-party contact rate by borrower-local hour",
-            _rpc(groups, "by_hour", "hour"),
+            _rpc(groups, "by_hour", "hour", report["slots"]),
         ),
         ("promises", "Promises settled", _promises(groups)),
         ("waiting", "Loans waiting for a person", _waiting(groups)),
@@ -55,7 +62,7 @@ def render(report: dict[str, Any]) -> str:
     period = report["period"]
     body = [
         "<h1>Collections report</h1>",
-        f'<p class="period">{_e(period["since"])} to {_e(period["until"])}'
+        f'<p class="period">{_when(period["since"])} to {_when(period["until"])} (UTC)'
         + (f" · by {_e(report['by'])}" if report["by"] else "")
         + "</p>",
         _summary(groups),
@@ -72,6 +79,11 @@ def render(report: dict[str, Any]) -> str:
         f"<style>{STYLE}</style><script>{get_plotlyjs()}</script></head>"
         f"<body>{''.join(body)}</body></html>\n"
     )
+
+
+def _when(iso: str) -> str:
+    """An instant of the period, to the minute."""
+    return _e(datetime.fromisoformat(iso).astimezone(UTC).strftime("%Y-%m-%d %H:%M"))
 
 
 def _e(value: Any) -> str:
@@ -158,7 +170,11 @@ def _cure_rates(groups: list[dict[str, Any]]) -> go.Figure:
                 hovertemplate="%{x}: %{y:.1%} (%{customdata[0]} of %{customdata[1]}),"
                 " median %{customdata[2]} days<extra></extra>",
             )
-    figure.update_layout(barmode="group", yaxis={"tickformat": ".0%", "range": [0, 1]})
+    figure.update_layout(
+        barmode="group",
+        xaxis={"categoryorder": "array", "categoryarray": [*OPEN_STAGES, ALL]},
+        yaxis={"tickformat": ".0%", "range": [0, 1]},
+    )
     return _empty(figure)
 
 
@@ -184,7 +200,7 @@ def _recovery(groups: list[dict[str, Any]]) -> go.Figure:
     return _empty(figure)
 
 
-def _rpc(groups: list[dict[str, Any]], key: str, name: str) -> go.Figure:
+def _rpc(groups: list[dict[str, Any]], key: str, name: str, slots: list[str]) -> go.Figure:
     figure = go.Figure()
     for g in groups:
         rows = g["right_party_contact"][key]
@@ -197,9 +213,17 @@ def _rpc(groups: list[dict[str, Any]], key: str, name: str) -> go.Figure:
                 hovertemplate="%{x}: %{y:.1%} (%{customdata[0]} of %{customdata[1]})"
                 "<extra></extra>",
             )
+    # One order for every group: hours by the clock, slots as the report orders them.
+    hours = sorted({r["hour"] for g in groups for r in g["right_party_contact"]["by_hour"]})
+    order = [str(h) for h in hours] if name == "hour" else slots
     figure.update_layout(
         barmode="group",
-        xaxis={"type": "category", "title": {"text": name}},
+        xaxis={
+            "type": "category",
+            "title": {"text": name},
+            "categoryorder": "array",
+            "categoryarray": order,
+        },
         yaxis={"tickformat": ".0%", "rangemode": "tozero"},
     )
     return _empty(figure)
