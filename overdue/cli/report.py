@@ -103,10 +103,12 @@ def _pct(value: float | None) -> str:
 def print_report(figures: dict[str, Any]) -> None:
     """The figures as terminal tables, group by group."""
     period = figures["period"]
-    out.print(f"[bold]Collections report[/] {period['since']} to {period['until']}")
+    out.print(f"[bold]Collections report[/] {period['since']} to {period['until']} (excluded)")
     for g in figures["groups"]:
-        title = f" · {figures['by']} {g['key']}" if figures["by"] else ""
-        out.print(f"\n[bold]{g['loans']} loans[/] ({g['collections']} collections){title}")
+        title = f"{figures['by']} {g['key']}" if figures["by"] else ""
+        out.print(
+            f"\n[bold]{title or 'all loans'}[/]: {g['loans']} loans, {g['collections']} collections"
+        )
         rolls = Table(
             "stage",
             "loans",

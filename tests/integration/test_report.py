@@ -206,3 +206,14 @@ async def test_every_plot_of_the_page_draws_offline(
         assert requests == [path.resolve().as_uri()]
     finally:
         await context.close()
+
+
+async def test_without_json_the_figures_are_tables(cli: Cli, written: Ledger, product: str) -> None:
+    done = await cli("report", "--since", "2026-03-01", "--until", "2026-03-30", "--by", "product")
+    assert done.code == 0, done
+    assert f"product {product}: 6 loans, 6 collections" in done.stdout
+    for title in ("Roll rates", "Cures by stage of entry", "Recovery", "Right-party contact"):
+        assert title in done.stdout
+    assert "waiting for a person: 3 (dispute 1, hardship review 1, held by collection 1)" in (
+        done.stdout
+    )
