@@ -191,3 +191,14 @@ def test_unanswered_calls_rotate_through_the_day(report: dict[str, Any]) -> None
     assert rotation, "no never-answering borrower was called"
     for loan_id, slots in rotation.items():
         assert len(slots) == len(set(slots)), f"{loan_id}: {slots}"
+
+
+def test_the_demo_writes_the_report_of_its_portfolio(report: dict[str, Any]) -> None:
+    # The page lies in the demo's data dir, and holds the demo's plots (the browser test of
+    # the page is tests/integration/test_report.py's).
+    path = Path(report["report_path"])
+    assert path.is_file() and path.parent.name == "reports"
+    page = path.read_text(encoding="utf-8")
+    for figure in ("roll-rates", "cure-rates", "recovery", "rpc-slot", "rpc-hour"):
+        assert f'data-figure="{figure}"' in page
+    assert "<script src=" not in page
