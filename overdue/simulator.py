@@ -191,7 +191,8 @@ PERSONAS: dict[str, Persona] = {
             "evening_only",
             {"morning": 0.02, "midday": 0.02, "afternoon": 0.05, "evening": 0.85},
             pay_after_call=1.0,
-            expected="answers in the evening slot only; unanswered calls rotate to it, and the"
+            expected="answers in the evening slot only; calls explore the untried slots until they"
+            " reach it, and the"
             " borrower pays in full at the first conversation: cured",
         ),
         Persona(
@@ -228,7 +229,8 @@ PERSONAS: dict[str, Persona] = {
             pay_after_call=0.0,
             says=(Says.STILL_UNABLE,),
             expected="answers in the evening slot only, at every call there, and cannot pay:"
-            " each conversation only notes that nothing has changed: referred",
+            " each conversation only notes that nothing has changed; learning slots keep"
+            " calling in the evening: referred",
         ),
         Persona(
             "reluctant",
