@@ -83,6 +83,9 @@ class CadenceIn(Table):
     sms_after_unanswered: AtLeastOne
     contacts_after_unanswered: int
     referral_after_days: int
+    # Whether borrower calls aim at the slots the borrower answers in (``workflows.slots``), or
+    # rotate blindly through them (the control of an experiment on learning).
+    learn_slots: StrictBool = True
 
 
 class PromisesIn(Table):
@@ -156,6 +159,7 @@ class StrategyIn(Table):
             sms_after_unanswered=cadence.sms_after_unanswered,
             contacts_after_unanswered=cadence.contacts_after_unanswered,
             referral_after_days=cadence.referral_after_days,
+            learn_slots=cadence.learn_slots,
             messages=dict(self.messages),
             promise_grace_days=self.promises.grace_days,
             broken_promise_limit=self.promises.broken_limit,

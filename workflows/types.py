@@ -356,6 +356,8 @@ class Strategy:
     failed_debit_fee_minor: dict[str, int] = field(default_factory=dict)  # by currency
     complaint_routes: dict[str, str] = field(default_factory=dict)  # category -> team
     cross_loan: CrossLoanPolicy = field(default_factory=CrossLoanPolicy)
+    # Borrower calls aim at the slots the borrower answers in, or rotate blindly (``slots``).
+    learn_slots: bool = True
     # Chosen for the loan by the assignment rules (segment and split), not just loaded by name:
     # the collection then shows it in the ``Strategy`` search attribute.
     assigned: bool = False

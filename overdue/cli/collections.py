@@ -118,15 +118,21 @@ def import_loans(
         ops.StartOutcome.ALREADY_ENDED: [],
     }
     errors: list[FieldError] = []
+    taken: list[str] = []  # the loan ids in file order: the outcomes are listed so
 
-    def record(loan: Loan, outcome: str) -> None:
-        outcomes[outcome].append(loan.loan_id)
+    def good(rows: Iterator[Loan | FieldError]) -> Iterator[Loan]:
+        for row in rows:
+            if isinstance(row, FieldError):
+                errors.append(row)
+            else:
+                taken.append(row.loan_id)
+                yield row
 
     async def go() -> None:
         with path.open(encoding="utf-8-sig", newline="") as file:
             rows = sum(1 for _ in file) - 1  # a first pass, for the progress bar: about the rows
             file.seek(0)
-            loans = _good(loan_rows(file), errors)
+            loans = good(loan_rows(file))
             first = next(loans, None)
             if first is None:
                 return  # nothing to start: no connection needed
@@ -141,16 +147,14 @@ def import_loans(
                 ) as progress:
                     task = progress.add_task("collections", total=max(rows, 1))
 
-                    def started(loan: Loan, outcome: str) -> None:
-                        record(loan, outcome)
-                        progress.update(task, completed=sum(map(len, outcomes.values())))
-
-                    await start_all(
+                    results = await start_all(
                         s.client,
                         itertools.chain([first], loans),
                         day_seconds=day_seconds,
-                        on_started=started,
+                        on_started=lambda _loan, _outcome: progress.advance(task),
                     )
+            for loan_id, outcome in zip(taken, results, strict=True):
+                outcomes[outcome].append(loan_id)
 
     try:
         run_async(go())
@@ -177,15 +181,6 @@ def import_loans(
             err.print(f"  {path}:{e}")
     if errors:
         raise typer.Exit(1)
-
-
-def _good(rows: Iterator[Loan | FieldError], errors: list[FieldError]) -> Iterator[Loan]:
-    """The loans of ``rows``; their problems go to ``errors`` as they are read."""
-    for row in rows:
-        if isinstance(row, FieldError):
-            errors.append(row)
-        else:
-            yield row
 
 
 @app.command("scan")

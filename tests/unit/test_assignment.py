@@ -105,3 +105,17 @@ async def test_a_lenders_folder_assigns_and_the_packaged_strategies_fill_in(
 def test_the_packaged_rules_collect_everyone_with_the_default_strategy() -> None:
     rules = read_assignment(PACKAGED)
     assert assign(rules, _loan(jurisdiction="cn", amount_band=">=100k")).strategy == "default"
+
+
+async def test_every_packaged_strategy_loads_and_the_control_rotates_blindly() -> None:
+    loading = StrategyActivities(PACKAGED)
+    loaded = {
+        path.stem: await loading.load_strategy(LoadStrategy(name=path.stem))
+        for path in PACKAGED.glob("*.toml")
+        if path.name != "assignment.toml"
+    }
+    assert set(loaded) >= {"default", "gentle", "blind-rotation"}
+    assert {name: s.learn_slots for name, s in loaded.items()} == {
+        **{name: True for name in loaded},
+        "blind-rotation": False,
+    }

@@ -302,7 +302,7 @@ async def _slot_learning(c: Collection) -> slots.SlotLearning | None:
     state = c.state
     if state.slot_learning is not None:
         return state.slot_learning
-    if not c.patched(patches.LEARNING_SLOTS):
+    if not state.strategy.learn_slots or not c.patched(patches.LEARNING_SLOTS):
         return None
     loaded = await c.local_activity(
         SlotActivities.load_slot_priors,
