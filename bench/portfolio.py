@@ -1,7 +1,7 @@
 """A portfolio arriving: the start rate beside raw Temporal, and a full delinquency scan.
 
     .venv/bin/python bench/portfolio.py [--loans 10000] [--overdue 3000] [--starts 2000]
-        [--collections-first] [--no-scan]
+        [--collections-first] [--starts-without-worker] [--no-scan]
 
 On a throwaway embedded stack (dev server and PostgreSQL in a temporary data dir) with the
 production worker in this process:
@@ -11,7 +11,10 @@ production worker in this process:
   ``start_workflow`` calls of a workflow no worker runs, with the same concurrency, on the same
   server, in the same run: what the collection's start adds to Temporal's own. The raw starts
   go first, on a fresh server; ``--collections-first`` swaps the order, to see what the order
-  itself is worth.
+  itself is worth. The worker runs in this process, so the collections' first workflow tasks
+  compete with their own starts for the interpreter and the cores; ``--starts-without-worker``
+  times both kinds of start before the worker is up (each collection then waits for it), which
+  leaves the start call itself.
 - **A full scan.** A loan book of ``--loans`` loans, of which ``--overdue`` are past due, synced
   in, then one ``DelinquencyScan`` over it: its wall time, pages, and collections started.
   ``--no-scan`` measures the start rate alone.
@@ -145,8 +148,11 @@ async def main(options: argparse.Namespace) -> None:
     async with throwaway_stack() as (stack, pool):
         config = stack.running_config
         client = await connect(config)
-        async with build_worker(client, pool, config):
+        if options.starts_without_worker:
             await _start_rate(client, options.starts, options.collections_first)
+        async with build_worker(client, pool, config):
+            if not options.starts_without_worker:
+                await _start_rate(client, options.starts, options.collections_first)
             if options.scan:
                 await _full_scan(client, pool, config.home, options.loans, options.overdue)
 
@@ -158,6 +164,11 @@ if __name__ == "__main__":
     parser.add_argument("--starts", type=int, default=2_000)
     parser.add_argument(
         "--collections-first", action="store_true", help="time the collections' starts first"
+    )
+    parser.add_argument(
+        "--starts-without-worker",
+        action="store_true",
+        help="time the starts before the worker is up: the start call alone",
     )
     parser.add_argument("--no-scan", dest="scan", action="store_false", help="start rate only")
     asyncio.run(main(parser.parse_args()))
