@@ -1,7 +1,7 @@
 """A portfolio arriving: the start rate beside raw Temporal, and a full delinquency scan.
 
     .venv/bin/python bench/portfolio.py [--loans 10000] [--overdue 3000] [--starts 2000]
-        [--collections-first] [--starts-without-worker] [--no-scan]
+        [--collections-first] [--starts-without-worker] [--blocks 1] [--no-scan]
 
 On a throwaway embedded stack (dev server and PostgreSQL in a temporary data dir) with the
 production worker in this process:
@@ -14,7 +14,9 @@ production worker in this process:
   itself is worth. The worker runs in this process, so the collections' first workflow tasks
   compete with their own starts for the interpreter and the cores; ``--starts-without-worker``
   times both kinds of start before the worker is up (each collection then waits for it), which
-  leaves the start call itself.
+  leaves the start call itself. On a shared machine the load changes within the half-minute
+  each kind takes: ``--blocks N`` splits the starts into N blocks and alternates the two kinds
+  block by block (the order flipping every block), so that both see the same load.
 - **A full scan.** A loan book of ``--loans`` loans, of which ``--overdue`` are past due, synced
   in, then one ``DelinquencyScan`` over it: its wall time, pages, and collections started.
   ``--no-scan`` measures the start rate alone.
@@ -76,20 +78,30 @@ async def _raw_starts(client: Client, count: int) -> float:
     return seconds
 
 
-async def _start_rate(client: Client, count: int, collections_first: bool) -> None:
-    if not collections_first:
-        raw = await _raw_starts(client, count)
+async def _start_rate(client: Client, count: int, collections_first: bool, blocks: int) -> None:
     loans = [_loan(f"START-{uuid.uuid4().hex[:6]}-{n}") for n in range(count)]
-    started = time.perf_counter()
-    outcomes = await start_all(client, loans, day_seconds=QUIET_DAY_SECONDS)
-    ours = time.perf_counter() - started
-    if collections_first:
-        raw = await _raw_starts(client, count)
+    size = -(-count // blocks)
+    raw = ours = 0.0
+    outcomes: list[str] = []
+    for block in range(blocks):
+        chunk = loans[block * size : (block + 1) * size]
+        if not chunk:
+            break
+        # The order flips every block (ABBA...): a load that drifts during the run weighs on
+        # both kinds of start alike.
+        ours_first = collections_first == (block % 2 == 0)
+        if not ours_first:
+            raw += await _raw_starts(client, len(chunk))
+        started = time.perf_counter()
+        outcomes += await start_all(client, chunk, day_seconds=QUIET_DAY_SECONDS)
+        ours += time.perf_counter() - started
+        if ours_first:
+            raw += await _raw_starts(client, len(chunk))
     print(
         f"start rate, {count} workflows, {STARTS_IN_FLIGHT} in flight:"
         f" raw Temporal {count / raw:.0f}/s, collections {count / ours:.0f}/s"
         f" ({raw / ours:.0%} of raw; {outcomes.count('started')} started;"
-        f" {'collections' if collections_first else 'raw'} first)"
+        f" {'collections' if collections_first else 'raw'} first, {blocks} block(s))"
     )
     for loan in loans:
         await client.get_workflow_handle(workflow_id_for(loan.loan_id)).terminate("bench done")
@@ -149,10 +161,10 @@ async def main(options: argparse.Namespace) -> None:
         config = stack.running_config
         client = await connect(config)
         if options.starts_without_worker:
-            await _start_rate(client, options.starts, options.collections_first)
+            await _start_rate(client, options.starts, options.collections_first, options.blocks)
         async with build_worker(client, pool, config):
             if not options.starts_without_worker:
-                await _start_rate(client, options.starts, options.collections_first)
+                await _start_rate(client, options.starts, options.collections_first, options.blocks)
             if options.scan:
                 await _full_scan(client, pool, config.home, options.loans, options.overdue)
 
@@ -169,6 +181,12 @@ if __name__ == "__main__":
         "--starts-without-worker",
         action="store_true",
         help="time the starts before the worker is up: the start call alone",
+    )
+    parser.add_argument(
+        "--blocks",
+        type=int,
+        default=1,
+        help="time the starts in this many blocks, alternating raw and collections (1)",
     )
     parser.add_argument("--no-scan", dest="scan", action="store_false", help="start rate only")
     asyncio.run(main(parser.parse_args()))
