@@ -1,6 +1,6 @@
 """What one worker process costs per 1,000 live loans, and whether it keeps up as they grow.
 
-    .venv/bin/python bench/scale.py [--loans 5000] [--step 1000]
+    .venv/bin/python bench/scale.py [--loans 5000] [--step 1000] [--payments 200]
         [--round NAME:CACHE:TASKS ...] [--json]
 
 Each ``--round`` (default: one, ``current``, with ``overdue.tuning``'s defaults) runs on a fresh
@@ -16,7 +16,12 @@ invocation, so they compare on the same machine under the same load. In each rou
    its first call's place for the window's opening, and sleeps. After each step, once the
    ledger holds every loan and the worker has been idle for 3 s, it samples the worker's
    resident memory.
-2. **Sweep.** Every live loan is signalled once (``borrower_changed``, 64 at once): each one
+2. **Payments.** Once ``--loans`` are live, ``--payments`` payments each way (the
+   ``payment_received`` signal, and ``POST /v1/payments``'s outbox and ``apply_payment`` update),
+   one at a time, alternating, each to a random live loan (``bench/live_payments.py``): the time
+   until each is applied to the ledger's ``payments`` row and to the collection's state; p50,
+   p99 and the slowest. Each is small: no loan is cured. ``--payments 0`` skips the phase.
+3. **Sweep.** Every live loan is signalled once (``borrower_changed``, 64 at once): each one
    wakes, asks the ledger again for its contact's place and sleeps. A loan outside the worker's
    sticky cache is replayed from its history first, as after a restart or an eviction.
 
@@ -53,6 +58,8 @@ from pathlib import Path
 import asyncpg
 import psutil
 from budget import book, gather_limited, morning_zone
+from live_payments import Latencies
+from live_payments import measure as measure_payments
 from temporalio.client import Client
 from throughput import wait_for_pollers, worker_env
 
@@ -117,6 +124,7 @@ class RoundResult:
     spec: RoundSpec
     idle_rss_mb: float = 0.0
     samples: list[Sample] = field(default_factory=list)
+    payments: list[Latencies] = field(default_factory=list)
 
 
 # --- the worker's Prometheus page -------------------------------------------------------------
@@ -290,7 +298,8 @@ async def run_round(spec: RoundSpec, args: argparse.Namespace) -> RoundResult:
         )
         await stack.start()
         worker: WorkerProcess | None = None
-        ledger = await db.create_pool(stack.database_url, min_size=1, max_size=2)
+        # The settling, the payment phase's outbox and its polls: one at a time.
+        ledger = await db.create_pool(stack.database_url, min_size=1, max_size=4)
         try:
             config = replace(stack.running_config, simulation_seed=args.seed)
             client = await connect(config)
@@ -300,10 +309,16 @@ async def run_round(spec: RoundSpec, args: argparse.Namespace) -> RoundResult:
             log(
                 f"{spec.name}: cache {spec.cache}, tasks {spec.tasks}; idle {result.idle_rss_mb} MB"
             )
-            ids: list[str] = []
+            ids: list[str] = []  # loan ids
             while len(ids) < args.loans:
                 result.samples.append(await intake(client, ledger, worker, args, ids))
                 log(f"{spec.name}: {result.samples[-1]}")
+            if args.payments > 0:
+                phase, result.payments = await payments(client, ledger, worker, args, ids)
+                result.samples.append(phase)
+                log(f"{spec.name}: {phase}")
+                for way in result.payments:
+                    log(f"{spec.name}: {_latency_line(way)}")
             result.samples.append(await sweep(client, ledger, worker, ids))
             log(f"{spec.name}: {result.samples[-1]}")
         finally:
@@ -333,11 +348,31 @@ async def intake(
     await gather_limited(
         AT_ONCE, [lambda loan=loan: start_collection(client, loan) for loan in loans]
     )
-    ids += [workflow_id_for(loan.loan_id) for loan in loans]
+    ids += [loan.loan_id for loan in loans]
     await settle(worker, ledger, len(ids))
     return await asyncio.to_thread(
         sample, "intake", len(ids), time.monotonic() - started, worker, before
     )
+
+
+async def payments(
+    client: Client,
+    ledger: asyncpg.Pool,
+    worker: WorkerProcess,
+    args: argparse.Namespace,
+    ids: list[str],
+) -> tuple[Sample, list[Latencies]]:
+    """Pay random live loans one at a time, each way, and time each payment until applied."""
+    before = await asyncio.to_thread(read_metrics, worker.metrics_url)
+    worker.peak_rss = 0
+    started = time.monotonic()
+    latencies = await measure_payments(client, ledger, ids, args.payments, args.seed)
+    # A payment's workflow task may still run its follow-up (a re-plan) after the answer.
+    await settle(worker, ledger, len(ids))
+    phase = await asyncio.to_thread(
+        sample, "payments", len(ids), time.monotonic() - started, worker, before
+    )
+    return phase, latencies
 
 
 async def sweep(
@@ -350,10 +385,11 @@ async def sweep(
     # The loans run in real time: collection time is now.
     change = BorrowerChange(reason="conversation", by_loan="bench", at=datetime.now(UTC))
 
-    async def wake(workflow_id: str) -> None:
-        await client.get_workflow_handle(workflow_id).signal("borrower_changed", change)
+    async def wake(loan_id: str) -> None:
+        handle = client.get_workflow_handle(workflow_id_for(loan_id))
+        await handle.signal("borrower_changed", change)
 
-    await gather_limited(AT_ONCE, [lambda w=w: wake(w) for w in ids])
+    await gather_limited(AT_ONCE, [lambda i=i: wake(i) for i in ids])
     await settle(worker, ledger, len(ids))
     return await asyncio.to_thread(
         sample, "sweep", len(ids), time.monotonic() - started, worker, before
@@ -391,6 +427,30 @@ def table(results: list[RoundResult]) -> str:
     return "\n".join(rows)
 
 
+def payment_table(results: list[RoundResult]) -> str:
+    rows = [
+        "| round (cache, tasks) | way | payments | p50 ms | p99 ms | max ms | lost "
+        "| not delivered in time |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        for way in r.payments:
+            rows.append(
+                f"| {r.spec.name} ({r.spec.cache}, {r.spec.tasks}) | {way.way} | {len(way.ms)} "
+                f"| {_ms(way.percentile(0.50))} | {_ms(way.percentile(0.99))} | {_ms(way.max)} "
+                f"| {way.lost} | {way.not_delivered} |"
+            )
+    return "\n".join(rows)
+
+
+def _latency_line(way: Latencies) -> str:
+    return (
+        f"payments by {way.way}: {len(way.ms)} applied, p50 {_ms(way.percentile(0.50))} ms,"
+        f" p99 {_ms(way.percentile(0.99))} ms, max {_ms(way.max)} ms; {way.lost} lost,"
+        f" {way.not_delivered} not delivered in time"
+    )
+
+
 def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.0f}"
 
@@ -407,6 +467,12 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--loans", type=int, default=5000, help="live loans at the end (5000)")
     parser.add_argument("--step", type=int, default=1000, help="loans per intake step (1000)")
+    parser.add_argument(
+        "--payments",
+        type=int,
+        default=200,
+        help="payments each way once --loans are live; 0 skips the phase (200)",
+    )
     parser.add_argument(
         "--round",
         type=round_spec,
@@ -435,6 +501,9 @@ if __name__ == "__main__":
     else:
         print(f"cores: {os.cpu_count()}; loans: {arguments.loans}, {arguments.step} per step")
         print(table(results))
+        if arguments.payments > 0:
+            print()
+            print(payment_table(results))
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)  # the Temporal SDK can abort at interpreter exit (sdk-python#300)
