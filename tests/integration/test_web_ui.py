@@ -199,7 +199,9 @@ async def test_operations_filter_late_loans_and_read_the_current_details(
     # The UI renders the markdown of the current details in a frame of its own.
     details = page.frame_locator("#user-metadata-current-details")
     await expect(details.get_by_text(re.compile(r"Stage\s+late\s+·\s+DPD\s+24"))).to_be_visible()
-    await expect(details.get_by_text(re.compile(r"Outstanding\s+500\.00 USD"))).to_be_visible()
+    await expect(
+        details.get_by_text(re.compile(r"Overdue\s+500\.00 · Total outstanding\s+500\.00 USD"))
+    ).to_be_visible()
     await expect(details.get_by_text(re.compile(r"Last outcome\s+\w+"))).to_be_visible()
     local_and_utc = (
         r"Next\s+\w+ .* at \d{4}-\d\d-\d\d \d\d:\d\d \S+ \(UTC \d{4}-\d\d-\d\d \d\d:\d\d\)"
