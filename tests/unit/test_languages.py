@@ -25,7 +25,9 @@ from overdue.languages import (
     format_date,
     language_for,
 )
+from overdue.loanbook import BookLoanIn
 from overdue.loans import LoanInvalid, loan_from_fields
+from overdue.schemas import validate
 from workflows.commands import ContactRequest, NoticeRequest
 from workflows.outreach import REFERENCE_SCRIPTS, translations
 from workflows.types import Strategy
@@ -266,3 +268,12 @@ def test_bad_language_tables_are_named(change: Any, error: str) -> None:
     change(data["messages"])
     with pytest.raises(ValueError, match=error):
         parse_strategy(data)
+
+
+def test_a_book_row_synced_before_languages_keeps_its_digest() -> None:
+    # The same row re-sent after the upgrade is `unchanged`, not "synced with other content".
+    def digest(**fields: str) -> str:
+        return validate(BookLoanIn, {**ROW, **fields}).to_book_loan().digest()
+
+    assert digest() == digest(language="") == digest(language="zh-CN")
+    assert digest(language="en-US") != digest()
