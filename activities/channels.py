@@ -17,6 +17,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities import metrics
 from activities.budget import hold, lock_budget
+from overdue.languages import ENGLISH, language_for
 from overdue.ledger import append_audit
 from workflows.budget import number_key
 from workflows.commands import (
@@ -79,10 +80,11 @@ class ChannelActivities:
             refused = await self._confirm(request.reservation)
             if refused is not None:
                 return ContactResult(request.idempotency_key, Outcome.DEFERRED, deferred=refused)
-        phone, first_name = await self._recipient(request)
-        text = Template(request.message).safe_substitute(
-            first_name=first_name, loan_id=request.loan_id
+        recipient = await self._recipient(request)
+        text = render_script(
+            script_for(request, recipient.language), recipient.borrower_name, request.loan_id
         )
+        phone = recipient.phone
         outcome = await reach(Delivery(request=request, phone=phone, text=text))
         async with self._pool.acquire() as conn, conn.transaction():
             reservation_key = request.reservation.reservation_key if request.reservation else None
@@ -105,7 +107,8 @@ class ChannelActivities:
                 request.at,
                 request.at_local,
                 outcome,
-                text if request.channel == "sms" else None,
+                # The words sent, or the script the call followed: in the language it was made in.
+                text,
                 request.borrower_id,
                 number_key(phone),
                 reservation_key,
@@ -163,18 +166,23 @@ class ChannelActivities:
                 )
         return None if result.granted else result
 
-    async def _recipient(self, request: ContactRequest) -> tuple[str, str]:
+    async def _recipient(self, request: ContactRequest) -> Recipient:
+        # The borrower's language, also for a reference: the borrower's people are written to
+        # in the language the lender knows the borrower by.
         if request.target == Target.CONTACT:
             row = await self._pool.fetchrow(
-                "SELECT c.phone, b.name FROM contacts c JOIN loans l USING (loan_id)"
-                " JOIN borrowers b ON b.borrower_id = l.borrower_id"
+                "SELECT c.phone, b.name, b.language, l.jurisdiction FROM contacts c"
+                " JOIN loans l USING (loan_id) JOIN borrowers b ON b.borrower_id = l.borrower_id"
                 " WHERE c.loan_id = $1 AND c.contact_id = $2",
                 request.loan_id,
                 request.target_id,
             )
         else:
             row = await self._pool.fetchrow(
-                "SELECT phone, name FROM borrowers WHERE borrower_id = $1", request.target_id
+                "SELECT b.phone, b.name, b.language, l.jurisdiction FROM borrowers b"
+                " LEFT JOIN loans l ON l.loan_id = $2 WHERE b.borrower_id = $1",
+                request.target_id,
+                request.loan_id,
             )
         if row is None:
             raise ApplicationError(
@@ -182,7 +190,37 @@ class ChannelActivities:
                 type="UnknownRecipient",
                 non_retryable=True,
             )
-        return row["phone"], row["name"].split()[0]
+        return Recipient(
+            phone=row["phone"],
+            borrower_name=row["name"],
+            language=language_for(row["language"], row["jurisdiction"] or ""),
+        )
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """Who a contact reaches, and in which language: read from the ledger, never from history."""
+
+    phone: str
+    borrower_name: str  # the name a script calls the borrower by, also to a reference
+    language: str
+
+
+def render_script(script: str, borrower_name: str, loan_id: str) -> str:
+    """A script's words with its fields filled in: ``$name`` (the full name, as Chinese addresses
+    people), ``$first_name`` and ``$loan_id``. An unknown ``$field`` is left as written rather
+    than failing a contact the strategy file's checks let through."""
+    return Template(script).safe_substitute(
+        name=borrower_name, first_name=borrower_name.split()[0], loan_id=loan_id
+    )
+
+
+def script_for(request: ContactRequest, language: str) -> str:
+    """The template's words in ``language``: the strategy's translation, else its en-US words
+    (a strategy, or a history, from before languages has no other)."""
+    if language == ENGLISH:
+        return request.message
+    return request.scripts.get(language) or request.message
 
 
 class ProviderCall(Protocol):

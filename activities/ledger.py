@@ -44,12 +44,16 @@ class LedgerActivities:
         loan, borrower = request.loan, request.loan.borrower
         async with self._pool.acquire() as conn, conn.transaction():
             await conn.execute(
-                "INSERT INTO borrowers (borrower_id, name, phone, timezone) VALUES ($1, $2, $3, $4)"
-                " ON CONFLICT (borrower_id) DO NOTHING",
+                "INSERT INTO borrowers (borrower_id, name, phone, timezone, language)"
+                " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (borrower_id) DO UPDATE"
+                # The language the newest collection was started with, when it names one: a
+                # retry writes the same value again, so the insert stays idempotent.
+                " SET language = EXCLUDED.language WHERE EXCLUDED.language <> ''",
                 borrower.borrower_id,
                 borrower.name,
                 borrower.phone,
                 borrower.timezone,
+                borrower.language,
             )
             inserted = await conn.fetchval(
                 "INSERT INTO loans (loan_id, borrower_id, product, principal_minor, outstanding_minor,"

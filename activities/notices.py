@@ -16,6 +16,7 @@ import jinja2
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from overdue.languages import ENGLISH, format_amount, format_date, language_for
 from overdue.ledger import append_audit
 from workflows.commands import NoticeRecord, NoticeRequest
 from workflows.money import format_minor
@@ -29,11 +30,7 @@ class NoticeActivities:
 
     def __init__(self, pool: asyncpg.Pool, templates: Path, output: Path) -> None:
         self._pool = pool
-        self._templates = jinja2.Environment(
-            loader=jinja2.FileSystemLoader(templates),
-            undefined=jinja2.StrictUndefined,
-            autoescape=False,
-        )
+        self._templates = letter_templates(templates)
         self._output = output
 
     @activity.defn(name="serve_notice")
@@ -45,23 +42,17 @@ class NoticeActivities:
         if existing is not None:
             return NoticeRecord(request.notice_key, existing["path"], existing["sha256"])
         loan = await self._pool.fetchrow(
-            "SELECT l.product, b.name FROM loans l JOIN borrowers b USING (borrower_id) WHERE l.loan_id = $1",
+            "SELECT l.product, l.jurisdiction, b.name, b.language"
+            " FROM loans l JOIN borrowers b USING (borrower_id) WHERE l.loan_id = $1",
             request.loan_id,
         )
         if loan is None:
             raise ApplicationError(
                 f"unknown loan {request.loan_id}", type="UnknownLoan", non_retryable=True
             )
-        text = self._templates.get_template(f"{request.kind}.txt.j2").render(
-            notice_key=request.notice_key,
-            issued_on=request.issued_at.date().isoformat(),
-            borrower_name=loan["name"],
-            loan_id=request.loan_id,
-            product=loan["product"],
-            outstanding=format_minor(request.outstanding_minor, request.currency),
-            currency=request.currency,
-            days_past_due=request.days_past_due,
-            **request.facts,
+        language = language_for(loan["language"], loan["jurisdiction"])
+        text = self._templates.get_template(template_name(request.kind, language)).render(
+            letter_fields(request, loan["name"], loan["product"], language)
         )
         path = self._output / request.loan_id / f"{request.kind}.txt"
         path.parent.mkdir(mode=FOLDER_MODE, parents=True, exist_ok=True)
@@ -90,6 +81,41 @@ class NoticeActivities:
             )
         assert stored is not None  # RETURNING always yields the row
         return NoticeRecord(request.notice_key, stored["path"], stored["sha256"])
+
+
+def letter_templates(folder: Path) -> jinja2.Environment:
+    """The letter templates in ``folder``: a field a template names and the letter lacks is an
+    error, never a blank in a letter that is sent."""
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(folder),
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+    )
+
+
+def letter_fields(
+    request: NoticeRequest, borrower_name: str, product: str, language: str
+) -> dict[str, object]:
+    """What a letter's template may name, written the way ``language`` writes dates and money."""
+    return {
+        "notice_key": request.notice_key,
+        "issued_on": format_date(request.issued_at.date(), language),
+        "borrower_name": borrower_name,
+        "loan_id": request.loan_id,
+        "product": product,
+        "outstanding": format_minor(request.outstanding_minor, request.currency),
+        "currency": request.currency,
+        # The amount with its currency, as the language writes it (人民币5200.00元).
+        "amount": format_amount(request.outstanding_minor, request.currency, language),
+        "days_past_due": request.days_past_due,
+        **request.facts,
+    }
+
+
+def template_name(kind: str, language: str) -> str:
+    """The letter's template in ``language``: ``legal_notice.zh-CN.txt.j2``; en-US letters keep
+    the plain name they always had (``legal_notice.txt.j2``)."""
+    return f"{kind}.txt.j2" if language == ENGLISH else f"{kind}.{language}.txt.j2"
 
 
 def _write_private(path: Path, text: str) -> None:

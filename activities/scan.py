@@ -180,7 +180,7 @@ class ScanActivities:
             rows = await conn.fetch(
                 "SELECT l.loan_id, l.product, l.principal_minor, l.currency, l.jurisdiction,"
                 " l.version, l.told_version, l.risk_score,"
-                " b.borrower_id, b.name, b.phone, b.timezone"
+                " b.borrower_id, b.name, b.phone, b.timezone, b.language"
                 " FROM book.loans l JOIN book.borrowers b USING (borrower_id)"
                 " WHERE l.loan_id > $1 ORDER BY l.loan_id LIMIT $2",
                 after_loan_id,
@@ -229,7 +229,9 @@ class ScanActivities:
             BookEntry(
                 loan=Loan(
                     loan_id=r["loan_id"],
-                    borrower=Borrower(r["borrower_id"], r["name"], r["phone"], r["timezone"]),
+                    borrower=Borrower(
+                        r["borrower_id"], r["name"], r["phone"], r["timezone"], r["language"]
+                    ),
                     product=r["product"],
                     principal_minor=r["principal_minor"],
                     outstanding_minor=0,  # set from the schedule when collected

@@ -18,6 +18,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.assignment import ASSIGNMENT_FILE, assign, read_assignment
+from overdue.languages import ENGLISH, LANGUAGES, language_tag
 from overdue.schemas import Currency, invalid, shown, validate
 from workflows.commands import LoadStrategy
 from workflows.outreach import REFERENCE_SCRIPTS
@@ -129,7 +130,9 @@ class StrategyIn(Table):
     stages: StagesIn
     cadence: CadenceIn
     slots: list[SlotIn]
-    messages: dict[str, str]
+    # Scripts by language (``[messages.zh-CN]``, ``[messages.en-US]``); flat ``[messages]``
+    # entries are en-US, as every strategy file was written before languages.
+    messages: dict[str, str | dict[str, str]]
     promises: PromisesIn
     fees: FeesIn
     complaints: ComplaintsIn
@@ -138,17 +141,49 @@ class StrategyIn(Table):
     cross_loan: CrossLoanIn = Field(default_factory=CrossLoanIn)
 
     @model_validator(mode="after")
-    def _reference_scripts(self) -> StrategyIn:
-        # Each reference script (the jurisdiction profile picks one) must have its words: a
-        # reference is never called with an empty script, nor with another profile's.
-        for template, _ in REFERENCE_SCRIPTS.values():
-            if not self.messages.get(template, "").strip():
-                raise invalid("the reference script is missing", at=("messages", template))
+    def _scripts(self) -> StrategyIn:
+        languages = self.scripts()
+        english = languages[ENGLISH]
+        for language, scripts in languages.items():
+            at = () if language == ENGLISH and ENGLISH not in self.messages else (language,)
+            # Each reference script (the jurisdiction profile picks one) must have its words: a
+            # reference is never called with an empty script, nor with another profile's.
+            for template, _ in REFERENCE_SCRIPTS.values():
+                if not scripts.get(template, "").strip():
+                    raise invalid("the reference script is missing", at=("messages", *at, template))
+            # Every borrower hears every script in their language: none may be missing from one.
+            for template in sorted(english.keys() - scripts.keys()):
+                raise invalid(f"missing in {language}", at=("messages", *at, template))
+            for template in sorted(scripts.keys() - english.keys()):
+                raise invalid(f"not in {ENGLISH}", at=("messages", *at, template))
         return self
+
+    def scripts(self) -> dict[str, dict[str, str]]:
+        """The scripts by language; en-US always among them (``messages``' flat entries).
+
+        Raises:
+            PydanticCustomError: a table for a language not shipped, or en-US given twice.
+        """
+        flat = {k: v for k, v in self.messages.items() if isinstance(v, str)}
+        languages: dict[str, dict[str, str]] = {}
+        for key, value in self.messages.items():
+            if isinstance(value, str):
+                continue
+            try:
+                languages[language_tag(key)] = dict(value)
+            except ValueError:
+                raise invalid(
+                    f"no language {key}: expected {', '.join(LANGUAGES)}", at=("messages", key)
+                ) from None
+        if flat and ENGLISH in languages:
+            raise invalid(f"give the {ENGLISH} scripts flat or in [messages.{ENGLISH}], not both")
+        languages.setdefault(ENGLISH, flat)
+        return languages
 
     def to_strategy(self) -> Strategy:
         """The ``Strategy`` dataclass the workflow receives."""
         cadence, arrangements = self.cadence, self.arrangements
+        scripts = self.scripts()
         return Strategy(
             name=self.name,
             version=self.version,
@@ -160,7 +195,8 @@ class StrategyIn(Table):
             contacts_after_unanswered=cadence.contacts_after_unanswered,
             referral_after_days=cadence.referral_after_days,
             learn_slots=cadence.learn_slots,
-            messages=dict(self.messages),
+            messages=scripts.pop(ENGLISH),
+            translations=scripts,
             promise_grace_days=self.promises.grace_days,
             broken_promise_limit=self.promises.broken_limit,
             failed_debit_fee_minor=dict(self.fees.failed_debit),

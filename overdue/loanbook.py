@@ -40,6 +40,7 @@ from pydantic import (
     model_validator,
 )
 
+from overdue.languages import DEFAULT_BY_JURISDICTION
 from overdue.schemas import (
     CsvRows,
     FieldError,
@@ -215,6 +216,13 @@ class BookLoan:
         # Fields added since a version was first synced are left out while unset, so that the
         # same content keeps the digest it was stored with.
         loan = {k: v for k, v in _plain(self.loan).items() if v is not None}
+        # The language a row without the column is given (the jurisdiction's) is left out too:
+        # the same row synced before languages keeps its digest.
+        if loan["borrower"]["language"] in (
+            "",
+            DEFAULT_BY_JURISDICTION.get(self.loan.jurisdiction),
+        ):
+            del loan["borrower"]["language"]
         synced: dict[str, Any] = {
             "loan": loan,
             "schedule": [_plain(i) for i in self.schedule],
@@ -329,15 +337,16 @@ async def store(pool: asyncpg.Pool, book_loan: BookLoan, *, line: int | None = N
                 )
         borrower = loan.borrower
         await conn.execute(
-            "INSERT INTO book.borrowers (borrower_id, name, phone, timezone, synced_at)"
-            " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (borrower_id) DO UPDATE SET"
+            "INSERT INTO book.borrowers (borrower_id, name, phone, timezone, synced_at, language)"
+            " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (borrower_id) DO UPDATE SET"
             " name = EXCLUDED.name, phone = EXCLUDED.phone, timezone = EXCLUDED.timezone,"
-            " synced_at = EXCLUDED.synced_at",
+            " synced_at = EXCLUDED.synced_at, language = EXCLUDED.language",
             borrower.borrower_id,
             borrower.name,
             borrower.phone,
             borrower.timezone,
             now,
+            borrower.language,
         )
         await conn.execute(
             "INSERT INTO book.loans (loan_id, version, borrower_id, product, principal_minor,"

@@ -37,9 +37,11 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 from pydantic_core import PydanticCustomError
 
+from overdue.languages import DEFAULT_BY_JURISDICTION, LANGUAGES, language_tag
 from workflows import limits
 from workflows.limits import ID_MAX_LENGTH, ID_PATTERN, ID_RULE, LimitError, shown
 from workflows.money import AmountError, check_currency, to_minor
@@ -265,6 +267,17 @@ def jurisdiction(value: str) -> str:
     return value
 
 
+def language(value: str) -> str:
+    """A language every script and letter ships in (``overdue.languages``), as its BCP 47 tag;
+    empty when not given (the jurisdiction's default, filled in by the model)."""
+    if not value.strip():
+        return ""
+    try:
+        return language_tag(value)
+    except ValueError:
+        raise invalid(f"must be one of {', '.join(LANGUAGES)}") from None
+
+
 def phone_number(text: str, region: str | None) -> str:
     """``text`` in E.164 (``+8613800138000``); a number without its country code is read as one
     of ``region``'s. Budgets are kept per number, so one number is always written one way.
@@ -388,6 +401,7 @@ MajorAmount = Annotated[
     Field(max_length=limits.MAX_AMOUNT_TEXT, json_schema_extra={"pattern": r"^[0-9]+(\.[0-9]+)?$"}),
 ]
 Jurisdiction = Annotated[str, AfterValidator(jurisdiction)]
+Language = Annotated[str, Field(max_length=16), AfterValidator(language)]
 Phone = Annotated[str, AfterValidator(_phone)]
 TimeZoneName = Annotated[str, AfterValidator(time_zone)]
 IsoDate = Annotated[str, AfterValidator(iso_date)]
@@ -444,6 +458,10 @@ class LoanIn(BaseModel):
         le=limits.MAX_RISK_SCORE,
         description="The lender's risk score, if it has one: strategies may be assigned by it.",
     )
+    language: Language = Field(
+        default="",
+        description="The borrower's language (zh-CN, en-US); empty: the jurisdiction's default.",
+    )
 
     @field_validator("contacts", mode="before")
     @classmethod
@@ -463,12 +481,21 @@ class LoanIn(BaseModel):
             raise invalid("contact ids must be unique")
         return contacts
 
+    @model_validator(mode="after")
+    def _language_by_jurisdiction(self) -> LoanIn:
+        # Filled in here, so the loan book and the workflow's input say which language it is.
+        if not self.language and self.jurisdiction:
+            self.language = DEFAULT_BY_JURISDICTION.get(self.jurisdiction, "")
+        return self
+
     def to_loan(self, *, outstanding_minor: int | None = None, due_date: str | None = None) -> Loan:
         """The workflow's ``Loan``, amounts in minor units (the balance and due date as given,
         when a schedule says them: ``overdue.loanbook``)."""
         return Loan(
             loan_id=self.loan_id,
-            borrower=Borrower(self.borrower_id, self.borrower_name, self.phone, self.timezone),
+            borrower=Borrower(
+                self.borrower_id, self.borrower_name, self.phone, self.timezone, self.language
+            ),
             product=self.product,
             principal_minor=to_minor(self.principal, self.currency),
             outstanding_minor=(

@@ -132,7 +132,7 @@ class ContactRequest:
     at: datetime  # UTC collection time the planner allowed
     at_local: str
     timezone: str
-    message: str  # template text from the strategy; rendered by the activity
+    message: str  # template text from the strategy (en-US); rendered by the activity
     outstanding_minor: int
     currency: str
     # The planner's decision, for the audit log: allowed now, after the denials listed here.
@@ -142,6 +142,9 @@ class ContactRequest:
     # Why a borrower call aims at its slot (``workflows.slots.choose``): each slot's draw and
     # rank, for the audit log. Empty for other contacts and in histories before learning slots.
     slot_choice: dict[str, str] = field(default_factory=dict)
+    # The template's text in the strategy's other languages, by BCP 47 tag: the activity sends
+    # the borrower's. Empty in histories before languages (``message`` is then sent).
+    scripts: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass

@@ -41,6 +41,15 @@ def script(strategy: Strategy, template: str) -> str:
     return strategy.messages.get(template) or LATER_SCRIPTS.get(template, "")
 
 
+def translations(strategy: Strategy, template: str) -> dict[str, str]:
+    """The words of ``template`` in the strategy's other languages than en-US, by language."""
+    return {
+        language: scripts[template]
+        for language, scripts in strategy.translations.items()
+        if template in scripts
+    }
+
+
 @dataclass(frozen=True)
 class Intent:
     channel: Channel

@@ -156,6 +156,9 @@ class Borrower:
     name: str
     phone: str
     timezone: str  # IANA zone: every time of day is borrower-local
+    # BCP 47 tag of the language the borrower is written to in (``overdue.languages``); "" is
+    # the jurisdiction's default, and decodes histories recorded before the field.
+    language: str = ""
 
 
 @dataclass
@@ -346,7 +349,7 @@ class Strategy:
     sms_after_unanswered: int  # unanswered calls in a row before an SMS nudge
     contacts_after_unanswered: int  # unanswered calls in a row before asking references
     referral_after_days: int  # days in legal before referral to counsel
-    messages: dict[str, str]
+    messages: dict[str, str]  # the scripts in en-US, the language histories always had
     death_verification_days: int = 14  # then a person decides, if the registry has not
     arrangement_instalments: int = 3  # short-term hardship plan
     arrangement_interval_days: int = 7
@@ -363,6 +366,9 @@ class Strategy:
     assigned: bool = False
     segment: str = ""  # the assignment's segment; "" when no segment took the loan
     champion: bool = True  # the segment's champion, or one of its challengers
+    # The scripts in the other languages, by BCP 47 tag then template: the channel activity
+    # picks the borrower's. Empty in histories recorded before languages.
+    translations: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 @dataclass

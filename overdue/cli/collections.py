@@ -54,6 +54,10 @@ def start(
     contact: Annotated[
         list[str] | None, typer.Option(help="Reference as id|name|phone|relation; repeatable.")
     ] = None,
+    language: Annotated[
+        str,
+        typer.Option(help="Borrower's language, zh-CN or en-US (default: the jurisdiction's)."),
+    ] = "",
     day_seconds: Annotated[
         float | None, typer.Option(help="Compress time: a collection day lasts this many seconds.")
     ] = None,
@@ -74,6 +78,7 @@ def start(
         "due_date": due_date,
         "jurisdiction": jurisdiction,
         "contacts": ";".join(contact or []),
+        "language": language,
     }
     try:
         loan = loan_from_fields(fields)

@@ -109,11 +109,18 @@ BAD = {
     "missing stages": (_drop("stages"), r"stages"),
     "missing slots": (_drop("slots"), r"slots"),
     "missing messages": (_drop("messages"), r"messages"),
-    "missing reference_locate": (_drop("messages", "reference_locate"), r"reference_locate"),
-    "missing reference_relay": (_drop("messages", "reference_relay"), r"reference_relay"),
+    "missing reference_locate": (
+        _drop("messages", "en-US", "reference_locate"),
+        r"reference_locate",
+    ),
+    "missing reference_relay": (_drop("messages", "en-US", "reference_relay"), r"reference_relay"),
     "empty reference_locate": (
-        _set("messages", "reference_locate", value=" "),
-        r"messages\.reference_locate",
+        _set("messages", "en-US", "reference_locate", value=" "),
+        r"messages\.en-US\.reference_locate",
+    ),
+    "empty Chinese reference_relay": (
+        _set("messages", "zh-CN", "reference_relay", value=" "),
+        r"messages\.zh-CN\.reference_relay",
     ),
     "missing min_gap_minutes": (_drop("cadence", "min_gap_minutes"), r"min_gap_minutes"),
     "missing referral_after_days": (

@@ -350,8 +350,13 @@ async def test_legal_notice_is_filed_and_contacts_respect_the_window(
     assert hashlib.sha256(letter.read_bytes()).hexdigest() == notice["sha256"]
     text = letter.read_text()
     assert loan.loan_id in text
-    assert f"500.00 {currency}" in text
-    assert "Days past due:    29" in text
+    # In the borrower's language, the jurisdiction's by default: a cn borrower's is Chinese.
+    if jurisdiction == "cn":
+        assert "人民币500.00元" in text
+        assert "逾期天数" in text and "29天" in text
+    else:
+        assert f"500.00 {currency}" in text
+        assert "Days past due:    29" in text
     served = await audit(pool, loan.loan_id, "notice_served")
     assert served == [{"kind": "legal_notice", "sha256": notice["sha256"]}]
 

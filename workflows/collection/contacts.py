@@ -396,6 +396,7 @@ async def reach_out(c: Collection, planned_outreach: PlannedOutreach) -> None:
         at_local=clock.format_local(now, c.zone),
         timezone=loan.borrower.timezone,
         message=outreach.script(state.strategy, intent.template),
+        scripts=outreach.translations(state.strategy, intent.template),
         outstanding_minor=state.outstanding_minor,
         currency=loan.currency,
         deferred_by=list(planned.deferred_by),
