@@ -445,18 +445,71 @@ def _has_ended(error: RPCError) -> bool:
     return "completed" in error.message.lower()
 
 
+# Every key of ``overdue status --json``, in order, for running and closed loans alike: a key
+# that does not apply is null (docs/status.schema.json holds the shape, and a test holds the
+# output to it).
+STATUS_KEYS = (
+    "loan_id",
+    "workflow_id",
+    "workflow_status",
+    "stage",
+    "resolved_in",
+    "days_past_due",
+    "outstanding_minor",
+    "outstanding",
+    "recovered_minor",
+    "currency",
+    "fees_minor",
+    "fees",
+    "total_outstanding_minor",
+    "total_outstanding",
+    "situation",
+    "broken_promises",
+    "jurisdiction",
+    "timezone",
+    "attempt_count",
+    "last_outcome",
+    "next_action",
+    "collection_time",
+    "ended_at",
+    "applied_payment_ids",
+    "promise",
+    "arrangement",
+    "days_paused",
+    "hold",
+    "refusals",
+    # The ledger's record (null without one).
+    "attempts",
+    "payments",
+    "promises",
+    "notices",
+    "complaint_cases",
+    "outcomes",
+)
+NO_NEXT_ACTION = {"kind": "none", "at_utc": None, "at_local": None, "detail": ""}
+
+
 async def loan_status(client: Client, pool: asyncpg.Pool | None, loan_id: str) -> dict[str, Any]:
-    """The loan's state (live from the workflow when it runs) and its full record from the ledger."""
+    """The loan's state (live from the workflow when it runs) and its full record from the ledger.
+
+    One shape whatever the loan's state: every key of ``STATUS_KEYS``, null where it does not
+    apply (a closed loan has no next contact or hold; a loan without a ledger record, no
+    attempts).
+    """
     handle = client.get_workflow_handle_for(LoanCollection.run, workflow_id_for(loan_id))
     status = await _describe(handle)
     record = await ledger_record(pool, loan_id) if pool is not None else None
     if status is None and record is None:
         raise UnknownLoan(loan_id)
-    view: dict[str, Any] = {"loan_id": loan_id, "workflow_id": workflow_id_for(loan_id)}
+    view: dict[str, Any] = dict.fromkeys(STATUS_KEYS)
+    view.update(loan_id=loan_id, workflow_id=workflow_id_for(loan_id))
     if status is not None:
         view["workflow_status"] = status.name.lower()
         if status == WorkflowExecutionStatus.RUNNING:
-            view.update(status_view(await handle.query(LoanCollection.status)))
+            live = status_view(await handle.query(LoanCollection.status))
+            # The cases' ids: the ledger's record below has each case whole.
+            live.pop("complaint_cases", None)
+            view.update(live)
         elif status == WorkflowExecutionStatus.COMPLETED:
             summary = await handle.result()
             view.update(
@@ -466,28 +519,37 @@ async def loan_status(client: Client, pool: asyncpg.Pool | None, loan_id: str) -
                 outstanding_minor=summary.outstanding_minor,
                 recovered_minor=summary.recovered_minor,
                 currency=summary.currency,
-                next_action={"kind": "none", "at_utc": None, "at_local": None, "detail": ""},
+                situation=summary.situation,
+                broken_promises=summary.broken_promises,
+                attempt_count=summary.attempt_count,
+                ended_at=_iso(summary.ended_at),
+                next_action=dict(NO_NEXT_ACTION),
             )
     if record is not None:
         loan = record.pop("loan")
-        view.setdefault("stage", loan["stage"])
-        view.setdefault("outstanding_minor", loan["outstanding_minor"])
-        view.setdefault("currency", loan["currency"])
+        for key in ("stage", "outstanding_minor", "currency", "jurisdiction"):
+            if view[key] is None:
+                view[key] = loan[key]
         view.update(record)
-    if "currency" in view and "outstanding_minor" in view:
+    if view["currency"] is not None and view["outstanding_minor"] is not None:
         view["outstanding"] = format_minor(view["outstanding_minor"], view["currency"])
-    return view
+    # The ledger's record replaces what the query carries of it (ids only); nothing else.
+    return {key: view[key] for key in STATUS_KEYS}
 
 
 def status_view(status: CollectionStatus) -> dict[str, Any]:
+    """A running loan's status query as JSON: the keys of ``STATUS_KEYS`` it answers."""
     data = json.loads(json.dumps(asdict(status), default=_iso))
     # The ledger has every attempt and notice, with more detail.
     data.pop("recent_attempts", None)
     data.pop("notices", None)
     data["outstanding"] = format_minor(status.outstanding_minor, status.currency)
     data["fees"] = format_minor(status.fees_minor, status.currency)
-    if status.total_outstanding_minor is not None:
-        data["total_outstanding"] = format_minor(status.total_outstanding_minor, status.currency)
+    data["total_outstanding"] = (
+        format_minor(status.total_outstanding_minor, status.currency)
+        if status.total_outstanding_minor is not None
+        else None
+    )
     return data
 
 

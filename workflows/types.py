@@ -410,6 +410,22 @@ class Arrangement:
 
 
 @dataclass
+class RefusedMessage:
+    """A signal refused whole (malformed, or outside the limits), as ``status`` shows it.
+
+    ``problem`` names the field and what is wrong with it, never the value sent.
+    """
+
+    message: str  # the signal's name: ``payment_received``, ``pause``, ...
+    problem: str  # ``field: what is wrong``
+    at: datetime  # collection time it was audited
+
+
+# Refusals ``status`` shows, newest last: enough to see what a source keeps sending wrong.
+RECENT_REFUSALS = 10
+
+
+@dataclass
 class CollectionState:
     """Everything the workflow carries across continue-as-new."""
 
@@ -455,6 +471,8 @@ class CollectionState:
     # were: keys their audit entries.
     pending_refusals: list[str] = field(default_factory=list)
     refusals: int = 0
+    # The last ``RECENT_REFUSALS`` of them, for ``status``.
+    recent_refusals: list[RefusedMessage] = field(default_factory=list)
     # Histories before ``situation-from-machine`` only: a label an outcome reported that the
     # machine's state does not give, shown until the label next changed (``events.report``).
     reported_label: Situation | None = None
@@ -532,6 +550,8 @@ class CollectionStatus:
     # payments); these show its fees apart, and the whole balance including what is not due yet.
     fees_minor: int = 0
     total_outstanding_minor: int | None = None
+    # The last signals refused whole (malformed, or outside the limits), newest last.
+    refusals: list[RefusedMessage] = field(default_factory=list)
 
 
 @dataclass

@@ -243,3 +243,29 @@ async def test_a_loan_past_early_still_shows_its_summary(
     glance = re.compile(rf"Loan {re.escape(portfolio.late)} · ")
     shown = await page.get_by_text(glance).count() + await details.get_by_text(glance).count()
     assert shown > 0, "no summary of the loan on its page"
+
+
+async def test_a_malformed_signal_shows_as_a_rejection_in_the_current_details(
+    page: Page, stack: EmbeddedStack, cli: Cli, client: Client, loans: Loans
+) -> None:
+    """What the UI's signal form sends with only the payment id typed in is refused, and the
+    loan's page says so: the signal and the field, never the value."""
+    loan_id = loans.new_id("ui-refused")
+    zone = daytime_zone()
+    started = await cli(
+        *start_args(loan_id, timezone=zone, due_date=days_ago(zone, 2), day_seconds=DAY_SECONDS)
+    )
+    assert started.code == 0, started
+    handle = client.get_workflow_handle_for(LoanCollection.run, workflow_id_for(loan_id))
+    await handle.signal("payment_received", {"payment_id": f"{loan_id}-p1"})
+
+    async def refused() -> bool:
+        return bool((await handle.query(LoanCollection.status)).refusals)
+
+    await eventually(refused, timeout=60, what="the refusal in status")
+    await page.goto(f"{stack.ui_url}/namespaces/default/workflows/{workflow_id_for(loan_id)}")
+    await page.get_by_role("tab", name="User Metadata").click()
+    details = page.frame_locator("#user-metadata-current-details")
+    await expect(
+        details.get_by_text(re.compile(r"Refused\s+payment_received\s+\(amount_minor\)"))
+    ).to_be_visible()

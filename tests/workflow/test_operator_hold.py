@@ -75,7 +75,7 @@ async def test_a_hold_stops_outreach_and_escalation_until_resumed(
     assert [e["operator"] for e in paused + resumed] == ["ops:ann", "ops:bo"]
 
 
-async def test_a_pause_must_say_why_and_repeats_change_nothing(
+async def test_a_pause_must_say_why_and_a_second_one_says_it_changed_nothing(
     time_env: WorkflowEnvironment, pool: asyncpg.Pool, loans: Loans
 ) -> None:
     loan, handle = await loans.start_new()
@@ -89,10 +89,18 @@ async def test_a_pause_must_say_why_and_repeats_change_nothing(
     request = HoldRequest(reason="fraud check", request_id=f"H-{uuid.uuid4().hex}")
     first = await handle.execute_update(LoanCollection.pause_collection, request)
     again = await handle.execute_update(LoanCollection.pause_collection, request)
-    other = await handle.execute_update(
-        LoanCollection.pause_collection, HoldRequest(reason="second look")
-    )
-    assert first.hold == again.hold == other.hold
+    assert first.hold == again.hold
+    assert first.hold is not None
+    # Another pause is told whose pause holds the loan, and why, instead of seeming to take.
+    with pytest.raises(WorkflowUpdateFailedError) as unchanged_pause:
+        await handle.execute_update(
+            LoanCollection.pause_collection, HoldRequest(reason="second look", operator="ops:bo")
+        )
+    assert isinstance(unchanged_pause.value.cause, ApplicationError)
+    message = unchanged_pause.value.cause.message
+    assert message.startswith("loan: already paused by operations since ")
+    assert "(fraud check); this pause changes nothing" in message
+    assert (await handle.query(LoanCollection.status)).hold == first.hold
     assert len(await wait_for_audit(pool, loan.loan_id, "collection_paused", 1)) == 1
 
     running = await handle.execute_update(LoanCollection.resume_collection, HoldRequest())

@@ -49,6 +49,12 @@ LETTERS_FROM_DPD_1 = "letters-from-dpd-1"
 # whole and audited, instead of being applied. Asked only when one arrives.
 SIGNALS_WITHIN_LIMITS = "signals-within-limits"
 
+# A signal whose payload does not decode to its message (a field missing or of the wrong type,
+# no input at all) or a pause without a reason or an operator is refused whole and audited, like
+# one outside the limits, instead of being dropped by the SDK's deserializer (or, for a pause,
+# taken with defaults). Asked only when such a message arrives.
+MALFORMED_SIGNALS_REFUSED = "malformed-signals-refused"
+
 # The loan book: the collection keeps the whole balance beside the amount in collection (the
 # ``TotalOutstandingMinor`` search attribute), and adds failed-debit fees to what is owed. Asked
 # once, when the loan opens; the state then says which collections have it.
@@ -78,4 +84,5 @@ ALL = (
     SIGNALS_WITHIN_LIMITS,
     LOAN_BOOK,
     LEARNING_SLOTS,
+    MALFORMED_SIGNALS_REFUSED,
 )

@@ -24,7 +24,7 @@ from workflows.commands import (
     RejectedPayment,
     SituationEvent,
 )
-from workflows.types import ContactOutcome, OperatorHold
+from workflows.types import RECENT_REFUSALS, ContactOutcome, OperatorHold, RefusedMessage
 from workflows.vocabulary import PHONE_CONVERSATIONS, HardshipTerm, Situation
 
 with workflow.unsafe.imports_passed_through():
@@ -58,7 +58,10 @@ async def audit_refusals(c: Collection, inbox: Inbox) -> None:
             ),
             "message refused",
         )
-        inbox.refused.pop(0)
+        message, _, problem = inbox.refused.pop(0).partition(": ")
+        recent = c.state.recent_refusals
+        recent.append(RefusedMessage(message=message, problem=problem, at=c.now()))
+        del recent[:-RECENT_REFUSALS]
 
 
 async def apply_payments(c: Collection, inbox: Inbox) -> None:

@@ -52,6 +52,7 @@ def status(c: Collection) -> CollectionStatus:
         hold=state.hold,
         fees_minor=state.fees_minor,
         total_outstanding_minor=state.total_outstanding_minor,
+        refusals=list(state.recent_refusals),
     )
 
 
@@ -217,6 +218,15 @@ def _details(c: Collection, now: datetime, upcoming: NextAction) -> str:
         # (encrypted) payloads and the ledger, never in the details the UI shows in clear.
         since = clock.format_local(state.hold.since, c.zone)
         lines.append(f"**Paused** by {state.hold.operator} since {since} borrower-local")
+    if state.recent_refusals:
+        # The signal and the field only: the problem's wording may quote what was sent.
+        last = state.recent_refusals[-1]
+        at = clock.format_local(last.at, c.zone)
+        field = last.problem.split(":", 1)[0]
+        lines.append(
+            f"**Refused** {last.message} ({field}) at {at} borrower-local"
+            f" · {len(state.recent_refusals)} in status"
+        )
     return "\n".join(lines)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
@@ -25,6 +26,17 @@ from workflows.collection.context import (
     activity_retry,
 )
 from workflows.collection.inbox import Inbox
+from workflows.collection.incoming import (
+    NO_INPUT,
+    REQUIRED_IN_PAUSE,
+    DecisionIn,
+    HoldIn,
+    LoanChangeIn,
+    OutcomeIn,
+    PaymentIn,
+    ResolutionIn,
+    decode,
+)
 from workflows.commands import LoadStrategy, OpenLoan, SegmentFacts
 from workflows.machine import CollectionMachine
 from workflows.money import band_of
@@ -46,6 +58,8 @@ from workflows.types import (
     ReviewDecision,
 )
 from workflows.vocabulary import Stage
+
+M = TypeVar("M")
 
 with workflow.unsafe.imports_passed_through():
     from zoneinfo import ZoneInfo
@@ -146,55 +160,70 @@ class LoanCollection:
     # --- signals, updates and the query ----------------------------------------------------
 
     @workflow.signal
-    def payment_received(self, payment: PaymentReceived) -> None:
+    def payment_received(self, payment: PaymentIn = NO_INPUT) -> None:
         """A payment service reports money in. Idempotent by ``payment_id``."""
-        if self._refused("payment_received", limits.payment_problem(payment, positive=False)):
+        decoded = self._decoded("payment_received", payment, PaymentReceived)
+        if decoded is None:
             return
-        problem = rules.payment_problem(payment, self._loan.currency)
-        if not self._inbox.take_payment(payment, self._applied_payment_ids(), problem):
-            workflow.logger.info("payment %s already applied; ignored", payment.payment_id)
+        if self._refused("payment_received", limits.payment_problem(decoded, positive=False)):
+            return
+        problem = rules.payment_problem(decoded, self._loan.currency)
+        if not self._inbox.take_payment(decoded, self._applied_payment_ids(), problem):
+            workflow.logger.info("payment %s already applied; ignored", decoded.payment_id)
 
     @workflow.signal
-    def contact_outcome(self, outcome: ContactOutcome) -> None:
+    def contact_outcome(self, outcome: OutcomeIn = NO_INPUT) -> None:
         """A collector, a dialer, an agent desk or the simulator reports what a contact revealed.
 
         Idempotent by ``outcome_id``.
         """
-        if self._refused("contact_outcome", limits.outcome_problem(outcome)):
+        decoded = self._decoded("contact_outcome", outcome, ContactOutcome)
+        if decoded is None:
             return
-        if self._inbox.first_sight(outcome.outcome_id, self._seen()):
-            self._inbox.outcomes.append(outcome)
+        if self._refused("contact_outcome", limits.outcome_problem(decoded)):
+            return
+        if self._inbox.first_sight(decoded.outcome_id, self._seen()):
+            self._inbox.outcomes.append(decoded)
 
     @workflow.signal
-    def dispute_resolved(self, resolution: DisputeResolution) -> None:
+    def dispute_resolved(self, resolution: ResolutionIn = NO_INPUT) -> None:
         """The decision on a dispute of the debt. Idempotent by ``resolution_id``."""
-        if self._refused("dispute_resolved", limits.resolution_problem(resolution)):
+        decoded = self._decoded("dispute_resolved", resolution, DisputeResolution)
+        if decoded is None:
             return
-        if self._inbox.first_sight(resolution.resolution_id, self._seen()):
-            self._inbox.resolutions.append(resolution)
+        if self._refused("dispute_resolved", limits.resolution_problem(decoded)):
+            return
+        if self._inbox.first_sight(decoded.resolution_id, self._seen()):
+            self._inbox.resolutions.append(decoded)
 
     @workflow.signal
-    def review_decided(self, decision: ReviewDecision) -> None:
+    def review_decided(self, decision: DecisionIn = NO_INPUT) -> None:
         """A person's decision on a death verification, a hardship review or an estate.
 
         Idempotent by ``decision_id``. A decision the loan is not waiting for is recorded in the
         history and otherwise ignored.
         """
-        if self._refused("review_decided", limits.decision_problem(decision)):
+        decoded = self._decoded("review_decided", decision, ReviewDecision)
+        if decoded is None:
             return
-        if self._inbox.first_sight(decision.decision_id, self._seen()):
-            self._inbox.decisions.append(decision)
+        if self._refused("review_decided", limits.decision_problem(decoded)):
+            return
+        if self._inbox.first_sight(decoded.decision_id, self._seen()):
+            self._inbox.decisions.append(decoded)
 
     @workflow.signal
-    def loan_changed(self, change: LoanChanged) -> None:
+    def loan_changed(self, change: LoanChangeIn = NO_INPUT) -> None:
         """The loan book holds a newer version of the loan: an instalment fell due, the core
         system corrected the balance, or the borrower paid through it. Idempotent by version."""
-        if self._refused("loan_changed", limits.loan_change_problem(change)):
+        decoded = self._decoded("loan_changed", change, LoanChanged)
+        if decoded is None:
+            return
+        if self._refused("loan_changed", limits.loan_change_problem(decoded)):
             return
         waiting = [c.version for c in self._inbox.loan_changes]
         known = self._state.book_version if self._state is not None else 0
-        if change.version > max([known, *waiting]):
-            self._inbox.loan_changes.append(change)
+        if decoded.version > max([known, *waiting]):
+            self._inbox.loan_changes.append(decoded)
 
     @workflow.signal
     def borrower_changed(self, change: BorrowerChange) -> None:
@@ -204,40 +233,91 @@ class LoanCollection:
         self._inbox.borrower_changed = True
 
     @workflow.signal
-    def pause(self, request: HoldRequest) -> None:
+    def pause(self, request: HoldIn = NO_INPUT) -> None:
         """An operator pauses the collection: no outreach and no escalation until resumed.
 
+        A pause must say why and who (``reason`` and ``operator``), whatever its source.
         Payments, outcomes and decisions are still taken. Pausing a paused loan changes nothing.
         """
-        if self._refused("pause", limits.hold_problem(request, pause=True)):
+        decoded = self._decoded("pause", request, HoldRequest, required=REQUIRED_IN_PAUSE)
+        if decoded is None:
             return
-        self._inbox.queue_hold_change(HoldChange(pause=True, request=request), self._seen())
+        if self._refused("pause", limits.hold_problem(decoded, pause=True)):
+            return
+        self._inbox.queue_hold_change(HoldChange(pause=True, request=decoded), self._seen())
 
     @workflow.signal
-    def resume(self, request: HoldRequest) -> None:
+    def resume(self, request: HoldIn = NO_INPUT) -> None:
         """An operator resumes a paused collection where it was. Resuming a running one changes
         nothing."""
-        if self._refused("resume", limits.hold_problem(request, pause=False)):
+        decoded = self._decoded("resume", request, HoldRequest)
+        if decoded is None:
             return
-        self._inbox.queue_hold_change(HoldChange(pause=False, request=request), self._seen())
+        if self._refused("resume", limits.hold_problem(decoded, pause=False)):
+            return
+        self._inbox.queue_hold_change(HoldChange(pause=False, request=decoded), self._seen())
 
     @workflow.update
-    async def pause_collection(self, request: HoldRequest) -> CollectionStatus:
+    async def pause_collection(self, request: HoldIn) -> CollectionStatus:
         """Pause, as the ``pause`` signal does, and answer with the state once paused."""
-        return await self._change_hold(HoldChange(pause=True, request=request))
+        decoded = decode(request, HoldRequest, required=REQUIRED_IN_PAUSE).message
+        assert decoded is not None  # the validator refused any other
+        return await self._change_hold(HoldChange(pause=True, request=decoded))
 
     @pause_collection.validator
-    def _validate_pause(self, request: HoldRequest) -> None:
-        # Refused before anything is written to history: a pause must say why, and what goes to
-        # the audit log must fit it (``workflows.limits``).
-        problem = limits.hold_problem(request, pause=True)
+    def _validate_pause(self, request: HoldIn) -> None:
+        # Refused before anything is written to history: a pause must say why and who, what
+        # goes to the audit log must fit it (``workflows.limits``), and a loan already paused
+        # is told so instead of seeming paused anew.
+        self._validate_hold(request, pause=True)
+
+    @workflow.update
+    async def resume_collection(self, request: HoldIn) -> CollectionStatus:
+        """Resume, as the ``resume`` signal does, and answer with the state once resumed."""
+        decoded = decode(request, HoldRequest).message
+        assert decoded is not None  # the validator refused any other
+        return await self._change_hold(HoldChange(pause=False, request=decoded))
+
+    @resume_collection.validator
+    def _validate_resume(self, request: HoldIn) -> None:
+        self._validate_hold(request, pause=False)
+
+    def _validate_hold(self, request: HoldIn, *, pause: bool) -> None:
+        decoded = decode(request, HoldRequest, required=REQUIRED_IN_PAUSE if pause else ())
+        problem = decoded.problem
+        if problem is None and decoded.message is not None:
+            problem = limits.hold_problem(decoded.message, pause=pause)
+            if problem is None:
+                problem = self._hold_unchanged(decoded.message, pause=pause)
         if problem is not None:
             raise ValueError(problem)
 
-    @workflow.update
-    async def resume_collection(self, request: HoldRequest) -> CollectionStatus:
-        """Resume, as the ``resume`` signal does, and answer with the state once resumed."""
-        return await self._change_hold(HoldChange(pause=False, request=request))
+    def _hold_unchanged(self, request: HoldRequest, *, pause: bool) -> str | None:
+        """Why a pause would change nothing (the loan is paused already), or None.
+
+        A retry of a request already received (its ``request_id``) is answered as the first
+        was, not refused; so is a resume of a running loan, which a script may send to be sure.
+        """
+        if not pause:
+            return None
+        waiting = self._inbox.hold_changes
+        if request.request_id and request.request_id in {
+            *self._seen(),
+            *(c.request.request_id for c in waiting),
+        }:
+            return None
+        if waiting:
+            if not waiting[-1].pause:
+                return None
+            return "loan: a pause is already waiting to be applied; this one changes nothing"
+        hold = self._state.hold if self._state is not None else None
+        if hold is None:
+            return None
+        since = hold.since.isoformat(timespec="seconds")
+        return (
+            f"loan: already paused by {hold.operator} since {since} ({hold.reason});"
+            " this pause changes nothing"
+        )
 
     async def _change_hold(self, change: HoldChange) -> CollectionStatus:
         await workflow.wait_condition(lambda: self._state is not None)
@@ -249,12 +329,15 @@ class LoanCollection:
         return self.status()
 
     @workflow.update
-    async def apply_payment(self, payment: PaymentReceived) -> PaymentResult:
+    async def apply_payment(self, payment: PaymentIn) -> PaymentResult:
         """Apply a payment and answer with the new balance. Idempotent by ``payment_id``.
 
         The validator refuses a malformed payment before anything is written to history; a
         duplicate is not an error, it answers with ``applied=False, duplicate=True``.
         """
+        decoded = decode(payment, PaymentReceived).message
+        assert decoded is not None  # the validator refused any other
+        payment = decoded
         await workflow.wait_condition(lambda: self._state is not None)
         state = self._state
         assert state is not None
@@ -275,11 +358,15 @@ class LoanCollection:
         )
 
     @apply_payment.validator
-    def _validate_payment(self, payment: PaymentReceived) -> None:
-        # The limits every edge applies (ids, 64-bit amounts, dates), then the loan's own rule.
-        problem = limits.payment_problem(payment) or rules.payment_problem(
-            payment, self._loan.currency
-        )
+    def _validate_payment(self, payment: PaymentIn) -> None:
+        # Every field there and of its type, the limits every edge applies (ids, 64-bit
+        # amounts, dates), then the loan's own rule.
+        decoded = decode(payment, PaymentReceived)
+        problem = decoded.problem
+        if problem is None and decoded.message is not None:
+            problem = limits.payment_problem(decoded.message) or rules.payment_problem(
+                decoded.message, self._loan.currency
+            )
         if problem is not None:
             raise ValueError(problem)
 
@@ -291,6 +378,24 @@ class LoanCollection:
             # or ``status`` right after ``start``. Answer from the input instead.
             return view.opening_status(self._loan, self._zone, workflow.now())
         return view.status(self._collection)
+
+    def _decoded(
+        self, signal: str, raw: object, kind: type[M], *, required: tuple[str, ...] = ()
+    ) -> M | None:
+        """The message a signal carries, or None when it was refused (and will be audited) or
+        dropped, as the SDK dropped it in histories from before ``malformed-signals-refused``.
+        """
+        decoded = decode(raw, kind, required=required)
+        if decoded.problem is None:
+            return decoded.message
+        if workflow.patched(patches.MALFORMED_SIGNALS_REFUSED):
+            workflow.logger.warning("%s refused: %s", signal, decoded.problem)
+            self._inbox.refused.append(f"{signal}: {decoded.problem}")
+            return None
+        # An older history: the typed handler got what the SDK could convert, defaults and all.
+        if decoded.message is None:
+            workflow.logger.warning("%s dropped: %s", signal, decoded.problem)
+        return decoded.message
 
     def _refused(self, signal: str, problem: str | None) -> bool:
         """Refuse a signal outside the limits whole, and have the loop audit it.
