@@ -67,7 +67,7 @@ async def demo(
     )
     process = await asyncio.create_subprocess_exec(
         OVERDUE,
-        *("demo", "--loans", str(LOANS), "--day-seconds", "2", "--details", "--json"),
+        *("demo", "--loans", str(LOANS), "--day-seconds", "1", "--details", "--json"),
         env=env,
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
