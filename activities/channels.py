@@ -129,6 +129,8 @@ class ChannelActivities:
                     "slot": request.slot,
                     "outcome": stored,
                     "planner": {"allowed_at": request.at, "deferred_by": request.deferred_by},
+                    # Why a borrower call aimed at its slot: each slot's draw and rank.
+                    **({"slot_choice": request.slot_choice} if request.slot_choice else {}),
                 },
             )
         # The audit entry is keyed like the attempt and written in its transaction: it is new

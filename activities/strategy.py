@@ -202,9 +202,7 @@ class StrategyActivities:
         if request.loan is None:
             return self._read(request.name)
         try:
-            rules = next(
-                (r for r in map(read_assignment, self._folders) if r is not None), None
-            )
+            rules = next((r for r in map(read_assignment, self._folders) if r is not None), None)
             assignment = assign(rules, request.loan)
         except (ValueError, tomllib.TOMLDecodeError) as problem:
             raise ApplicationError(

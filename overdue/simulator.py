@@ -191,7 +191,8 @@ PERSONAS: dict[str, Persona] = {
             "evening_only",
             {"morning": 0.02, "midday": 0.02, "afternoon": 0.05, "evening": 0.85},
             pay_after_call=1.0,
-            expected="answers in the evening slot only; unanswered calls rotate to it, and the"
+            expected="answers in the evening slot only; calls explore the untried slots until they"
+            " reach it, and the"
             " borrower pays in full at the first conversation: cured",
         ),
         Persona(
@@ -204,6 +205,34 @@ PERSONAS: dict[str, Persona] = {
             " at the third: cured",
         ),
         Persona(
+            "day_worker",
+            {"morning": 0.05, "midday": 0.75, "afternoon": 0.7, "evening": 0.05},
+            pay_after_call=1.0,
+            says=(Says.PROMISE, None),
+            pays_from=2,
+            expected="answers at midday and in the afternoon only (a break at work); promises"
+            " part of the balance at the first conversation, breaks it, and pays in full at the"
+            " next conversation: cured",
+        ),
+        Persona(
+            "shift_worker",
+            {"morning": 0.7, "midday": 0.03, "afternoon": 0.03, "evening": 0.6},
+            pay_after_call=1.0,
+            pay_share=0.5,
+            clears_from=2,
+            expected="answers in the morning and the evening only (between shifts); pays half"
+            " the balance at the first conversation and the rest at the next: cured",
+        ),
+        Persona(
+            "night_owl",
+            {"morning": 0.02, "midday": 0.02, "afternoon": 0.05, "evening": 0.85},
+            pay_after_call=0.0,
+            says=(Says.STILL_UNABLE,),
+            expected="answers in the evening slot only, at every call there, and cannot pay:"
+            " each conversation only notes that nothing has changed; learning slots keep"
+            " calling in the evening: referred",
+        ),
+        Persona(
             "reluctant",
             _everywhere(0.3),
             pay_after_call=0.0,
@@ -214,18 +243,22 @@ PERSONAS: dict[str, Persona] = {
         ),
     )
 }
+# The demo's first loans hold each persona once, in this order: new personas go at the end.
 PERSONA_WEIGHTS: dict[str, int] = {
-    "prompt_payer": 20,
-    "promise_breaker": 10,
+    "prompt_payer": 12,
+    "promise_breaker": 8,
     "disputer": 6,
     "complainer": 8,
     "deceased": 4,
     "hardship_short": 7,
     "hardship_long": 5,
     "never_answers": 10,
-    "evening_only": 12,
-    "partial_payer": 10,
+    "evening_only": 10,
+    "partial_payer": 8,
     "reluctant": 8,
+    "day_worker": 6,
+    "shift_worker": 5,
+    "night_owl": 3,
 }
 COMPLAINTS = (
     (ComplaintCategory.COLLECTOR_CONDUCT, "says the last caller was rude"),

@@ -22,6 +22,7 @@ from activities.ledger import LedgerActivities
 from activities.notices import NoticeActivities
 from activities.scan import ScanActivities
 from activities.situations import SituationActivities
+from activities.slots import SlotActivities
 from activities.strategy import StrategyActivities
 from activities.verification import DeathRegistry, VerificationActivities
 from overdue import db
@@ -98,6 +99,7 @@ def activities_for(
     return [
         budget.reserve_contact,
         budget.open_siblings,
+        SlotActivities(pool).load_slot_priors,
         strategy.load_strategy,
         ledger.open_loan,
         ledger.record_payment,

@@ -32,6 +32,17 @@ class LoadStrategy:
 
 
 @dataclass
+class LoadSlotPriors:
+    """What the slot priors are read for: the jurisdiction's portfolio up to ``as_of``
+    (collection time), and the borrower's own earlier calls."""
+
+    jurisdiction: str
+    borrower_id: str
+    slots: list[str]
+    as_of: datetime
+
+
+@dataclass
 class OpenLoan:
     loan: Loan
     opened_at: datetime
@@ -128,6 +139,9 @@ class ContactRequest:
     deferred_by: list[str] = field(default_factory=list)
     # The place held in the borrower's budget; the ledger checks it again before the contact.
     reservation: ContactReservation | None = None
+    # Why a borrower call aims at its slot (``workflows.slots.choose``): each slot's draw and
+    # rank, for the audit log. Empty for other contacts and in histories before learning slots.
+    slot_choice: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass

@@ -13,7 +13,7 @@ workflow code is ``workflow.random()``.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Protocol
@@ -102,6 +102,8 @@ class PlannedContact:
     at: datetime
     slot: str
     deferred_by: tuple[str, ...] = ()
+    # Why a borrower call aims at its slot: each slot and its draw (``workflows.slots``).
+    slot_choice: tuple[tuple[str, str], ...] = ()
 
 
 ACROSS_LOANS = "across the borrower's loans"
@@ -428,13 +430,26 @@ def plan_borrower_call(
     zone: ZoneInfo,
     rng: random.Random,
     number: str = "",
+    *,
+    order: Sequence[str] | None = None,
 ) -> PlannedContact | None:
     """The next call to the borrower: a slot not yet tried in this rotation, minute jittered.
 
     Slots are tried earliest first. A candidate must fit the slot, the window, the strategy's
     gap and daily limit, and pass ``check``; otherwise the next candidate is tried.
+
+    With ``order`` (learning slots, ``workflows.slots.choose``), only the slots it names are
+    aimed at, and each day in its order, best first: the first day with a moment the rules
+    allow gets the best of its slots still open. Learning chooses the slot; ``check`` still
+    decides every moment.
     """
-    avoid = slots_to_avoid(history, strategy)
+    if order is None:
+        avoid = slots_to_avoid(history, strategy)
+        ranked = sorted(strategy.slots, key=lambda s: s.start_minute)
+    else:
+        avoid = {s.name for s in strategy.slots} - set(order)
+        by_name = {s.name: s for s in strategy.slots}
+        ranked = [by_name[name] for name in order if name in by_name]
     earliest = earliest_next_attempt(history, now, strategy)
     trail: list[str] = []
     first_day = _local_day(earliest, zone)
@@ -445,7 +460,7 @@ def plan_borrower_call(
         ]
         if len(calls_that_day) >= strategy.max_calls_per_day:
             continue
-        for slot in sorted(strategy.slots, key=lambda s: s.start_minute):
+        for slot in ranked:
             if slot.name in avoid:
                 continue
             candidate = _jittered_moment(

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from workflows import budget
+from workflows.slots import SlotLearning, waiting_slots
 from workflows.types import AttemptRecord, ContactHistory, Strategy
 from workflows.vocabulary import Channel, Outcome, Target
 
@@ -73,6 +74,7 @@ def slot_still_fits(
     strategy: Strategy,
     history: ContactHistory,
     zone: ZoneInfo,
+    learning: SlotLearning | None = None,
 ) -> bool:
     """Whether a borrower call planned into ``planned.slot`` may be made at ``at``, the real
     moment its timer fired.
@@ -83,8 +85,16 @@ def slot_still_fits(
     that slipped into another untried slot, or between slots, keeps the rotation and is made if
     the planner's ``check`` still allows it then (the contact window, the caps). Messages and
     reference calls are bound to no slot: ``check`` alone decides for them.
+
+    With ``learning`` (learning slots), the slots to avoid are those waiting while untried ones
+    are explored (``slots.waiting_slots``).
     """
     if channel != Channel.CALL or target != Target.BORROWER:
         return True
     slot = slot_of(at, strategy, zone)
-    return slot == planned.slot or slot not in slots_to_avoid(history, strategy)
+    avoid = (
+        slots_to_avoid(history, strategy)
+        if learning is None
+        else waiting_slots(learning, [s.name for s in strategy.slots])
+    )
+    return slot == planned.slot or slot not in avoid

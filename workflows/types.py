@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from workflows.slots import SlotLearning
 from workflows.vocabulary import (
     Channel,
     ComplaintCategory,
@@ -466,6 +467,9 @@ class CollectionState:
     # borrower's history, not a recovery of the collection.
     opened_at: datetime | None = None
     number: int = 1  # the loan's n-th collection (``CollectionInput.number``)
+    # What the collection learnt of when the borrower answers (``workflows.slots``); None in
+    # histories from before learning slots, which rotate blindly (``patches.LEARNING_SLOTS``).
+    slot_learning: SlotLearning | None = None
 
 
 @dataclass

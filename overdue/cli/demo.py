@@ -29,6 +29,7 @@ from overdue.cli.common import (
 from overdue.config import Config
 from overdue.connection import connect
 from overdue.demo import portfolio, run_portfolio, summarise
+from overdue.report.portfolio import write_portfolio_report
 from overdue.stack import EmbeddedStack, register_search_attributes
 from overdue.worker import build_worker
 
@@ -96,6 +97,13 @@ async def _demo(
                     )
                     progress.update(task, completed=len(book))
                 report = await summarise(pool, result, client=client, details=details)
+                # The portfolio's own figures, plotted: kept under the data dir, path printed.
+                written = await write_portfolio_report(
+                    pool,
+                    [loan.loan_id for loan in book],
+                    config.home / "reports" / f"demo-{run_tag}.html",
+                )
+                report["report_path"] = str(written) if written is not None else None
         finally:
             await pool.close()
     finally:
@@ -146,3 +154,5 @@ def _print_report(report: dict[str, Any]) -> None:
     for persona, finals in report["by_persona"].items():
         personas.add_row(persona, ", ".join(f"{k} {v}" for k, v in finals.items()))
     out.print(personas)
+    if report.get("report_path"):
+        out.print(f"report: {report['report_path']}")

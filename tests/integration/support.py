@@ -341,3 +341,41 @@ async def workflow_exists(client: Client, loan_id: str) -> bool:
             return False
         raise
     return True
+
+
+def day(days_from_today: int) -> str:
+    """The ISO date ``days_from_today`` from today (UTC)."""
+    return (datetime.now(UTC).date() + timedelta(days=days_from_today)).isoformat()
+
+
+def book_line(
+    loan_id: str,
+    schedule: list[tuple[int, str, str]],
+    *,
+    version: int = 1,
+    payments: list[tuple[str, str, str]] | None = None,
+) -> dict[str, Any]:
+    """A loan of the loan book as the core system syncs it (a JSON Lines line): a borrower who
+    never answers, ``schedule`` as (days from today, amount due, amount paid), ``payments`` as
+    (payment id, amount, paid at)."""
+    line: dict[str, Any] = {
+        "loan_id": loan_id,
+        "version": version,
+        "borrower_id": f"never_answers-{loan_id}",
+        "borrower_name": "Ann Lee",
+        "phone": "+12025550142",
+        "timezone": "America/New_York",
+        "product": "personal",
+        "principal": "900.00",
+        "currency": "USD",
+        "jurisdiction": "us",
+        "schedule": [
+            {"due_date": day(days), "amount_due": due, "amount_paid": paid}
+            for days, due, paid in schedule
+        ],
+    }
+    if payments:
+        line["payments"] = [
+            {"payment_id": pid, "amount": amount, "paid_at": at} for pid, amount, at in payments
+        ]
+    return line

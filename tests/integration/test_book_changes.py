@@ -9,7 +9,6 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 import httpx
@@ -21,7 +20,7 @@ from temporalio.worker import Worker
 from activities.scan import ScanActivities
 from overdue.loanbook import BookLoanIn, store
 from overdue.schemas import validate
-from tests.integration.support import API_AUTH, Cli, Loans, eventually, workflow_exists
+from tests.integration.support import API_AUTH, Cli, Loans, book_line, eventually, workflow_exists
 from workflows import search_attributes as sa
 from workflows.commands import ScanPage, ScanPageResult
 from workflows.types import CollectionStatus, CollectionSummary, workflow_id_for
@@ -36,41 +35,8 @@ async def _leave_the_book_as_found(pool: asyncpg.Pool, loans: Loans) -> AsyncIte
     await pool.execute("DELETE FROM book.loans WHERE loan_id = ANY($1)", loans.ids)
 
 
-def _day(days_from_today: int) -> str:
-    return (datetime.now(UTC).date() + timedelta(days=days_from_today)).isoformat()
-
-
 def _moment(days_from_now: float) -> str:
     return (datetime.now(UTC) + timedelta(days=days_from_now)).isoformat()
-
-
-def _line(
-    loan_id: str,
-    version: int,
-    schedule: list[tuple[int, str, str]],
-    payments: list[tuple[str, str, str]] = (),  # type: ignore[assignment]
-) -> dict[str, Any]:
-    """A version of the loan as the core system syncs it: ``schedule`` as (days from today, due,
-    paid), ``payments`` as (payment id, amount, paid at)."""
-    return {
-        "loan_id": loan_id,
-        "version": version,
-        "borrower_id": f"never_answers-{loan_id}",
-        "borrower_name": "Ann Lee",
-        "phone": "+12025550142",
-        "timezone": "America/New_York",
-        "product": "personal",
-        "principal": "900.00",
-        "currency": "USD",
-        "jurisdiction": "us",
-        "schedule": [
-            {"due_date": _day(days), "amount_due": due, "amount_paid": paid}
-            for days, due, paid in schedule
-        ],
-        "payments": [
-            {"payment_id": pid, "amount": amount, "paid_at": at} for pid, amount, at in payments
-        ],
-    }
 
 
 async def _sync(
@@ -81,7 +47,7 @@ async def _sync(
     payments: list[tuple[str, str, str]] = (),  # type: ignore[assignment]
 ) -> str:
     """Store a version of the loan in the book (``_line``)."""
-    line = _line(loan_id, version, schedule, payments)
+    line = book_line(loan_id, schedule, version=version, payments=payments)
     return await store(pool, validate(BookLoanIn, line).to_book_loan())
 
 
@@ -283,7 +249,7 @@ async def test_a_sync_from_the_shell_can_run_the_scan_at_once(
 ) -> None:
     loan_id = loans.new_id(f"shell-{uuid.uuid4().hex[:6]}")
     path = tmp_path / "book.jsonl"
-    path.write_text(json.dumps(_line(loan_id, 1, [(-4, "250.00", "0")])) + "\n")
+    path.write_text(json.dumps(book_line(loan_id, [(-4, "250.00", "0")])) + "\n")
     done = await cli("loans", "sync", str(path), "--scan", "--json", timeout=180)
     assert done.code == 0, done
     report = done.json()

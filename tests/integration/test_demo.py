@@ -1,8 +1,8 @@
 """``overdue demo`` end to end, as a user runs it: its own embedded stack, a fresh data dir.
 
-The demo runs once for the module (under two minutes: twelve loans, a collection day of
+The demo runs once for the module (under two minutes: fourteen loans, a collection day of
 2 real seconds, the slowest path being forbearance's six weekly instalments). Seed 7's first
-twelve loans hold every persona once, in ``PERSONA_WEIGHTS`` order, and the back office's
+fourteen loans hold every persona once, in ``PERSONA_WEIGHTS`` order, and the back office's
 decisions are fixed by the seed and the borrower, so every persona's expected path is known.
 """
 
@@ -27,7 +27,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 OVERDUE = str(Path(sys.executable).parent / "overdue")
 SEED = 7  # the demo's default
-LOANS = 12
+LOANS = 14
 CURED = {"cured_in_early", "cured_in_middle", "cured_in_late", "cured_in_legal"}
 
 
@@ -175,13 +175,17 @@ def test_long_hardship_is_reviewed(report: dict[str, Any]) -> None:
         assert _finals(report, "hardship_long") == {"referred"}
 
 
-@pytest.mark.parametrize("persona", ["evening_only", "partial_payer"])
+@pytest.mark.parametrize("persona", ["evening_only", "partial_payer", "day_worker", "shift_worker"])
 def test_answering_payers_are_cured(report: dict[str, Any], persona: str) -> None:
     assert _finals(report, persona) <= CURED
 
 
 def test_reluctant_borrowers_refuse_and_are_referred(report: dict[str, Any]) -> None:
     assert _finals(report, "reluctant") == {"referred"}
+
+
+def test_borrowers_who_answer_but_cannot_pay_are_referred(report: dict[str, Any]) -> None:
+    assert _finals(report, "night_owl") == {"referred"}
 
 
 def test_unanswered_calls_rotate_through_the_day(report: dict[str, Any]) -> None:
@@ -191,3 +195,14 @@ def test_unanswered_calls_rotate_through_the_day(report: dict[str, Any]) -> None
     assert rotation, "no never-answering borrower was called"
     for loan_id, slots in rotation.items():
         assert len(slots) == len(set(slots)), f"{loan_id}: {slots}"
+
+
+def test_the_demo_writes_the_report_of_its_portfolio(report: dict[str, Any]) -> None:
+    # The page lies in the demo's data dir, and holds the demo's plots (the browser test of
+    # the page is tests/integration/test_report.py's).
+    path = Path(report["report_path"])
+    assert path.is_file() and path.parent.name == "reports"
+    page = path.read_text(encoding="utf-8")
+    for figure in ("roll-rates", "cure-rates", "recovery", "rpc-slot", "rpc-hour"):
+        assert f'data-figure="{figure}"' in page
+    assert "<script src=" not in page

@@ -4,7 +4,7 @@ once, page after page, and a second scan changes nothing."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
@@ -14,7 +14,7 @@ from temporalio.worker import Worker
 
 from activities.scan import ScanActivities
 from overdue.scan import ScanTime, ensure_schedule, scan_now
-from tests.integration.support import Cli, Loans, eventually, workflow_exists
+from tests.integration.support import Cli, Loans, book_line, day, eventually, workflow_exists
 from workflows.commands import ScanPage
 from workflows.scan import SCHEDULE_ID, DelinquencyScan, ScanInput
 from workflows.types import TASK_QUEUE
@@ -22,31 +22,8 @@ from workflows.types import TASK_QUEUE
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 
 
-def _day(days_from_today: int) -> str:
-    return (datetime.now(UTC).date() + timedelta(days=days_from_today)).isoformat()
-
-
 def _loan(loan_id: str, schedule: list[tuple[int, str, str]]) -> str:
-    return (
-        json.dumps(
-            {
-                "loan_id": loan_id,
-                "borrower_id": f"never_answers-{loan_id}",
-                "borrower_name": "Ann Lee",
-                "phone": "+12025550142",
-                "timezone": "America/New_York",
-                "product": "personal",
-                "principal": "900.00",
-                "currency": "USD",
-                "jurisdiction": "us",
-                "schedule": [
-                    {"due_date": _day(days), "amount_due": due, "amount_paid": paid}
-                    for days, due, paid in schedule
-                ],
-            }
-        )
-        + "\n"
-    )
+    return json.dumps(book_line(loan_id, schedule)) + "\n"
 
 
 @pytest.fixture
@@ -91,7 +68,7 @@ async def test_the_scan_starts_exactly_the_past_due_loans_once(
         )
 
     late = await eventually(opened, what="the past-due loan opened in the ledger")
-    assert (late["outstanding_minor"], late["due_date"].isoformat()) == (20_000, _day(-10))
+    assert (late["outstanding_minor"], late["due_date"].isoformat()) == (20_000, day(-10))
 
     again = await (await scan_now(client)).result()
     assert again.started == 0

@@ -9,7 +9,6 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
@@ -24,7 +23,13 @@ from activities.scan import ScanActivities
 from overdue.config import Config
 from overdue.loanbook import read_rows, sync
 from overdue.worker import build_worker
-from tests.integration.support import DEADLINE, eventually, terminate_collections, workflow_exists
+from tests.integration.support import (
+    DEADLINE,
+    book_line,
+    eventually,
+    terminate_collections,
+    workflow_exists,
+)
 from workflows.commands import ScanPage, ScanPageResult
 from workflows.scan import DelinquencyScan, ScanInput
 from workflows.types import TASK_QUEUE, workflow_id_for
@@ -36,10 +41,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")
 FLOOR = f"zz-resume-{uuid.uuid4().hex[:8]}"
 PAGE_SIZE = 2
 DYING, FRESH = "worker-that-dies", "fresh-worker"
-
-
-def _day(days_from_today: int) -> str:
-    return (datetime.now(UTC).date() + timedelta(days=days_from_today)).isoformat()
 
 
 # The book, in loan-id order, two loans a page: (label, schedule as (day, due, paid)).
@@ -57,24 +58,7 @@ CRASH_AFTER = f"{FLOOR}-b-ahead"  # the page after this loan dies mid-flight
 
 
 def _line(label: str, schedule: list[tuple[int, str, str]]) -> str:
-    loan_id = f"{FLOOR}-{label}"
-    return json.dumps(
-        {
-            "loan_id": loan_id,
-            "borrower_id": f"never_answers-{loan_id}",
-            "borrower_name": "Ann Lee",
-            "phone": "+12025550142",
-            "timezone": "America/New_York",
-            "product": "personal",
-            "principal": "900.00",
-            "currency": "USD",
-            "jurisdiction": "us",
-            "schedule": [
-                {"due_date": _day(days), "amount_due": due, "amount_paid": paid}
-                for days, due, paid in schedule
-            ],
-        }
-    )
+    return json.dumps(book_line(f"{FLOOR}-{label}", schedule))
 
 
 @pytest.fixture

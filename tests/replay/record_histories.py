@@ -7,7 +7,8 @@ Run from the project root, for every story or the ones named::
 It starts a throwaway embedded PostgreSQL (in a temporary data dir) and the Java time-skipping
 server, runs each story's loan with the production worker (see ``STORIES``: a cured loan, a
 referred one, promises, disputes, a cease request, a death, a death the registry does not
-confirm, hardship, an operator's hold), and writes every run of each continue-as-new chain to
+confirm, hardship, an operator's hold, an evening-only borrower whose call slots learn), and
+writes every run of each continue-as-new chain to
 ``tests/replay/histories/<story>-run<N>.json``.
 
 Add a story when the workflow gains a path (a new signal, update or situation), so that the
@@ -407,6 +408,33 @@ async def loan_book(env: WorkflowEnvironment) -> Handle:
     return handle
 
 
+async def learning_slots(env: WorkflowEnvironment) -> Handle:
+    """Learning slots: a borrower who answers only in the evening (``night_owl``) and cannot
+    pay, in ``cn`` (no quiet period after a conversation); the slot priors read as the first
+    call is planned, the posterior carried into the middle stage's run, then payment in full."""
+    due = await due_yesterday(env)
+    plain = loan("L-replay-learning-slots", due, persona="night_owl")
+    subject = replace(
+        plain,
+        jurisdiction="cn",
+        currency="CNY",
+        borrower=replace(plain.borrower, timezone="Asia/Shanghai"),
+    )
+    handle = await start(env, subject)
+    await status_when(handle, Stage.EARLY)
+    await skip_to_dpd(env, subject, 8)
+    follow = env.client.get_workflow_handle_for(LoanCollection.run, handle.id)
+    await status_when(follow, Stage.MIDDLE)
+    left = (await follow.query(LoanCollection.status)).outstanding_minor
+    at = await env.get_current_time()
+    await follow.signal(
+        LoanCollection.payment_received,
+        PaymentReceived(f"{handle.id}:p-1", left, "CNY", at, source="replay-recording"),
+    )
+    await handle.result()
+    return handle
+
+
 STORIES = {
     "cured": cured,
     "referred": referred,
@@ -420,6 +448,7 @@ STORIES = {
     "operator-hold": operator_hold,
     "borrower-budget": borrower_budget,
     "loan-book": loan_book,
+    "learning-slots": learning_slots,
 }
 
 

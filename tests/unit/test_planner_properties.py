@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from workflows import planner, profiles, rotation
+from workflows import planner, profiles, rotation, slots
 from workflows.types import AttemptRecord, ContactHistory, Strategy
 from workflows.vocabulary import Channel, Outcome, Target
 
@@ -480,3 +480,48 @@ def test_a_late_borrower_call_never_lands_in_a_slot_already_tried(
         return
     assert again.at >= late
     assert again.slot not in tried, f"{again.slot} again before all slots were tried"
+
+
+# --- learning slots -------------------------------------------------------------------------------
+
+TALLIES = st.dictionaries(st.sampled_from(SLOT_NAMES), st.integers(1, 6), max_size=4)
+PORTFOLIO = st.lists(
+    st.tuples(st.integers(0, 500), st.integers(0, 500)).map(lambda t: (min(t), max(t))),
+    min_size=len(SLOT_NAMES),
+    max_size=len(SLOT_NAMES),
+)
+
+
+@st.composite
+def learnings(draw: st.DrawFn) -> slots.SlotLearning:
+    """Any priors the ledger may give and any outcomes the borrower may have had."""
+    priors = [
+        slots.prior_for(name, answered, calls)
+        for name, (answered, calls) in zip(SLOT_NAMES, draw(PORTFOLIO), strict=True)
+    ]
+    return slots.SlotLearning(priors, draw(TALLIES), draw(TALLIES))
+
+
+@SETTINGS
+@given(scenarios(), learnings())
+def test_learning_never_plans_a_moment_the_planner_refuses(
+    s: Scenario, learning: slots.SlotLearning
+) -> None:
+    """Learning only chooses which slot to aim for: every moment it plans is one the planner's
+    ``check`` allows (window, caps, gaps, the strategy's limits), in a slot it chose."""
+    choice = slots.choose(learning, SLOT_NAMES, s.rng)
+    planned = planner.plan_borrower_call(
+        s.profile, s.strategy, s.history, BORROWER_ID, s.now, s.zone, s.rng, order=choice.order
+    )
+    # The sampler never empties the choice, so the horizon finds a call as without learning.
+    assert choice.order
+    assert planned is not None
+    proposal = planner.Proposal(planned.at, Channel.CALL, Target.BORROWER, BORROWER_ID)
+    assert planner.check(s.profile, s.history, proposal, s.zone, s.strategy).allowed
+    _assert_gap(s, planned.at)
+    assert _in_local_window(planned.at, s.profile, s.zone)
+    _assert_caps(s, planned.at, BORROWER_ID)
+    assert planned.slot == rotation.slot_of(planned.at, s.strategy, s.zone)
+    assert planned.slot in choice.order
+    # While untried slots are explored, slots tried without an answer wait.
+    assert planned.slot not in slots.waiting_slots(learning, SLOT_NAMES)

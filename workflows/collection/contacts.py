@@ -14,7 +14,7 @@ from datetime import datetime
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
-from workflows import budget, clock, outreach, planner, rotation
+from workflows import budget, clock, outreach, planner, rotation, slots
 from workflows.collection import events, patches, rules
 from workflows.collection.context import (
     OUTREACH_GIVES_UP_AFTER,
@@ -26,6 +26,7 @@ from workflows.commands import (
     BudgetTerms,
     ContactRequest,
     ContactReservation,
+    LoadSlotPriors,
     ReservationResult,
     SiblingsQuery,
     SituationEvent,
@@ -37,6 +38,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.budget import BudgetActivities
     from activities.channels import ChannelActivities
     from activities.situations import SituationActivities
+    from activities.slots import SlotActivities
 
 # Plans tried in one wake when the ledger refuses each one; then the loan waits for the budget.
 MAX_PLANS_PER_WAKE = 3
@@ -57,7 +59,7 @@ async def plan(c: Collection, *, told: bool) -> datetime | None:
     if intent is None:
         c.next = None
     elif not budgeted:
-        planned = _schedule(c, intent, now)
+        planned = await _schedule(c, intent, now)
         c.next = None if planned is None else PlannedOutreach(intent, planned)
     else:
         held = c.next
@@ -136,7 +138,7 @@ async def _plan_within_budget(
             planned = kept.planned
             kept = None
         else:
-            fresh = _schedule(c, intent, earliest)
+            fresh = await _schedule(c, intent, earliest)
             if fresh is None:
                 return None
             planned = replace(fresh, deferred_by=(*pushed_by, *fresh.deferred_by))
@@ -248,13 +250,28 @@ def count_conversation(c: Collection, at: datetime) -> None:
     c.next = None  # the quiet period and the caps have moved: plan again
 
 
-def _schedule(
+async def _schedule(
     c: Collection, intent: outreach.Intent, now: datetime
 ) -> planner.PlannedContact | None:
     state = c.state
     number = c.number_of(intent.target, intent.target_id)
     if intent.channel == Channel.CALL and intent.target == Target.BORROWER:
-        return planner.plan_borrower_call(
+        learning = await _slot_learning(c)
+        if learning is None:
+            return planner.plan_borrower_call(
+                c.profile,
+                state.strategy,
+                state.history,
+                intent.target_id,
+                now,
+                c.zone,
+                c.random(),
+                number=number,
+            )
+        # Learning chooses which slots to aim for, best first; the planner still decides the
+        # moment, as for every contact.
+        choice = slots.choose(learning, c.slot_names(), c.random())
+        planned = planner.plan_borrower_call(
             c.profile,
             state.strategy,
             state.history,
@@ -263,13 +280,42 @@ def _schedule(
             c.zone,
             c.random(),
             number=number,
+            order=choice.order,
         )
+        return None if planned is None else replace(planned, slot_choice=choice.reasons)
     proposal = planner.Proposal(
         now, intent.channel, intent.target, intent.target_id, number, c.loan.borrower.borrower_id
     )
     return planner.plan_message(
         c.profile, state.strategy, state.history, proposal, c.zone, c.random()
     )
+
+
+async def _slot_learning(c: Collection) -> slots.SlotLearning | None:
+    """What the collection learnt of the borrower's slots, or None where slots rotate blindly.
+
+    A collection learns from the first borrower call it plans in a history that takes
+    ``learning-slots``: the priors are read then, through a local activity (recorded in the
+    history, so a replay uses the same ones), and carried in the state from then on. Later plans
+    and runs read the state and ask no more.
+    """
+    state = c.state
+    if state.slot_learning is not None:
+        return state.slot_learning
+    if not c.patched(patches.LEARNING_SLOTS):
+        return None
+    loaded = await c.local_activity(
+        SlotActivities.load_slot_priors,
+        LoadSlotPriors(
+            jurisdiction=c.loan.jurisdiction,
+            borrower_id=c.loan.borrower.borrower_id,
+            slots=c.slot_names(),
+            as_of=c.now(),
+        ),
+        "slot priors · portfolio answer rates",
+    )
+    state.slot_learning = slots.SlotLearning.starting_from(loaded)
+    return state.slot_learning
 
 
 def _contact_moment(c: Collection, planned: planner.PlannedContact) -> datetime:
@@ -321,7 +367,14 @@ async def reach_out(c: Collection, planned_outreach: PlannedOutreach) -> None:
         c.lean
         and state.clock.day_seconds is None
         and not rotation.slot_still_fits(
-            planned, intent.channel, intent.target, now, state.strategy, state.history, c.zone
+            planned,
+            intent.channel,
+            intent.target,
+            now,
+            state.strategy,
+            state.history,
+            c.zone,
+            state.slot_learning,
         )
     ):
         return
@@ -351,6 +404,7 @@ async def reach_out(c: Collection, planned_outreach: PlannedOutreach) -> None:
             if budgeted
             else None
         ),
+        slot_choice=dict(planned.slot_choice),
     )
     method = (
         ChannelActivities.place_call
@@ -397,6 +451,14 @@ async def reach_out(c: Collection, planned_outreach: PlannedOutreach) -> None:
         ),
         c.slot_names(),
     )
+    if (
+        state.slot_learning is not None
+        and intent.channel == Channel.CALL
+        and intent.target == Target.BORROWER
+    ):
+        # Each call's outcome updates the slot's posterior: the borrower answering is a
+        # success; no answer, busy and someone else answering are failures.
+        state.slot_learning.record(slot, outcome)
     if budgeted and outcome == Outcome.ANSWERED and intent.target == Target.BORROWER:
         await tell_siblings(c, "conversation")
     if intent.template in state.queued_messages:

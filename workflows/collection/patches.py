@@ -54,6 +54,12 @@ SIGNALS_WITHIN_LIMITS = "signals-within-limits"
 # once, when the loan opens; the state then says which collections have it.
 LOAN_BOOK = "loan-book"
 
+# Borrower calls aim at the slot Thompson sampling chooses (``workflows.slots``), from priors
+# a local activity reads from the ledger (``load_slot_priors``), instead of rotating blindly.
+# Asked when a collection first plans a borrower call; the state then says which collections
+# learn (``CollectionState.slot_learning`` is set), so one marker covers the loan's whole life.
+LEARNING_SLOTS = "learning-slots"
+
 BEFORE_LEAN = (
     APPLY_PAYMENTS_BEFORE_CONTINUE_AS_NEW,
     AUDIT_DENIED_CONTACTS,
@@ -71,4 +77,5 @@ ALL = (
     LETTERS_FROM_DPD_1,
     SIGNALS_WITHIN_LIMITS,
     LOAN_BOOK,
+    LEARNING_SLOTS,
 )
