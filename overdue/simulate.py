@@ -68,6 +68,7 @@ from overdue import db, stats
 from overdue.config import Config
 from overdue.demo import BackOffice, portfolio
 from overdue.replay import core_logs_to_python
+from overdue.simulate_html import write_html
 from overdue.simulator import BorrowerSimulator
 from overdue.stack import EmbeddedStack, installed_binary, register_search_attributes
 from overdue.starts import start_collection
@@ -307,10 +308,12 @@ async def simulate(
     seed: int,
     days: int,
     details: bool = False,
+    html: Path | None = None,
     on_progress: Callable[[str, int, int], None] | None = None,
 ) -> dict[str, Any]:
     """Collect the seeded portfolio once per strategy and compare the figures (``figures``);
-    ``details`` adds every loan's result."""
+    ``details`` adds every loan's result; ``html`` writes the page (``overdue.simulate_html``)
+    with ``overdue report``'s figures of the simulated ledger, split by strategy."""
     started = time.monotonic()
     runs: list[ArmRun] = []
     async with simulation_stack() as (env, pool, config):
@@ -333,14 +336,26 @@ async def simulate(
                         on_progress=on_progress,
                     )
                 )
-    report = figures(runs, seed=seed, details=details)
-    report.update(
-        loans=loans,
-        seed=seed,
-        days=days,
-        elapsed_seconds=round(time.monotonic() - started, 1),
-    )
+        report = figures(runs, seed=seed, details=details)
+        report.update(loans=loans, seed=seed, days=days)
+        if html is not None:
+            loan_ids = [r.loan_id for run in runs for r in run.results]
+            write_html(report, html, await portfolio_report(pool, loan_ids))
+            report["html"] = str(html)
+    report["elapsed_seconds"] = round(time.monotonic() - started, 1)
     return report
+
+
+async def portfolio_report(pool: asyncpg.Pool, loan_ids: Sequence[str]) -> dict[str, Any] | None:
+    """``overdue report``'s figures of the simulated loans over their whole collection, split by
+    strategy (every arm's period in one: arms run one after the other on one clock)."""
+    from overdue.report.figures import report
+    from overdue.report.ledger import read_ledger, span_of
+
+    period = await span_of(pool, loan_ids)
+    if period is None:
+        return None
+    return report(await read_ledger(pool, period, loan_ids), period, by="strategy")
 
 
 async def run_arm(
@@ -393,6 +408,8 @@ async def run_arm(
                 running = [loan for loan in running if loan.loan_id not in done]
                 await office.sweep(await _waiting_kinds(pool, running))
             open_at_horizon = await _close_open(client, book, done)
+            if on_progress is not None:
+                on_progress(arm, len(book), len(book))  # every loan ended, or at the horizon
     results = [
         _result(loan, done.get(loan.loan_id), open_at_horizon.get(loan.loan_id), start, seed)
         for loan in book

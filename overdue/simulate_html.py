@@ -1,4 +1,10 @@
-"""The simulation's report as one self-contained HTML page: tables only, no script, no network."""
+"""The simulation's report as one self-contained HTML page that opens offline.
+
+Its head is the comparison: each strategy's figures with their 95% intervals, and each
+difference from the first strategy. Below it comes ``overdue report``'s page for the simulated
+ledger, split by strategy (``overdue.report.html``: its plots and its summary), when the caller
+hands that report in; without it, the comparison stands alone.
+"""
 
 from __future__ import annotations
 
@@ -38,8 +44,8 @@ def _cell(entry: dict[str, Any], figure: str) -> str:
     )
 
 
-def render_html(report: dict[str, Any]) -> str:
-    """The page: per strategy, the figures with their 95% intervals; then each difference."""
+def comparison(report: dict[str, Any]) -> str:
+    """The comparison tables, as a fragment of a page."""
     arms: dict[str, Any] = report["arms"]
     rows = []
     header = "".join(f"<th>{escape(name)}</th>" for name in arms)
@@ -63,22 +69,38 @@ def render_html(report: dict[str, Any]) -> str:
             f"<tr><th>figure</th><th>difference [95% interval]</th></tr>{lines}</table>"
         )
     methods = report["methods"]
+    names = escape(" vs ".join(arms))
     return (
-        "<!doctype html><html lang=en><head><meta charset=utf-8>"
-        f"<title>overdue simulate: {escape(' vs '.join(arms))}</title><style>{STYLE}</style>"
-        "</head><body>"
-        f"<h1>Strategies compared: {escape(' vs '.join(arms))}</h1>"
+        f'<section class="comparison"><h1>Strategies compared: {names}</h1>'
         f"<p>{report['loans']} simulated loans per strategy, seed {report['seed']},"
         f" {report['days']} collection days.</p>"
         f"<table><caption>Per strategy (95% interval)</caption>{''.join(rows)}</table>"
         "<table><caption>Loans</caption><tr><th>strategy</th><th>loans</th><th>cured</th>"
         f"<th>open at the horizon</th><th>contacts</th></tr>{counts}</table>"
         f"{''.join(differences)}"
-        f"<p class=ci>Cure rate: {escape(methods['cure_rate'])}. Others:"
-        f" {escape(methods['others'])}.</p>"
-        "</body></html>\n"
+        f'<p class="ci">Cure rate: {escape(methods["cure_rate"])}. Others:'
+        f" {escape(methods['others'])}.</p></section>"
     )
 
 
-def write_html(report: dict[str, Any], path: Path) -> None:
-    path.write_text(render_html(report), encoding="utf-8")
+def render_html(report: dict[str, Any], portfolio: dict[str, Any] | None = None) -> str:
+    """The page: the comparison, then ``portfolio`` (a report of ``overdue.report.figures``,
+    split by strategy) as ``overdue report`` draws it, if given."""
+    section = f"<style>{STYLE}</style>{comparison(report)}"
+    if portfolio is not None:
+        from overdue.report.html import render  # plotly: imported only when a page is drawn
+
+        page = render(portfolio)
+        return page.replace("<body>", f"<body>{section}", 1)
+    names = escape(" vs ".join(report["arms"]))
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>overdue simulate: {names}</title></head><body>{section}</body></html>\n"
+    )
+
+
+def write_html(report: dict[str, Any], path: Path, portfolio: dict[str, Any] | None = None) -> Path:
+    """Write the page to ``path``; return the path."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render_html(report, portfolio), encoding="utf-8")
+    return path

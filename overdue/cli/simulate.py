@@ -21,7 +21,7 @@ from overdue.cli.common import (
     run_async,
 )
 from overdue.simulate import FIGURES, SimulationError, resolve_arms, simulate
-from overdue.simulate_html import LABELS, PERCENT, write_html
+from overdue.simulate_html import LABELS, PERCENT
 
 
 @app.command("simulate")
@@ -61,15 +61,22 @@ def simulate_command(
             progress.update(tasks[arm], completed=done, total=total)
 
         report = run_async(
-            simulate(arms, loans=loans, seed=seed, days=days, details=details, on_progress=show)
+            simulate(
+                arms,
+                loans=loans,
+                seed=seed,
+                days=days,
+                details=details,
+                html=html.absolute() if html is not None else None,
+                on_progress=show,
+            )
         )
-    if html is not None:
-        write_html(report, html)
-        report["html"] = str(html)
     if as_json:
         emit_json(report)
     else:
         print_report(report)
+        if report.get("html"):
+            out.print(f"report: {report['html']}")
 
 
 def shown(value: float | None, figure: str) -> str:

@@ -183,9 +183,14 @@ def test_the_same_seed_collects_the_same_loans_under_the_same_strategies(
 
 
 def test_the_html_report_is_written(runs: list[Run], report: dict[str, Any]) -> None:
+    """The comparison on top of ``overdue report``'s page for the simulated loans, split by
+    strategy (its plots render in Chromium in ``test_report``; here, the page's parts)."""
     page = runs[0].html.read_text()
     assert report["html"] == str(runs[0].html)
-    assert page.startswith("<!doctype html>")
-    assert "<script" not in page and "http" not in page  # self-contained, opens offline
-    for text in ("default", "gentle", "gentle - default", "cure rate", "right-party contact rate"):
+    assert page.startswith("<!DOCTYPE html>")
+    assert page.index("Strategies compared") < page.index('data-figure="roll-rates"')
+    assert 'src="http' not in page  # plotly.js is inlined: the page opens offline
+    for text in ("gentle - default", "cure rate", "right-party contact rate", "Wilson score"):
         assert text in page
+    for strategy in ("default@", "gentle@"):  # the report's groups: name@version
+        assert strategy in page
