@@ -8,24 +8,31 @@ touched: not the configured ledger, not the configured Temporal.
 How an arm runs:
 
 - **Its own loans.** Each arm collects a copy of the portfolio whose loan ids, borrower ids,
-  phones and reference ids carry the arm's name (``SIM-s3-0004-gentle``): the same personas and
+  phones and reference ids carry the arm's name (``DEMO-s3-0004-gentle``): the same personas and
   amounts, but no contact budget, cease request or reference shared with another arm.
 - **Its own worker.** The worker's strategy folder holds one assignment rule (every loan to the
   arm's strategy) and the strategy's file, so each loan records the arm's strategy as any
-  assigned loan does. Arms run one after the other, each with a fresh worker.
+  assigned loan does. Arms run one after the other, each with a fresh worker whose sticky cache
+  holds every loan.
 - **The same hour.** All workflows of one environment share one clock, which only moves forward:
   each arm starts at the next 12:00 UTC, when every zone of the portfolio is on the same date as
   UTC, so every arm's loans start at the same local times of day and are one day past due.
 - **A clock moved in steps.** Time skips only when the harness lets it: it sleeps the clock
-  forward ``STEP`` at a time (``unlock_time_skipping_with_sleep``). The server fires every timer on
-  the way and skips nothing while an activity or a workflow task is outstanding, so when a step
-  ends every loan has done all it had to do until then. The simulated back office
-  (``overdue.demo.BackOffice``) then looks at the loans at that exact collection time and
-  answers; its decisions, like the borrowers', are fixed by the seed. Step ends fall half a
-  second past a whole second, where no collection timer lands (they all fall on whole seconds).
+  forward ``STEP`` at a time (``unlock_time_skipping_with_sleep``), with every loan in flight.
+  The server fires every timer on the way and skips nothing while an activity runs or a
+  workflow task waits, so when a step ends every loan has done what fell due until then. The
+  simulated back office (``overdue.demo.BackOffice``) then looks, at that collection time, at the
+  loans whose borrowers told it something only a person settles, and answers; its decisions,
+  like the borrowers', are fixed by the seed. Which loans ended, the ledger says.
 - **A horizon.** After ``days`` collection days, loans still open are counted as not cured,
   with what they recovered by then, and terminated (between steps no activity runs, so
   terminating one does not stop the server's clock).
+
+The same seed gives the same loans and personas, but not exactly the same collections: the
+planner picks a call's minute with ``workflow.random()``, which the SDK seeds from the run id the
+server draws, and the server's clock runs on in real time while the worker works (time skipping
+locked is not time stopped). A call placed at another minute may fall past a slot's end or a
+day's cap and change its loan's path; the figures move a little from run to run.
 
 The figures (``figures``) come from each loan's result and the ledger; ``overdue.stats`` gives
 their intervals.
@@ -35,6 +42,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 import shutil
 import statistics
 import tempfile
@@ -84,13 +92,14 @@ from workflows.types import (
 from workflows.vocabulary import Stage
 
 STEP = timedelta(hours=3)  # how far the clock moves between two looks of the back office
-# Past a whole second: no collection timer ends a step (see the module's docstring).
-OFF_THE_SECOND = timedelta(milliseconds=500)
 START_HOUR_UTC = 12  # 04:00-20:00 local in the portfolio's zones: all on UTC's date
 DAY = timedelta(days=1)
 MAX_ACTIVITIES = 100  # activities a worker runs at once: many loans act at one instant
 STARTS_AT_ONCE = 32
 SLEEP_TIMEOUT = timedelta(minutes=30)  # real time one step may take
+
+
+ARM_NAME = re.compile(r"[A-Za-z0-9._-]{1,32}")
 
 
 class SimulationError(RuntimeError):
@@ -131,6 +140,11 @@ def resolve_arms(names: Sequence[str], lender_folder: Path | None) -> list[Arm]:
             read_strategy(path)
         except (ValueError, OSError) as problem:
             raise SimulationError(f"strategy: {path}: {problem}") from None
+        if not ARM_NAME.fullmatch(path.stem):
+            raise SimulationError(
+                f"strategy: {path.name}: name the file with letters, digits, '.', '_' or '-'"
+                " (at most 32): its name goes into every simulated loan's id"
+            )
         arms.append(Arm(path.stem, path))
     seen = [arm.name for arm in arms]
     if len(set(seen)) != len(seen):
@@ -396,7 +410,7 @@ async def run_arm(
             steps = 0
             while office.at < horizon and len(done) < len(book):
                 steps += 1
-                target = min(start + steps * STEP, horizon) + OFF_THE_SECOND
+                target = min(start + steps * STEP, horizon)
                 # To the step's end from where the clock is: it ran on (in real time) while the
                 # back office worked, and the steps must not drift with that.
                 await _sleep(env, target - await env.get_current_time())

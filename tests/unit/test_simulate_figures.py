@@ -73,6 +73,13 @@ def test_bad_strategy_lists_are_refused(names: list[str], says: str) -> None:
         resolve_arms(names, None)
 
 
+def test_a_strategy_file_whose_name_cannot_go_into_a_loan_id_is_refused(tmp_path: Path) -> None:
+    odd = tmp_path / "my strategy.toml"
+    odd.write_text(resolve_arms(["gentle"], None)[0].path.read_text())
+    with pytest.raises(SimulationError, match="name the file with letters"):
+        resolve_arms([str(odd)], None)
+
+
 def test_a_broken_strategy_file_is_refused_naming_its_field(tmp_path: Path) -> None:
     broken = tmp_path / "broken.toml"
     broken.write_text('name = "broken"\nversion = "1"\n')
