@@ -257,20 +257,9 @@ async def _schedule(
     number = c.number_of(intent.target, intent.target_id)
     if intent.channel == Channel.CALL and intent.target == Target.BORROWER:
         learning = await _slot_learning(c)
-        if learning is None:
-            return planner.plan_borrower_call(
-                c.profile,
-                state.strategy,
-                state.history,
-                intent.target_id,
-                now,
-                c.zone,
-                c.random(),
-                number=number,
-            )
-        # Learning chooses which slots to aim for, best first; the planner still decides the
-        # moment, as for every contact.
-        choice = slots.choose(learning, c.slot_names(), c.random())
+        # Learning chooses which slots to aim for, best first (drawn before the planner draws
+        # its minute); the planner still decides the moment, as for every contact.
+        choice = None if learning is None else slots.choose(learning, c.slot_names(), c.random())
         planned = planner.plan_borrower_call(
             c.profile,
             state.strategy,
@@ -280,9 +269,11 @@ async def _schedule(
             c.zone,
             c.random(),
             number=number,
-            order=choice.order,
+            order=None if choice is None else choice.order,
         )
-        return None if planned is None else replace(planned, slot_choice=choice.reasons)
+        if planned is None or choice is None:
+            return planned
+        return replace(planned, slot_choice=choice.reasons)
     proposal = planner.Proposal(
         now, intent.channel, intent.target, intent.target_id, number, c.loan.borrower.borrower_id
     )
