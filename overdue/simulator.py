@@ -100,6 +100,9 @@ def _everywhere(p: float) -> dict[str, float]:
     return {"morning": p, "midday": p, "afternoon": p, "evening": p}
 
 
+_EVENINGS = {"morning": 0.02, "midday": 0.02, "afternoon": 0.05, "evening": 0.85}  # and hardly else
+
+
 PERSONAS: dict[str, Persona] = {
     p.name: p
     for p in (
@@ -189,7 +192,7 @@ PERSONAS: dict[str, Persona] = {
         ),
         Persona(
             "evening_only",
-            {"morning": 0.02, "midday": 0.02, "afternoon": 0.05, "evening": 0.85},
+            _EVENINGS,
             pay_after_call=1.0,
             expected="answers in the evening slot only; calls explore the untried slots until they"
             " reach it, and the"
@@ -225,7 +228,7 @@ PERSONAS: dict[str, Persona] = {
         ),
         Persona(
             "night_owl",
-            {"morning": 0.02, "midday": 0.02, "afternoon": 0.05, "evening": 0.85},
+            _EVENINGS,
             pay_after_call=0.0,
             says=(Says.STILL_UNABLE,),
             expected="answers in the evening slot only, at every call there, and cannot pay:"

@@ -20,7 +20,8 @@ from overdue.cli.common import (
     out,
     run_async,
 )
-from overdue.simulate import FIGURES, SimulationError, resolve_arms, simulate
+from overdue.simulate import SimulationError, resolve_arms, simulate
+from overdue.simulate_figures import FIGURES
 from overdue.simulate_html import LABELS, PERCENT
 
 

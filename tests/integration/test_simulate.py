@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from overdue.demo import portfolio
-from overdue.simulate import FIGURES
+from overdue.simulate_figures import FIGURES
 from overdue.simulator import BorrowerSimulator
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]

@@ -9,15 +9,8 @@ from pathlib import Path
 import pytest
 
 from overdue.demo import portfolio
-from overdue.simulate import (
-    ArmRun,
-    LoanResult,
-    SimulationError,
-    arm_folder,
-    arm_loans,
-    figures,
-    resolve_arms,
-)
+from overdue.simulate import SimulationError, arm_folder, arm_loans, resolve_arms
+from overdue.simulate_figures import ArmRun, LoanResult, figures
 from overdue.simulator import BorrowerSimulator
 
 TODAY = datetime(2026, 12, 1, 12, tzinfo=UTC)
