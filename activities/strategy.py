@@ -13,7 +13,15 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PositiveInt,
+    StrictBool,
+    model_validator,
+)
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -22,6 +30,7 @@ from overdue.languages import ENGLISH, LANGUAGES, language_tag
 from overdue.schemas import Currency, invalid, shown, validate
 from workflows.commands import LoadStrategy
 from workflows.outreach import REFERENCE_SCRIPTS
+from workflows.queue import CaseDeadlines
 from workflows.types import CrossLoanPolicy, Slot, StageBands, Strategy
 
 CLOCK = re.compile(r"\s*(\d{1,2}):(\d{2})\s*")
@@ -122,6 +131,18 @@ class CrossLoanIn(Table):
     weekly_calls: StrictBool = True
 
 
+class PeopleIn(Table):
+    """Working days a person has for each kind of case; then it goes to the supervisor."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    review: PositiveInt = CaseDeadlines.review
+    dispute: PositiveInt = CaseDeadlines.dispute
+    death: PositiveInt = CaseDeadlines.death
+    estate: PositiveInt = CaseDeadlines.estate
+    complaint: PositiveInt = CaseDeadlines.complaint
+
+
 class StrategyIn(Table):
     """A strategy file, checked."""
 
@@ -139,6 +160,7 @@ class StrategyIn(Table):
     deceased: DeceasedIn
     arrangements: ArrangementsIn
     cross_loan: CrossLoanIn = Field(default_factory=CrossLoanIn)
+    people: PeopleIn = Field(default_factory=PeopleIn)
 
     @model_validator(mode="after")
     def _scripts(self) -> StrategyIn:
@@ -206,6 +228,7 @@ class StrategyIn(Table):
             arrangement_interval_days=arrangements.interval_days,
             forbearance_instalments=arrangements.forbearance_instalments,
             cross_loan=CrossLoanPolicy(**self.cross_loan.model_dump()),
+            case_deadlines=CaseDeadlines(**self.people.model_dump()),
         )
 
 

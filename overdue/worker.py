@@ -15,6 +15,7 @@ from temporalio.runtime import Runtime
 from temporalio.worker import Worker
 
 from activities.budget import BudgetActivities
+from activities.cases import CaseActivities
 from activities.channels import ChannelActivities, ChannelProvider
 from activities.credit_bureau import CreditBureau
 from activities.errors import PermanentErrors
@@ -116,6 +117,7 @@ def activities_for(
         situations.report_broken_promise,
         situations.record_situation_event,
         verification.verify_death,
+        CaseActivities(pool).record_case_change,
     ]
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from workflows.queue import PersonCase
 from workflows.types import ContactOutcome, CrossLoanPolicy, Loan, PaymentReceived, SharedContacts
 from workflows.vocabulary import Outcome
 
@@ -343,3 +344,21 @@ class ScanPageResult:
     already_ended: int
     signalled: int = 0  # running collections told of a newer version of their loan
     started_again: int = 0  # collections started for loans overdue again after a cure
+
+
+@dataclass
+class CaseChange:
+    """A case opened, assigned, escalated, resolved or closed (``activities.cases``).
+
+    ``case`` is the case as it stands after the change; the change is audited once, keyed by
+    ``change_key``, and the ledger's row takes the case's values (a retry writes them again).
+    """
+
+    change_key: str
+    loan_id: str
+    action: str  # case_opened, case_assigned, case_escalated, case_resolved, case_closed
+    at: datetime
+    case: PersonCase
+    operator: str = "workflow"
+    outcome: str | None = None  # how it ended: a complaint's outcome, or what ended the wait
+    note: str = ""

@@ -21,6 +21,7 @@ import unicodedata
 from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime, timedelta
 
+from workflows.queue import CaseAction
 from workflows.types import (
     ContactOutcome,
     DisputeResolution,
@@ -354,6 +355,26 @@ def resolution_problem(resolution: DisputeResolution) -> str | None:
         checks.append(
             ("note", lambda: check_text(resolution.note or "", max_length=NOTE_MAX, multiline=True))
         )
+    return _first_problem(checks)
+
+
+def case_action_problem(action: CaseAction) -> str | None:
+    """Why an operator's action on a case is outside the limits, naming the field, or None."""
+    checks: list[tuple[str, Callable[[], object]]] = [
+        ("action_id", lambda: check_id(action.action_id)),
+        ("case_id", lambda: check_text(action.case_id, max_length=SHORT_TEXT_MAX)),
+        ("operator", lambda: check_text(action.operator, max_length=SHORT_TEXT_MAX)),
+    ]
+    if action.assign_to:
+        checks.append(
+            ("assign_to", lambda: check_text(action.assign_to, max_length=SHORT_TEXT_MAX))
+        )
+    if action.note:
+        checks.append(
+            ("note", lambda: check_text(action.note, max_length=NOTE_MAX, multiline=True))
+        )
+    if not action.operator.strip():
+        return "operator: is required to act on a case"
     return _first_problem(checks)
 
 

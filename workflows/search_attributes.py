@@ -27,8 +27,13 @@ NEXT_CONTACT_AT = SearchAttributeKey.for_datetime("NextContactAt")
 # reads this instead (``DueDate < "2026-11-10T00:00:00Z"``: more than N days past due).
 DUE_DATE = SearchAttributeKey.for_datetime("DueDate")
 # The person or decision the loan waits on; unset when it waits on nobody. ``operations``: an
-# activity gave up and the loan is held until someone repairs what failed and resumes it.
+# activity gave up and the loan is held until someone repairs what failed and resumes it; else
+# the kind of its first open case (``workflows.queue.CaseKind``: review, dispute, death, estate,
+# complaint).
 WAITING_FOR = SearchAttributeKey.for_keyword("WaitingFor")
+# Who is on the case the loan waits on (``WaitingFor``): a person, or ``supervisor`` once the
+# case is past its deadline. Set by collections that keep the work queue.
+ASSIGNEE = SearchAttributeKey.for_keyword("Assignee")
 
 ALL = (
     LOAN_ID,
@@ -42,4 +47,5 @@ ALL = (
     WAITING_FOR,
     TOTAL_OUTSTANDING_AMOUNT,
     STRATEGY,
+    ASSIGNEE,
 )

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from workflows.queue import CaseAction, CaseBook, CaseDeadlines, PersonCase
 from workflows.slots import SlotLearning
 from workflows.vocabulary import (
     Channel,
@@ -369,6 +370,8 @@ class Strategy:
     # The scripts in the other languages, by BCP 47 tag then template: the channel activity
     # picks the borrower's. Empty in histories recorded before languages.
     translations: dict[str, dict[str, str]] = field(default_factory=dict)
+    # Working days a person has for each kind of case (``workflows.queue``).
+    case_deadlines: CaseDeadlines = field(default_factory=CaseDeadlines)
 
 
 @dataclass
@@ -496,6 +499,10 @@ class CollectionState:
     # What the collection learnt of when the borrower answers (``workflows.slots``); None in
     # histories from before learning slots, which rotate blindly (``patches.LEARNING_SLOTS``).
     slot_learning: SlotLearning | None = None
+    # The cases waiting on a person (``workflows.queue``); None in histories from before the
+    # work queue (``patches.WORK_QUEUE``), and the operator actions not yet applied.
+    cases: CaseBook | None = None
+    pending_case_actions: list[CaseAction] = field(default_factory=list)
 
 
 @dataclass
@@ -552,6 +559,8 @@ class CollectionStatus:
     total_outstanding_minor: int | None = None
     # The last signals refused whole (malformed, or outside the limits), newest last.
     refusals: list[RefusedMessage] = field(default_factory=list)
+    # The cases waiting on a person, oldest first (``workflows.queue``).
+    cases: list[PersonCase] = field(default_factory=list)
 
 
 @dataclass

@@ -458,6 +458,7 @@ WRITES = (
     "record_promise",
     "settle_promise",
     "report_broken_promise",
+    "record_case_change",
 )
 
 

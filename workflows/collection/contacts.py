@@ -15,7 +15,7 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 from workflows import budget, clock, outreach, planner, rotation, slots
-from workflows.collection import events, patches, rules
+from workflows.collection import events, patches, people, rules
 from workflows.collection.context import (
     OUTREACH_GIVES_UP_AFTER,
     Collection,
@@ -78,6 +78,7 @@ async def plan(c: Collection, *, told: bool) -> datetime | None:
         # Refused for now by the borrower's budget: look again when the rule lifts.
         moments.append(max(c.budget_wait[0], now))
     moments += [max(d, now) for d in rules.deadlines(c.loan, c.state, c.machine.situation, c.zone)]
+    moments += [max(d, now) for d in people.deadlines(c)]
     known = [m for m in moments if m is not None]
     return min(known) if known else None
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from temporalio import workflow
 
+from workflows.queue import CaseAction
 from workflows.types import (
     CollectionState,
     ContactOutcome,
@@ -40,6 +41,7 @@ class Inbox:
     decisions: list[ReviewDecision] = field(default_factory=list)
     hold_changes: list[HoldChange] = field(default_factory=list)
     loan_changes: list[LoanChanged] = field(default_factory=list)
+    case_actions: list[CaseAction] = field(default_factory=list)
     # Another loan of the borrower said the shared budget changed: plan again now.
     borrower_changed: bool = False
     # Payment id -> why the payment was not applied (answered to the update that waits on it).
@@ -62,6 +64,7 @@ class Inbox:
             hold_changes=list(state.pending_hold_changes),
             refused=list(state.pending_refusals),
             loan_changes=list(state.pending_loan_changes),
+            case_actions=list(state.pending_case_actions),
         )
 
     def carry_out(self, state: CollectionState) -> None:
@@ -73,6 +76,7 @@ class Inbox:
         state.pending_hold_changes = list(self.hold_changes)
         state.pending_refusals = list(self.refused)
         state.pending_loan_changes = list(self.loan_changes)
+        state.pending_case_actions = list(self.case_actions)
 
     @staticmethod
     def taken_over(state: CollectionState) -> None:
@@ -84,6 +88,7 @@ class Inbox:
         state.pending_hold_changes = []
         state.pending_refusals = []
         state.pending_loan_changes = []
+        state.pending_case_actions = []
 
     def has_mail(self) -> bool:
         """Whether anything waits to be applied: the main loop wakes for it."""
@@ -95,6 +100,7 @@ class Inbox:
             or self.hold_changes
             or self.refused
             or self.loan_changes
+            or self.case_actions
             or self.borrower_changed
         )
 
@@ -116,6 +122,7 @@ class Inbox:
         waiting |= {r.resolution_id for r in self.resolutions}
         waiting |= {d.decision_id for d in self.decisions}
         waiting |= {c.request.request_id for c in self.hold_changes}
+        waiting |= {a.action_id for a in self.case_actions}
         if signal_id in waiting or signal_id in seen:
             workflow.logger.info("signal %s already received; ignored", signal_id)
             return False
@@ -144,6 +151,11 @@ class Inbox:
                 self.hold_changes,
                 self.hold_changes[0].request.request_id if self.hold_changes else "",
                 "pause or resume",
+            ),
+            (
+                self.case_actions,
+                self.case_actions[0].action_id if self.case_actions else "",
+                "case action",
             ),
         ]
         if self.loan_changes and loan_change_id(self.loan_changes[0]) == in_hand:

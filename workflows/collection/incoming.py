@@ -24,6 +24,7 @@ from temporalio import workflow
 from temporalio.common import RawValue
 from temporalio.converter import value_to_type
 
+from workflows.queue import CaseAction
 from workflows.types import (
     ContactOutcome,
     DisputeResolution,
@@ -40,9 +41,12 @@ if TYPE_CHECKING:
     DecisionIn = ReviewDecision
     HoldIn = HoldRequest
     LoanChangeIn = LoanChanged
+    CaseActionIn = CaseAction
 else:
     # What the SDK converts the payload to before the handler runs: nothing, so it cannot fail.
-    PaymentIn = OutcomeIn = ResolutionIn = DecisionIn = HoldIn = LoanChangeIn = RawValue
+    PaymentIn = OutcomeIn = ResolutionIn = DecisionIn = HoldIn = LoanChangeIn = CaseActionIn = (
+        RawValue
+    )
 
 # The default of a handler's argument: a signal sent with no input at all reaches the handler
 # (the SDK passes no argument when the counts differ), which refuses it instead of failing.

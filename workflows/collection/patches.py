@@ -66,6 +66,11 @@ LOAN_BOOK = "loan-book"
 # learn (``CollectionState.slot_learning`` is set), so one marker covers the loan's whole life.
 LEARNING_SLOTS = "learning-slots"
 
+# The work queue (``workflows.queue``): each wait on a person is a case with a deadline, in the
+# ledger and the ``WaitingFor``/``Assignee`` search attributes, escalated when it passes. Asked
+# each turn until taken; the state then says which collections have it (``CollectionState.cases``).
+WORK_QUEUE = "work-queue"
+
 BEFORE_LEAN = (
     APPLY_PAYMENTS_BEFORE_CONTINUE_AS_NEW,
     AUDIT_DENIED_CONTACTS,
@@ -85,4 +90,5 @@ ALL = (
     LOAN_BOOK,
     LEARNING_SLOTS,
     MALFORMED_SIGNALS_REFUSED,
+    WORK_QUEUE,
 )

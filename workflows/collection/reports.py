@@ -12,7 +12,8 @@ from datetime import datetime
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
-from workflows.collection import book, contacts, events, letters, patches, rules, view
+from workflows import queue
+from workflows.collection import book, contacts, events, letters, patches, people, rules, view
 from workflows.collection.context import Collection, refusal_of
 from workflows.collection.inbox import Inbox
 from workflows.commands import (
@@ -24,6 +25,7 @@ from workflows.commands import (
     RejectedPayment,
     SituationEvent,
 )
+from workflows.queue import CaseKind
 from workflows.types import RECENT_REFUSALS, ContactOutcome, OperatorHold, RefusedMessage
 from workflows.vocabulary import PHONE_CONVERSATIONS, HardshipTerm, Situation
 
@@ -34,12 +36,14 @@ with workflow.unsafe.imports_passed_through():
 
 async def apply_all(c: Collection, inbox: Inbox) -> None:
     """Apply everything waiting, in order: changes of the loan book, payments, outcomes (then
-    decisions and dispute resolutions), operators' holds."""
+    decisions and dispute resolutions), operators' holds, then their actions on cases."""
     await audit_refusals(c, inbox)
     await book.apply_loan_changes(c, inbox)
     await apply_payments(c, inbox)
     await apply_outcomes(c, inbox)
     await apply_hold_changes(c, inbox)
+    await people.apply_actions(c, inbox)
+    await audit_refusals(c, inbox)  # an action whose case closed meanwhile
     inbox.in_hand = None
 
 
@@ -240,19 +244,23 @@ async def _open_complaint(c: Collection, outcome: ContactOutcome, now: datetime)
     """A complaint is its own case, routed by category, apart from the repayment."""
     category = outcome.complaint or ""
     case_id = f"{c.key}:complaint:{outcome.outcome_id}"
+    route = c.state.strategy.complaint_routes.get(category, "customer_relations")
     await c.write(
         SituationActivities.open_complaint_case,
         ComplaintCase(
             case_id=case_id,
             loan_id=c.loan.loan_id,
             category=category,
-            route=c.state.strategy.complaint_routes.get(category, "customer_relations"),
+            route=route,
             opened_at=now,
             note=outcome.note,
         ),
         f"open complaint case · {category}",
     )
     c.state.complaint_cases.append(case_id)
+    await people.open_case(
+        c, CaseKind.COMPLAINT, queue.COMPLAINT_ASKED, now, case_id=case_id, team=route
+    )
 
 
 async def apply_hold_changes(c: Collection, inbox: Inbox) -> None:

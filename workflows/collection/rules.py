@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from workflows import clock
+from workflows import clock, queue
 from workflows.machine import Action
 from workflows.types import Arrangement, CollectionState, Instalment, Loan, PaymentReceived
 from workflows.vocabulary import Review, Situation, Stage
@@ -235,10 +235,19 @@ HELD_BY_THE_COLLECTION = "overdue"
 
 
 def waiting_for(state: CollectionState) -> str | None:
-    """Whom the loan waits on (the ``WaitingFor`` search attribute), or None."""
+    """Whom the loan waits on (the ``WaitingFor`` search attribute), or None: ``operations``
+    while an activity's failure holds it, else the kind of its first case
+    (``queue.first_waited``)."""
     if state.hold is not None and state.hold.operator == HELD_BY_THE_COLLECTION:
         return "operations"
-    return None
+    case = queue.first_waited(state.cases.open) if state.cases is not None else None
+    return None if case is None else str(case.kind)
+
+
+def assignee(state: CollectionState) -> str | None:
+    """Who is on the case the loan shows it waits on (the ``Assignee`` search attribute)."""
+    case = queue.first_waited(state.cases.open) if state.cases is not None else None
+    return None if case is None else case.assignee
 
 
 def situation_label(state: CollectionState) -> Situation:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from temporalio.common import SearchAttributeKey, SearchAttributeUpdate
 
-from workflows import clock, planner
+from workflows import clock, planner, queue
 from workflows import search_attributes as sa
 from workflows.collection import patches, rules
 from workflows.collection.context import Collection
@@ -53,6 +53,7 @@ def status(c: Collection) -> CollectionStatus:
         fees_minor=state.fees_minor,
         total_outstanding_minor=state.total_outstanding_minor,
         refusals=list(state.recent_refusals),
+        cases=list(state.cases.open) if state.cases is not None else [],
     )
 
 
@@ -178,6 +179,9 @@ def publish(c: Collection) -> None:
     if waiting_for is not None or sa.WAITING_FOR.name in c.published:
         # Only once a loan waits on someone: histories from before never wrote it.
         values[sa.WAITING_FOR] = waiting_for
+    if state.cases is not None:
+        # Collections from before the work queue never wrote it.
+        values[sa.ASSIGNEE] = rules.assignee(state)
     if c.patched(patches.SEARCH_ATTRIBUTES_ON_CHANGE):
         # Only what changed since the last upsert (or since the run began: continue-as-new
         # carries the attributes over), so most workflow tasks upsert nothing.
@@ -218,6 +222,15 @@ def _details(c: Collection, now: datetime, upcoming: NextAction) -> str:
         # (encrypted) payloads and the ledger, never in the details the UI shows in clear.
         since = clock.format_local(state.hold.since, c.zone)
         lines.append(f"**Paused** by {state.hold.operator} since {since} borrower-local")
+    open_cases = state.cases.open if state.cases is not None else []
+    case = queue.first_waited(open_cases)
+    if case is not None:
+        due = clock.format_local(case.deadline, c.zone)
+        late = " · **escalated**" if case.escalated_at is not None else ""
+        lines.append(
+            f"**Waiting for** {case.kind} ({case.asked}) · **assignee** {case.assignee or '-'}"
+            f" · due {due} borrower-local{late} · {len(open_cases)} open case(s)"
+        )
     if state.recent_refusals:
         # The signal and the field only: the problem's wording may quote what was sent.
         last = state.recent_refusals[-1]

@@ -17,8 +17,17 @@ from typing import TypeVar
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
-from workflows import clock, limits, profiles
-from workflows.collection import contacts, events, failures, patches, reports, rules, view
+from workflows import clock, limits, profiles, queue
+from workflows.collection import (
+    contacts,
+    events,
+    failures,
+    patches,
+    people,
+    reports,
+    rules,
+    view,
+)
 from workflows.collection.context import (
     ACTIVITY_TIMEOUT,
     GIVE_UP_AFTER,
@@ -29,6 +38,7 @@ from workflows.collection.inbox import Inbox
 from workflows.collection.incoming import (
     NO_INPUT,
     REQUIRED_IN_PAUSE,
+    CaseActionIn,
     DecisionIn,
     HoldIn,
     LoanChangeIn,
@@ -40,6 +50,7 @@ from workflows.collection.incoming import (
 from workflows.commands import LoadStrategy, OpenLoan, SegmentFacts
 from workflows.machine import CollectionMachine
 from workflows.money import band_of
+from workflows.queue import CaseAction
 from workflows.types import (
     BorrowerChange,
     ClockAnchor,
@@ -137,9 +148,9 @@ class LoanCollection:
         machine = c.machine
         await reports.apply_all(c, self._inbox)
         await events.meet_deadlines(c)
-        if machine.is_closed:
-            return True
-        await events.observe_days(c)
+        if not machine.is_closed:
+            await events.observe_days(c)
+        await people.keep(c)
         if machine.is_closed:
             return True
         if machine.stage != stage_at_start:
@@ -327,6 +338,43 @@ class LoanCollection:
                 lambda: all(c is not change for c in self._inbox.hold_changes)
             )
         return self.status()
+
+    @workflow.signal
+    def case_action(self, action: CaseActionIn = NO_INPUT) -> None:
+        """An operator assigns a case or resolves a complaint. Idempotent by ``action_id``."""
+        decoded = self._decoded("case_action", action, CaseAction)
+        if decoded is None or self._refused("case_action", self._case_action_problem(decoded)):
+            return
+        if self._inbox.first_sight(decoded.action_id, self._seen()):
+            self._inbox.case_actions.append(decoded)
+
+    @workflow.update
+    async def take_case_action(self, action: CaseActionIn) -> CollectionStatus:
+        """Act on a case, as the ``case_action`` signal does, and answer with the state after."""
+        decoded = decode(action, CaseAction).message
+        assert decoded is not None  # the validator refused any other
+        await workflow.wait_condition(lambda: self._state is not None)
+        if self._inbox.first_sight(decoded.action_id, self._seen()):
+            self._inbox.case_actions.append(decoded)
+            await workflow.wait_condition(
+                lambda: all(a is not decoded for a in self._inbox.case_actions)
+            )
+        return self.status()
+
+    @take_case_action.validator
+    def _validate_case_action(self, action: CaseActionIn) -> None:
+        decoded = decode(action, CaseAction)
+        problem = decoded.problem
+        if problem is None and decoded.message is not None:
+            problem = self._case_action_problem(decoded.message)
+        if problem is not None:
+            raise ValueError(problem)
+
+    def _case_action_problem(self, action: CaseAction) -> str | None:
+        cases = self._state.cases if self._state is not None else None
+        return limits.case_action_problem(action) or queue.action_problem(
+            action, cases.open if cases is not None else []
+        )
 
     @workflow.update
     async def apply_payment(self, payment: PaymentIn) -> PaymentResult:

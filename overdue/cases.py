@@ -1,0 +1,135 @@
+"""The work queue in the ledger: cases as they stand, each change audited once.
+
+The loan's collection writes every change of a running loan's cases (``activities.cases``).
+A complaint outlives its collection: once the loan is closed, ``overdue assign`` and
+``overdue complaint resolve`` write here directly, by the same function, so the row and the
+audit entry are the same whoever writes them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from overdue.ledger import Executor, append_audit
+from workflows.commands import CaseChange
+from workflows.queue import SUPERVISOR, CaseKind
+
+
+async def record_change(conn: Executor, change: CaseChange) -> bool:
+    """Write the case as ``change`` leaves it and audit the change, in ``conn``'s transaction.
+
+    Returns whether this call audited it (False: a retry, or the change was written before).
+    """
+    case = change.case
+    closed_at = change.at if change.action in ("case_resolved", "case_closed") else None
+    await conn.execute(
+        "INSERT INTO cases (case_id, loan_id, kind, asked, team, opened_at, deadline, assignee,"
+        " escalated_at, closed_at, outcome, note)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+        " ON CONFLICT (case_id) DO UPDATE SET assignee = EXCLUDED.assignee,"
+        " escalated_at = EXCLUDED.escalated_at,"
+        " closed_at = coalesce(cases.closed_at, EXCLUDED.closed_at),"
+        " outcome = coalesce(cases.outcome, EXCLUDED.outcome),"
+        " note = CASE WHEN EXCLUDED.note = '' THEN cases.note ELSE EXCLUDED.note END",
+        case.case_id,
+        change.loan_id,
+        str(case.kind),
+        case.asked,
+        case.team,
+        case.opened_at,
+        case.deadline,
+        case.assignee,
+        case.escalated_at,
+        closed_at,
+        change.outcome,
+        change.note,
+    )
+    if change.action == "case_resolved" and case.kind == CaseKind.COMPLAINT:
+        await conn.execute(
+            "UPDATE complaint_cases SET status = 'resolved', outcome = $2, resolved_at = $3"
+            " WHERE case_id = $1 AND resolved_at IS NULL",
+            case.case_id,
+            change.outcome,
+            change.at,
+        )
+    details: dict[str, Any] = {
+        "case_id": case.case_id,
+        "kind": str(case.kind),
+        "assignee": case.assignee,
+        "deadline": case.deadline.isoformat(),
+    }
+    if change.outcome is not None:
+        details["outcome"] = change.outcome
+    if change.note:
+        details["note"] = change.note
+    return await append_audit(
+        conn,
+        event_key=change.change_key,
+        loan_id=change.loan_id,
+        at=change.at,
+        action=change.action,
+        details=details,
+        actor=change.operator,
+    )
+
+
+@dataclass
+class QueueRow:
+    """One open case, as ``overdue queue`` lists it."""
+
+    case_id: str
+    loan_id: str
+    kind: str
+    asked: str
+    team: str
+    opened_at: datetime
+    deadline: datetime
+    assignee: str | None
+    escalated_at: datetime | None
+    past_deadline: bool
+
+
+async def open_cases(
+    pool: asyncpg.Pool,
+    *,
+    kind: str | None = None,
+    assignee: str | None = None,
+    now: datetime,
+    limit: int = 500,
+) -> list[QueueRow]:
+    """Open cases, oldest first; ``assignee`` ``-`` lists the unassigned ones."""
+    conditions: list[str] = ["closed_at IS NULL"]
+    args: list[Any] = []
+    if kind is not None:
+        args.append(kind)
+        conditions.append(f"kind = ${len(args)}")
+    if assignee == "-":
+        conditions.append("assignee IS NULL")
+    elif assignee is not None:
+        args.append(assignee)
+        conditions.append(f"assignee = ${len(args)}")
+    args.append(limit)
+    rows = await pool.fetch(
+        "SELECT case_id, loan_id, kind, asked, team, opened_at, deadline, assignee, escalated_at"
+        f" FROM cases WHERE {' AND '.join(conditions)} ORDER BY opened_at, case_id"
+        f" LIMIT ${len(args)}",
+        *args,
+    )
+    return [QueueRow(**dict(r), past_deadline=r["deadline"] <= now) for r in rows]
+
+
+async def open_case(pool: asyncpg.Pool, case_id: str) -> dict[str, Any] | None:
+    """The open case ``case_id`` as the ledger holds it, or None."""
+    row = await pool.fetchrow(
+        "SELECT * FROM cases WHERE case_id = $1 AND closed_at IS NULL", case_id
+    )
+    return None if row is None else dict(row)
+
+
+def is_escalated(row: QueueRow) -> bool:
+    """Whether the case is in the supervisor queue because its deadline passed."""
+    return row.escalated_at is not None and row.assignee == SUPERVISOR
