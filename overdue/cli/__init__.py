@@ -7,7 +7,8 @@ output: the Temporal SDK can abort at interpreter exit (sdk-python#300).
 The commands live in modules by role, each registering on the one ``app`` of ``common``:
 ``stack`` (up, worker, api, codec-server, migrate), ``collections`` (start, import), ``loans``
 (loans sync), ``payments`` (payments import, pay), ``steering`` (outcome, dispute-resolved,
-decide, pause, resume), ``views`` (status, borrower), ``report``, ``demo``, ``simulate``, and
+decide, pause, resume), ``views`` (status, borrower), ``queue`` (queue, assign, complaint
+resolve), ``report``, ``demo``, ``simulate``, and
 ``engineers`` (replay, history).
 """
 
@@ -33,7 +34,7 @@ from overdue.tuning import TuningError
 # Importing a command module registers its commands on `app`, and `overdue --help` lists them
 # in the order they were registered: this order, which isort must not sort.
 # isort: off
-from overdue.cli import stack, collections, loans, payments, steering, views  # noqa: F401
+from overdue.cli import stack, collections, loans, payments, steering, views, queue  # noqa: F401
 from overdue.cli import report, demo, simulate, engineers  # noqa: F401
 # isort: on
 

@@ -1,0 +1,92 @@
+"""Operators' actions on cases: through the loan's collection while it runs, else (a
+complaint outliving its collection) in the ledger directly, as the collection would write them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import asyncpg
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
+
+from overdue.cases import open_case, record_change
+from workflows import limits, queue
+from workflows.collection import LoanCollection
+from workflows.commands import CaseChange
+from workflows.queue import CaseAction, CaseKind, PersonCase
+from workflows.types import CollectionStatus, workflow_id_for
+
+
+class CaseRefused(ValueError):
+    """An action on a case that cannot be taken; the message names the field."""
+
+
+async def act(client: Client, pool: asyncpg.Pool, action: CaseAction, now: datetime) -> None:
+    """Assign a case or resolve a complaint, through the loan's collection while it runs.
+
+    Raises:
+        CaseRefused: the action is outside the limits, the case is not open, or the
+            collection refused it (its message names the field).
+    """
+    problem = limits.case_action_problem(action)
+    if problem is not None:
+        raise CaseRefused(problem)
+    row = await open_case(pool, action.case_id)
+    if row is None:
+        raise CaseRefused(f"case_id: no open case {action.case_id}")
+    handle = client.get_workflow_handle(workflow_id_for(row["loan_id"]))
+    try:
+        running = (await handle.describe()).status == WorkflowExecutionStatus.RUNNING
+    except RPCError as error:
+        if error.status != RPCStatusCode.NOT_FOUND:
+            raise
+        running = False
+    if running:
+        try:
+            await handle.execute_update(
+                LoanCollection.take_case_action, action, result_type=CollectionStatus
+            )
+            return
+        except WorkflowUpdateFailedError as failure:
+            cause = failure.cause
+            raise CaseRefused(
+                cause.message if isinstance(cause, ApplicationError) else str(cause)
+            ) from None
+    # The collection has ended: what stays open is a complaint, written here directly.
+    case = PersonCase(
+        case_id=row["case_id"],
+        kind=CaseKind(row["kind"]),
+        asked=row["asked"],
+        opened_at=row["opened_at"],
+        deadline=row["deadline"],
+        team=row["team"],
+        assignee=row["assignee"],
+        escalated_at=row["escalated_at"],
+    )
+    problem = queue.action_problem(action, [case])
+    if problem is not None:
+        raise CaseRefused(problem)
+    if action.assign_to:
+        case.assignee = action.assign_to
+        change = CaseChange(
+            f"{case.case_id}:assigned:{action.action_id}",
+            row["loan_id"],
+            "case_assigned",
+            now,
+            case,
+            operator=action.operator,
+        )
+    else:
+        change = CaseChange(
+            f"{case.case_id}:resolved",
+            row["loan_id"],
+            "case_resolved",
+            now,
+            case,
+            operator=action.operator,
+            outcome=action.resolve_with,
+            note=action.note,
+        )
+    async with pool.acquire() as conn, conn.transaction():
+        await record_change(conn, change)
