@@ -485,6 +485,8 @@ STATUS_KEYS = (
     "notices",
     "complaint_cases",
     "outcomes",
+    # Every case that waited on a person (the work queue), open or closed, oldest first.
+    "cases",
 )
 NO_NEXT_ACTION = {"kind": "none", "at_utc": None, "at_local": None, "detail": ""}
 

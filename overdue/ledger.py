@@ -308,6 +308,11 @@ async def ledger_record(pool: asyncpg.Pool, loan_id: str) -> dict[str, Any] | No
             " WHERE loan_id = $1 ORDER BY opened_at",
             loan_id,
         )
+        cases = await conn.fetch(
+            "SELECT case_id, kind, asked, team, opened_at, deadline, assignee, escalated_at,"
+            " closed_at, outcome FROM cases WHERE loan_id = $1 ORDER BY opened_at, case_id",
+            loan_id,
+        )
         outcomes = await conn.fetch(
             "SELECT outcome_id, source, at, right_party, details FROM contact_outcomes"
             " WHERE loan_id = $1 ORDER BY at",
@@ -322,6 +327,7 @@ async def ledger_record(pool: asyncpg.Pool, loan_id: str) -> dict[str, Any] | No
             "notices": [dict(r) for r in notices],
             "complaint_cases": [dict(r) for r in complaints],
             "outcomes": [{**dict(r), "details": json.loads(r["details"])} for r in outcomes],
+            "cases": [dict(r) for r in cases],
         }
     )
     return record

@@ -88,6 +88,7 @@ def _print_record(view: dict[str, Any]) -> None:
         ("Promises", "promises"),
         ("Notices", "notices"),
         ("Complaint cases", "complaint_cases"),
+        ("Cases waiting on a person", "cases"),
         ("Reported outcomes", "outcomes"),
     )
     for title, key in sections:

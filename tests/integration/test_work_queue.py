@@ -117,6 +117,10 @@ async def test_a_dispute_waits_in_the_queue_is_taken_escalated_and_closed(
 
     found = await eventually(unassigned, what="WaitingFor unset")
     assert sa.ASSIGNEE.name not in found
+    shown = (await cli("status", loan_id, "--json")).json()
+    assert [(c["kind"], c["assignee"], c["outcome"]) for c in shown["cases"]] == [
+        ("dispute", "supervisor", "normal")
+    ]
 
 
 async def test_a_complaint_is_resolved_by_hand_even_after_the_loan_is_cured(

@@ -26,6 +26,7 @@ import os
 import sys
 import tempfile
 import traceback
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import date, timedelta
 from pathlib import Path
@@ -41,6 +42,7 @@ from overdue.stack import EmbeddedStack, installed_binary, register_search_attri
 from overdue.worker import build_worker
 from workflows import clock
 from workflows.collection import LoanCollection
+from workflows.queue import CaseAction, PersonCase
 from workflows.types import (
     TASK_QUEUE,
     Borrower,
@@ -435,6 +437,47 @@ async def learning_slots(env: WorkflowEnvironment) -> Handle:
     return handle
 
 
+async def cases_when(handle: Handle, wanted: Callable[[list[PersonCase]], bool]) -> None:
+    for _ in range(400):
+        with contextlib.suppress(Exception):
+            if wanted((await handle.query(LoanCollection.status)).cases):
+                return
+        await asyncio.sleep(0.05)
+    raise RuntimeError(f"{handle.id}'s cases never came to the state wanted")
+
+
+async def work_queue(env: WorkflowEnvironment) -> Handle:
+    """The work queue: a dispute and a complaint open two cases; the dispute's is assigned,
+    escalated past its deadline and closed by the rejection; the complaint is resolved by hand."""
+    subject = loan("L-replay-work-queue", await due_yesterday(env))
+    handle = await start(env, subject)
+    await status_when(handle, Stage.EARLY)
+    await tell(env, handle, "o-1", dispute=True, complaint="sale")
+    await cases_when(handle, lambda cases: len(cases) == 2)
+    dispute, complaint = sorted(
+        (await handle.query(LoanCollection.status)).cases, key=lambda c: c.kind != "dispute"
+    )
+    await handle.signal(
+        LoanCollection.case_action,
+        CaseAction(f"{handle.id}:a-1", dispute.case_id, "ops:lead", assign_to="ops:ann"),
+    )
+    await cases_when(handle, lambda cases: any(c.assignee == "ops:ann" for c in cases))
+    await skip_to_dpd(env, subject, 10)
+    await cases_when(handle, lambda cases: any(c.escalated_at is not None for c in cases))
+    at = await env.get_current_time()
+    await handle.signal(
+        LoanCollection.dispute_resolved, DisputeResolution(f"{handle.id}:r-1", False, at)
+    )
+    await cases_when(handle, lambda cases: len(cases) == 1)
+    await handle.signal(
+        LoanCollection.case_action,
+        CaseAction(f"{handle.id}:a-2", complaint.case_id, "ops:bo", resolve_with="upheld"),
+    )
+    await cases_when(handle, lambda cases: not cases)
+    await pay_all(env, handle, "p-1")
+    return handle
+
+
 STORIES = {
     "cured": cured,
     "referred": referred,
@@ -449,6 +492,7 @@ STORIES = {
     "borrower-budget": borrower_budget,
     "loan-book": loan_book,
     "learning-slots": learning_slots,
+    "work-queue": work_queue,
 }
 
 
