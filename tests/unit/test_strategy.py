@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from activities.strategy import parse_strategy
+from workflows.queue import CaseDeadlines
 from workflows.types import Slot, StageBands
 
 from .support import DEFAULT_STRATEGY_PATH, default_strategy
@@ -38,6 +39,9 @@ def test_default_strategy_loads() -> None:
     assert strategy.sms_after_unanswered == 4
     assert strategy.contacts_after_unanswered == 8
     assert strategy.referral_after_days == 10
+    assert strategy.case_deadlines == CaseDeadlines(
+        review=5, dispute=5, death=3, estate=10, complaint=8
+    )
     for template in (
         "early_reminder",
         "late_firm",
@@ -128,6 +132,8 @@ BAD = {
         r"referral_after_days",
     ),
     "missing slot end": (_drop("slots", 0, "end"), r"end"),
+    "no working days for a dispute": (_set("people", "dispute", value=0), r"people\.dispute"),
+    "unknown kind of case": (_set("people", "appeal", value=3), r"people\.appeal"),
 }
 
 
