@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 from workflows import clock, queue
 from workflows.machine import Action
+from workflows.queue import PersonCase
 from workflows.types import Arrangement, CollectionState, Instalment, Loan, PaymentReceived
 from workflows.vocabulary import Review, Situation, Stage
 
@@ -240,14 +241,22 @@ def waiting_for(state: CollectionState) -> str | None:
     (``queue.first_waited``)."""
     if state.hold is not None and state.hold.operator == HELD_BY_THE_COLLECTION:
         return "operations"
-    case = queue.first_waited(state.cases.open) if state.cases is not None else None
+    case = _shown_case(state)
     return None if case is None else str(case.kind)
 
 
 def assignee(state: CollectionState) -> str | None:
     """Who is on the case the loan shows it waits on (the ``Assignee`` search attribute)."""
-    case = queue.first_waited(state.cases.open) if state.cases is not None else None
+    case = _shown_case(state)
     return None if case is None else case.assignee
+
+
+def _shown_case(state: CollectionState) -> PersonCase | None:
+    # A closed collection shows none: a complaint that outlives it is the ledger's to list
+    # (``overdue queue``), and a closed run's attributes would never change again.
+    if state.cases is None or state.stage in Stage.CLOSED:
+        return None
+    return queue.first_waited(state.cases.open)
 
 
 def situation_label(state: CollectionState) -> Situation:
