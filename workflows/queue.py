@@ -19,6 +19,8 @@ from zoneinfo import ZoneInfo
 
 # The queue a case goes to when its deadline passes (its ``assignee`` from then on).
 SUPERVISOR = "supervisor"
+# A ``CaseAction.case_id`` that means the case the loan shows it waits on (``first_waited``).
+SHOWN_CASE = "*"
 
 
 class CaseKind(StrEnum):
@@ -99,7 +101,8 @@ class CaseAction:
     resolves a complaint. Idempotent by ``action_id``.
 
     Exactly one of ``assign_to`` and ``resolve_with`` is given. Any case can be assigned; only
-    a complaint is resolved by hand (the other kinds end with their decision).
+    a complaint is resolved by hand (the other kinds end with their decision). ``case_id`` ``*``
+    acts on the case the loan shows it waits on (``WaitingFor``, ``Assignee``).
     """
 
     action_id: str
@@ -145,11 +148,20 @@ def first_waited(cases: list[PersonCase]) -> PersonCase | None:
     return first[0] if first else None
 
 
+def target(action: CaseAction, cases: list[PersonCase]) -> PersonCase | None:
+    """The open case ``action`` acts on: the one it names, or with ``case_id`` ``*`` the one
+    the loan shows it waits on (``first_waited``), which lets one batch signal reassign every
+    loan of a query whatever its case's id."""
+    if action.case_id == SHOWN_CASE:
+        return first_waited(cases)
+    return next((c for c in cases if c.case_id == action.case_id), None)
+
+
 def action_problem(action: CaseAction, cases: list[PersonCase]) -> str | None:
     """Why ``action`` cannot be taken on the loan's open ``cases``, naming the field; or None."""
     if bool(action.assign_to) == bool(action.resolve_with):
         return "assign_to: give exactly one of assign_to and resolve_with"
-    case = next((c for c in cases if c.case_id == action.case_id), None)
+    case = target(action, cases)
     if case is None:
         known = ", ".join(c.case_id for c in cases) or "none"
         return f"case_id: no open case {action.case_id} on this loan (open: {known})"

@@ -104,3 +104,10 @@ def test_an_action_a_case_cannot_take_names_the_field(action: CaseAction, field:
 )
 def test_any_case_is_assigned_and_a_complaint_resolved(action: CaseAction) -> None:
     assert queue.action_problem(action, OPEN) is None
+
+
+def test_a_star_acts_on_the_case_the_loan_shows() -> None:
+    handover = CaseAction("a", queue.SHOWN_CASE, "ops:lead", assign_to="ops:bo")
+    assert queue.target(handover, OPEN) is OPEN[0]
+    assert queue.action_problem(handover, OPEN) is None
+    assert queue.action_problem(handover, []) is not None

@@ -112,7 +112,8 @@ async def apply_actions(c: Collection, inbox: Inbox) -> None:
 
 async def _take(c: Collection, cases: CaseBook, action: CaseAction) -> None:
     now = c.now()
-    case = next(x for x in cases.open if x.case_id == action.case_id)
+    case = queue.target(action, cases.open)
+    assert case is not None  # ``action_problem`` said so
     if action.assign_to:
         case.assignee = action.assign_to
         await _record(c, "case_assigned", case, now, operator=action.operator, key=action.action_id)
