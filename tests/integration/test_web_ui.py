@@ -46,6 +46,9 @@ COLLECTION_COLUMNS = (
     "OutstandingMinor",
     "NextContactAt",
 )
+# The work queue's saved view (docs/work-queue.md) and its columns.
+WORK_QUEUE_QUERY = 'WaitingFor IS NOT NULL AND ExecutionStatus="Running"'
+QUEUE_COLUMNS = ("WaitingFor", "Assignee", "CollectionStage", "DaysPastDue", "OutstandingMinor")
 UI_TIMEOUT_MS = 30_000  # the UI's first load compiles a large bundle; the machine may be busy
 VIEWPORT: ViewportSize = {"width": 1600, "height": 860}
 UPDATE_SCREENSHOTS = os.environ.get("OVERDUE_UPDATE_SCREENSHOTS") == "1"
@@ -157,7 +160,9 @@ async def portfolio(cli: Cli, client: Client, loans: Loans) -> Portfolio:
     return placed
 
 
-async def open_loan_list(page: Page, stack: EmbeddedStack, query: str) -> None:
+async def open_loan_list(
+    page: Page, stack: EmbeddedStack, query: str, columns: tuple[str, ...] = COLLECTION_COLUMNS
+) -> None:
     """The workflow list filtered by a visibility query given in the URL, in collection columns.
 
     The columns are what an operator sets once in the table's "Configure Columns" drawer (the
@@ -167,7 +172,7 @@ async def open_loan_list(page: Page, stack: EmbeddedStack, query: str) -> None:
     await page.get_by_role("button", name="Configure Columns").click()
     for column in HIDDEN_COLUMNS:
         await page.get_by_role("button", name=f"Remove {column} column").click()
-    for column in COLLECTION_COLUMNS:
+    for column in columns:
         await page.get_by_role("button", name=f"Add {column} column").click()
     await page.get_by_role("button", name="Close").click()
     await expect(page.get_by_role("heading", name="Configure Workflows Table")).to_be_hidden()
@@ -269,3 +274,57 @@ async def test_a_malformed_signal_shows_as_a_rejection_in_the_current_details(
     await expect(
         details.get_by_text(re.compile(r"Refused\s+payment_received\s+\(amount_minor\)"))
     ).to_be_visible()
+
+
+async def test_the_work_queue_is_a_saved_view(
+    page: Page,
+    stack: EmbeddedStack,
+    cli: Cli,
+    client: Client,
+    loans: Loans,
+    screenshots: list[Path],
+) -> None:
+    """An operator saves the work queue's query as a view once; opening it later lists the
+    loans waiting on a person, with what they wait for and who is on it."""
+    zone = daytime_zone()
+    disputed, complained = loans.new_id("ui-queue-dispute"), loans.new_id("ui-queue-complaint")
+    for loan_id in (disputed, complained):
+        started = await cli(
+            *start_args(loan_id, timezone=zone, due_date=days_ago(zone, 3), day_seconds=DAY_SECONDS)
+        )
+        assert started.code == 0, started
+    for loan_id, fact in ((disputed, "--dispute"), (complained, "--complaint=sale")):
+        told = await cli("outcome", loan_id, "--outcome-id", f"{loan_id}-o1", fact)
+        assert told.code == 0, told
+    handle = client.get_workflow_handle_for(LoanCollection.run, workflow_id_for(disputed))
+
+    async def dispute_case() -> str | None:
+        cases = (await handle.query(LoanCollection.status)).cases
+        return cases[0].case_id if cases else None
+
+    case_id = await eventually(dispute_case, timeout=60, what="the dispute's case")
+    assert (await cli("assign", case_id, "--to", "ops:ann", "--by", "ops:lead")).code == 0
+
+    async def listed_by_server() -> bool:
+        query = f'{WORK_QUEUE_QUERY} AND Assignee="ops:ann" AND LoanId="{disputed}"'
+        return bool([w async for w in client.list_workflows(query)])
+
+    await eventually(listed_by_server, timeout=60, what="the assigned case in visibility")
+
+    await open_loan_list(page, stack, WORK_QUEUE_QUERY, columns=QUEUE_COLUMNS)
+    await page.get_by_role("button", name="Save as New").click()
+    dialog = page.get_by_role("dialog")
+    await dialog.get_by_role("textbox").fill("Work queue")
+    await dialog.get_by_role("button", name="Save").click()
+    await expect(dialog).to_be_hidden()
+
+    # Later: the list unfiltered, then the saved view.
+    await page.goto(f"{stack.ui_url}/namespaces/default/workflows")
+    await page.get_by_role("button", name=re.compile("Saved Views")).click()
+    await page.get_by_text("Work queue", exact=True).click()
+    row = listed(page, disputed)
+    await expect(row).to_have_count(1)
+    await expect(row.get_by_text("dispute", exact=True)).to_be_visible()
+    await expect(row.get_by_text("ops:ann", exact=True)).to_be_visible()
+    await expect(listed(page, complained).get_by_text("complaint", exact=True)).to_be_visible()
+    await screenshot(page, screenshots, "web-ui-work-queue.png")
