@@ -7,8 +7,8 @@ output: the Temporal SDK can abort at interpreter exit (sdk-python#300).
 The commands live in modules by role, each registering on the one ``app`` of ``common``:
 ``stack`` (up, worker, api, codec-server, migrate), ``collections`` (start, import), ``loans``
 (loans sync), ``payments`` (payments import, pay), ``steering`` (outcome, dispute-resolved,
-decide, pause, resume), ``views`` (status, borrower), ``report``, ``demo``, ``simulate``, and
-``engineers`` (replay, history).
+decide, pause, resume), ``views`` (status, borrower), ``bulk`` (list, signal), ``report``,
+``demo``, ``simulate``, and ``engineers`` (replay, history).
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from overdue.tuning import TuningError
 # in the order they were registered: this order, which isort must not sort.
 # isort: off
 from overdue.cli import stack, collections, loans, payments, steering, views  # noqa: F401
+from overdue.cli import bulk  # noqa: F401
 from overdue.cli import report, demo, simulate, engineers  # noqa: F401
 # isort: on
 
