@@ -8,8 +8,8 @@ The commands live in modules by role, each registering on the one ``app`` of ``c
 ``stack`` (up, worker, api, codec-server, migrate), ``collections`` (start, import), ``loans``
 (loans sync), ``payments`` (payments import, pay), ``steering`` (outcome, dispute-resolved,
 decide, pause, resume), ``views`` (status, borrower), ``queue`` (queue, assign, complaint
-resolve), ``report``, ``demo``, ``simulate``, and
-``engineers`` (replay, history).
+resolve), ``bulk`` (list, signal), ``report``, ``demo``, ``simulate``, and ``engineers`` (replay,
+history).
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from overdue.tuning import TuningError
 # in the order they were registered: this order, which isort must not sort.
 # isort: off
 from overdue.cli import stack, collections, loans, payments, steering, views, queue  # noqa: F401
+from overdue.cli import bulk  # noqa: F401
 from overdue.cli import report, demo, simulate, engineers  # noqa: F401
 # isort: on
 

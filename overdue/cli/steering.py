@@ -4,6 +4,7 @@ review decisions, and pausing or resuming its collection."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -13,6 +14,14 @@ from temporalio.client import Client
 
 from activities.situations import outcome_facts
 from overdue import client as ops
+from overdue.cli.batch import (
+    ConfirmAboveOption,
+    JobIdOption,
+    QueryOption,
+    YesOption,
+    bulk_signal,
+    job_id_or_new,
+)
 from overdue.cli.common import (
     DataDirOption,
     JsonOption,
@@ -246,12 +255,40 @@ def decide(
 
 
 def _hold_command(
-    loan_id: str, request: HoldRequest, data_dir: Path | None, as_json: bool, *, pause: bool
+    loan_id: str | None,
+    request: HoldRequest,
+    data_dir: Path | None,
+    as_json: bool,
+    *,
+    pause: bool,
+    bulk: BulkOptions,
 ) -> None:
-    checked_id("loan_id", loan_id)
+    if loan_id is not None and bulk.query is not None:
+        raise UserError("--query: give either LOAN_ID or --query, not both")
+    if loan_id is None and bulk.query is None:
+        raise UserError("loan_id: give a LOAN_ID, or --query for every loan it matches")
     problem = limits.hold_problem(request, pause=pause)
     if problem is not None:
         raise UserError(problem)
+    if bulk.query is not None:
+        # One job id serves as every message's request id: a retried job changes nothing.
+        job_id = job_id_or_new(bulk.job_id, "pause" if pause else "resume")
+        request = replace(request, request_id=request.request_id or job_id)
+        bulk_signal(
+            signal="pause" if pause else "resume",
+            message=request,
+            query=bulk.query,
+            operator=request.operator,
+            reason=request.reason,
+            job_id=job_id,
+            yes=bulk.yes,
+            confirm_above=bulk.confirm_above,
+            data_dir=data_dir,
+            as_json=as_json,
+        )
+        return
+    assert loan_id is not None
+    checked_id("loan_id", loan_id)
     change = ops.pause_collection if pause else ops.resume_collection
 
     async def go() -> dict[str, Any]:
@@ -265,29 +302,55 @@ def _hold_command(
         print_position(view)
 
 
+@dataclass(frozen=True)
+class BulkOptions:
+    """``--query`` and what goes with it, for pause and resume."""
+
+    query: str | None
+    job_id: str | None
+    yes: bool
+    confirm_above: int | None
+
+
+LoanIdArgument = Annotated[
+    str | None, typer.Argument(help="Loan id (or --query for many loans).", show_default=False)
+]
+
+
 @app.command()
 def pause(
-    loan_id: Annotated[str, typer.Argument(help="Loan id.")],
-    reason: Annotated[str, typer.Option(help="Why (kept in the audit log).")],
+    loan_id: LoanIdArgument = None,
+    reason: Annotated[str, typer.Option(help="Why (kept in the audit log).")] = "",
     by: Annotated[str, typer.Option(help="Who pauses, e.g. ops:ann.")] = "ops:cli",
     request_id: Annotated[str, typer.Option(help="An id that makes a retry harmless.")] = "",
+    query: QueryOption = None,
+    job_id: JobIdOption = None,
+    yes: YesOption = False,
+    confirm_above: ConfirmAboveOption = None,
     data_dir: DataDirOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Pause one loan: no outreach and no escalation until resumed; prints the new state."""
+    """Pause one loan, or every running loan --query matches: no outreach and no escalation
+    until resumed. One loan: prints the new state; a query: a batch job, with its counts."""
     request = HoldRequest(reason=reason, operator=by, request_id=request_id)
-    _hold_command(loan_id, request, data_dir, as_json, pause=True)
+    options = BulkOptions(query, job_id, yes, confirm_above)
+    _hold_command(loan_id, request, data_dir, as_json, pause=True, bulk=options)
 
 
 @app.command()
 def resume(
-    loan_id: Annotated[str, typer.Argument(help="Loan id.")],
+    loan_id: LoanIdArgument = None,
     reason: Annotated[str, typer.Option(help="Why (kept in the audit log).")] = "",
     by: Annotated[str, typer.Option(help="Who resumes, e.g. ops:ann.")] = "ops:cli",
     request_id: Annotated[str, typer.Option(help="An id that makes a retry harmless.")] = "",
+    query: QueryOption = None,
+    job_id: JobIdOption = None,
+    yes: YesOption = False,
+    confirm_above: ConfirmAboveOption = None,
     data_dir: DataDirOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Resume a paused loan where it was; prints the new state."""
+    """Resume a paused loan where it was, or every running loan --query matches."""
     request = HoldRequest(reason=reason, operator=by, request_id=request_id)
-    _hold_command(loan_id, request, data_dir, as_json, pause=False)
+    options = BulkOptions(query, job_id, yes, confirm_above)
+    _hold_command(loan_id, request, data_dir, as_json, pause=False, bulk=options)

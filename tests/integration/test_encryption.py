@@ -54,7 +54,7 @@ from tests.integration.support import (
     terminate_collections,
 )
 from workflows.collection import LoanCollection, patches
-from workflows.types import CollectionInput, PaymentReceived, workflow_id_for
+from workflows.types import CollectionInput, CollectionStatus, PaymentReceived, workflow_id_for
 
 pytestmark = pytest.mark.integration
 
@@ -308,6 +308,45 @@ async def test_a_key_rotated_out_of_use_still_decrypts(
     decoded = await rotated.decode(stored)
     assert BORROWER.name.encode() in decoded[0].data
     assert (await rotated.encode(decoded))[0].metadata[KEY_ID_METADATA] == b"newer"
+
+
+async def test_a_bulk_pause_is_sealed_and_read_by_the_workflow(
+    encrypted_cli: Cli, encrypted_client: Client, plain_client: Client, loans: Loans
+) -> None:
+    """The batch job's signal input is encoded with the CLI's codec: the server stores it
+    sealed, and the workflow decodes it as any other message."""
+    loan_id = loans.new_id("enc-bulk")
+    assert (await encrypted_cli(*encrypted_start_args(loan_id))).code == 0
+    query = f'LoanId = "{loan_id}"'
+
+    async def visible() -> bool:
+        counted = await plain_client.count_workflows(f'WorkflowType = "LoanCollection" AND {query}')
+        return counted.count == 1
+
+    await eventually(visible, what="the loan in visibility")
+    paused = await encrypted_cli(
+        "pause", "--query", query, "--reason", "sealed sweep", "--by", "ops:enc", "--yes", "--json"
+    )
+    assert paused.code == 0, paused
+    assert paused.json()["succeeded"] == 1
+    handle = encrypted_client.get_workflow_handle(workflow_id_for(loan_id))
+
+    async def held() -> Any:
+        return (await handle.query("status", result_type=CollectionStatus)).hold
+
+    hold = await eventually(held, what="the loan paused")
+    assert (hold.operator, hold.reason) == ("ops:enc", "sealed sweep")
+    history = (await raw_histories(plain_client, workflow_id_for(loan_id)))[0]
+    signals = [
+        e.workflow_execution_signaled_event_attributes
+        for e in history.events
+        if e.HasField("workflow_execution_signaled_event_attributes")
+    ]
+    pauses = [s for s in signals if s.signal_name == "pause"]
+    assert len(pauses) == 1, signals
+    (sealed,) = pauses[0].input.payloads
+    assert sealed.metadata.get("encoding") == ENCODING
+    assert b"sealed sweep" not in sealed.data
 
 
 # --- the codec server -----------------------------------------------------------------------

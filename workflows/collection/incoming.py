@@ -96,6 +96,15 @@ def decode(raw: object, kind: type[T], *, required: tuple[str, ...] = ()) -> Dec
     return Decoded(message, problem)
 
 
+def field_problem(value: Any, kind: type[Any], *, required: tuple[str, ...] = ()) -> str | None:
+    """Why a JSON value does not fit the message type ``kind``, naming the field, or None.
+
+    The check ``decode`` makes inside the workflow, for callers outside it (the CLI holds a
+    message to it before a bulk signal sends it to many loans).
+    """
+    return _problem(value, kind, required)
+
+
 def _as_sdk_would(value: Any, kind: type[T]) -> T | None:
     try:
         return typing.cast(T, value_to_type(kind, value))
