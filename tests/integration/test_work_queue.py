@@ -8,13 +8,14 @@ of its own, resolved by hand, even after its loan is cured.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import asyncpg
 import pytest
 from temporalio.client import Client
 
-from tests.integration.support import Cli, Loans, eventually, start_args
+from tests.integration.support import RUN, Cli, Loans, eventually, start_args
 from workflows import search_attributes as sa
 from workflows.types import workflow_id_for
 
@@ -165,3 +166,42 @@ async def test_a_complaint_is_resolved_by_hand_even_after_the_loan_is_cured(
     assert await audited(pool, loan_id) == ["case_opened", "case_resolved"]
     again = await cli("complaint", "resolve", case["case_id"], "--outcome", "upheld")
     again.assert_user_error("case_id")
+
+
+async def test_one_persons_cases_are_handed_over_in_one_batch(
+    cli: Cli, client: Client, loans: Loans, pool: asyncpg.Pool
+) -> None:
+    leaving, taking = f"ops:ann-{RUN}", f"ops:bo-{RUN}"
+    disputed = [loans.new_id(f"queue-handover-{n}") for n in (1, 2)]
+    for loan_id in disputed:
+        assert (await cli(*start_args(loan_id))).code == 0
+        await report(cli, loan_id, f"{loan_id}-o1", "--dispute")
+        case = await eventually(lambda: case_row(pool, loan_id, "dispute"), what="dispute case")
+        assert (await cli("assign", case["case_id"], "--to", leaving)).code == 0
+    query = f'Assignee="{leaving}" AND ExecutionStatus="Running"'
+
+    async def both_listed() -> bool:
+        return len([w async for w in client.list_workflows(query)]) == 2
+
+    await eventually(both_listed, what="both loans listed under the leaving person")
+    handover = {
+        "action_id": f"handover-{RUN}",
+        "case_id": "*",
+        "operator": "ops:lead",
+        "assign_to": taking,
+    }
+    sent = await cli(
+        "signal", "case_action", "--query", query, "--input", json.dumps(handover), "--by",
+        "ops:lead", "--yes",
+    )  # fmt: skip
+    assert sent.code == 0, sent
+
+    async def handed_over() -> bool:
+        rows = [await case_row(pool, loan_id, "dispute") for loan_id in disputed]
+        return all(r is not None and r["assignee"] == taking for r in rows)
+
+    await eventually(handed_over, what="both cases with the person taking them")
+    for loan_id in disputed:
+        assert await audited(pool, loan_id) == ["case_opened", "case_assigned", "case_assigned"]
+    mine = (await cli("queue", "--assignee", taking, "--json")).json()
+    assert sorted(r["loan_id"] for r in mine) == sorted(disputed)
