@@ -9,6 +9,7 @@ of its own, resolved by hand, even after its loan is cured.
 from __future__ import annotations
 
 import json
+from functools import partial
 from typing import Any
 
 import asyncpg
@@ -176,7 +177,7 @@ async def test_one_persons_cases_are_handed_over_in_one_batch(
     for loan_id in disputed:
         assert (await cli(*start_args(loan_id))).code == 0
         await report(cli, loan_id, f"{loan_id}-o1", "--dispute")
-        case = await eventually(lambda: case_row(pool, loan_id, "dispute"), what="dispute case")
+        case = await eventually(partial(case_row, pool, loan_id, "dispute"), what="dispute case")
         assert (await cli("assign", case["case_id"], "--to", leaving)).code == 0
     query = f'Assignee="{leaving}" AND ExecutionStatus="Running"'
 
