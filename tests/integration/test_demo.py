@@ -61,7 +61,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
             "--loans",
             str(LOANS),
             "--day-seconds",
-            "2",
+            "1",
             "--json",
             "--data-dir",
             str(data_dir),
