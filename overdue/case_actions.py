@@ -67,26 +67,6 @@ async def act(client: Client, pool: asyncpg.Pool, action: CaseAction, now: datet
     problem = queue.action_problem(action, [case])
     if problem is not None:
         raise CaseRefused(problem)
-    if action.assign_to:
-        case.assignee = action.assign_to
-        change = CaseChange(
-            f"{case.case_id}:assigned:{action.action_id}",
-            row["loan_id"],
-            "case_assigned",
-            now,
-            case,
-            operator=action.operator,
-        )
-    else:
-        change = CaseChange(
-            f"{case.case_id}:resolved",
-            row["loan_id"],
-            "case_resolved",
-            now,
-            case,
-            operator=action.operator,
-            outcome=action.resolve_with,
-            note=action.note,
-        )
+    change = CaseChange.taken(action, case, row["loan_id"], now)
     async with pool.acquire() as conn, conn.transaction():
         await record_change(conn, change)

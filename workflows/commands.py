@@ -6,10 +6,10 @@ Every write carries its own idempotency key, which the ledger enforces with a un
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from workflows.queue import PersonCase
+from workflows.queue import CaseAction, PersonCase
 from workflows.types import ContactOutcome, CrossLoanPolicy, Loan, PaymentReceived, SharedContacts
 from workflows.vocabulary import Outcome
 
@@ -362,3 +362,40 @@ class CaseChange:
     operator: str = "workflow"
     outcome: str | None = None  # how it ended: a complaint's outcome, or what ended the wait
     note: str = ""
+
+    @classmethod
+    def of(
+        cls,
+        action: str,
+        case: PersonCase,
+        loan_id: str,
+        at: datetime,
+        *,
+        operator: str = "workflow",
+        outcome: str | None = None,
+        note: str = "",
+        key: str = "",
+    ) -> CaseChange:
+        """The change ``action`` makes to ``case``, keyed ``<case>:<action>[:<key>]``."""
+        change_key = f"{case.case_id}:{action.removeprefix('case_')}" + (f":{key}" if key else "")
+        # A copy: the loan's case changes on; the change is what it was then.
+        return cls(change_key, loan_id, action, at, replace(case), operator, outcome, note)
+
+    @classmethod
+    def taken(cls, action: CaseAction, case: PersonCase, loan_id: str, at: datetime) -> CaseChange:
+        """An operator's action on ``case``: assigned (``case`` takes the assignee) or resolved.
+        The loan's collection and, after it has closed, the ledger write the same change."""
+        if action.assign_to:
+            case.assignee = action.assign_to
+            return cls.of(
+                "case_assigned", case, loan_id, at, operator=action.operator, key=action.action_id
+            )
+        return cls.of(
+            "case_resolved",
+            case,
+            loan_id,
+            at,
+            operator=action.operator,
+            outcome=action.resolve_with,
+            note=action.note,
+        )

@@ -9,7 +9,6 @@ ledger write, keyed and audited (``activities.cases``).
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import datetime
 
 from temporalio import workflow
@@ -46,7 +45,7 @@ async def keep(c: Collection) -> None:
             # What ended the wait: the situation the decision led to, or how the loan closed.
             ended = str(machine.stage) if machine.is_closed else machine.situation
             cases.open.remove(case)
-            await _record(c, "case_closed", case, now, outcome=ended)
+            await _write(c, CaseChange.of("case_closed", case, c.loan.loan_id, now, outcome=ended))
     if wanted is not None and all(x.kind != wanted[0] for x in cases.open):
         kind, asked = wanted
         await open_case(c, kind, asked, now)
@@ -54,7 +53,8 @@ async def keep(c: Collection) -> None:
         if case.escalated_at is None and now >= case.deadline:
             escalated_from = case.assignee
             case.escalated_at, case.assignee = now, queue.SUPERVISOR
-            await _record(c, "case_escalated", case, now, note=f"from {escalated_from or '-'}")
+            note = f"from {escalated_from or '-'}"
+            await _write(c, CaseChange.of("case_escalated", case, c.loan.loan_id, now, note=note))
 
 
 async def open_case(
@@ -81,7 +81,7 @@ async def open_case(
         team=team,
     )
     cases.open.append(case)
-    await _record(c, "case_opened", case, now)
+    await _write(c, CaseChange.of("case_opened", case, c.loan.loan_id, now))
 
 
 def deadlines(c: Collection) -> list[datetime]:
@@ -111,49 +111,13 @@ async def apply_actions(c: Collection, inbox: Inbox) -> None:
 
 
 async def _take(c: Collection, cases: CaseBook, action: CaseAction) -> None:
-    now = c.now()
     case = queue.target(action, cases.open)
     assert case is not None  # ``action_problem`` said so
-    if action.assign_to:
-        case.assignee = action.assign_to
-        await _record(c, "case_assigned", case, now, operator=action.operator, key=action.action_id)
-        return
-    cases.open.remove(case)
-    await _record(
-        c,
-        "case_resolved",
-        case,
-        now,
-        operator=action.operator,
-        outcome=action.resolve_with,
-        note=action.note,
-    )
+    if action.resolve_with:
+        cases.open.remove(case)
+    await _write(c, CaseChange.taken(action, case, c.loan.loan_id, c.now()))
 
 
-async def _record(
-    c: Collection,
-    action: str,
-    case: PersonCase,
-    now: datetime,
-    *,
-    operator: str = "workflow",
-    outcome: str | None = None,
-    note: str = "",
-    key: str = "",
-) -> None:
-    change_key = f"{case.case_id}:{action.removeprefix('case_')}" + (f":{key}" if key else "")
-    await c.write(
-        CaseActivities.record_case_change,
-        CaseChange(
-            change_key=change_key,
-            loan_id=c.loan.loan_id,
-            action=action,
-            at=now,
-            # A copy: the state's case changes on, the activity's argument is history.
-            case=replace(case),
-            operator=operator,
-            outcome=outcome,
-            note=note,
-        ),
-        f"{action.replace('_', ' ')} · {case.kind}",
-    )
+async def _write(c: Collection, change: CaseChange) -> None:
+    summary = f"{change.action.replace('_', ' ')} · {change.case.kind}"
+    await c.write(CaseActivities.record_case_change, change, summary)
