@@ -30,7 +30,7 @@ OVERDUE = str(Path(sys.executable).parent / "overdue")
 RUN = uuid.uuid4().hex[:8]  # the dev server's state outlives no session, but be unique anyway
 HISTORIES = sorted((Path(__file__).parents[1] / "replay" / "histories").glob("*.json"))
 QUIET_DAY_SECONDS = "600"  # a collection day lasts 10 real minutes: nothing moves in a test
-BUSY_DAY_SECONDS = "30"  # a collection day lasts 30 real seconds: outreach happens within seconds
+BUSY_DAY_SECONDS = "10"  # a collection day lasts 10 real seconds: outreach happens within seconds
 # Zones spread round the clock (no gap over 3 hours), to find one where it is daytime now.
 DAYTIME_CANDIDATES = (
     "Pacific/Honolulu",
