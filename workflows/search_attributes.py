@@ -29,6 +29,19 @@ DUE_DATE = SearchAttributeKey.for_datetime("DueDate")
 # The person or decision the loan waits on; unset when it waits on nobody. ``operations``: an
 # activity gave up and the loan is held until someone repairs what failed and resumes it.
 WAITING_FOR = SearchAttributeKey.for_keyword("WaitingFor")
+# The console attributes (``patches.CONSOLE_ATTRIBUTES``): the list read as money, and the loans
+# paused or served a legal notice found at all.
+# The loan's ISO currency: ``OutstandingMinor`` and ``OutstandingAmount`` compare only within one.
+CURRENCY = SearchAttributeKey.for_keyword("Currency")
+# ``OutstandingMinor`` as money: the amount in collection in major units of ``Currency``.
+OUTSTANDING_AMOUNT = SearchAttributeKey.for_float("OutstandingAmount")
+# Collection is paused by a hold: an operator's, or the collection's own (``WaitingFor``).
+ON_HOLD = SearchAttributeKey.for_bool("OnHold")
+# When the legal notice was served (the dev server holds three datetime attributes: the last).
+LEGAL_NOTICE_AT = SearchAttributeKey.for_datetime("LegalNoticeAt")
+# What outreach last revealed while the situation is ``normal`` (``none``, ``no_answer``,
+# ``contacted``, ``refusal``, ``promise_broken``); ``Situation`` is the machine's state.
+OUTREACH = SearchAttributeKey.for_keyword("Outreach")
 
 ALL = (
     LOAN_ID,
@@ -42,4 +55,9 @@ ALL = (
     WAITING_FOR,
     TOTAL_OUTSTANDING_AMOUNT,
     STRATEGY,
+    CURRENCY,
+    OUTSTANDING_AMOUNT,
+    ON_HOLD,
+    LEGAL_NOTICE_AT,
+    OUTREACH,
 )

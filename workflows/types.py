@@ -421,6 +421,28 @@ class RefusedMessage:
     at: datetime  # collection time it was audited
 
 
+@dataclass
+class ServedNotice:
+    """A notice the collection served, as ``status`` and the Web UI's details show it.
+
+    No text: a letter names the borrower. ``overdue notice show LOAN_ID NOTICE_KEY`` prints it
+    from the ledger's copy, checked against ``sha256``.
+    """
+
+    notice_key: str  # ``L-1001:legal_notice`` (a later collection: ``L-1001~2:legal_notice``)
+    kind: str  # ``legal_notice``, ``refusal_notice``, ``estate_inquiry``, ...
+    served_at: datetime  # collection time
+    sha256: str  # of the letter's text as stored
+
+
+@dataclass
+class StageEntered:
+    """When the collection entered a stage (collection time), for the story the details tell."""
+
+    stage: Stage
+    at: datetime
+
+
 # Refusals ``status`` shows, newest last: enough to see what a source keeps sending wrong.
 RECENT_REFUSALS = 10
 
@@ -496,6 +518,13 @@ class CollectionState:
     # What the collection learnt of when the borrower answers (``workflows.slots``); None in
     # histories from before learning slots, which rotate blindly (``patches.LEARNING_SLOTS``).
     slot_learning: SlotLearning | None = None
+    # This collection publishes the console attributes (``patches.CONSOLE_ATTRIBUTES``): set by
+    # the first run that takes the patch, so later runs ask nothing.
+    console: bool = False
+    # The notices served and the stages entered, with their moments, for the story every run's
+    # details tell. (Collections from before kept neither: ``notices`` has the keys alone.)
+    served_notices: list[ServedNotice] = field(default_factory=list)
+    stages_entered: list[StageEntered] = field(default_factory=list)
 
 
 @dataclass
@@ -530,7 +559,9 @@ class CollectionStatus:
     outstanding_minor: int
     recovered_minor: int
     currency: str
-    situation: Situation
+    # The machine's situation state (``normal``, ``promised``, ``disputed``, ...); collections
+    # from before ``console-attributes`` show the older labels (``none``, ``promise``, ...).
+    situation: str
     jurisdiction: str
     timezone: str
     attempt_count: int
@@ -552,6 +583,11 @@ class CollectionStatus:
     total_outstanding_minor: int | None = None
     # The last signals refused whole (malformed, or outside the limits), newest last.
     refusals: list[RefusedMessage] = field(default_factory=list)
+    # What outreach last revealed in the normal situation (``rules.OUTREACH_LABELS``); None in
+    # collections from before ``console-attributes``, whose ``situation`` says it.
+    outreach: str | None = None
+    # The notices served, with when; ``overdue notice show`` prints their text.
+    served_notices: list[ServedNotice] = field(default_factory=list)
 
 
 @dataclass
@@ -570,4 +606,6 @@ class CollectionSummary:
     notices: list[str]
     ended_at: datetime
     broken_promises: int = 0
-    situation: Situation = Situation.NONE
+    # As ``CollectionStatus.situation``: the machine's state, or an older label.
+    situation: str = Situation.NONE
+    outreach: str | None = None

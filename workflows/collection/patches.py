@@ -66,6 +66,13 @@ LOAN_BOOK = "loan-book"
 # learn (``CollectionState.slot_learning`` is set), so one marker covers the loan's whole life.
 LEARNING_SLOTS = "learning-slots"
 
+# The Web UI as a collections console: a run publishes ``Currency``, ``OutstandingAmount``,
+# ``OnHold``, ``LegalNoticeAt`` and ``Outreach``, shows the machine's state names as
+# ``Situation``, and unsets ``NextContactAt`` before it continues as new. Asked as a run begins
+# until a run takes it; the state then says so (``CollectionState.console``), so one marker
+# covers the loan's whole life.
+CONSOLE_ATTRIBUTES = "console-attributes"
+
 BEFORE_LEAN = (
     APPLY_PAYMENTS_BEFORE_CONTINUE_AS_NEW,
     AUDIT_DENIED_CONTACTS,
@@ -85,4 +92,5 @@ ALL = (
     LOAN_BOOK,
     LEARNING_SLOTS,
     MALFORMED_SIGNALS_REFUSED,
+    CONSOLE_ATTRIBUTES,
 )

@@ -253,6 +253,25 @@ def situation_label(state: CollectionState) -> Situation:
     return REGION_LABELS.get(state.situation_state, state.situation)
 
 
+def situation_shown(state: CollectionState) -> str:
+    """The ``Situation`` attribute and the status's ``situation``: the machine's situation
+    state (``normal``, ``promised``, ``disputed``, ...), one vocabulary with the machine and
+    the docs. Collections from before ``console-attributes`` keep showing the older labels."""
+    if state.console:
+        return state.situation_state
+    return situation_label(state)
+
+
+def outreach_shown(state: CollectionState) -> str | None:
+    """The ``Outreach`` attribute and the status's ``outreach``: what outreach last revealed
+    (``OUTREACH_LABELS``), kept through other situations so that a return to ``normal`` shows
+    it again. None in collections from before ``console-attributes``."""
+    if not state.console:
+        return None
+    # A label from code older than ``situation-from-machine`` is no outreach result.
+    return str(state.situation) if state.situation in OUTREACH_LABELS else str(Situation.NONE)
+
+
 def after_attempt(state: CollectionState) -> Situation:
     """The normal situation's label after an attempt, when no outcome has said more."""
     if state.situation not in ATTEMPT_LABELS:
