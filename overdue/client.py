@@ -485,6 +485,7 @@ STATUS_KEYS = (
     "notices",
     "complaint_cases",
     "outcomes",
+    "outreach",
 )
 NO_NEXT_ACTION = {"kind": "none", "at_utc": None, "at_local": None, "detail": ""}
 
@@ -520,6 +521,7 @@ async def loan_status(client: Client, pool: asyncpg.Pool | None, loan_id: str) -
                 recovered_minor=summary.recovered_minor,
                 currency=summary.currency,
                 situation=summary.situation,
+                outreach=summary.outreach,
                 broken_promises=summary.broken_promises,
                 attempt_count=summary.attempt_count,
                 ended_at=_iso(summary.ended_at),

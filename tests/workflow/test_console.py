@@ -165,7 +165,7 @@ async def test_every_run_tells_the_whole_story(
     ]
     notices = next(line for line in lines if line.startswith("**Notices** "))
     assert f"legal_notice {served_at.astimezone(zone):%Y-%m-%d}" in notices
-    assert f"overdue notice show {loan.loan_id}" in notices
+    assert f"overdue notice show {loan.loan_id} legal_notice" in notices
     assert loan.borrower.name not in details
 
 

@@ -301,9 +301,12 @@ def story(c: Collection) -> list[str]:
         for key in state.notices
     ]
     if notices:
+        # The command prints the latest; any other by its kind (or its key, from the status
+        # query's ``served_notices``).
+        latest = state.notices[-1].rsplit(":", 1)[-1]
         lines.append(
-            f"**Notices** {', '.join(notices)} · text: `overdue notice show {loan.loan_id}"
-            " [NOTICE_KEY]`, keys and sha256 in the status query's `served_notices`"
+            f"**Notices** {', '.join(notices)} · text:"
+            f" `overdue notice show {loan.loan_id} {latest}`"
         )
     return lines
 
