@@ -232,12 +232,15 @@ def first_contact_moment(loan: Loan, zone: ZoneInfo) -> datetime:
 
 # The operator named on a hold the collection put on itself when an activity gave up.
 HELD_BY_THE_COLLECTION = "overdue"
+# Every value ``waiting_for`` answers (the README's attribute table lists them).
+WAITING_FOR_OPERATIONS = "operations"
+WAITING_FOR_VALUES = (WAITING_FOR_OPERATIONS,)
 
 
 def waiting_for(state: CollectionState) -> str | None:
     """Whom the loan waits on (the ``WaitingFor`` search attribute), or None."""
     if state.hold is not None and state.hold.operator == HELD_BY_THE_COLLECTION:
-        return "operations"
+        return WAITING_FOR_OPERATIONS
     return None
 
 

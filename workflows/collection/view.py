@@ -282,12 +282,14 @@ def story(c: Collection) -> list[str]:
     Dates only, borrower-local, and no text of any letter: the details are shown in clear.
     """
     state, loan = c.state, c.loan
-    if state.stages_entered:
-        stages = " → ".join(
-            f"{s.stage} {s.at.astimezone(c.zone):%Y-%m-%d}" for s in state.stages_entered
-        )
-    else:  # a collection from before the moments were kept
-        stages = " → ".join(state.entered_stages)
+    # A collection from before the moments were kept has the earlier stages' names only.
+    undated = state.entered_stages[: max(0, len(state.entered_stages) - len(state.stages_entered))]
+    stages = " → ".join(
+        [
+            *undated,
+            *(f"{s.stage} {s.at.astimezone(c.zone):%Y-%m-%d}" for s in state.stages_entered),
+        ]
+    )
     lines = [f"**Stages** {stages}"]
     payments = len(state.applied_payment_ids)
     if payments:
