@@ -487,6 +487,7 @@ STATUS_KEYS = (
     "outcomes",
     # Every case that waited on a person (the work queue), open or closed, oldest first.
     "cases",
+    "outreach",
 )
 NO_NEXT_ACTION = {"kind": "none", "at_utc": None, "at_local": None, "detail": ""}
 
@@ -522,6 +523,7 @@ async def loan_status(client: Client, pool: asyncpg.Pool | None, loan_id: str) -
                 recovered_minor=summary.recovered_minor,
                 currency=summary.currency,
                 situation=summary.situation,
+                outreach=summary.outreach,
                 broken_promises=summary.broken_promises,
                 attempt_count=summary.attempt_count,
                 ended_at=_iso(summary.ended_at),

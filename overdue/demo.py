@@ -49,7 +49,7 @@ from workflows.types import (
     ReviewDecision,
     workflow_id_for,
 )
-from workflows.vocabulary import Review, Situation
+from workflows.vocabulary import Review, Situation, SituationState
 
 ZONES = {
     "us": ("America/New_York", "America/Chicago", "America/Denver", "America/Los_Angeles"),
@@ -200,11 +200,16 @@ class BackOffice:
     @staticmethod
     def waits_for(status: CollectionStatus) -> str | None:
         """What a person must decide for the loan, as far as its status tells."""
-        if status.situation == Situation.DISPUTE:
+        # The machine's situation states; a collection from before ``console-attributes`` shows
+        # the older labels (``dispute``, ``deceased``, ``hardship``).
+        situation = status.situation
+        if situation in (SituationState.DISPUTED, Situation.DISPUTE):
             return "dispute"
-        if status.situation == Situation.DECEASED:
+        if situation in (*SituationState.DECEASED, Situation.DECEASED):
             return Review.ESTATE
-        if status.situation == Situation.HARDSHIP and status.arrangement is None:
+        if situation == SituationState.HARDSHIP_REVIEW or (
+            situation == Situation.HARDSHIP and status.arrangement is None
+        ):
             return Review.HARDSHIP  # a plan is an arrangement or forbearance; none: a review
         return None
 

@@ -34,6 +34,19 @@ WAITING_FOR = SearchAttributeKey.for_keyword("WaitingFor")
 # Who is on the case the loan waits on (``WaitingFor``): a person, or ``supervisor`` once the
 # case is past its deadline. Set by collections that keep the work queue.
 ASSIGNEE = SearchAttributeKey.for_keyword("Assignee")
+# The console attributes (``patches.CONSOLE_ATTRIBUTES``): the list read as money, and the loans
+# paused or served a legal notice found at all.
+# The loan's ISO currency: ``OutstandingMinor`` and ``OutstandingAmount`` compare only within one.
+CURRENCY = SearchAttributeKey.for_keyword("Currency")
+# ``OutstandingMinor`` as money: the amount in collection in major units of ``Currency``.
+OUTSTANDING_AMOUNT = SearchAttributeKey.for_float("OutstandingAmount")
+# Collection is paused by a hold: an operator's, or the collection's own (``WaitingFor``).
+ON_HOLD = SearchAttributeKey.for_bool("OnHold")
+# When the legal notice was served (the dev server holds three datetime attributes: the last).
+LEGAL_NOTICE_AT = SearchAttributeKey.for_datetime("LegalNoticeAt")
+# What outreach last revealed while the situation is ``normal`` (``none``, ``no_answer``,
+# ``contacted``, ``refusal``, ``promise_broken``); ``Situation`` is the machine's state.
+OUTREACH = SearchAttributeKey.for_keyword("Outreach")
 
 ALL = (
     LOAN_ID,
@@ -48,4 +61,9 @@ ALL = (
     TOTAL_OUTSTANDING_AMOUNT,
     STRATEGY,
     ASSIGNEE,
+    CURRENCY,
+    OUTSTANDING_AMOUNT,
+    ON_HOLD,
+    LEGAL_NOTICE_AT,
+    OUTREACH,
 )

@@ -424,6 +424,28 @@ class RefusedMessage:
     at: datetime  # collection time it was audited
 
 
+@dataclass
+class ServedNotice:
+    """A notice the collection served, as ``status`` and the Web UI's details show it.
+
+    No text: a letter names the borrower. ``overdue notice show LOAN_ID NOTICE_KEY`` prints it
+    from the ledger's copy, checked against ``sha256``.
+    """
+
+    notice_key: str  # ``L-1001:legal_notice`` (a later collection: ``L-1001~2:legal_notice``)
+    kind: str  # ``legal_notice``, ``refusal_notice``, ``estate_inquiry``, ...
+    served_at: datetime  # collection time
+    sha256: str  # of the letter's text as stored
+
+
+@dataclass
+class StageEntered:
+    """When the collection entered a stage (collection time), for the story the details tell."""
+
+    stage: Stage
+    at: datetime
+
+
 # Refusals ``status`` shows, newest last: enough to see what a source keeps sending wrong.
 RECENT_REFUSALS = 10
 
@@ -503,6 +525,13 @@ class CollectionState:
     # work queue (``patches.WORK_QUEUE``), and the operator actions not yet applied.
     cases: CaseBook | None = None
     pending_case_actions: list[CaseAction] = field(default_factory=list)
+    # This collection publishes the console attributes (``patches.CONSOLE_ATTRIBUTES``): set by
+    # the first run that takes the patch, so later runs ask nothing.
+    console: bool = False
+    # The notices served and the stages entered, with their moments, for the story every run's
+    # details tell. (Collections from before kept neither: ``notices`` has the keys alone.)
+    served_notices: list[ServedNotice] = field(default_factory=list)
+    stages_entered: list[StageEntered] = field(default_factory=list)
 
 
 @dataclass
@@ -537,7 +566,9 @@ class CollectionStatus:
     outstanding_minor: int
     recovered_minor: int
     currency: str
-    situation: Situation
+    # The machine's situation state (``normal``, ``promised``, ``disputed``, ...); collections
+    # from before ``console-attributes`` show the older labels (``none``, ``promise``, ...).
+    situation: str
     jurisdiction: str
     timezone: str
     attempt_count: int
@@ -561,6 +592,11 @@ class CollectionStatus:
     refusals: list[RefusedMessage] = field(default_factory=list)
     # The cases waiting on a person, oldest first (``workflows.queue``).
     cases: list[PersonCase] = field(default_factory=list)
+    # What outreach last revealed in the normal situation (``rules.OUTREACH_LABELS``); None in
+    # collections from before ``console-attributes``, whose ``situation`` says it.
+    outreach: str | None = None
+    # The notices served, with when; ``overdue notice show`` prints their text.
+    served_notices: list[ServedNotice] = field(default_factory=list)
 
 
 @dataclass
@@ -579,4 +615,6 @@ class CollectionSummary:
     notices: list[str]
     ended_at: datetime
     broken_promises: int = 0
-    situation: Situation = Situation.NONE
+    # As ``CollectionStatus.situation``: the machine's state, or an older label.
+    situation: str = Situation.NONE
+    outreach: str | None = None

@@ -81,6 +81,26 @@ class Situation(StrEnum):
     HARDSHIP = "hardship"
 
 
+class SituationState(StrEnum):
+    """The collection machine's situation region (``workflows.machine``): the ``Situation``
+    search attribute and the status's ``situation`` in collections since
+    ``console-attributes`` (``Situation`` above is what outcomes report, and the older labels)."""
+
+    NORMAL = "normal"
+    PROMISED = "promised"
+    DISPUTED = "disputed"
+    CEASED = "ceased"
+    DECEASED_REPORTED = "deceased_reported"
+    DECEASED_REVIEW = "deceased_review"
+    ESTATE_CONTACT = "estate_contact"
+    ARRANGEMENT = "arrangement"
+    HARDSHIP_REVIEW = "hardship_review"
+    FORBEARANCE = "forbearance"
+
+    DECEASED = nonmember((DECEASED_REPORTED, DECEASED_REVIEW, ESTATE_CONTACT))
+    HARDSHIP = nonmember((ARRANGEMENT, HARDSHIP_REVIEW, FORBEARANCE))
+
+
 class ComplaintCategory(StrEnum):
     """What a complaint is about; each category has its own route (strategy data)."""
 

@@ -142,7 +142,10 @@ def print_position(view: dict[str, Any]) -> None:
         owed += f" (fees {view['fees']})"
     if view.get("total_outstanding") is not None:
         owed += f"  total outstanding {view['total_outstanding']}"
-    out.print(f"{owed}  situation {view.get('situation', '-')}")
+    situation = f"situation {view.get('situation') or '-'}"
+    if view.get("outreach"):
+        situation += f" · outreach {view['outreach']}"
+    out.print(f"{owed}  {situation}")
     hold = view.get("hold")
     if hold:
         out.print(f"paused by {hold['operator']} since {hold['since']}: {hold['reason']}")

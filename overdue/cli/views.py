@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import typer
 from rich.table import Table
 
-from overdue import borrowers
+from overdue import borrowers, notices
 from overdue import client as ops
 from overdue.cli.common import (
     DataDirOption,
@@ -228,3 +228,50 @@ def _print_borrower(view: dict[str, Any]) -> None:
     )
     if not view["plans"]["available"]:
         out.print(f"[yellow]plans unavailable[/]: {view['plans']['problem']}", highlight=False)
+
+
+notice_app = typer.Typer(
+    help="Notices served: the letters' text, read back from the ledger's copy.",
+    no_args_is_help=True,
+)
+app.add_typer(notice_app, name="notice")
+
+
+@notice_app.command("show")
+def notice_show(
+    loan_id: Annotated[str, typer.Argument(help="Loan id.")],
+    notice_id: Annotated[
+        str | None,
+        typer.Argument(
+            help="The notice's key (L-1001:legal_notice, as status lists it) or its kind"
+            " (legal_notice: the latest of that kind). Default: the latest notice served."
+        ),
+    ] = None,
+    data_dir: DataDirOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Print a notice served for the loan, as the borrower received it.
+
+    The text names the borrower: it is read from the file the worker wrote (on the machine the
+    worker runs on), checked against the sha256 the ledger recorded, and shown nowhere else.
+    """
+    checked_id("loan_id", loan_id)
+    config = ledger_config(data_dir)
+
+    async def go() -> notices.ShownNotice:
+        async with ledger_pool(config) as pool:
+            try:
+                return await notices.find_notice(pool, loan_id, notice_id)
+            except notices.NoticeNotFound as problem:
+                raise UserError(str(problem)) from None
+
+    shown = run_async(go())
+    if as_json:
+        emit_json(shown.as_json())
+        return
+    out.print(
+        f"[bold]{shown.notice_key}[/bold] · {shown.kind} · served {shown.issued_at:%Y-%m-%d %H:%M} UTC"
+        f" · sha256 {shown.sha256[:12]}…",
+        highlight=False,
+    )
+    out.print(shown.text, markup=False, highlight=False)

@@ -242,7 +242,11 @@ async def test_complaint_and_review_decision_from_the_cli_show_in_status(
 
     async def in_review() -> dict[str, Any] | None:
         shown = (await cli("status", loan_id, "--json")).json()
-        return shown if shown.get("situation") == "hardship" and shown["complaint_cases"] else None
+        return (
+            shown
+            if shown.get("situation") == "hardship_review" and shown["complaint_cases"]
+            else None
+        )
 
     shown = await eventually(in_review, what="the hardship review and the complaint case")
     assert [(c["category"], c["route"]) for c in shown["complaint_cases"]] == [

@@ -21,6 +21,7 @@ from temporalio.client import Client
 from overdue.client import STATUS_KEYS
 from tests.integration.support import Cli, Loans, eventually, start_args
 from workflows.collection import LoanCollection
+from workflows.collection.rules import OUTREACH_LABELS
 from workflows.types import workflow_id_for
 
 pytestmark = pytest.mark.integration
@@ -67,6 +68,8 @@ async def test_running_and_closed_loans_share_one_shape(
         ("payment_received", "amount_minor: is required")
     ]
     assert running["resolved_in"] is None and running["ended_at"] is None
+    # One vocabulary: the machine's situation state, and what outreach revealed beside it.
+    assert (running["situation"], running["outreach"]) == ("normal", "none")
     problems = await pool.fetch(
         "SELECT details->>'problem' AS problem FROM audit_log"
         " WHERE loan_id = $1 AND action = 'message_refused'",
@@ -83,6 +86,7 @@ async def test_running_and_closed_loans_share_one_shape(
     held_to_schema(closed)
     assert closed["workflow_status"] == "completed"
     assert (closed["stage"], closed["resolved_in"]) == ("cured", "early")
-    assert closed["situation"] is not None and closed["broken_promises"] == 0
+    assert closed["situation"] == "normal" and closed["broken_promises"] == 0
+    assert closed["outreach"] in OUTREACH_LABELS
     assert closed["hold"] is None and closed["timezone"] is None
     assert closed["next_action"]["kind"] == "none"

@@ -146,7 +146,7 @@ async def portfolio(cli: Cli, client: Client, loans: Loans) -> Portfolio:
         (placed.late, f'{LATE_QUERY} AND LoanId="{placed.late}"'),
         (placed.late_day_20, f'CollectionStage="late" AND LoanId="{placed.late_day_20}"'),
         (placed.early, f'CollectionStage="early" AND LoanId="{placed.early}"'),
-        (placed.promised, f'Situation="promise" AND LoanId="{placed.promised}"'),
+        (placed.promised, f'Situation="promised" AND LoanId="{placed.promised}"'),
     ):
         await eventually(partial(running, query), timeout=60, what=f"{loan_id} in visibility")
 
@@ -227,7 +227,7 @@ async def test_operations_filter_late_loans_and_read_the_current_details(
 async def test_operations_find_the_loans_with_a_promise_to_pay(
     page: Page, stack: EmbeddedStack, portfolio: Portfolio, screenshots: list[Path]
 ) -> None:
-    await open_loan_list(page, stack, 'Situation="promise"')
+    await open_loan_list(page, stack, 'Situation="promised"')
     await expect(listed(page, portfolio.promised)).to_have_count(1)
     for other in (portfolio.late, portfolio.late_day_20, portfolio.early):
         await expect(listed(page, other)).to_have_count(0)
@@ -274,6 +274,137 @@ async def test_a_malformed_signal_shows_as_a_rejection_in_the_current_details(
     await expect(
         details.get_by_text(re.compile(r"Refused\s+payment_received\s+\(amount_minor\)"))
     ).to_be_visible()
+
+
+# The console attributes as columns: the list read as money, holds and legal notices in view.
+CONSOLE_COLUMNS = (
+    "CollectionStage",
+    "Currency",
+    "OutstandingAmount",
+    "OnHold",
+    "Situation",
+    "Outreach",
+    "LegalNoticeAt",
+)
+
+
+async def test_operations_list_loans_as_money_and_find_paused_ones(
+    page: Page,
+    stack: EmbeddedStack,
+    cli: Cli,
+    client: Client,
+    loans: Loans,
+    screenshots: list[Path],
+) -> None:
+    """``Currency`` and ``OutstandingAmount`` filter by money (no mixing of currencies), and
+    ``OnHold`` lists the paused loans; all of them show as columns."""
+    zone = daytime_zone()
+    held, usd, cny = loans.new_id("ui-held"), loans.new_id("ui-usd"), loans.new_id("ui-cny")
+    for loan_id, outstanding, currency in (
+        (held, "750.00", "USD"),
+        (usd, "2500.00", "USD"),
+        (cny, "5200.00", "CNY"),
+    ):
+        started = await cli(
+            *start_args(
+                loan_id,
+                timezone=zone,
+                due_date=days_ago(zone, 2),
+                day_seconds=DAY_SECONDS,
+                outstanding=outstanding,
+                principal="9000.00",
+                currency=currency,
+            )
+        )
+        assert started.code == 0, started
+    paused = await cli("pause", held, "--reason", "fraud check", "--by", "ops:ann")
+    assert paused.code == 0, paused
+
+    async def listed_by(query: str, loan_id: str) -> bool:
+        found = [
+            w.id
+            async for w in client.list_workflows(
+                f'{query} AND LoanId="{loan_id}" AND ExecutionStatus="Running"'
+            )
+        ]
+        return bool(found)
+
+    money = 'Currency="USD" AND OutstandingAmount >= 1000 AND ExecutionStatus="Running"'
+    await eventually(partial(listed_by, money, usd), timeout=60, what=f"{usd} by money")
+    await eventually(partial(listed_by, "OnHold=true", held), timeout=60, what=f"{held} on hold")
+
+    await open_loan_list(page, stack, money, CONSOLE_COLUMNS)
+    row = listed(page, usd)
+    await expect(row).to_have_count(1)
+    await expect(row).to_contain_text("USD")
+    await expect(row).to_contain_text("2500")
+    await expect(row).to_contain_text("normal")  # the machine's situation state
+    # 5,200 CNY is more than 1,000 but not in USD; 750 USD is less.
+    await expect(listed(page, cny)).to_have_count(0)
+    await expect(listed(page, held)).to_have_count(0)
+    await screenshot(page, screenshots, "web-ui-money.png")
+
+    await page.goto(
+        f"{stack.ui_url}/namespaces/default/workflows?query="
+        + quote('OnHold=true AND ExecutionStatus="Running"')
+    )
+    await expect(listed(page, held)).to_have_count(1)
+    await expect(listed(page, usd)).to_have_count(0)
+
+
+async def test_a_legal_notice_is_found_from_the_list_and_read_from_the_loan(
+    page: Page,
+    stack: EmbeddedStack,
+    cli: Cli,
+    client: Client,
+    loans: Loans,
+    screenshots: list[Path],
+) -> None:
+    """``LegalNoticeAt`` lists the loans served a legal notice; the loan's details list its
+    notices with their dates and the command that prints one, and that command prints it."""
+    zone = daytime_zone()
+    loan_id = loans.new_id("ui-legal")
+    started = await cli(
+        *start_args(loan_id, timezone=zone, due_date=days_ago(zone, 30), day_seconds=DAY_SECONDS)
+    )
+    assert started.code == 0, started
+    handle = client.get_workflow_handle_for(LoanCollection.run, workflow_id_for(loan_id))
+
+    async def served() -> bool:
+        return bool((await handle.query(LoanCollection.status)).served_notices)
+
+    await eventually(served, timeout=90, what="the legal notice")
+    query = 'LegalNoticeAt > "2000-01-01T00:00:00Z" AND ExecutionStatus="Running"'
+
+    async def listed_with_notice() -> bool:
+        found = [w.id async for w in client.list_workflows(f'{query} AND LoanId="{loan_id}"')]
+        return bool(found)
+
+    await eventually(listed_with_notice, timeout=60, what=f"{loan_id} with LegalNoticeAt")
+    await open_loan_list(page, stack, query, CONSOLE_COLUMNS)
+    row = listed(page, loan_id)
+    await expect(row).to_have_count(1)
+    await expect(row).to_contain_text("legal")
+
+    await row.get_by_role("link", name=workflow_id_for(loan_id)).first.click()
+    await expect(page.get_by_role("heading", name=workflow_id_for(loan_id))).to_be_visible()
+    await page.get_by_role("tab", name="User Metadata").click()
+    details = page.frame_locator("#user-metadata-current-details")
+    # The newest run tells the whole story, the earlier runs' stages included.
+    await expect(
+        details.get_by_text(re.compile(r"Stages\s+early \S+ → middle \S+ → late \S+ → legal"))
+    ).to_be_visible()
+    notices = details.get_by_text(re.compile(r"Notices\s+legal_notice \d{4}-\d\d-\d\d"))
+    await expect(notices).to_be_visible()
+    await expect(notices).to_contain_text(f"overdue notice show {loan_id} legal_notice")
+    await screenshot(page, screenshots, "web-ui-legal-notice.png")
+
+    # What the details point at: the letter as served, from the ledger's copy.
+    shown = await cli("notice", "show", loan_id, "--json")
+    assert shown.code == 0, shown
+    letter = shown.json()
+    assert (letter["notice_key"], letter["kind"]) == (f"{loan_id}:legal_notice", "legal_notice")
+    assert loan_id in letter["text"]
 
 
 async def test_the_work_queue_is_a_saved_view(

@@ -41,8 +41,9 @@ from overdue.config import Config
 from overdue.stack import EmbeddedStack, installed_binary, register_search_attributes
 from overdue.worker import build_worker
 from workflows import clock
-from workflows.collection import LoanCollection
+
 from workflows.queue import CaseAction, PersonCase
+from workflows.collection import LoanCollection, rules
 from workflows.types import (
     TASK_QUEUE,
     Borrower,
@@ -197,10 +198,13 @@ async def pay_all(env: WorkflowEnvironment, handle: Handle, payment_id: str) -> 
 
 
 async def situation_when(handle: Handle, wanted: str) -> CollectionStatus:
+    """Poll until the loan shows ``wanted``: a machine state (``promised``) or a label of the
+    older vocabulary (``promise``, ``contacted``), which the stories were written in."""
     for _ in range(400):
         with contextlib.suppress(Exception):
             status = await handle.query(LoanCollection.status)
-            if status.situation == wanted:
+            label = rules.REGION_LABELS.get(status.situation, status.outreach)
+            if wanted in (status.situation, label):
                 return status
         await asyncio.sleep(0.05)
     raise RuntimeError(f"{handle.id} never reached situation {wanted}")
@@ -475,6 +479,35 @@ async def work_queue(env: WorkflowEnvironment) -> Handle:
     )
     await cases_when(handle, lambda cases: not cases)
     await pay_all(env, handle, "p-1")
+async def console(env: WorkflowEnvironment) -> Handle:
+    """The console attributes (``console-attributes``): a promise (``Situation`` promised), its
+    breaking (``Outreach`` promise_broken), a hold (``OnHold``), every stage to the legal notice
+    (``LegalNoticeAt``), each run unsetting ``NextContactAt`` as it continues as new; then paid."""
+    due = await due_yesterday(env)
+    subject = loan("L-replay-console", due)
+    handle = await start(env, subject)
+    await status_when(handle, Stage.EARLY)
+    day = date.fromisoformat(due)
+    await tell(env, handle, "o-1", promise=Promise(10_000, (day + timedelta(days=2)).isoformat()))
+    await situation_when(handle, "promised")
+    await skip_to_dpd(env, subject, 5)
+    await situation_when(handle, "promise_broken")
+    await handle.execute_update(
+        LoanCollection.pause_collection,
+        HoldRequest(reason="fraud check", operator="ops:replay", request_id=f"{handle.id}:h-1"),
+    )
+    await handle.execute_update(
+        LoanCollection.resume_collection,
+        HoldRequest(operator="ops:replay", request_id=f"{handle.id}:h-2"),
+    )
+    await skip_to_dpd(env, subject, 30)
+    follow = env.client.get_workflow_handle_for(LoanCollection.run, handle.id)
+    await status_when(follow, Stage.LEGAL)
+    for _ in range(400):
+        if (await follow.query(LoanCollection.status)).served_notices:
+            break
+        await asyncio.sleep(0.05)
+    await pay_all(env, follow, "p-1")
     return handle
 
 
@@ -493,6 +526,7 @@ STORIES = {
     "loan-book": loan_book,
     "learning-slots": learning_slots,
     "work-queue": work_queue,
+    "console": console,
 }
 
 

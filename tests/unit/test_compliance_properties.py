@@ -57,7 +57,7 @@ from temporalio.common import SearchAttributeUpdate
 
 from activities.strategy import read_strategy
 from workflows import profiles
-from workflows.collection import contacts, events, reports, rules, view
+from workflows.collection import contacts, events, patches, reports, rules, view
 from workflows.collection.context import GIVE_UP_AFTER, Collection
 from workflows.collection.inbox import Inbox
 from workflows.commands import (
@@ -697,6 +697,8 @@ class Simulation:
             self, state, CollectionMachine(state, restore=restored)
         )
         self.inbox = Inbox.carried_in(state) if restored else Inbox()
+        if not state.console and c.patched(patches.CONSOLE_ATTRIBUTES):
+            state.console = True
         Inbox.taken_over(state)
         step(events.perform(c, c.machine.take_actions()))
         view.publish(c)
@@ -710,6 +712,9 @@ class Simulation:
             step(reports.apply_hold_changes(c, self.inbox))
         if c.machine.is_closed:
             return None
+        if c.state.console:
+            c.next, c.budget_wait = None, None
+            view.publish(c, ending="continued as new")
         self.inbox.carry_out(c.state)
         self.runs += 1
         return self._begin_run(c.state, restored=True)

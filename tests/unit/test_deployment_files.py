@@ -214,7 +214,7 @@ def test_the_namespace_gets_every_search_attribute() -> None:
     env = environment("temporal-namespace")
     declared = {
         name: kind
-        for kind in ("Keyword", "Int", "Double", "Datetime")
+        for kind in ("Keyword", "Int", "Double", "Bool", "Datetime")
         for name in env[f"{kind.upper()}_ATTRIBUTES"].split()
     }
     assert declared == SEARCH_ATTRIBUTES

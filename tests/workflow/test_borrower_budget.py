@@ -38,7 +38,7 @@ from tests.workflow.support import (
 from workflows import budget, clock, planner
 from workflows.collection import LoanCollection
 from workflows.types import Contact, ContactOutcome, Loan, workflow_id_for
-from workflows.vocabulary import Situation
+from workflows.vocabulary import SituationState
 
 SIGNAL_FAILED = EventType.EVENT_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_FAILED
 
@@ -215,7 +215,9 @@ async def test_a_cease_request_on_one_loan_covers_the_other(
     asked_at = await report(time_env, first, cease=True)
     await wait_for_audit(pool, first.loan_id, "cease_requested", 1)
     await advance_to_dpd(time_env, first, 5)
-    status = await poll_status(follow(time_env, other), lambda s: s.situation == Situation.CEASED)
+    status = await poll_status(
+        follow(time_env, other), lambda s: s.situation == SituationState.CEASED
+    )
     assert status.next_action.at_utc is None
     after = [
         r

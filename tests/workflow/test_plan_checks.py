@@ -31,7 +31,7 @@ from tests.workflow.support import Handle, poll_status, status_of, wait_for_audi
 from workflows.collection import LoanCollection
 from workflows.commands import SituationEvent
 from workflows.types import CollectionInput, CollectionStatus, ContactOutcome, Loan, workflow_id_for
-from workflows.vocabulary import Channel, Situation
+from workflows.vocabulary import Channel, SituationState
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.timeout(90)]
 
@@ -85,9 +85,9 @@ def shows_borrower_contact(status: CollectionStatus) -> bool:
 @pytest.mark.parametrize(
     ("facts", "situation", "event"),
     [
-        ({"death_reported_by": "relative"}, Situation.DECEASED, "death_reported"),
-        ({"cease": True}, Situation.CEASED, "cease_requested"),
-        ({"dispute": True}, Situation.DISPUTE, "dispute_opened"),
+        ({"death_reported_by": "relative"}, SituationState.DECEASED_REPORTED, "death_reported"),
+        ({"cease": True}, SituationState.CEASED, "cease_requested"),
+        ({"dispute": True}, SituationState.DISPUTED, "dispute_opened"),
     ],
     ids=["death", "cease", "dispute"],
 )

@@ -42,7 +42,7 @@ from workflows.types import (
     Promise,
     ReviewDecision,
 )
-from workflows.vocabulary import Review, Situation, Stage
+from workflows.vocabulary import Review, Situation, SituationState, Stage
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.timeout(180)]
 
@@ -105,7 +105,7 @@ async def test_kept_promise_holds_outreach_then_resumes(
     loan, handle = await loans.start_new()
     await collecting(handle)
     await report(time_env, handle, promise=Promise(20_000, day(loan, 3)))
-    status = await poll_status(handle, lambda s: s.situation == Situation.PROMISE)
+    status = await poll_status(handle, lambda s: s.situation == SituationState.PROMISED)
     assert status.promise is not None and status.promise.amount_minor == 20_000
     assert status.next_action.at_utc is None  # nothing is planned while the promise stands
 
@@ -114,7 +114,7 @@ async def test_kept_promise_holds_outreach_then_resumes(
     status = await poll_status(
         handle, lambda s: s.promise is None and s.next_action.at_utc is not None
     )
-    assert status.situation == Situation.CONTACTED
+    assert (status.situation, status.outreach) == (SituationState.NORMAL, Situation.CONTACTED)
     assert status.outstanding_minor == 30_000
     promise = await pool.fetchrow("SELECT * FROM promises WHERE loan_id = $1", loan.loan_id)
     assert promise["status"] == "kept"
@@ -128,13 +128,13 @@ async def test_broken_promises_report_charge_and_escalate(
     await collecting(handle)
     first = day(loan, 1)
     await report(time_env, handle, promise=Promise(10_000, first))
-    await poll_status(handle, lambda s: s.situation == Situation.PROMISE)
+    await poll_status(handle, lambda s: s.situation == SituationState.PROMISED)
     # Broken at the borrower's midnight after the date plus two days of grace: DPD 4.
     await advance_to_dpd(time_env, loan, 4)
     # The count moves first; the situation once the credit record and the fee are written.
     status = await poll_status(
         follow(time_env, loan),
-        lambda s: s.broken_promises == 1 and s.situation == Situation.PROMISE_BROKEN,
+        lambda s: s.broken_promises == 1 and s.outreach == Situation.PROMISE_BROKEN,
     )
     assert status.stage == Stage.EARLY
 
@@ -152,7 +152,7 @@ async def test_broken_promises_report_charge_and_escalate(
 
     # The second broken promise (the strategy's limit) escalates at once, ahead of the calendar.
     await report(time_env, follow(time_env, loan), promise=Promise(10_000, day(loan, 4)))
-    await poll_status(follow(time_env, loan), lambda s: s.situation == Situation.PROMISE)
+    await poll_status(follow(time_env, loan), lambda s: s.situation == SituationState.PROMISED)
     await advance_to_dpd(time_env, loan, 7)
     # Middle by the calendar at DPD 6, late by the promise (once its consequences are recorded).
     status = await poll_status(
@@ -171,7 +171,7 @@ async def test_partial_payment_against_a_promise_is_partly_kept(
     loan, handle = await loans.start_new()
     await collecting(handle)
     await report(time_env, handle, promise=Promise(30_000, day(loan, 1)))
-    await poll_status(handle, lambda s: s.situation == Situation.PROMISE)
+    await poll_status(handle, lambda s: s.situation == SituationState.PROMISED)
     await pay(time_env, handle, 10_000)
     status = await poll_status(handle, lambda s: s.outstanding_minor == 40_000)
     assert status.promise is not None and status.promise.paid_minor == 10_000
@@ -192,14 +192,14 @@ async def test_rejected_dispute_pauses_outreach_and_the_stage_clock(
     await collecting(handle)
     opened_at = await time_env.get_current_time()
     await report(time_env, handle, dispute=True)
-    status = await poll_status(handle, lambda s: s.situation == Situation.DISPUTE)
+    status = await poll_status(handle, lambda s: s.situation == SituationState.DISPUTED)
     assert status.next_action.at_utc is None
 
     # Ten days in dispute: past the middle boundary by the calendar, but collection is paused,
     # and the loan sleeps until the dispute is resolved (no wake, no stage change).
     await advance_to_dpd(time_env, loan, 11)
     status = await status_of(follow(time_env, loan))
-    assert (status.stage, status.situation) == (Stage.EARLY, Situation.DISPUTE)
+    assert (status.stage, status.situation) == (Stage.EARLY, SituationState.DISPUTED)
     resolved_at = await time_env.get_current_time()
     assert await attempts_between(pool, loan.loan_id, opened_at, resolved_at, ("call", "sms")) == 0
 
@@ -209,7 +209,7 @@ async def test_rejected_dispute_pauses_outreach_and_the_stage_clock(
     )
     status = await poll_status(
         follow(time_env, loan),
-        lambda s: s.situation != Situation.DISPUTE and s.next_action.at_utc is not None,
+        lambda s: s.situation != SituationState.DISPUTED and s.next_action.at_utc is not None,
     )
     assert status.stage == Stage.EARLY
     assert status.days_paused >= 9
@@ -227,7 +227,7 @@ async def test_upheld_dispute_closes_the_loan(
     loan, handle = await loans.start_new()
     await collecting(handle)
     await report(time_env, handle, dispute=True)
-    await poll_status(handle, lambda s: s.situation == Situation.DISPUTE)
+    await poll_status(handle, lambda s: s.situation == SituationState.DISPUTED)
     resolution = DisputeResolution(
         f"R-{uuid.uuid4().hex}", upheld=True, at=await time_env.get_current_time()
     )
@@ -246,7 +246,7 @@ async def test_cease_request_stops_calls_and_messages_but_not_notices(
     await collecting(handle)
     ceased_at = await time_env.get_current_time()
     await report(time_env, handle, cease=True)
-    await poll_status(handle, lambda s: s.situation == Situation.CEASED)
+    await poll_status(handle, lambda s: s.situation == SituationState.CEASED)
 
     summary = await handle.result()  # runs to referral: the calendar still moves the stage
     assert summary.final_stage == Stage.REFERRED
@@ -286,7 +286,7 @@ async def test_wilful_refusal_gets_a_truthful_notice(
     loan, handle = await loans.start_new()
     await collecting(handle)
     await report(time_env, handle, refusal=True)
-    status = await poll_status(handle, lambda s: s.situation == Situation.REFUSAL)
+    status = await poll_status(handle, lambda s: s.outreach == Situation.REFUSAL)
     notice = await pool.fetchrow(
         "SELECT path FROM notices WHERE loan_id = $1 AND kind = 'refusal_notice'", loan.loan_id
     )
@@ -309,16 +309,16 @@ async def test_the_situation_label_follows_the_machine(
         time_env, handle, situation=Situation.HARDSHIP, promise=Promise(10_000, day(loan, 3))
     )
     status = await poll_status(handle, lambda s: s.promise is not None)
-    assert status.situation == Situation.PROMISE
+    assert status.situation == SituationState.PROMISED
     # A refusal in the same report as a dispute: the loan is disputed, and says so.
     await report(time_env, handle, dispute=True, refusal=True)
     await wait_for_audit(pool, loan.loan_id, "dispute_opened", 1)
-    assert (await status_of(handle)).situation == Situation.DISPUTE
+    assert (await status_of(handle)).situation == SituationState.DISPUTED
     resolution = DisputeResolution(
         f"R-{uuid.uuid4().hex}", upheld=False, at=await time_env.get_current_time()
     )
     await handle.signal(LoanCollection.dispute_resolved, resolution)
-    await poll_status(handle, lambda s: s.situation == Situation.CONTACTED)
+    await poll_status(handle, lambda s: s.outreach == Situation.CONTACTED)
 
 
 # --- deceased -------------------------------------------------------------------------------
@@ -346,7 +346,7 @@ async def test_verified_death_writes_to_the_estate_and_closes_as_a_claim(
     await collecting(handle)
     reported_at = await time_env.get_current_time()
     await report(time_env, handle, death_reported_by="relative")
-    status = await poll_status(handle, lambda s: s.situation == Situation.DECEASED)
+    status = await poll_status(handle, lambda s: s.situation in SituationState.DECEASED)
     assert status.next_action.at_utc is None
     notices = await wait_for_notices(pool, loan.loan_id, 2)
     assert notices == ["death_documents_request", "estate_inquiry"]
@@ -406,13 +406,13 @@ async def test_a_registry_miss_waits_for_a_person_and_nothing_reaches_the_borrow
     verification = await wait_for_audit(pool, loan.loan_id, "death_verification", 1)
     assert verification[0]["result"] == DeathCheckResult.NOT_VERIFIED
     await wait_for_audit(pool, loan.loan_id, "registry_not_verified", 1)
-    status = await poll_status(handle, lambda s: s.situation == Situation.DECEASED)
+    status = await poll_status(handle, lambda s: s.situation == SituationState.DECEASED_REVIEW)
     assert status.next_action.at_utc is None  # waits for a person
 
     # It waits for as long as it takes, past the verification window, with nothing planned.
     await advance_to_dpd(time_env, loan, 20)
     status = await status_of(follow(time_env, loan))  # no timer: as of its last step
-    assert (status.situation, status.next_action.at_utc) == (Situation.DECEASED, None)
+    assert (status.situation, status.next_action.at_utc) == (SituationState.DECEASED_REVIEW, None)
     assert status.stage == Stage.EARLY  # collection is paused
     until = await time_env.get_current_time()
     assert await attempts_between(pool, loan.loan_id, reported_at, until, ("call", "sms")) == 0
@@ -426,14 +426,17 @@ async def test_a_registry_miss_waits_for_a_person_and_nothing_reaches_the_borrow
         notices = await wait_for_notices(pool, loan.loan_id, 2)
         assert notices == ["death_documents_request", "estate_inquiry"]
         status = await status_of(follow(time_env, loan))
-        assert (status.situation, status.next_action.at_utc) == (Situation.DECEASED, None)
+        assert (status.situation, status.next_action.at_utc) == (
+            SituationState.ESTATE_CONTACT,
+            None,
+        )
         until = await time_env.get_current_time()
         assert await attempts_between(pool, loan.loan_id, reported_at, until, ("call", "sms")) == 0
     else:
         # A person found it not verified: collection resumes.
         status = await poll_status(
             follow(time_env, loan),
-            lambda s: s.situation == Situation.CONTACTED and s.next_action.at_utc is not None,
+            lambda s: s.outreach == Situation.CONTACTED and s.next_action.at_utc is not None,
         )
         assert len(await audit(pool, loan.loan_id, "death_not_verified")) == 1
 
@@ -451,7 +454,7 @@ async def test_no_registry_record_goes_to_a_person_after_the_verification_window
     await wait_for_audit(pool, loan.loan_id, "verification_overdue", 1)
     await decide(time_env, follow(time_env, loan), Review.DEATH_VERIFICATION, "not_verified")
     status = await poll_status(follow(time_env, loan), lambda s: s.next_action.at_utc is not None)
-    assert status.situation == Situation.CONTACTED
+    assert (status.situation, status.outreach) == (SituationState.NORMAL, Situation.CONTACTED)
 
 
 # --- unable to pay --------------------------------------------------------------------------
@@ -502,7 +505,7 @@ async def test_long_term_hardship_review_then_forbearance_without_fees(
     loan, handle = await loans.start_new(outstanding_minor=60_000)
     await collecting(handle)
     await report(time_env, handle, hardship=Hardship("long", "long-term illness"))
-    status = await poll_status(handle, lambda s: s.situation == Situation.HARDSHIP)
+    status = await poll_status(handle, lambda s: s.situation == SituationState.HARDSHIP_REVIEW)
     assert status.next_action.at_utc is None  # held while a person reviews
 
     await decide(time_env, handle, Review.HARDSHIP, "approved")
@@ -526,11 +529,11 @@ async def test_long_term_hardship_rejected_resumes_outreach(
     loan, handle = await loans.start_new()
     await collecting(handle)
     await report(time_env, handle, hardship=Hardship("long", "caring for a parent"))
-    await poll_status(handle, lambda s: s.situation == Situation.HARDSHIP)
+    await poll_status(handle, lambda s: s.situation == SituationState.HARDSHIP_REVIEW)
     await decide(time_env, handle, Review.HARDSHIP, "rejected")
     status = await poll_status(
         handle,
-        lambda s: s.situation == Situation.CONTACTED and s.next_action.at_utc is not None,
+        lambda s: s.outreach == Situation.CONTACTED and s.next_action.at_utc is not None,
     )
     assert status.arrangement is None
     assert len(await audit(pool, loan.loan_id, "forbearance_rejected")) == 1
@@ -553,7 +556,7 @@ async def test_estate_settles_by_payment_or_is_written_off(
     # A voluntary payment from the estate settles the other.
     await pay(time_env, settled_handle, 50_000)
     summary = await settled_handle.result()
-    assert (summary.final_stage, summary.situation) == (Stage.CURED, Situation.DECEASED)
+    assert (summary.final_stage, summary.situation) == (Stage.CURED, SituationState.ESTATE_CONTACT)
 
     assert (await written_handle.result()).final_stage == "written_off"
     assert (await loan_row(pool, written.loan_id))["stage"] == "written_off"

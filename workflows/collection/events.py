@@ -24,7 +24,13 @@ from workflows.commands import (
     StageChange,
 )
 from workflows.machine import Action, Calendar
-from workflows.types import ActivePromise, CollectionState, ContactOutcome, Instalment
+from workflows.types import (
+    ActivePromise,
+    CollectionState,
+    ContactOutcome,
+    Instalment,
+    StageEntered,
+)
 from workflows.vocabulary import Situation, Stage, Target
 
 with workflow.unsafe.imports_passed_through():
@@ -132,6 +138,7 @@ async def stage_changed(c: Collection, from_stage: Stage) -> None:
     now = c.now()
     state.stage_entered_at = now
     state.entered_stages.append(machine.stage)
+    state.stages_entered.append(StageEntered(machine.stage, now))
     state.queued_messages = []
     await c.write(
         LedgerActivities.record_stage_change,

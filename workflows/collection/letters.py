@@ -8,7 +8,7 @@ from workflows import planner, rotation
 from workflows.collection import patches, rules
 from workflows.collection.context import Collection
 from workflows.commands import NoticeRequest
-from workflows.types import AttemptRecord
+from workflows.types import AttemptRecord, ServedNotice
 from workflows.vocabulary import Channel, Outcome, Target
 
 with workflow.unsafe.imports_passed_through():
@@ -58,6 +58,7 @@ async def serve_letter(
         f"serve {kind.replace('_', ' ')} letter",
     )
     state.notices.append(record.notice_key)
+    state.served_notices.append(ServedNotice(record.notice_key, kind, now, record.sha256))
     return True
 
 

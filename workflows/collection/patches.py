@@ -70,6 +70,12 @@ LEARNING_SLOTS = "learning-slots"
 # ledger and the ``WaitingFor``/``Assignee`` search attributes, escalated when it passes. Asked
 # each turn until taken; the state then says which collections have it (``CollectionState.cases``).
 WORK_QUEUE = "work-queue"
+# The Web UI as a collections console: a run publishes ``Currency``, ``OutstandingAmount``,
+# ``OnHold``, ``LegalNoticeAt`` and ``Outreach``, shows the machine's state names as
+# ``Situation``, and unsets ``NextContactAt`` before it continues as new. Asked as a run begins
+# until a run takes it; the state then says so (``CollectionState.console``), so one marker
+# covers the loan's whole life.
+CONSOLE_ATTRIBUTES = "console-attributes"
 
 BEFORE_LEAN = (
     APPLY_PAYMENTS_BEFORE_CONTINUE_AS_NEW,
@@ -91,4 +97,5 @@ ALL = (
     LEARNING_SLOTS,
     MALFORMED_SIGNALS_REFUSED,
     WORK_QUEUE,
+    CONSOLE_ATTRIBUTES,
 )

@@ -233,6 +233,9 @@ def first_contact_moment(loan: Loan, zone: ZoneInfo) -> datetime:
 
 # The operator named on a hold the collection put on itself when an activity gave up.
 HELD_BY_THE_COLLECTION = "overdue"
+# Every value ``waiting_for`` answers (the README's attribute table lists them).
+WAITING_FOR_OPERATIONS = "operations"
+WAITING_FOR_VALUES = (WAITING_FOR_OPERATIONS, *queue.CaseKind)
 
 
 def waiting_for(state: CollectionState) -> str | None:
@@ -240,7 +243,7 @@ def waiting_for(state: CollectionState) -> str | None:
     while an activity's failure holds it, else the kind of its first case
     (``queue.first_waited``)."""
     if state.hold is not None and state.hold.operator == HELD_BY_THE_COLLECTION:
-        return "operations"
+        return WAITING_FOR_OPERATIONS
     case = _shown_case(state)
     return None if case is None else str(case.kind)
 
@@ -269,6 +272,25 @@ def situation_label(state: CollectionState) -> Situation:
     if state.reported_label is not None:
         return state.reported_label
     return REGION_LABELS.get(state.situation_state, state.situation)
+
+
+def situation_shown(state: CollectionState) -> str:
+    """The ``Situation`` attribute and the status's ``situation``: the machine's situation
+    state (``normal``, ``promised``, ``disputed``, ...), one vocabulary with the machine and
+    the docs. Collections from before ``console-attributes`` keep showing the older labels."""
+    if state.console:
+        return state.situation_state
+    return situation_label(state)
+
+
+def outreach_shown(state: CollectionState) -> str | None:
+    """The ``Outreach`` attribute and the status's ``outreach``: what outreach last revealed
+    (``OUTREACH_LABELS``), kept through other situations so that a return to ``normal`` shows
+    it again. None in collections from before ``console-attributes``."""
+    if not state.console:
+        return None
+    # A label from code older than ``situation-from-machine`` is no outreach result.
+    return str(state.situation) if state.situation in OUTREACH_LABELS else str(Situation.NONE)
 
 
 def after_attempt(state: CollectionState) -> Situation:

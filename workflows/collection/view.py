@@ -16,11 +16,20 @@ from workflows import search_attributes as sa
 from workflows.collection import patches, rules
 from workflows.collection.context import Collection
 from workflows.money import amount_band, format_minor, to_major
-from workflows.types import CollectionStatus, CollectionSummary, Loan, NextAction
+from workflows.types import (
+    CollectionState,
+    CollectionStatus,
+    CollectionSummary,
+    Loan,
+    NextAction,
+)
 from workflows.vocabulary import NextActionKind, Situation, Stage, Target
 
 if TYPE_CHECKING:
     from zoneinfo import ZoneInfo
+
+# The notice whose serving ``LegalNoticeAt`` records.
+LEGAL_NOTICE = "legal_notice"
 
 
 def status(c: Collection) -> CollectionStatus:
@@ -34,7 +43,7 @@ def status(c: Collection) -> CollectionStatus:
         outstanding_minor=state.outstanding_minor,
         recovered_minor=state.recovered_minor,
         currency=loan.currency,
-        situation=rules.situation_label(state),
+        situation=rules.situation_shown(state),
         jurisdiction=loan.jurisdiction,
         timezone=loan.borrower.timezone,
         attempt_count=state.attempt_count,
@@ -54,6 +63,8 @@ def status(c: Collection) -> CollectionStatus:
         total_outstanding_minor=state.total_outstanding_minor,
         refusals=list(state.recent_refusals),
         cases=list(state.cases.open) if state.cases is not None else [],
+        outreach=rules.outreach_shown(state),
+        served_notices=list(state.served_notices),
     )
 
 
@@ -67,7 +78,7 @@ def opening_status(loan: Loan, zone: ZoneInfo, now: datetime) -> CollectionStatu
         outstanding_minor=loan.outstanding_minor,
         recovered_minor=0,
         currency=loan.currency,
-        situation=Situation.NONE,
+        situation="normal",
         jurisdiction=loan.jurisdiction,
         timezone=loan.borrower.timezone,
         attempt_count=0,
@@ -78,6 +89,7 @@ def opening_status(loan: Loan, zone: ZoneInfo, now: datetime) -> CollectionStatu
         applied_payment_ids=[],
         notices=[],
         total_outstanding_minor=loan.total_outstanding_minor or loan.outstanding_minor,
+        outreach=str(Situation.NONE),
     )
 
 
@@ -152,8 +164,13 @@ def _allowed_now(c: Collection) -> bool:
     )
 
 
-def publish(c: Collection) -> None:
-    """Keep search attributes and the UI's current details in step with the state."""
+def publish(c: Collection, *, ending: str | None = None) -> None:
+    """Keep search attributes and the UI's current details in step with the state.
+
+    ``ending``: the run is about to end (``closed: cured``, ``continued as new``). The caller
+    has dropped the plan, so ``NextContactAt`` is unset and the details name no next action
+    that this run will never take.
+    """
     state, loan = c.state, c.loan
     now = c.now()
     upcoming = next_action(c, checked=c.lean)
@@ -162,7 +179,7 @@ def publish(c: Collection) -> None:
         sa.COLLECTION_STAGE: state.stage,
         sa.DAYS_PAST_DUE: c.dpd(now),
         sa.OUTSTANDING_MINOR: state.outstanding_minor,
-        sa.SITUATION: rules.situation_label(state),
+        sa.SITUATION: rules.situation_shown(state),
         sa.BROKEN_PROMISES: state.broken_promises,
         sa.NEXT_CONTACT_AT: upcoming.at_utc,
     }
@@ -182,6 +199,9 @@ def publish(c: Collection) -> None:
     if state.cases is not None:
         # Collections from before the work queue never wrote it.
         values[sa.ASSIGNEE] = rules.assignee(state)
+    if state.console:
+        # Collections from before ``console-attributes`` never wrote them.
+        values.update(console_values(c))
     if c.patched(patches.SEARCH_ATTRIBUTES_ON_CHANGE):
         # Only what changed since the last upsert (or since the run began: continue-as-new
         # carries the attributes over), so most workflow tasks upsert nothing.
@@ -191,10 +211,23 @@ def publish(c: Collection) -> None:
         key.value_set(value) if value is not None else key.value_unset()
         for key, value in values.items()
     ]
-    c.show(updates, _details(c, now, upcoming))
+    c.show(updates, _details(c, now, upcoming, ending))
 
 
-def _details(c: Collection, now: datetime, upcoming: NextAction) -> str:
+def console_values(c: Collection) -> dict[SearchAttributeKey[Any], Any]:
+    """The console attributes: the list read as money, holds and legal notices findable."""
+    state, loan = c.state, c.loan
+    legal = next((n for n in state.served_notices if n.kind == LEGAL_NOTICE), None)
+    return {
+        sa.CURRENCY: loan.currency,
+        sa.OUTSTANDING_AMOUNT: to_major(state.outstanding_minor, loan.currency),
+        sa.ON_HOLD: state.hold is not None,
+        sa.LEGAL_NOTICE_AT: legal.served_at if legal is not None else None,
+        sa.OUTREACH: rules.outreach_shown(state),
+    }
+
+
+def _details(c: Collection, now: datetime, upcoming: NextAction, ending: str | None) -> str:
     state, loan = c.state, c.loan
     owed = f"**Outstanding** {format_minor(state.outstanding_minor, loan.currency)} {loan.currency}"
     if state.total_outstanding_minor is not None:
@@ -214,8 +247,12 @@ def _details(c: Collection, now: datetime, upcoming: NextAction) -> str:
         loan_summary(loan),
         f"**Stage** {state.stage} · **DPD** {c.dpd(now)}",
         owed,
-        f"**Situation** {rules.situation_label(state)} · **Last outcome** {state.last_outcome or '-'}",
-        f"**Next** {upcoming.kind} {upcoming.detail}".rstrip() + when,
+        _situation_line(state),
+        (
+            f"**Next** none · {ending}"
+            if ending is not None
+            else f"**Next** {upcoming.kind} {upcoming.detail}".rstrip() + when
+        ),
     ]
     if state.hold is not None:
         # The reason is an operator's free text and may name the borrower: it stays in the
@@ -240,7 +277,53 @@ def _details(c: Collection, now: datetime, upcoming: NextAction) -> str:
             f"**Refused** {last.message} ({field}) at {at} borrower-local"
             f" · {len(state.recent_refusals)} in status"
         )
-    return "\n".join(lines)
+    return "\n".join(lines + story(c))
+
+
+def _situation_line(state: CollectionState) -> str:
+    line = f"**Situation** {rules.situation_shown(state)}"
+    outreach = rules.outreach_shown(state)
+    if outreach is not None:
+        line += f" · **Outreach** {outreach}"
+    return line + f" · **Last outcome** {state.last_outcome or '-'}"
+
+
+def story(c: Collection) -> list[str]:
+    """The loan's story so far, for the newest run's details: an operator who lands on a run
+    of seven events still sees the stages, payments and notices of every run before it.
+
+    Dates only, borrower-local, and no text of any letter: the details are shown in clear.
+    """
+    state, loan = c.state, c.loan
+    # A collection from before the moments were kept has the earlier stages' names only.
+    undated = state.entered_stages[: max(0, len(state.entered_stages) - len(state.stages_entered))]
+    stages = " → ".join(
+        [
+            *undated,
+            *(f"{s.stage} {s.at.astimezone(c.zone):%Y-%m-%d}" for s in state.stages_entered),
+        ]
+    )
+    lines = [f"**Stages** {stages}"]
+    payments = len(state.applied_payment_ids)
+    if payments:
+        recovered = format_minor(state.recovered_minor, loan.currency)
+        lines.append(f"**Payments** {payments} · recovered {recovered} {loan.currency}")
+    served = {n.notice_key: n for n in state.served_notices}
+    notices = [
+        f"{served[key].kind} {served[key].served_at.astimezone(c.zone):%Y-%m-%d}"
+        if key in served
+        else key.rsplit(":", 1)[-1]
+        for key in state.notices
+    ]
+    if notices:
+        # The command prints the latest; any other by its kind (or its key, from the status
+        # query's ``served_notices``).
+        latest = state.notices[-1].rsplit(":", 1)[-1]
+        lines.append(
+            f"**Notices** {', '.join(notices)} · text:"
+            f" `overdue notice show {loan.loan_id} {latest}`"
+        )
+    return lines
 
 
 def summary(c: Collection) -> CollectionSummary:
@@ -260,7 +343,8 @@ def summary(c: Collection) -> CollectionSummary:
         notices=list(state.notices),
         ended_at=c.now(),
         broken_promises=state.broken_promises,
-        situation=rules.situation_label(state),
+        situation=rules.situation_shown(state),
+        outreach=rules.outreach_shown(state),
     )
 
 

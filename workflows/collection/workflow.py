@@ -67,6 +67,7 @@ from workflows.types import (
     PaymentReceived,
     PaymentResult,
     ReviewDecision,
+    StageEntered,
 )
 from workflows.vocabulary import Stage
 
@@ -112,6 +113,10 @@ class LoanCollection:
             },
             lean=lean,
         )
+        if not state.console and c.patched(patches.CONSOLE_ATTRIBUTES):
+            # Asked as each run begins until one takes it: the SDK keeps a patch's answer for
+            # the whole run, so a running loan takes it at its next run.
+            state.console = True
         Inbox.taken_over(state)
         stage_at_start = machine.stage
         await events.perform(c, machine.take_actions())
@@ -136,7 +141,7 @@ class LoanCollection:
                 lambda: bool(self._inbox.payments) or workflow.all_handlers_finished()
             )
         c.next = None
-        view.publish(c)
+        view.publish(c, ending=f"closed: {c.state.stage}")
         return view.summary(c)
 
     async def _step(self, c: Collection, input: CollectionInput, stage_at_start: Stage) -> bool:
@@ -521,6 +526,7 @@ class LoanCollection:
             history=ContactHistory(cross_loan=strategy.cross_loan),
             stage_entered_at=now,
             entered_stages=[Stage.EARLY],
+            stages_entered=[StageEntered(Stage.EARLY, now)],
             opened_at=opened_at,
             number=input.number,
             total_outstanding_minor=(
@@ -545,6 +551,11 @@ class LoanCollection:
                 )
             if c.machine.is_closed:
                 return  # a waiting payment cured the loan: it ends in this run
+        if c.state.console:
+            # This run's plan will never be carried out: its list entry and details must not
+            # show one (the next run publishes its own).
+            c.next, c.budget_wait = None, None
+            view.publish(c, ending="continued as new")
         inbox.carry_out(c.state)
         workflow.continue_as_new(
             CollectionInput(loan=input.loan, day_seconds=input.day_seconds, state=c.state)
