@@ -41,9 +41,8 @@ from overdue.config import Config
 from overdue.stack import EmbeddedStack, installed_binary, register_search_attributes
 from overdue.worker import build_worker
 from workflows import clock
-
-from workflows.queue import CaseAction, PersonCase
 from workflows.collection import LoanCollection, rules
+from workflows.queue import CaseAction, PersonCase
 from workflows.types import (
     TASK_QUEUE,
     Borrower,
@@ -479,6 +478,8 @@ async def work_queue(env: WorkflowEnvironment) -> Handle:
     )
     await cases_when(handle, lambda cases: not cases)
     await pay_all(env, handle, "p-1")
+
+
 async def console(env: WorkflowEnvironment) -> Handle:
     """The console attributes (``console-attributes``): a promise (``Situation`` promised), its
     breaking (``Outreach`` promise_broken), a hold (``OnHold``), every stage to the legal notice
