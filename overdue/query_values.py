@@ -14,6 +14,7 @@ from pathlib import Path
 
 from workflows import search_attributes as sa
 from workflows.collection.rules import OUTREACH_LABELS, WAITING_FOR_VALUES
+from workflows.queue import SUPERVISOR
 from workflows.vocabulary import Situation, SituationState, Stage
 
 STRATEGIES = Path(__file__).parent / "strategies"
@@ -66,7 +67,8 @@ def values() -> dict[str, tuple[str, str]]:
         ),
         sa.WAITING_FOR.name: (
             _codes(WAITING_FOR_VALUES) + "; unset when the loan waits on nobody",
-            "the person or decision the loan waits on",
+            "the person or decision the loan waits on: `operations` for a failed activity, else"
+            " the kind of its case ([work queue](docs/work-queue.md))",
         ),
         sa.TOTAL_OUTSTANDING_AMOUNT.name: (
             "0 and up, major units of `Currency`",
@@ -75,6 +77,11 @@ def values() -> dict[str, tuple[str, str]]:
         sa.STRATEGY.name: (
             f"`name@version`: packaged {_codes(packaged_strategies())}, and the lender's own",
             'the strategy collecting the loan (`Strategy STARTS_WITH "gentle@"`)',
+        ),
+        sa.ASSIGNEE.name: (
+            f"a person (`ops:ann`), or `{SUPERVISOR}` once past the deadline; unset while nobody"
+            " has the case",
+            "who is on the case the loan waits on ([work queue](docs/work-queue.md))",
         ),
         sa.CURRENCY.name: ("an ISO 4217 code: `USD`, `CNY`, ...", "the loan's currency"),
         sa.OUTSTANDING_AMOUNT.name: (
