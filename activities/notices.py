@@ -54,7 +54,10 @@ class NoticeActivities:
         text = self._templates.get_template(template_name(request.kind, language)).render(
             letter_fields(request, loan["name"], loan["product"], language)
         )
-        path = self._output / request.loan_id / f"{request.kind}.txt"
+        # The loan's later collections (``L-1~2:legal_notice``) file theirs beside the first's
+        # (``legal_notice~2.txt``), which stays as it was served.
+        collection = request.notice_key.split(":", 1)[0].removeprefix(request.loan_id)
+        path = self._output / request.loan_id / f"{request.kind}{collection}.txt"
         path.parent.mkdir(mode=FOLDER_MODE, parents=True, exist_ok=True)
         _write_private(path, text)
         digest = hashlib.sha256(text.encode()).hexdigest()

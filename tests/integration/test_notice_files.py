@@ -55,3 +55,26 @@ async def test_a_notice_is_created_owner_only_and_whole(pool: asyncpg.Pool, tmp_
     again = await notices.serve_notice(request)
     assert (again.path, again.sha256) == (record.path, record.sha256)
     assert mode(letter) == 0o600
+
+
+async def test_a_later_collections_notice_is_filed_beside_the_first(
+    pool: asyncpg.Pool, tmp_path: Path
+) -> None:
+    loan_id = await open_loan(pool)
+    notices = NoticeActivities(pool, package_folder("templates"), tmp_path / "notices")
+    served = []
+    for key in (loan_id, f"{loan_id}~2"):  # the loan's first and second collections
+        request = NoticeRequest(
+            notice_key=f"{key}:legal_notice",
+            loan_id=loan_id,
+            kind="legal_notice",
+            days_past_due=30,
+            outstanding_minor=50_000,
+            currency="USD",
+            issued_at=datetime.now(UTC),
+            facts={"referral_after_days": "14"},
+        )
+        served.append(await notices.serve_notice(request))
+    first, second = (Path(r.path) for r in served)
+    assert (first.name, second.name) == ("legal_notice.txt", "legal_notice~2.txt")
+    assert first.read_text(encoding="utf-8") and second.read_text(encoding="utf-8")
