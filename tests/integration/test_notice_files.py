@@ -25,11 +25,10 @@ def mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
-async def test_a_notice_is_created_owner_only_and_whole(pool: asyncpg.Pool, tmp_path: Path) -> None:
-    loan_id = await open_loan(pool)
-    notices = NoticeActivities(pool, package_folder("templates"), tmp_path / "notices")
-    request = NoticeRequest(
-        notice_key=f"{loan_id}:legal_notice",
+def legal_notice(loan_id: str, collection_key: str) -> NoticeRequest:
+    """The legal notice of the loan's collection keyed ``collection_key``."""
+    return NoticeRequest(
+        notice_key=f"{collection_key}:legal_notice",
         loan_id=loan_id,
         kind="legal_notice",
         days_past_due=30,
@@ -38,6 +37,12 @@ async def test_a_notice_is_created_owner_only_and_whole(pool: asyncpg.Pool, tmp_
         issued_at=datetime.now(UTC),
         facts={"referral_after_days": "14"},
     )
+
+
+async def test_a_notice_is_created_owner_only_and_whole(pool: asyncpg.Pool, tmp_path: Path) -> None:
+    loan_id = await open_loan(pool)
+    notices = NoticeActivities(pool, package_folder("templates"), tmp_path / "notices")
+    request = legal_notice(loan_id, loan_id)
     # A permissive umask must not widen it: the mode is the file's own from its creation.
     previous = os.umask(0o000)
     try:
@@ -64,17 +69,7 @@ async def test_a_later_collections_notice_is_filed_beside_the_first(
     notices = NoticeActivities(pool, package_folder("templates"), tmp_path / "notices")
     served = []
     for key in (loan_id, f"{loan_id}~2"):  # the loan's first and second collections
-        request = NoticeRequest(
-            notice_key=f"{key}:legal_notice",
-            loan_id=loan_id,
-            kind="legal_notice",
-            days_past_due=30,
-            outstanding_minor=50_000,
-            currency="USD",
-            issued_at=datetime.now(UTC),
-            facts={"referral_after_days": "14"},
-        )
-        served.append(await notices.serve_notice(request))
+        served.append(await notices.serve_notice(legal_notice(loan_id, key)))
     first, second = (Path(r.path) for r in served)
     assert (first.name, second.name) == ("legal_notice.txt", "legal_notice~2.txt")
     assert first.read_text(encoding="utf-8") and second.read_text(encoding="utf-8")
