@@ -29,6 +29,7 @@ from temporalio import activity
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
+from overdue import cases
 from overdue.starts import STARTS_IN_FLIGHT, StartOutcome, start_all, start_collection
 from workflows.collection import LoanCollection
 from workflows.commands import ScanPage, ScanPageResult
@@ -76,6 +77,12 @@ class ScanActivities:
     def __init__(self, pool: asyncpg.Pool, client: Client) -> None:
         self._pool = pool
         self._client = client
+
+    @activity.defn
+    async def escalate_ended_cases(self, as_of: datetime) -> int:
+        """Escalate the cases past their deadline whose collection has ended (a complaint that
+        outlives a cured loan): a running collection escalates its own. Returns how many."""
+        return await cases.escalate_ended(self._pool, as_of)
 
     @activity.defn
     async def scan_page(self, page: ScanPage) -> ScanPageResult:

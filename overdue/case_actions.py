@@ -10,11 +10,11 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowUpdateFai
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from overdue.cases import open_case, record_change
+from overdue.cases import case_of, open_case, record_change
 from workflows import limits, queue
 from workflows.collection import LoanCollection
 from workflows.commands import CaseChange
-from workflows.queue import CaseAction, CaseKind, PersonCase
+from workflows.queue import CaseAction
 from workflows.types import CollectionStatus, workflow_id_for
 
 
@@ -54,16 +54,7 @@ async def act(client: Client, pool: asyncpg.Pool, action: CaseAction, now: datet
                 cause.message if isinstance(cause, ApplicationError) else str(cause)
             ) from None
     # The collection has ended: what stays open is a complaint, written here directly.
-    case = PersonCase(
-        case_id=row["case_id"],
-        kind=CaseKind(row["kind"]),
-        asked=row["asked"],
-        opened_at=row["opened_at"],
-        deadline=row["deadline"],
-        team=row["team"],
-        assignee=row["assignee"],
-        escalated_at=row["escalated_at"],
-    )
+    case = case_of(row)
     problem = queue.action_problem(action, [case])
     if problem is not None:
         raise CaseRefused(problem)

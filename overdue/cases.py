@@ -16,7 +16,7 @@ import asyncpg
 
 from overdue.ledger import Executor, append_audit
 from workflows.commands import CaseChange
-from workflows.queue import CaseKind
+from workflows.queue import SUPERVISOR, CaseKind, PersonCase
 
 
 async def record_change(conn: Executor, change: CaseChange) -> bool:
@@ -133,3 +133,47 @@ async def open_case(pool: asyncpg.Pool, case_id: str) -> dict[str, Any] | None:
         "SELECT * FROM cases WHERE case_id = $1 AND closed_at IS NULL", case_id
     )
     return None if row is None else dict(row)
+
+
+async def escalate_ended(pool: asyncpg.Pool, as_of: datetime) -> int:
+    """Escalate the open cases past their deadline whose collection has ended (a complaint
+    outliving a cured loan): what the loan's own workflow does for the cases of a running one.
+
+    The change is the one the collection would have written (its key ``<case>:escalated``), so
+    a second sweep, or a collection that escalated the case itself, writes nothing again.
+
+    Returns:
+        How many cases this call escalated.
+    """
+    escalated = 0
+    async with pool.acquire() as conn:
+        rows = await conn.fetch(
+            "SELECT c.* FROM cases c JOIN loans l USING (loan_id)"
+            " WHERE c.closed_at IS NULL AND c.escalated_at IS NULL AND c.deadline <= $1"
+            " AND l.closed_at IS NOT NULL ORDER BY c.opened_at, c.case_id",
+            as_of,
+        )
+        for row in rows:
+            case = case_of(row)
+            note = f"from {case.assignee or '-'}"
+            case.escalated_at, case.assignee = as_of, SUPERVISOR
+            change = CaseChange.of(
+                "case_escalated", case, row["loan_id"], as_of, operator="scan", note=note
+            )
+            async with conn.transaction():
+                escalated += await record_change(conn, change)
+    return escalated
+
+
+def case_of(row: Any) -> PersonCase:
+    """A case as the ledger holds it (a ``cases`` row)."""
+    return PersonCase(
+        case_id=row["case_id"],
+        kind=CaseKind(row["kind"]),
+        asked=row["asked"],
+        opened_at=row["opened_at"],
+        deadline=row["deadline"],
+        team=row["team"],
+        assignee=row["assignee"],
+        escalated_at=row["escalated_at"],
+    )

@@ -131,6 +131,7 @@ def build_worker(
     """The production worker; ``tuning`` (default: ``WorkerTuning()``) sizes its sticky cache
     and workflow task slots, and ``options`` (other ``Worker`` arguments) override it."""
     provider = simulated_provider(client, config.simulation_seed, pool)
+    scan = ScanActivities(pool, client)
     return Worker(
         client,
         task_queue=TASK_QUEUE,
@@ -145,7 +146,8 @@ def build_worker(
                 config.strategies_dir,
             ),
             # The delinquency scan starts collections: it needs a client, not the provider.
-            ScanActivities(pool, client).scan_page,
+            scan.scan_page,
+            scan.escalate_ended_cases,
         ],
         workflow_runner=workflow_runner(),
         interceptors=[PermanentErrors()],

@@ -29,6 +29,9 @@ with workflow.unsafe.imports_passed_through():
 SCAN_WORKFLOW_TYPE = "DelinquencyScan"
 SCHEDULE_ID = "overdue-delinquency-scan"
 PAGE_SIZE = 500
+# Patch: the scan ends by escalating the cases whose collection has ended (a complaint that
+# outlives a cured loan) once past their deadline; a running collection escalates its own.
+ESCALATE_ENDED_CASES = "escalate-ended-cases"
 # A page starts at most PAGE_SIZE collections, 32 at a time: minutes at worst.
 PAGE_TIMEOUT = timedelta(minutes=10)
 
@@ -45,6 +48,8 @@ class ScanTotals:
     already_ended: int = 0
     signalled: int = 0
     started_again: int = 0
+    # Cases of ended collections escalated past their deadline, at the scan's end.
+    escalated: int = 0
 
 
 @dataclass
@@ -79,7 +84,8 @@ def progress(totals: ScanTotals, as_of: datetime) -> str:
         f"{totals.examined} loans examined, {totals.delinquent} past due: {totals.started}"
         f" collections started, {totals.already_running} already running,"
         f" {totals.already_ended} ended before ({totals.started_again} overdue again after a"
-        f" cure: collected again); {totals.signalled} running collections told of a change"
+        f" cure: collected again); {totals.signalled} running collections told of a change;"
+        f" {totals.escalated} cases of ended collections escalated"
     )
 
 
@@ -101,6 +107,15 @@ class DelinquencyScan:
         totals = add(input.totals, page)
         workflow.set_current_details(progress(totals, as_of))
         if not page.last_loan_id:
+            if workflow.patched(ESCALATE_ENDED_CASES):
+                totals.escalated = await workflow.execute_activity_method(
+                    ScanActivities.escalate_ended_cases,
+                    as_of,
+                    start_to_close_timeout=PAGE_TIMEOUT,
+                    retry_policy=RetryPolicy(maximum_interval=timedelta(minutes=1)),
+                    summary="escalate the cases of ended collections past their deadline",
+                )
+                workflow.set_current_details(progress(totals, as_of))
             return totals
         workflow.continue_as_new(
             replace(input, as_of=as_of, after_loan_id=page.last_loan_id, totals=totals)

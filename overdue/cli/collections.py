@@ -250,7 +250,8 @@ def print_scan(report: dict[str, Any]) -> None:
         f" {report['delinquent']} past due; {report['started']} collections started"
         f" ({report['started_again']} overdue again after a cure),"
         f" {report['already_running']} already running, {report['already_ended']} ended before;"
-        f" {report['signalled']} running collections told of a change"
+        f" {report['signalled']} running collections told of a change;"
+        f" {report['escalated']} cases of ended collections escalated"
     )
 
 

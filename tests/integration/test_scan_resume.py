@@ -9,6 +9,7 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
 
 import asyncpg
@@ -94,6 +95,10 @@ class DyingPage:
         await asyncio.Event().wait()  # the worker is shut down here: cancelled, never done
         raise AssertionError("unreachable: the worker was shut down")
 
+    @activity.defn(name="escalate_ended_cases")
+    async def escalate_ended_cases(self, as_of: datetime) -> int:
+        return await self._real.escalate_ended_cases(as_of)
+
 
 def _dying_worker(client: Client, pool: asyncpg.Pool, config: Config, page: DyingPage) -> Worker:
     """The production worker, but for its page activity."""
@@ -125,10 +130,15 @@ async def _page_attempts(client: Client, scan_id: str) -> list[tuple[str, int, s
         scheduled: dict[int, str] = {}
         async for event in handle.fetch_history_events():
             if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
-                [payload] = event.activity_task_scheduled_event_attributes.input.payloads
+                attributes = event.activity_task_scheduled_event_attributes
+                if attributes.activity_type.name != "scan_page":
+                    continue  # the sweep of ended collections' cases, at the scan's end
+                [payload] = attributes.input.payloads
                 scheduled[event.event_id] = json.loads(payload.data)["after_loan_id"]
             elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
                 started = event.activity_task_started_event_attributes
+                if started.scheduled_event_id not in scheduled:
+                    continue
                 attempts.append(
                     (
                         scheduled[started.scheduled_event_id],

@@ -9,6 +9,7 @@ of its own, resolved by hand, even after its loan is cured.
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from functools import partial
 from typing import Any
 
@@ -16,6 +17,7 @@ import asyncpg
 import pytest
 from temporalio.client import Client
 
+from activities.scan import ScanActivities
 from tests.integration.support import RUN, Cli, Loans, eventually, start_args
 from workflows import search_attributes as sa
 from workflows.types import workflow_id_for
@@ -126,7 +128,7 @@ async def test_a_dispute_waits_in_the_queue_is_taken_escalated_and_closed(
 
 
 async def test_a_complaint_is_resolved_by_hand_even_after_the_loan_is_cured(
-    cli: Cli, loans: Loans, pool: asyncpg.Pool
+    cli: Cli, client: Client, loans: Loans, pool: asyncpg.Pool
 ) -> None:
     loan_id = loans.new_id("queue-complaint")
     assert (await cli(*start_args(loan_id, outstanding="300.00"))).code == 0
@@ -152,6 +154,14 @@ async def test_a_complaint_is_resolved_by_hand_even_after_the_loan_is_cured(
     still = (await cli("queue", "--kind", "complaint", "--json")).json()
     assert case["case_id"] in [r["case_id"] for r in still]
 
+    # No workflow watches its deadline now: the daily scan's sweep escalates it once past it.
+    sweep = ScanActivities(pool, client).escalate_ended_cases
+    assert await sweep(case["deadline"] - timedelta(seconds=1)) == 0
+    assert await sweep(case["deadline"] + timedelta(minutes=1)) == 1
+    assert await sweep(case["deadline"] + timedelta(days=1)) == 0  # once
+    escalated = await case_row(pool, loan_id, "complaint")
+    assert escalated is not None and escalated["assignee"] == "supervisor"
+
     resolved = await cli(
         "complaint", "resolve", case["case_id"], "--outcome", "upheld", "--note", "apologised"
     )
@@ -164,7 +174,7 @@ async def test_a_complaint_is_resolved_by_hand_even_after_the_loan_is_cured(
         "SELECT status, outcome FROM complaint_cases WHERE case_id = $1", case["case_id"]
     )
     assert dict(complaint) == {"status": "resolved", "outcome": "upheld"}
-    assert await audited(pool, loan_id) == ["case_opened", "case_resolved"]
+    assert await audited(pool, loan_id) == ["case_opened", "case_escalated", "case_resolved"]
     again = await cli("complaint", "resolve", case["case_id"], "--outcome", "upheld")
     again.assert_user_error("case_id")
 
