@@ -1,7 +1,7 @@
 """Loading the collection strategy: tuning that lives in a file, recorded in history by this activity.
 
 The TOML file is checked by ``StrategyIn``, a pydantic model of the file's tables that uses the
-shared field rules of ``overdue.schemas``; the workflow receives the ``workflows.types.Strategy``
+shared field rules of ``overdue.schemas``; the workflow receives the ``workflows.strategy.Strategy``
 dataclass built from it. Every problem names its field: ``slots[2].start``, ``stages.late``.
 """
 
@@ -31,7 +31,7 @@ from overdue.schemas import Currency, invalid, shown, validate
 from workflows.commands import LoadStrategy
 from workflows.outreach import REFERENCE_SCRIPTS
 from workflows.queue import CaseDeadlines
-from workflows.types import CrossLoanPolicy, Slot, StageBands, Strategy
+from workflows.strategy import CrossLoanPolicy, Slot, StageBands, Strategy
 
 CLOCK = re.compile(r"\s*(\d{1,2}):(\d{2})\s*")
 

@@ -33,7 +33,8 @@ from workflows.budget import number_key
 from workflows.clock import format_local
 from workflows.commands import LoadStrategy
 from workflows.money import format_minor
-from workflows.types import CollectionStatus, Strategy, workflow_id_for
+from workflows.strategy import Strategy
+from workflows.types import CollectionStatus, workflow_id_for
 from workflows.vocabulary import Channel, Outcome, Target
 
 WEEK = planner.WEEK

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from workflows.queue import CaseAction, PersonCase
-from workflows.types import ContactOutcome, CrossLoanPolicy, Loan, PaymentReceived, SharedContacts
+from workflows.strategy import CrossLoanPolicy
+from workflows.types import ContactOutcome, Loan, PaymentReceived, SharedContacts
 from workflows.vocabulary import Outcome
 
 

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 from workflows.planner import check_third_party
 from workflows.profiles import JurisdictionProfile
-from workflows.types import ContactHistory, Strategy
+from workflows.strategy import Strategy
+from workflows.types import ContactHistory
 from workflows.vocabulary import Channel, Stage, Target
 
 CALL_PURPOSE = {

@@ -22,7 +22,8 @@ from zoneinfo import ZoneInfo
 from workflows import budget
 from workflows.profiles import JurisdictionProfile
 from workflows.rotation import slot_of, slots_to_avoid
-from workflows.types import AttemptRecord, ContactHistory, Strategy
+from workflows.strategy import Strategy
+from workflows.types import AttemptRecord, ContactHistory
 from workflows.vocabulary import Channel, Outcome, Target
 
 WEEK = timedelta(days=7)

@@ -13,7 +13,8 @@ from zoneinfo import ZoneInfo
 
 from workflows import budget
 from workflows.slots import SlotLearning, waiting_slots
-from workflows.types import AttemptRecord, ContactHistory, Strategy
+from workflows.strategy import Strategy
+from workflows.types import AttemptRecord, ContactHistory
 from workflows.vocabulary import Channel, Outcome, Target
 
 if TYPE_CHECKING:

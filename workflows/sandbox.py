@@ -47,7 +47,13 @@ PACKAGE_DIR = Path(__file__).parent
 # ``datetime``, which the payload converter does not recognise as ``datetime``, so such fields
 # could not be decoded. The machine module is pure too, but building its compound states calls
 # python-statemachine's i18n, which resolves paths: it is defined once, outside the sandbox.
-REQUIRED_PASSTHROUGH = ("workflows.types", "workflows.commands", "workflows.machine")
+REQUIRED_PASSTHROUGH = (
+    "workflows.types",
+    "workflows.commands",
+    "workflows.queue",
+    "workflows.strategy",
+    "workflows.machine",
+)
 
 # Modules of the package that workflow code never imports: this one (the runner's set-up).
 NOT_WORKFLOW_CODE = frozenset({"workflows.sandbox"})

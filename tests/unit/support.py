@@ -7,7 +7,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from activities.strategy import read_strategy
-from workflows.types import AttemptRecord, Strategy
+from workflows.strategy import Strategy
+from workflows.types import AttemptRecord
 from workflows.vocabulary import Channel, Outcome, Target
 
 REPO = Path(__file__).parents[2]

@@ -55,14 +55,8 @@ from hypothesis import strategies as st
 
 from activities.budget import LOOK_BACK
 from workflows import budget, planner, profiles, rotation
-from workflows.types import (
-    AttemptRecord,
-    ContactHistory,
-    CrossLoanPolicy,
-    SharedContacts,
-    Slot,
-    Strategy,
-)
+from workflows.strategy import CrossLoanPolicy, Slot, Strategy
+from workflows.types import AttemptRecord, ContactHistory, SharedContacts
 from workflows.vocabulary import Channel, Outcome, Target
 
 from .support import default_strategy

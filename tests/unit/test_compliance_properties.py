@@ -73,6 +73,7 @@ from workflows.commands import (
 from workflows.machine import CollectionMachine
 from workflows.money import format_minor
 from workflows.slots import SlotPriors, prior_for
+from workflows.strategy import Slot, Strategy
 from workflows.types import (
     Borrower,
     ClockAnchor,
@@ -89,8 +90,6 @@ from workflows.types import (
     Promise,
     ReviewDecision,
     SharedContacts,
-    Slot,
-    Strategy,
 )
 from workflows.vocabulary import (
     Channel,

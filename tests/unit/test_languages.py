@@ -30,7 +30,7 @@ from overdue.loans import LoanInvalid, loan_from_fields
 from overdue.schemas import validate
 from workflows.commands import ContactRequest, NoticeRequest
 from workflows.outreach import REFERENCE_SCRIPTS, translations
-from workflows.types import Strategy
+from workflows.strategy import Strategy
 
 from .support import REPO
 

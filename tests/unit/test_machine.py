@@ -18,7 +18,8 @@ import pytest
 from statemachine.exceptions import TransitionNotAllowed
 
 from workflows.machine import Action, Calendar, CollectionMachine
-from workflows.types import ClockAnchor, CollectionState, ContactHistory, OperatorHold, StageBands
+from workflows.strategy import StageBands
+from workflows.types import ClockAnchor, CollectionState, ContactHistory, OperatorHold
 from workflows.vocabulary import Stage
 
 from .support import default_strategy

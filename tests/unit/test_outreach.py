@@ -10,7 +10,8 @@ import pytest
 from workflows import outreach
 from workflows.outreach import Intent, next_intent
 from workflows.profiles import PROFILES, JurisdictionProfile
-from workflows.types import ContactHistory, Strategy
+from workflows.strategy import Strategy
+from workflows.types import ContactHistory
 from workflows.vocabulary import Channel, Stage, Target
 
 from .support import BORROWER_ID, CONTACT_IDS, default_strategy

@@ -17,7 +17,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from workflows import planner, profiles, rotation, slots
-from workflows.types import AttemptRecord, ContactHistory, Strategy
+from workflows.strategy import Strategy
+from workflows.types import AttemptRecord, ContactHistory
 from workflows.vocabulary import Channel, Outcome, Target
 
 from .support import BORROWER_ID, CONTACT_IDS, default_strategy

@@ -11,7 +11,7 @@ import pytest
 
 from activities.strategy import parse_strategy
 from workflows.queue import CaseDeadlines
-from workflows.types import Slot, StageBands
+from workflows.strategy import Slot, StageBands
 
 from .support import DEFAULT_STRATEGY_PATH, default_strategy
 
