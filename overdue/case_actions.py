@@ -10,7 +10,7 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowUpdateFai
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from overdue.cases import case_of, open_case, record_change
+from overdue.cases import case_of, find_open_case, record_change
 from workflows import limits, queue
 from workflows.collection import LoanCollection
 from workflows.commands import CaseChange
@@ -32,7 +32,7 @@ async def act(client: Client, pool: asyncpg.Pool, action: CaseAction, now: datet
     problem = limits.case_action_problem(action)
     if problem is not None:
         raise CaseRefused(problem)
-    row = await open_case(pool, action.case_id)
+    row = await find_open_case(pool, action.case_id)
     if row is None:
         raise CaseRefused(f"case_id: no open case {action.case_id}")
     handle = client.get_workflow_handle(workflow_id_for(row["loan_id"]))

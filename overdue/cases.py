@@ -127,7 +127,7 @@ async def open_cases(
     ]
 
 
-async def open_case(pool: asyncpg.Pool, case_id: str) -> dict[str, Any] | None:
+async def find_open_case(pool: asyncpg.Pool, case_id: str) -> dict[str, Any] | None:
     """The open case ``case_id`` as the ledger holds it, or None."""
     row = await pool.fetchrow(
         "SELECT * FROM cases WHERE case_id = $1 AND closed_at IS NULL", case_id

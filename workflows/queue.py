@@ -119,7 +119,6 @@ class CaseBook:
 
     open: list[PersonCase] = field(default_factory=list)
     opened: int = 0  # cases opened so far: numbers their ids
-    actions_seen: list[str] = field(default_factory=list)  # action ids applied
 
 
 def working_days_after(start: datetime, days: int, zone: ZoneInfo) -> datetime:
@@ -131,8 +130,7 @@ def working_days_after(start: datetime, days: int, zone: ZoneInfo) -> datetime:
         day += timedelta(days=1)
         if day.weekday() < 5:
             counted += 1
-    end = datetime.combine(day + timedelta(days=1), datetime.min.time(), tzinfo=zone)
-    return end
+    return datetime.combine(day + timedelta(days=1), datetime.min.time(), tzinfo=zone)
 
 
 def situation_wait(situation: str) -> tuple[CaseKind, str] | None:

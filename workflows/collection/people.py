@@ -100,8 +100,8 @@ async def apply_actions(c: Collection, inbox: Inbox) -> None:
         inbox.in_hand = action.action_id
         cases = c.state.cases
         problem = queue.action_problem(action, cases.open if cases is not None else [])
-        if cases is None or problem is not None:
-            inbox.refused.append(f"case_action: {problem or 'case_id: no open case'}")
+        if problem is not None or cases is None:
+            inbox.refused.append(f"case_action: {problem}")
         else:
             await _take(c, cases, action)
         inbox.case_actions.pop(0)
