@@ -81,7 +81,8 @@ class ScanActivities:
     @activity.defn
     async def escalate_ended_cases(self, as_of: datetime) -> int:
         """Escalate the cases past their deadline whose collection has ended (a complaint that
-        outlives a cured loan): a running collection escalates its own. Returns how many."""
+        outlives a cured loan, or the loan's earlier collection): a running collection
+        escalates its own. Returns how many."""
         return await cases.escalate_ended(self._pool, as_of)
 
     @activity.defn

@@ -4,9 +4,15 @@ complaint outliving its collection) in the ledger directly, as the collection wo
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import asyncpg
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowUpdateFailedError
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+)
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -23,7 +29,7 @@ class CaseRefused(ValueError):
 
 
 async def act(client: Client, pool: asyncpg.Pool, action: CaseAction, now: datetime) -> None:
-    """Assign a case or resolve a complaint, through the loan's collection while it runs.
+    """Assign a case or resolve a complaint, through the collection that opened it while it runs.
 
     Raises:
         CaseRefused: the action is outside the limits, the case is not open, or the
@@ -36,13 +42,7 @@ async def act(client: Client, pool: asyncpg.Pool, action: CaseAction, now: datet
     if row is None:
         raise CaseRefused(f"case_id: no open case {action.case_id}")
     handle = client.get_workflow_handle(workflow_id_for(row["loan_id"]))
-    try:
-        running = (await handle.describe()).status == WorkflowExecutionStatus.RUNNING
-    except RPCError as error:
-        if error.status != RPCStatusCode.NOT_FOUND:
-            raise
-        running = False
-    if running:
+    if not row["collection_ended"] and await _running(handle):
         try:
             await handle.execute_update(
                 LoanCollection.take_case_action, action, result_type=CollectionStatus
@@ -53,7 +53,8 @@ async def act(client: Client, pool: asyncpg.Pool, action: CaseAction, now: datet
             raise CaseRefused(
                 cause.message if isinstance(cause, ApplicationError) else str(cause)
             ) from None
-    # The collection has ended: what stays open is a complaint, written here directly.
+    # The case's collection has ended (the loan closed, or is collected again): what stays open
+    # is a complaint, written here directly.
     case = case_of(row)
     problem = queue.action_problem(action, [case])
     if problem is not None:
@@ -61,3 +62,12 @@ async def act(client: Client, pool: asyncpg.Pool, action: CaseAction, now: datet
     change = CaseChange.taken(action, case, row["loan_id"], now)
     async with pool.acquire() as conn, conn.transaction():
         await record_change(conn, change)
+
+
+async def _running(handle: WorkflowHandle[Any, Any]) -> bool:
+    try:
+        return (await handle.describe()).status == WorkflowExecutionStatus.RUNNING
+    except RPCError as error:
+        if error.status != RPCStatusCode.NOT_FOUND:
+            raise
+        return False

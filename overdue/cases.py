@@ -1,9 +1,9 @@
 """The work queue in the ledger: cases as they stand, each change audited once.
 
 The loan's collection writes every change of a running loan's cases (``activities.cases``). A
-complaint outlives its collection: once the loan is closed, operators' actions on it are written
-by the same function (``overdue.case_actions``), so the row and the audit entry are the same
-whoever writes them.
+complaint outlives its collection: once the loan is closed, or collected again, operators'
+actions on it are written by the same function (``overdue.case_actions``), and the daily scan
+escalates it, so the row and the audit entry are the same whoever writes them.
 """
 
 from __future__ import annotations
@@ -18,6 +18,14 @@ from overdue.ledger import Executor, append_audit
 from workflows.commands import CaseChange
 from workflows.queue import SUPERVISOR, CaseKind, PersonCase
 
+# A case whose collection has ended: the loan has closed, or a later collection of it runs. No
+# workflow holds such a case (only a complaint outlives its collection), so the ledger is
+# written directly. ``c`` is the case's row.
+COLLECTION_ENDED = (
+    "(SELECT l.closed_at IS NOT NULL OR c.collection < (SELECT max(k.number) FROM collections k"
+    " WHERE k.loan_id = c.loan_id) FROM loans l WHERE l.loan_id = c.loan_id)"
+)
+
 
 async def record_change(conn: Executor, change: CaseChange) -> bool:
     """Write the case as ``change`` leaves it and audit the change, in ``conn``'s transaction.
@@ -26,10 +34,13 @@ async def record_change(conn: Executor, change: CaseChange) -> bool:
     """
     case = change.case
     closed_at = change.at if change.action in ("case_resolved", "case_closed") else None
+    # A case is opened by the loan's newest collection: the one running, which opened itself
+    # in the ledger before anything else.
     await conn.execute(
         "INSERT INTO cases (case_id, loan_id, kind, asked, team, opened_at, deadline, assignee,"
-        " escalated_at, closed_at, outcome, note)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+        " escalated_at, closed_at, outcome, note, collection)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12,"
+        " (SELECT coalesce(max(number), 1) FROM collections WHERE loan_id = $2))"
         " ON CONFLICT (case_id) DO UPDATE SET assignee = EXCLUDED.assignee,"
         " escalated_at = EXCLUDED.escalated_at,"
         " closed_at = coalesce(cases.closed_at, EXCLUDED.closed_at),"
@@ -128,16 +139,20 @@ async def open_cases(
 
 
 async def find_open_case(pool: asyncpg.Pool, case_id: str) -> dict[str, Any] | None:
-    """The open case ``case_id`` as the ledger holds it, or None."""
+    """The open case ``case_id`` as the ledger holds it, with ``collection_ended`` (no
+    workflow holds it any more), or None."""
     row = await pool.fetchrow(
-        "SELECT * FROM cases WHERE case_id = $1 AND closed_at IS NULL", case_id
+        f"SELECT c.*, {COLLECTION_ENDED} AS collection_ended FROM cases c"
+        " WHERE c.case_id = $1 AND c.closed_at IS NULL",
+        case_id,
     )
     return None if row is None else dict(row)
 
 
 async def escalate_ended(pool: asyncpg.Pool, as_of: datetime) -> int:
     """Escalate the open cases past their deadline whose collection has ended (a complaint
-    outliving a cured loan): what the loan's own workflow does for the cases of a running one.
+    outliving a cured loan, or one from the loan's earlier collection): what the loan's own
+    workflow does for the cases of a running one.
 
     The change is the one the collection would have written (its key ``<case>:escalated``), so
     a second sweep, or a collection that escalated the case itself, writes nothing again.
@@ -148,9 +163,9 @@ async def escalate_ended(pool: asyncpg.Pool, as_of: datetime) -> int:
     escalated = 0
     async with pool.acquire() as conn:
         rows = await conn.fetch(
-            "SELECT c.* FROM cases c JOIN loans l USING (loan_id)"
+            "SELECT c.* FROM cases c"
             " WHERE c.closed_at IS NULL AND c.escalated_at IS NULL AND c.deadline <= $1"
-            " AND l.closed_at IS NOT NULL ORDER BY c.opened_at, c.case_id",
+            f" AND {COLLECTION_ENDED} ORDER BY c.opened_at, c.case_id",
             as_of,
         )
         for row in rows:

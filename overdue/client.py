@@ -485,7 +485,8 @@ STATUS_KEYS = (
     "notices",
     "complaint_cases",
     "outcomes",
-    # Every case that waited on a person (the work queue), open or closed, oldest first.
+    # Every case that waited on a person (the work queue), open or closed, oldest first, from
+    # all the loan's collections.
     "cases",
     "outreach",
 )

@@ -309,8 +309,9 @@ async def ledger_record(pool: asyncpg.Pool, loan_id: str) -> dict[str, Any] | No
             loan_id,
         )
         cases = await conn.fetch(
-            "SELECT case_id, kind, asked, team, opened_at, deadline, assignee, escalated_at,"
-            " closed_at, outcome FROM cases WHERE loan_id = $1 ORDER BY opened_at, case_id",
+            "SELECT case_id, collection, kind, asked, team, opened_at, deadline, assignee,"
+            " escalated_at, closed_at, outcome FROM cases WHERE loan_id = $1"
+            " ORDER BY opened_at, case_id",
             loan_id,
         )
         outcomes = await conn.fetch(

@@ -77,3 +77,37 @@ async def _tables(database: str, schema: str) -> set[str]:
     finally:
         await conn.close()
     return {r["table_name"] for r in rows}
+
+
+async def test_cases_of_the_work_queue_learn_their_collection(empty_database: str) -> None:
+    """0011 reads each existing case's collection from its id: the loan id for the first
+    collection, ``<loan id>~<n>`` for a later one (a loan id may itself hold ``:`` and ``~``
+    never)."""
+    earlier = [(version, sql) for version, sql in migration_files() if version < "0011"]
+    later = [(version, sql) for version, sql in migration_files() if version == "0011"]
+    conn = await asyncpg.connect(empty_database)
+    try:
+        for _, sql in earlier:
+            await conn.execute(sql)
+        await conn.execute(
+            "INSERT INTO borrowers (borrower_id, name, phone, timezone)"
+            " VALUES ('B-1', 'Ann Lee', '+15550100', 'UTC');"
+            "INSERT INTO loans (loan_id, borrower_id, product, principal_minor,"
+            " outstanding_minor, currency, due_date, jurisdiction, opened_at)"
+            " VALUES ('L:7', 'B-1', 'personal', 100, 50, 'USD', '2026-11-01', 'us', now())"
+        )
+        for case_id in ("L:7:case:1", "L:7~2:complaint:O-1", "L:7~12:case:1"):
+            await conn.execute(
+                "INSERT INTO cases (case_id, loan_id, kind, asked, team, opened_at, deadline)"
+                " VALUES ($1, 'L:7', 'complaint', 'resolve', 'compliance', now(), now())",
+                case_id,
+            )
+        await conn.execute(later[0][1])
+        rows = await conn.fetch("SELECT case_id, collection FROM cases ORDER BY collection")
+    finally:
+        await conn.close()
+    assert [tuple(r) for r in rows] == [
+        ("L:7:case:1", 1),
+        ("L:7~2:complaint:O-1", 2),
+        ("L:7~12:case:1", 12),
+    ]

@@ -18,9 +18,19 @@ import pytest
 from temporalio.client import Client
 
 from activities.scan import ScanActivities
-from tests.integration.support import RUN, Cli, Loans, eventually, start_args
+from overdue.starts import StartOutcome, start_collection
+from tests.integration.support import (
+    QUIET_DAY_SECONDS,
+    RUN,
+    Cli,
+    Loans,
+    eventually,
+    start_args,
+    yesterday,
+)
+from tests.phones import unique_phone
 from workflows import search_attributes as sa
-from workflows.types import workflow_id_for
+from workflows.types import Borrower, Loan, workflow_id_for
 
 pytestmark = pytest.mark.integration
 
@@ -177,6 +187,64 @@ async def test_a_complaint_is_resolved_by_hand_even_after_the_loan_is_cured(
     assert await audited(pool, loan_id) == ["case_opened", "case_escalated", "case_resolved"]
     again = await cli("complaint", "resolve", case["case_id"], "--outcome", "upheld")
     again.assert_user_error("case_id")
+
+
+async def test_a_complaint_from_an_earlier_collection_is_the_ledgers_to_work(
+    cli: Cli, client: Client, loans: Loans, pool: asyncpg.Pool
+) -> None:
+    """The loan falls overdue again while a complaint from its first collection is open: the
+    second collection does not hold it, so the scan escalates it and operators work it in the
+    ledger, as for a closed loan."""
+    loan_id = loans.new_id("queue-again")
+    assert (await cli(*start_args(loan_id, outstanding="300.00"))).code == 0
+    await report(cli, loan_id, f"{loan_id}-o1", "--complaint", "company")
+    case = await eventually(lambda: case_row(pool, loan_id, "complaint"), what="complaint case")
+    assert case["collection"] == 1
+    assert (await cli("pay", loan_id, "300.00", "--payment-id", f"{loan_id}-p1")).code == 0
+    assert (await cli("status", loan_id, "--json")).json()["stage"] == "cured"
+
+    # Overdue again, as the delinquency scan would start it: the loan's second collection.
+    again = Loan(
+        loan_id=loan_id,
+        borrower=Borrower(f"never_answers-{loan_id}", "Ann Lee", unique_phone(), "UTC"),
+        product="personal",
+        principal_minor=100_000,
+        outstanding_minor=20_000,
+        currency="USD",
+        due_date=yesterday("UTC"),
+        jurisdiction="us",
+    )
+    started = await start_collection(client, again, day_seconds=float(QUIET_DAY_SECONDS), number=2)
+    assert started == StartOutcome.STARTED
+
+    async def reopened() -> bool:
+        closed = await pool.fetchval("SELECT closed_at FROM loans WHERE loan_id = $1", loan_id)
+        return closed is None
+
+    await eventually(reopened, what="the loan open again in the ledger")
+    sweep = ScanActivities(pool, client).escalate_ended_cases
+    assert await sweep(case["deadline"] + timedelta(minutes=1)) == 1
+    assert (await case_row(pool, loan_id, "complaint") or {})["assignee"] == "supervisor"
+
+    # The running (second) collection does not hold the case: the ledger is written directly.
+    assigned = await cli("assign", case["case_id"], "--to", "ops:cy", "--by", "ops:lead")
+    assert assigned.code == 0, assigned
+    resolved = await cli("complaint", "resolve", case["case_id"], "--outcome", "not_upheld")
+    assert resolved.code == 0, resolved
+    row = await case_row(pool, loan_id, "complaint")
+    assert row is not None and (row["assignee"], row["outcome"]) == ("ops:cy", "not_upheld")
+    assert await audited(pool, loan_id) == [
+        "case_opened",
+        "case_escalated",
+        "case_assigned",
+        "case_resolved",
+    ]
+    # The loan's status lists its cases from all its collections.
+    status = (await cli("status", loan_id, "--json")).json()
+    assert status["stage"] == "early"
+    assert [(c["collection"], c["kind"], c["outcome"]) for c in status["cases"]] == [
+        (1, "complaint", "not_upheld")
+    ]
 
 
 async def test_one_persons_cases_are_handed_over_in_one_batch(
