@@ -222,8 +222,8 @@ async def test_a_complaint_from_an_earlier_collection_is_the_ledgers_to_work(
         return closed is None
 
     await eventually(reopened, what="the loan open again in the ledger")
-    sweep = ScanActivities(pool, client).escalate_ended_cases
-    assert await sweep(case["deadline"] + timedelta(minutes=1)) == 1
+    # Other tests' ended cases may be swept too: this case's row and audit tell what it did.
+    await ScanActivities(pool, client).escalate_ended_cases(case["deadline"] + timedelta(minutes=1))
     assert (await case_row(pool, loan_id, "complaint") or {})["assignee"] == "supervisor"
 
     # The running (second) collection does not hold the case: the ledger is written directly.
