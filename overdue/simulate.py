@@ -315,8 +315,13 @@ async def simulate(
                 )
         report = figures(runs, seed=seed, details=details)
         report.update(loans=loans, seed=seed, days=days)
+        loan_ids = [r.loan_id for run in runs for r in run.results]
+        # The figures above come from the workflows' results, the HTML report's from the audit
+        # log: a loan on which the two could disagree is named, never silently counted.
+        from overdue.report.ledger import stage_disagreements
+
+        report["stage_disagreements"] = await stage_disagreements(pool, loan_ids)
         if html is not None:
-            loan_ids = [r.loan_id for run in runs for r in run.results]
             write_html(report, html, await portfolio_report(pool, loan_ids))
             report["html"] = str(html)
     report["elapsed_seconds"] = round(time.monotonic() - started, 1)

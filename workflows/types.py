@@ -459,6 +459,9 @@ class CollectionState:
     # This collection publishes the console attributes (``patches.CONSOLE_ATTRIBUTES``): set by
     # the first run that takes the patch, so later runs ask nothing.
     console: bool = False
+    # Stage changes are written by an activity (``patches.STAGE_CHANGES_AS_ACTIVITIES``): set by
+    # the first stage change that takes the patch, so later ones and later runs ask nothing.
+    stage_changes_as_activities: bool = False
     # The notices served and the stages entered, with their moments, for the story every run's
     # details tell. (Collections from before kept neither: ``notices`` has the keys alone.)
     served_notices: list[ServedNotice] = field(default_factory=list)

@@ -118,4 +118,9 @@ def print_report(report: dict[str, Any]) -> None:
             f"{name}: cured {arm['cured']} of {arm['loans']}, open at the horizon"
             f" {arm['open_at_horizon']}, {arm['loans_per_minute']} loans a minute"
         )
+    for loan in report.get("stage_disagreements", []):
+        out.print(
+            f"[red]ledger[/]: {loan['loan_id']} stands {loan['stage']} but its audit log says"
+            f" {loan['audited_stage']}: the report counts it where the log says"
+        )
     out.print(f"[dim]{report['methods']['cure_rate']}; others: {report['methods']['others']}[/]")

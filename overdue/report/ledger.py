@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import timedelta
+from typing import Any
 
 import asyncpg
 
@@ -81,6 +82,46 @@ async def read_ledger(
         attempts=[AttemptRow(**dict(r)) for r in attempts],
         promises=[PromiseRow(**dict(r)) for r in promises],
     )
+
+
+# Each loan whose row does not stand where its audit log says: the last of its openings and stage
+# changes names the stage (``early`` for an opening, the change's ``to``). The report reads the
+# audit log alone, so a loan that disagrees is counted where the log, not the row, puts it.
+STAGE_DISAGREEMENTS = """
+SELECT loan_id, stage, closed_at, audited_stage FROM (
+    SELECT l.loan_id, l.stage, l.closed_at,
+           COALESCE(CASE WHEN last.action = 'loan_opened' THEN 'early'
+                         ELSE last.details->>'to' END, 'early') AS audited_stage
+    FROM loans l
+    LEFT JOIN LATERAL (
+        SELECT a.action, a.details FROM audit_log a
+        WHERE a.loan_id = l.loan_id AND a.action IN ('loan_opened', 'stage_changed')
+        ORDER BY a.seq DESC LIMIT 1
+    ) last ON true
+    WHERE l.loan_id = ANY($1)
+) told
+WHERE stage IS DISTINCT FROM audited_stage
+ORDER BY loan_id
+"""
+
+
+async def stage_disagreements(pool: asyncpg.Pool, loan_ids: Sequence[str]) -> list[dict[str, Any]]:
+    """The loans whose ledger row stands in another stage than their audit log says, each with
+    both stages (``stage``, ``audited_stage``) and ``closed_at``: none, in a sound ledger.
+
+    A collection that closed (``closed_at`` set) without its closing change in the audit log is
+    one: ``overdue report`` would count it as still open where the log left it.
+    """
+    rows = await pool.fetch(STAGE_DISAGREEMENTS, list(loan_ids))
+    return [
+        {
+            "loan_id": row["loan_id"],
+            "stage": row["stage"],
+            "audited_stage": row["audited_stage"],
+            "closed_at": row["closed_at"].isoformat() if row["closed_at"] else None,
+        }
+        for row in rows
+    ]
 
 
 SPAN = """

@@ -512,6 +512,22 @@ async def console(env: WorkflowEnvironment) -> Handle:
     return handle
 
 
+async def stage_changes(env: WorkflowEnvironment) -> Handle:
+    """Stage changes written by an activity (``stage-changes-as-activities``): the first run asks
+    the patch as the loan enters middle, the next carries the answer into late, where a payment
+    in full cures the loan, the closing change written the same way."""
+    subject = loan("L-replay-stage-changes", await due_yesterday(env))
+    handle = await start(env, subject)
+    await status_when(handle, Stage.EARLY)
+    await skip_to_dpd(env, subject, 6)
+    follow = env.client.get_workflow_handle_for(LoanCollection.run, handle.id)
+    await status_when(follow, Stage.MIDDLE)
+    await skip_to_dpd(env, subject, 19)
+    await status_when(follow, Stage.LATE)
+    await pay_all(env, follow, "p-1")
+    return handle
+
+
 STORIES = {
     "cured": cured,
     "referred": referred,
@@ -528,6 +544,7 @@ STORIES = {
     "learning-slots": learning_slots,
     "work-queue": work_queue,
     "console": console,
+    "stage-changes": stage_changes,
 }
 
 

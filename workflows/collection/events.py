@@ -140,22 +140,36 @@ async def stage_changed(c: Collection, from_stage: Stage) -> None:
     state.entered_stages.append(machine.stage)
     state.stages_entered.append(StageEntered(machine.stage, now))
     state.queued_messages = []
-    await c.write(
-        LedgerActivities.record_stage_change,
-        StageChange(
-            loan_id=c.loan.loan_id,
-            sequence=len(state.entered_stages) - 1,
-            from_stage=from_stage,
-            to_stage=machine.stage,
-            days_past_due=c.dpd(now),
-            outstanding_minor=state.outstanding_minor,
-            at=now,
-            number=state.number,
-        ),
-        f"stage {from_stage} → {machine.stage}",
+    change = StageChange(
+        loan_id=c.loan.loan_id,
+        sequence=len(state.entered_stages) - 1,
+        from_stage=from_stage,
+        to_stage=machine.stage,
+        days_past_due=c.dpd(now),
+        outstanding_minor=state.outstanding_minor,
+        at=now,
+        number=state.number,
     )
+    summary = f"stage {from_stage} → {machine.stage}"
+    if _stage_changes_as_activities(c):
+        await c.activity(LedgerActivities.record_stage_change, change, summary)
+    else:
+        await c.write(LedgerActivities.record_stage_change, change, summary)
     await perform(c, machine.take_actions())
     view.changed(c)
+
+
+def _stage_changes_as_activities(c: Collection) -> bool:
+    """Whether this stage change is written by an activity rather than inside the task.
+
+    The change's key (its ordinal) holds only if the workflow task that decided it is accepted;
+    an activity's command is written with that task or not at all. Older lean histories wrote it
+    as a local activity and replay so; histories before lean ones use activities anyway.
+    """
+    state = c.state
+    if c.lean and not state.stage_changes_as_activities:
+        state.stage_changes_as_activities = c.patched(patches.STAGE_CHANGES_AS_ACTIVITIES)
+    return state.stage_changes_as_activities
 
 
 async def perform(c: Collection, actions: list[Action]) -> None:

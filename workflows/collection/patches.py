@@ -77,6 +77,16 @@ WORK_QUEUE = "work-queue"
 # covers the loan's whole life.
 CONSOLE_ATTRIBUTES = "console-attributes"
 
+# A stage change is written to the ledger by an activity, scheduled by a command of the workflow
+# task that decided it, instead of a local activity run inside that task. Its audit entry is keyed
+# by the change's ordinal in the collection, which only the accepted task knows: a task the
+# server refuses (continue-as-new with a signal it has not seen yet) runs again on other input,
+# and a local write of its first attempt would stand for a change the loan never made and take
+# the key of the one it did make (docs/decisions.md, "Stage changes are written by an
+# activity"). Asked at the first stage change of a lean history; the state then says so
+# (``CollectionState.stage_changes_as_activities``), so one marker covers the loan's whole life.
+STAGE_CHANGES_AS_ACTIVITIES = "stage-changes-as-activities"
+
 BEFORE_LEAN = (
     APPLY_PAYMENTS_BEFORE_CONTINUE_AS_NEW,
     AUDIT_DENIED_CONTACTS,
@@ -98,4 +108,5 @@ ALL = (
     MALFORMED_SIGNALS_REFUSED,
     WORK_QUEUE,
     CONSOLE_ATTRIBUTES,
+    STAGE_CHANGES_AS_ACTIVITIES,
 )
