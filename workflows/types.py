@@ -462,6 +462,9 @@ class CollectionState:
     # Stage changes are written by an activity (``patches.STAGE_CHANGES_AS_ACTIVITIES``): set by
     # the first stage change that takes the patch, so later ones and later runs ask nothing.
     stage_changes_as_activities: bool = False
+    # Opened on code that took every gate at once (``patches.GATES_AT_OPEN``): no run of this
+    # collection asks one of ``patches.AT_OPEN``.
+    gates_at_open: bool = False
     # The notices served and the stages entered, with their moments, for the story every run's
     # details tell. (Collections from before kept neither: ``notices`` has the keys alone.)
     served_notices: list[ServedNotice] = field(default_factory=list)

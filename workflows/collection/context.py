@@ -115,9 +115,7 @@ class Collection:
 
     def patched(self, patch_id: str) -> bool:
         """Whether this history takes the change ``patch_id`` gates (see ``patches``)."""
-        if self.lean and patch_id in patches.BEFORE_LEAN:
-            return True  # recorded by code that had every earlier change
-        return workflow.patched(patch_id)
+        return patches.takes(self.state, patch_id, lean=self.lean)
 
     def random(self) -> random.Random:
         return workflow.random()

@@ -4,6 +4,12 @@
 path, false in replays of older ones (docs/changing-workflows.md has the table and the rules).
 """
 
+from __future__ import annotations
+
+from temporalio import workflow
+
+from workflows.types import CollectionState
+
 # An update waiting on a payment is answered by the run that received it, before continue-as-new.
 APPLY_PAYMENTS_BEFORE_CONTINUE_AS_NEW = "apply-payments-before-continue-as-new"
 # A contact the planner refuses at its moment is written to the audit log.
@@ -87,6 +93,13 @@ CONSOLE_ATTRIBUTES = "console-attributes"
 # (``CollectionState.stage_changes_as_activities``), so one marker covers the loan's whole life.
 STAGE_CHANGES_AS_ACTIVITIES = "stage-changes-as-activities"
 
+# A collection opened on this code takes every gate above at once: one marker as its first run
+# begins, instead of one for each gate (and one for ``lean-history`` in every run), each with its
+# ``TemporalChangeVersion`` upsert. The state carries it (``CollectionState.gates_at_open``), so
+# its later runs ask nothing. Running loans keep asking gate by gate: their first run is past.
+# A gate added after this one is asked on its own until the next such bundle.
+GATES_AT_OPEN = "gates-at-open"
+
 BEFORE_LEAN = (
     APPLY_PAYMENTS_BEFORE_CONTINUE_AS_NEW,
     AUDIT_DENIED_CONTACTS,
@@ -96,7 +109,8 @@ BEFORE_LEAN = (
     REGISTRY_MISS_GOES_TO_REVIEW,
     SEARCH_ATTRIBUTES_ON_CHANGE,
 )
-ALL = (
+# What a collection that took ``GATES_AT_OPEN`` holds without asking.
+AT_OPEN = (
     *BEFORE_LEAN,
     LEAN_HISTORY,
     COMPRESSED_CLOCK_ON_PLAN,
@@ -110,3 +124,18 @@ ALL = (
     CONSOLE_ATTRIBUTES,
     STAGE_CHANGES_AS_ACTIVITIES,
 )
+ALL = (*AT_OPEN, GATES_AT_OPEN)
+
+
+def takes(state: CollectionState | None, patch_id: str, *, lean: bool = False) -> bool:
+    """Whether this history takes the change ``patch_id`` gates.
+
+    Without a marker when the collection took every gate as it opened, or when the gate is older
+    than lean histories and this one is lean: the code that recorded it had them all. Otherwise
+    as ``workflow.patched`` answers.
+    """
+    if state is not None and state.gates_at_open and patch_id in AT_OPEN:
+        return True
+    if lean and patch_id in BEFORE_LEAN:
+        return True
+    return workflow.patched(patch_id)

@@ -96,9 +96,18 @@ class LoanCollection:
     @workflow.run
     async def run(self, input: CollectionInput) -> CollectionSummary:
         restored = self._state is not None
-        # Decided once per run, first thing, so that every run of a new history takes it.
-        lean = workflow.patched(patches.LEAN_HISTORY)
-        state = self._state if self._state is not None else await self._open(input, lean=lean)
+        # Decided first thing: a collection opening on this code takes every gate at once, and
+        # its later runs find that in the state. Lean is decided once per run otherwise, so that
+        # every run of a newer history takes it.
+        gates = self._state.gates_at_open if self._state is not None else None
+        if gates is None:
+            gates = workflow.patched(patches.GATES_AT_OPEN)
+        lean = gates or workflow.patched(patches.LEAN_HISTORY)
+        state = (
+            self._state
+            if self._state is not None
+            else await self._open(input, lean=lean, gates_at_open=gates)
+        )
         self._state = state
         # Restored as it was, without entry actions: they ran before continue-as-new.
         machine = CollectionMachine(state, restore=restored)
@@ -441,7 +450,7 @@ class LoanCollection:
         decoded = decode(raw, kind, required=required)
         if decoded.problem is None:
             return decoded.message
-        if workflow.patched(patches.MALFORMED_SIGNALS_REFUSED):
+        if patches.takes(self._state, patches.MALFORMED_SIGNALS_REFUSED):
             workflow.logger.warning("%s refused: %s", signal, decoded.problem)
             self._inbox.refused.append(f"{signal}: {decoded.problem}")
             return None
@@ -456,7 +465,7 @@ class LoanCollection:
         Signals come from sources that may skip the edge's checks (a dialer, the Web UI's signal
         form); applied, a NUL or an out-of-range amount would only fail in the ledger later.
         """
-        if problem is None or not workflow.patched(patches.SIGNALS_WITHIN_LIMITS):
+        if problem is None or not patches.takes(self._state, patches.SIGNALS_WITHIN_LIMITS):
             return False
         workflow.logger.warning("%s refused: %s", signal, problem)
         self._inbox.refused.append(f"{signal}: {problem}")
@@ -470,7 +479,9 @@ class LoanCollection:
 
     # --- the loop's steps ------------------------------------------------------------------
 
-    async def _open(self, input: CollectionInput, *, lean: bool) -> CollectionState:
+    async def _open(
+        self, input: CollectionInput, *, lean: bool, gates_at_open: bool
+    ) -> CollectionState:
         """Load the strategy and open the loan in the ledger: the state of the first run.
 
         Both are short reads and writes: local activities in lean histories.
@@ -517,7 +528,7 @@ class LoanCollection:
         )
         opened_at, now = now, clock.collection_now(anchor, now)
         loan = input.loan
-        book = workflow.patched(patches.LOAN_BOOK)
+        book = gates_at_open or workflow.patched(patches.LOAN_BOOK)
         return CollectionState(
             strategy=strategy,
             clock=anchor,
@@ -532,6 +543,7 @@ class LoanCollection:
             total_outstanding_minor=(
                 (loan.total_outstanding_minor or loan.outstanding_minor) if book else None
             ),
+            gates_at_open=gates_at_open,
         )
 
     async def _continue_as_new(self, c: Collection, input: CollectionInput) -> None:
