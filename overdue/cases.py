@@ -42,6 +42,7 @@ async def record_change(conn: Executor, change: CaseChange) -> bool:
         " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12,"
         " (SELECT coalesce(max(number), 1) FROM collections WHERE loan_id = $2))"
         " ON CONFLICT (case_id) DO UPDATE SET assignee = EXCLUDED.assignee,"
+        " collection = coalesce(cases.collection, EXCLUDED.collection),"
         " escalated_at = EXCLUDED.escalated_at,"
         " closed_at = coalesce(cases.closed_at, EXCLUDED.closed_at),"
         " outcome = coalesce(cases.outcome, EXCLUDED.outcome),"

@@ -10,4 +10,7 @@ UPDATE cases SET collection = CASE
         THEN split_part(substr(case_id, length(loan_id) + 2), ':', 1)::integer
     ELSE 1
 END;
-ALTER TABLE cases ALTER COLUMN collection SET NOT NULL, ADD CHECK (collection >= 1);
+-- Left nullable for a rolling deploy: a worker still on the code from before writes a case
+-- without it. Such a case counts as the running collection's, and the next change that code of
+-- this version writes to it fills the column in (``overdue.cases.record_change``).
+ALTER TABLE cases ADD CHECK (collection >= 1);

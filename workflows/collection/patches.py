@@ -96,7 +96,8 @@ STAGE_CHANGES_AS_ACTIVITIES = "stage-changes-as-activities"
 # A collection opened on this code takes every gate above at once: one marker as its first run
 # begins, instead of one for each gate (and one for ``lean-history`` in every run), each with its
 # ``TemporalChangeVersion`` upsert. The state carries it (``CollectionState.gates_at_open``), so
-# its later runs ask nothing. Running loans keep asking gate by gate: their first run is past.
+# its later runs ask nothing (only a malformed signal arriving before the first run has its
+# state asks its own gate). Running loans keep asking gate by gate: their first run is past.
 # A gate added after this one is asked on its own until the next such bundle.
 GATES_AT_OPEN = "gates-at-open"
 
