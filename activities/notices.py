@@ -56,7 +56,8 @@ class NoticeActivities:
         )
         # The loan's later collections (``L-1~2:legal_notice``) file theirs beside the first's
         # (``legal_notice~2.txt``), which stays as it was served.
-        collection = request.notice_key.split(":", 1)[0].removeprefix(request.loan_id)
+        # (A loan id may hold ``:`` itself: the key's collection part follows the loan id.)
+        collection = request.notice_key.removeprefix(request.loan_id).split(":", 1)[0]
         path = self._output / request.loan_id / f"{request.kind}{collection}.txt"
         path.parent.mkdir(mode=FOLDER_MODE, parents=True, exist_ok=True)
         _write_private(path, text)

@@ -62,10 +62,11 @@ async def test_a_notice_is_created_owner_only_and_whole(pool: asyncpg.Pool, tmp_
     assert mode(letter) == 0o600
 
 
+@pytest.mark.parametrize("prefix", ["sit-", "branch:7:"])  # a loan id may hold ``:``
 async def test_a_later_collections_notice_is_filed_beside_the_first(
-    pool: asyncpg.Pool, tmp_path: Path
+    pool: asyncpg.Pool, tmp_path: Path, prefix: str
 ) -> None:
-    loan_id = await open_loan(pool)
+    loan_id = await open_loan(pool, prefix=prefix)
     notices = NoticeActivities(pool, package_folder("templates"), tmp_path / "notices")
     served = []
     for key in (loan_id, f"{loan_id}~2"):  # the loan's first and second collections

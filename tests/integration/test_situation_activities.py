@@ -52,8 +52,8 @@ class CountingBureau:
         return f"BUREAU-{len(self.reports)}"
 
 
-async def open_loan(pool: asyncpg.Pool, currency: str = "USD") -> str:
-    loan_id = f"sit-{uuid.uuid4().hex[:10]}"
+async def open_loan(pool: asyncpg.Pool, currency: str = "USD", prefix: str = "sit-") -> str:
+    loan_id = f"{prefix}{uuid.uuid4().hex[:10]}"
     loan = Loan(
         loan_id=loan_id,
         borrower=Borrower(f"b-{loan_id}", BORROWER_NAME, BORROWER_PHONE, "America/New_York"),
