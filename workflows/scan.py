@@ -30,7 +30,8 @@ SCAN_WORKFLOW_TYPE = "DelinquencyScan"
 SCHEDULE_ID = "overdue-delinquency-scan"
 PAGE_SIZE = 500
 # Patch: the scan ends by escalating the cases whose collection has ended (a complaint that
-# outlives a cured loan) once past their deadline; a running collection escalates its own.
+# outlives a cured loan, or the loan's earlier collection) once past their deadline; a running
+# collection escalates its own.
 ESCALATE_ENDED_CASES = "escalate-ended-cases"
 # A page starts at most PAGE_SIZE collections, 32 at a time: minutes at worst.
 PAGE_TIMEOUT = timedelta(minutes=10)

@@ -94,7 +94,7 @@ async def serve_legal_notice(c: Collection) -> None:
     """The legal stage's formal notice; it counts as an outreach attempt (a letter)."""
     state = c.state
     facts = {"referral_after_days": str(state.strategy.referral_after_days)}
-    if not await serve_letter(c, "legal_notice", Target.BORROWER, facts):
+    if not await serve_letter(c, rules.LEGAL_NOTICE, Target.BORROWER, facts):
         return
     state.attempt_count += 1
     rotation.record_attempt(

@@ -231,6 +231,8 @@ def first_contact_moment(loan: Loan, zone: ZoneInfo) -> datetime:
     return clock.day_starts(loan.due_date, 1, zone)
 
 
+# The notice a loan is served on entering legal; its serving is what ``LegalNoticeAt`` records.
+LEGAL_NOTICE = "legal_notice"
 # The operator named on a hold the collection put on itself when an activity gave up.
 HELD_BY_THE_COLLECTION = "overdue"
 # Every value ``waiting_for`` answers (the README's attribute table lists them).

@@ -23,13 +23,10 @@ from workflows.types import (
     Loan,
     NextAction,
 )
-from workflows.vocabulary import NextActionKind, Situation, Stage, Target
+from workflows.vocabulary import NextActionKind, Situation, SituationState, Stage, Target
 
 if TYPE_CHECKING:
     from zoneinfo import ZoneInfo
-
-# The notice whose serving ``LegalNoticeAt`` records.
-LEGAL_NOTICE = "legal_notice"
 
 
 def status(c: Collection) -> CollectionStatus:
@@ -78,7 +75,7 @@ def opening_status(loan: Loan, zone: ZoneInfo, now: datetime) -> CollectionStatu
         outstanding_minor=loan.outstanding_minor,
         recovered_minor=0,
         currency=loan.currency,
-        situation="normal",
+        situation=SituationState.NORMAL,
         jurisdiction=loan.jurisdiction,
         timezone=loan.borrower.timezone,
         attempt_count=0,
@@ -217,7 +214,7 @@ def publish(c: Collection, *, ending: str | None = None) -> None:
 def console_values(c: Collection) -> dict[SearchAttributeKey[Any], Any]:
     """The console attributes: the list read as money, holds and legal notices findable."""
     state, loan = c.state, c.loan
-    legal = next((n for n in state.served_notices if n.kind == LEGAL_NOTICE), None)
+    legal = next((n for n in state.served_notices if n.kind == rules.LEGAL_NOTICE), None)
     return {
         sa.CURRENCY: loan.currency,
         sa.OUTSTANDING_AMOUNT: to_major(state.outstanding_minor, loan.currency),
